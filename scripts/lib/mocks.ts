@@ -1,0 +1,137 @@
+/**
+ * Pulumi mock runtime shared by the offline plan, the parity diff and the tests.
+ *
+ * Every resource the program registers is recorded with its inputs. Values that only
+ * the cloud knows (ids, addresses, ARNs) come back as `computed(<name>.<field>)` so a
+ * test can see which resource a reference points at, and the plan prints them as
+ * `(computed)`. Provider function calls are answered from a table keyed by token; an
+ * unexpected token fails loudly instead of echoing its inputs.
+ */
+import * as pulumi from "@pulumi/pulumi";
+
+/** A resource as the program registered it. */
+export interface RecordedResource {
+  type: string;
+  name: string;
+  inputs: Record<string, unknown>;
+  custom: boolean;
+  provider?: string;
+  id: string;
+}
+
+/** A provider function call the program made. */
+export interface RecordedCall {
+  token: string;
+  inputs: Record<string, unknown>;
+}
+
+export const COMPUTED_RE = /computed\([^()]*\)/g;
+/** The stand-in for a value only the cloud knows. */
+export function computed(name: string, field: string): string {
+  return `computed(${name}.${field})`;
+}
+/** True if a value is (or contains) a stand-in for a cloud-computed value. */
+export function isComputed(v: unknown): boolean {
+  return typeof v === "string" && /computed\([^()]*\)/.test(v);
+}
+
+/** Output properties each resource type gets from the cloud, beyond its inputs. */
+export const COMPUTED_OUTPUTS: Record<string, string[]> = {
+  "aws:ec2/instance:Instance": ["arn", "publicIp", "privateIp", "publicDns", "privateDns", "primaryNetworkInterfaceId"],
+  "aws:ec2/eip:Eip": ["arn", "publicIp", "allocationId", "publicDns"],
+  "aws:ec2/securityGroup:SecurityGroup": ["arn", "ownerId"],
+  "aws:ebs/volume:Volume": ["arn"],
+  "aws:ec2/keyPair:KeyPair": ["arn", "fingerprint", "keyPairId"],
+  "aws:iam/role:Role": ["arn", "uniqueId"],
+  "aws:iam/instanceProfile:InstanceProfile": ["arn", "uniqueId"],
+  "aws:iam/policy:Policy": ["arn", "policyId"],
+  "aws:ssm/parameter:Parameter": ["arn", "version"],
+  "aws:ecr/repository:Repository": ["arn", "registryId", "repositoryUrl"],
+  "tls:index/privateKey:PrivateKey": ["privateKeyOpenssh", "privateKeyPem", "publicKeyOpenssh", "publicKeyPem", "publicKeyFingerprintSha256"],
+  "docker:index/remoteImage:RemoteImage": ["imageId", "repoDigest"],
+  "docker:index/container:Container": ["hostname", "networkDatas"],
+  "docker:index/network:Network": ["scope"],
+  "docker:index/volume:Volume": ["mountpoint"],
+  "command:remote:Command": ["stdout", "stderr"],
+  "command:local:Command": ["stdout", "stderr"],
+};
+
+/** A provider function's mocked answer, given its inputs. */
+export type CallHandler = (inputs: Record<string, unknown>) => Record<string, unknown>;
+
+/** Provider functions the program may call, answered with plausible values. */
+export const DEFAULT_CALLS: Record<string, CallHandler> = {
+  "aws:ec2/getAmi:getAmi": (inputs) => ({
+    id: computed("getAmi", "id"),
+    imageId: computed("getAmi", "id"),
+    name: computed("getAmi", "name"),
+    owners: inputs.owners,
+    architecture: "x86_64",
+  }),
+  "aws:index/getAvailabilityZones:getAvailabilityZones": () => ({
+    id: "azs",
+    names: [computed("zone", "a"), computed("zone", "b"), computed("zone", "c")],
+    zoneIds: [computed("zone", "a-id"), computed("zone", "b-id"), computed("zone", "c-id")],
+  }),
+  "aws:index/getCallerIdentity:getCallerIdentity": () => ({
+    id: computed("caller", "accountId"),
+    accountId: computed("caller", "accountId"),
+    arn: computed("caller", "arn"),
+    userId: computed("caller", "userId"),
+  }),
+  "aws:index/getPartition:getPartition": () => ({ id: "aws", partition: "aws", dnsSuffix: "amazonaws.com" }),
+  "aws:index/getRegion:getRegion": (inputs) => ({ id: inputs.name ?? computed("region", "name"), name: inputs.name ?? computed("region", "name") }),
+  "aws:ec2/getVpc:getVpc": () => ({ id: computed("defaultVpc", "id"), cidrBlock: computed("defaultVpc", "cidrBlock") }),
+  "aws:ec2/getSubnets:getSubnets": () => ({ id: "subnets", ids: [computed("subnet", "a"), computed("subnet", "b"), computed("subnet", "c")] }),
+  "aws:ec2/getSubnet:getSubnet": (inputs) => ({ id: inputs.id ?? computed("subnet", "id"), availabilityZone: computed("subnet", "availabilityZone") }),
+  "aws:iam/getPolicyDocument:getPolicyDocument": (inputs) => ({ id: "policy", json: JSON.stringify(inputs) }),
+};
+
+/** Records every resource and call; answers calls from `calls`, failing on any other token. */
+export class DockyardMocks implements pulumi.runtime.Mocks {
+  readonly resources: RecordedResource[] = [];
+  readonly calls: RecordedCall[] = [];
+
+  constructor(private readonly handlers: Record<string, CallHandler> = DEFAULT_CALLS) {}
+
+  newResource(args: pulumi.runtime.MockResourceArgs): { id: string; state: Record<string, unknown> } {
+    const id = args.id ?? computed(args.name, "id");
+    this.resources.push({ type: args.type, name: args.name, inputs: args.inputs, custom: args.custom ?? true, provider: args.provider, id });
+    const state: Record<string, unknown> = { ...args.inputs };
+    for (const field of COMPUTED_OUTPUTS[args.type] ?? []) {
+      if (state[field] === undefined) state[field] = computed(args.name, field);
+    }
+    return { id, state };
+  }
+
+  call(args: pulumi.runtime.MockCallArgs): Record<string, unknown> {
+    const handler = this.handlers[args.token];
+    if (!handler) {
+      throw new Error(`unexpected provider call ${args.token}: add it to DEFAULT_CALLS in scripts/lib/mocks.ts if the program really needs it`);
+    }
+    this.calls.push({ token: args.token, inputs: args.inputs });
+    return handler(args.inputs);
+  }
+
+  /** Resources of one type, in registration order. */
+  ofType(type: string): RecordedResource[] {
+    return this.resources.filter((r) => r.type === type);
+  }
+
+  /** The one resource with this type and name; throws if absent. */
+  get(type: string, name: string): RecordedResource {
+    const r = this.resources.find((x) => x.type === type && x.name === name);
+    if (!r) throw new Error(`no ${type} named ${name}; have: ${this.resources.map((x) => `${x.type}:${x.name}`).join(", ")}`);
+    return r;
+  }
+}
+
+/** Reads an Output's value in a test or script (undefined if unknown). */
+export function promisify<T>(output: pulumi.Output<T> | pulumi.Input<T>): Promise<T> {
+  return new Promise((resolve) => pulumi.output(output).apply((v) => { resolve(v as T); return v; }));
+}
+
+/** Reads whether an Output is marked secret. */
+export function isSecretOutput<T>(output: pulumi.Output<T>): Promise<boolean> {
+  return (output as unknown as { isSecret: Promise<boolean> }).isSecret;
+}
