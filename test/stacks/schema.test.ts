@@ -1,16 +1,271 @@
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadStackSpec, STACKS } from "../../stacks";
+import {
+  ConfigError,
+  isCidr,
+  loadStackSpec,
+  parseEnvironment,
+  readEnvironmentFile,
+  readStackFile,
+  SECRET_PLACEHOLDER,
+  STACKS,
+  type RawStackFile,
+} from "../../stacks";
+
+const DIGEST = `sha256:${"a".repeat(64)}`;
+const env = () => structuredClone(readEnvironmentFile("dev")) as Record<string, any>;
+const validConfig = (): Record<string, any> => structuredClone(readStackFile("dev").config) as Record<string, any>;
+
+/** The problems parseEnvironment reports for a config, or [] if it parses. */
+function problems(config: Record<string, unknown>, envDoc: unknown = env(), stack = "dev"): string[] {
+  try {
+    parseEnvironment(stack, envDoc, { config });
+    return [];
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return (e as ConfigError).problems;
+  }
+}
 
 describe("shipped stacks", () => {
-  it.each(STACKS)("%s parses into a spec", (stack) => {
+  it.each(STACKS)("%s parses into a full spec", (stack) => {
     const spec = loadStackSpec(stack);
     expect(spec.stack).toBe(stack);
-    expect(spec.hostGroups.length).toBeGreaterThan(0);
-    for (const s of spec.services) expect(s.digest).toMatch(/^sha256:[a-f0-9]{64}$/);
+    expect(spec.project).toBe("dockyard");
+    expect(spec.hostGroups.map((g) => g.name)).toEqual(["app"]);
+    expect(spec.services.map((s) => s.name)).toEqual(["web"]);
+    const web = spec.services[0];
+    expect(web.digest).toMatch(/^sha256:[a-f0-9]{64}$/);
+    expect(web.repository).toBe(`123456789012.dkr.ecr.eu-west-1.amazonaws.com/dockyard-${stack}/web`);
+    expect(web.health.path).toBe("/healthz");
+    expect(spec.engine.channel).toBe("docker-ce");
+    expect(spec.os.sshUser).toBe("admin");
   });
 
-  it("a missing stack file is a ConfigError naming the stack", () => {
-    expect(() => loadStackSpec("nosuchstack")).toThrow(ConfigError);
-    expect(() => loadStackSpec("nosuchstack")).toThrow(/nosuchstack/);
+  it("dev, test and prod share the environment definition and differ only in knobs", () => {
+    const [dev, test, prod] = STACKS.map((s) => loadStackSpec(s));
+    for (const other of [test, prod]) {
+      expect(other.engine).toEqual(dev.engine);
+      expect(other.os).toEqual(dev.os);
+      expect(other.services.map(({ digest, replicas, repository, ...rest }) => rest)).toEqual(
+        dev.services.map(({ digest, replicas, repository, ...rest }) => rest),
+      );
+    }
+    expect(prod.hostGroups[0].count).toBe(3);
+    expect(dev.hostGroups[0].count).toBe(1);
   });
+
+  it("a missing stack file is a ConfigError naming the stack and the file", () => {
+    expect(() => loadStackSpec("nosuchstack")).toThrow(ConfigError);
+    expect(() => loadStackSpec("nosuchstack")).toThrow(/stack "nosuchstack".*Pulumi\.nosuchstack\.yaml/s);
+  });
+});
+
+describe("bad stack input: each class is reported with stack, file, key path and what is allowed", () => {
+  it("wrong type", () => {
+    const c = validConfig();
+    c["dockyard:hostGroups"].app.count = "three";
+    expect(problems(c)).toEqual([
+      'stack "dev": stacks/Pulumi.dev.yaml: config.dockyard:hostGroups.app.count: must be an integer from 0 to 50',
+    ]);
+  });
+
+  it("negative count", () => {
+    const c = validConfig();
+    c["dockyard:hostGroups"].app.count = -1;
+    expect(problems(c)).toContain(
+      'stack "dev": stacks/Pulumi.dev.yaml: config.dockyard:hostGroups.app.count: must be an integer from 0 to 50 (got -1)',
+    );
+  });
+
+  it("unknown host group in the stack file", () => {
+    const c = validConfig();
+    c["dockyard:hostGroups"].db = { instanceType: "t3.small", count: 1 };
+    expect(problems(c)).toEqual([
+      'stack "dev": stacks/Pulumi.dev.yaml: config.dockyard:hostGroups.db: unknown host group; declared groups: app',
+    ]);
+  });
+
+  it("unknown host group referenced by a service", () => {
+    const e = env();
+    e.services.web.group = "workers";
+    expect(problems(validConfig(), e)).toEqual([
+      'stack "dev": stacks/environment.yaml: services.web.group: unknown host group "workers"; declared groups: app',
+    ]);
+  });
+
+  it("malformed CIDR and a CIDR with host bits", () => {
+    const c = validConfig();
+    c["dockyard:sshCidrs"] = ["10.0.0.0/33", "10.0.0.1/8"];
+    const p = problems(c);
+    expect(p).toHaveLength(2);
+    expect(p[0]).toMatch(/config\.dockyard:sshCidrs\.0: must be an IPv4 CIDR like 203\.0\.113\.0\/24.*"10\.0\.0\.0\/33"/);
+    expect(p[1]).toMatch(/config\.dockyard:sshCidrs\.1: .*"10\.0\.0\.1\/8"/);
+  });
+
+  it("a digest that is not sha256:<64 hex> (a tag, short hex, uppercase)", () => {
+    for (const bad of ["latest", "sha256:abc", `sha256:${"A".repeat(64)}`, `web@${DIGEST}`]) {
+      const c = validConfig();
+      c["dockyard:images"].web = bad;
+      expect(problems(c)).toEqual([
+        "stack \"dev\": stacks/Pulumi.dev.yaml: config.dockyard:images.web: must be an image digest 'sha256:<64 lowercase hex>' (tags are not allowed)",
+      ]);
+    }
+  });
+
+  it("unknown key at the top of config, naming what is allowed", () => {
+    const c = validConfig();
+    c["dockyard:engineVersion"] = "27.0.0";
+    const p = problems(c);
+    expect(p).toHaveLength(1);
+    expect(p[0]).toMatch(/^stack "dev": stacks\/Pulumi\.dev\.yaml: config: unknown key "dockyard:engineVersion"; allowed: aws:region, dockyard:registry/);
+  });
+
+  it("an environment setting (health check) smuggled into a stack file is rejected", () => {
+    const c = validConfig();
+    c["dockyard:hostGroups"].app.health = { path: "/" };
+    expect(problems(c)[0]).toMatch(/config\.dockyard:hostGroups\.app: unknown key "health"; allowed: instanceType, count, rootVolumeGb, dataVolumeGb/);
+  });
+
+  it("unknown top-level key in the stack file", () => {
+    expect(() => parseEnvironment("dev", env(), { config: validConfig(), other: { services: {} } } as RawStackFile)).toThrow(
+      /stacks\/Pulumi\.dev\.yaml: services: unknown top-level key/,
+    );
+  });
+
+  it("an image for an undeclared service, and a service without a digest", () => {
+    const c = validConfig();
+    c["dockyard:images"] = { api: DIGEST };
+    expect(problems(c)).toEqual([
+      'stack "dev": stacks/Pulumi.dev.yaml: config.dockyard:images.api: unknown service; declared services: web',
+      "stack \"dev\": stacks/Pulumi.dev.yaml: config.dockyard:images.web: missing; every service needs a digest 'sha256:<64 hex>'",
+    ]);
+  });
+
+  it("a missing required key says it is required", () => {
+    const c = validConfig();
+    delete c["aws:region"];
+    expect(problems(c)).toEqual(['stack "dev": stacks/Pulumi.dev.yaml: config.aws:region: missing; required (expected string)']);
+  });
+
+  it("ONE error lists every problem at once, across both files", () => {
+    const c = validConfig();
+    c["dockyard:hostGroups"].app.count = -2;
+    c["dockyard:hostGroups"].nope = { instanceType: "t3.small", count: 1 };
+    c["dockyard:ingressCidrs"] = ["everywhere"];
+    c["dockyard:images"].web = "latest";
+    c["dockyard:colour"] = "blue";
+    const e = env();
+    e.services.web.containerPort = 70000;
+    let err: ConfigError | undefined;
+    try {
+      parseEnvironment("prod", e, { config: c });
+    } catch (x) {
+      err = x as ConfigError;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err!.problems).toHaveLength(6);
+    expect(err!.message).toMatch(/^Invalid configuration for stack "prod" \(6 problems\):/);
+    for (const key of ["app.count", "ingressCidrs.0", "images.web", '"dockyard:colour"', "hostGroups.nope", "services.web.containerPort"]) {
+      expect(err!.message).toContain(key);
+    }
+    for (const line of err!.problems) expect(line).toMatch(/^stack "prod": stacks\/(environment|Pulumi\.prod)\.yaml: /);
+  });
+
+  it("a count of 0 for a group that runs replicas", () => {
+    const c = validConfig();
+    c["dockyard:hostGroups"].app.count = 0;
+    expect(problems(c)).toEqual([
+      'stack "dev": stacks/Pulumi.dev.yaml: config.dockyard:hostGroups.app.count: is 0 but service "web" needs 1 replica(s) on that group',
+    ]);
+  });
+});
+
+describe("environment definition rules", () => {
+  it("never publishes the Docker API ports", () => {
+    const e = env();
+    e.services.web.publishPort = 2375;
+    expect(problems(validConfig(), e)).toEqual([
+      'stack "dev": stacks/environment.yaml: services.web.publishPort: 2375/2376 are Docker API ports and are never published',
+    ]);
+  });
+
+  it("docker-ce needs an exact version built for the OS codename", () => {
+    const e = env();
+    delete e.engine.version;
+    expect(problems(validConfig(), e)[0]).toMatch(/engine\.version: required for channel docker-ce/);
+    e.engine.version = "5:28.5.1-1~ubuntu.24.04~noble";
+    expect(problems(validConfig(), e)[0]).toMatch(/engine\.version: .* is not a bookworm build/);
+  });
+
+  it("docker-ce is not offered on Amazon Linux", () => {
+    const e = env();
+    e.os.family = "amazon-linux-2023";
+    e.engine.version = "25.0.8-1.amzn2023.0.1";
+    expect(problems(validConfig(), e)).toContain(
+      'stack "dev": stacks/environment.yaml: engine.channel: docker-ce is not offered for amazon-linux-2023; use "distro"',
+    );
+    e.engine.channel = "distro";
+    expect(problems(validConfig(), e)).toEqual([]);
+  });
+
+  it("defaults daemon settings that the file leaves out", () => {
+    const e = env();
+    delete e.engine.daemon;
+    const spec = parseEnvironment("dev", e, { config: validConfig() });
+    expect(spec.engine.daemon).toEqual({
+      logDriver: "local", logMaxSize: "10m", logMaxFile: 5, liveRestore: true, metricsPort: 9323, icc: false, userlandProxy: false, noNewPrivileges: true,
+    });
+  });
+});
+
+describe("secrets", () => {
+  const withSecret = () => {
+    const e = env();
+    e.services.web.secrets = { SESSION_KEY: "web-session-key" };
+    return e;
+  };
+
+  it("a secret a service needs must be set in the stack, with the command to set it", () => {
+    expect(problems(validConfig(), withSecret())[0]).toMatch(
+      /config\.dockyard:secrets\.web-session-key: missing; service "web" needs it for SESSION_KEY \(set it with: npx pulumi config set --secret/,
+    );
+  });
+
+  it("secure values read from the file stand as a placeholder; decrypted values pass through", () => {
+    const c = validConfig();
+    c["dockyard:secrets"] = { "web-session-key": { secure: "v1:abcdef" } };
+    expect(parseEnvironment("dev", withSecret(), { config: c }).secrets["web-session-key"]).toBe(SECRET_PLACEHOLDER);
+    c["dockyard:secrets"] = { "web-session-key": "decrypted-by-pulumi" };
+    expect(parseEnvironment("dev", withSecret(), { config: c }).secrets["web-session-key"]).toBe("decrypted-by-pulumi");
+  });
+
+  it("secure values anywhere but dockyard:secrets are rejected", () => {
+    const c = validConfig();
+    c["dockyard:registry"] = { secure: "v1:abc" };
+    expect(problems(c).join("\n")).toMatch(/config\.dockyard:registry: only dockyard:secrets may hold secure values/);
+  });
+
+  it("an unused secret is reported", () => {
+    const c = validConfig();
+    c["dockyard:secrets"] = { stray: "x" };
+    expect(problems(c)).toEqual(['stack "dev": stacks/Pulumi.dev.yaml: config.dockyard:secrets.stray: not used by any service']);
+  });
+});
+
+describe("files", () => {
+  it("YAML syntax errors name the file", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dockyard-schema-"));
+    fs.writeFileSync(path.join(dir, "Pulumi.broken.yaml"), "config:\n  aws:region: [unclosed\n");
+    expect(() => loadStackSpec("broken", { dir })).toThrow(/Pulumi\.broken\.yaml: YAML syntax/);
+  });
+});
+
+describe("isCidr", () => {
+  it.each([
+    ["0.0.0.0/0", true], ["203.0.113.0/24", true], ["10.1.2.3/32", true],
+    ["10.1.2.3/24", false], ["256.0.0.0/8", false], ["10.0.0.0/33", false], ["10.0.0.0", false], ["::/0", false],
+  ])("%s -> %s", (s, ok) => expect(isCidr(s)).toBe(ok));
 });
