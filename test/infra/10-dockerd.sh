@@ -2,6 +2,7 @@
 # The real Docker Engine the integration tests talk to: Debian's docker.io, with its
 # dockerd started here (no init system runs it on this machine).
 set -euo pipefail
+# shellcheck source=test/infra/lib.sh
 . "$(dirname "$0")/lib.sh"
 need_packages docker.io iptables ca-certificates
 if docker info >/dev/null 2>&1; then echo "dockerd already running"; exit 0; fi
