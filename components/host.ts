@@ -1,0 +1,498 @@
+/**
+ * DockerHost: one EC2 Linux VM of a host group, with everything that makes it a host
+ * Dockyard can replace at any time without losing data or identity:
+ *  - a separate encrypted EBS data volume (protected, retained) that outlives the VM;
+ *  - an Elastic IP that stays with the host across replacements;
+ *  - a per-host SSH host key kept in SSM Parameter Store, so known_hosts stays valid;
+ *  - an IAM identity that can pull from ECR, be managed by SSM and read its own host key.
+ *
+ * The pure helpers below (names, tags, ingress rules, subnet placement, policies) hold
+ * the decisions and are unit-tested without Pulumi; the component only wires resources.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as aws from "@pulumi/aws";
+import * as tls from "@pulumi/tls";
+import type { EnvironmentSpec, HostGroupSpec } from "../stacks/schema";
+import type { Architecture, OsFamilyInfo } from "../stacks/os";
+
+// ---------------------------------------------------------------------------------
+// Pure helpers
+// ---------------------------------------------------------------------------------
+
+/** Ports that are never opened: the Docker Engine API (plain and TLS). The engine is reached over SSH. */
+export const DOCKER_API_PORTS: readonly number[] = [2375, 2376];
+/** SSH, opened only to the stack's sshCidrs. */
+export const SSH_PORT = 22;
+/** Device name the data volume is attached as; on Nitro instances it shows up as NVMe, see dataDevicePath(). */
+export const DATA_DEVICE_NAME = "/dev/sdf";
+
+const LABEL_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/**
+ * The host's name, `${stack}-${group}-${ordinal}` (ordinal 1-based). It becomes the Linux
+ * hostname, the Name tag and part of the SSM parameter path, so it must be a DNS label.
+ */
+export function hostName(stack: string, group: string, ordinal: number): string {
+  if (!Number.isInteger(ordinal) || ordinal < 1) {
+    throw new Error(`stack "${stack}": host group "${group}": host ordinal must be an integer >= 1 (got ${ordinal})`);
+  }
+  const name = `${stack}-${group}-${ordinal}`;
+  if (!LABEL_RE.test(name)) {
+    throw new Error(
+      `stack "${stack}": host group "${group}": host name "${name}" is not a valid hostname; ` +
+        `stack and group names must be lowercase a-z, 0-9 and '-', and the name at most 63 characters`,
+    );
+  }
+  return name;
+}
+
+/**
+ * The stable device path of an EBS volume on a Nitro instance. EBS volumes appear as NVMe
+ * devices whose serial is the volume id without its hyphen, and udev links them as
+ * /dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0123...; unlike /dev/nvme1n1 this
+ * path does not depend on attachment order. (Xen instance types such as t2 are not covered.)
+ */
+export function dataDevicePath(volumeId: string): string {
+  if (!volumeId || /[\s/]/.test(volumeId)) {
+    throw new Error(`data volume id must be an EBS volume id like vol-0123456789abcdef0 (got ${JSON.stringify(volumeId)})`);
+  }
+  return `/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${volumeId.replace(/^vol-/, "vol")}`;
+}
+
+/** The SSM parameter holding a host's SSH host private key. */
+export function hostKeyParameterName(stack: string, host: string): string {
+  return `/dockyard/${stack}/${host}/ssh_host_ed25519_key`;
+}
+
+/** What the tags of a host's resources are made of. */
+export interface HostTagInputs {
+  stack: string;
+  project: string;
+  group: string;
+  role: string;
+  hostName: string;
+}
+
+/**
+ * Tags for every taggable resource of a host. `Name` is the host name, or
+ * `${hostName}-${part}` for a part of it (data volume, security group, ...), so the
+ * console lists them together; `dockyard:host` always names the host.
+ */
+export function hostTags(t: HostTagInputs, part?: string): Record<string, string> {
+  return {
+    Name: part ? `${t.hostName}-${part}` : t.hostName,
+    "dockyard:stack": t.stack,
+    "dockyard:project": t.project,
+    "dockyard:group": t.group,
+    "dockyard:role": t.role,
+    "dockyard:host": t.hostName,
+  };
+}
+
+/** One inbound security group rule, shaped as aws.ec2.SecurityGroup's inline `ingress`. */
+export interface IngressRule {
+  description: string;
+  protocol: "tcp";
+  fromPort: number;
+  toPort: number;
+  cidrBlocks: string[];
+}
+
+/** What decides a host's inbound rules. */
+export interface IngressInputs {
+  stack: string;
+  group: string;
+  /** CIDRs allowed to reach SSH (22); empty: no SSH from the network (SSM Session Manager only). */
+  sshCidrs: string[];
+  /** CIDRs allowed to reach the published service ports; empty: the ports are not reachable. */
+  ingressCidrs: string[];
+  /** Ports the per-host proxy publishes (services' publishPort on this group). */
+  servicePorts: number[];
+}
+
+/**
+ * The minimal inbound rules of a host: SSH only from sshCidrs, each published service port
+ * only from ingressCidrs, nothing else. Throws if asked to open the Docker API ports
+ * (2375/2376) or SSH's port as a service port, naming the stack and the key.
+ */
+export function ingressRules(i: IngressInputs): IngressRule[] {
+  const problems: string[] = [];
+  for (const p of i.servicePorts) {
+    const where = `stack "${i.stack}": host group "${i.group}": services.*.publishPort ${p}`;
+    if (!Number.isInteger(p) || p < 1 || p > 65535) problems.push(`${where}: must be an integer port from 1 to 65535`);
+    else if (DOCKER_API_PORTS.includes(p)) {
+      problems.push(`${where}: is a Docker Engine API port; Dockyard never exposes the Docker API on TCP (the engine is reached over SSH). Allowed: any port 1-65535 except 22, 2375, 2376`);
+    } else if (p === SSH_PORT) {
+      problems.push(`${where}: is the SSH port, which only dockyard:sshCidrs may reach. Allowed: any port 1-65535 except 22, 2375, 2376`);
+    }
+  }
+  if (problems.length > 0) throw new Error(`Refusing to open host ports:\n  - ${problems.join("\n  - ")}`);
+
+  const rules: IngressRule[] = [];
+  const ssh = [...new Set(i.sshCidrs)].sort();
+  if (ssh.length > 0) {
+    rules.push({ description: "SSH (dockyard:sshCidrs)", protocol: "tcp", fromPort: SSH_PORT, toPort: SSH_PORT, cidrBlocks: ssh });
+  }
+  const ingress = [...new Set(i.ingressCidrs)].sort();
+  if (ingress.length > 0) {
+    for (const p of [...new Set(i.servicePorts)].sort((a, b) => a - b)) {
+      rules.push({ description: `service port ${p} (dockyard:ingressCidrs)`, protocol: "tcp", fromPort: p, toPort: p, cidrBlocks: ingress });
+    }
+  }
+  return rules;
+}
+
+/** Outbound: everything (package repositories, ECR, SSM endpoints, NTP). */
+export function egressRules(): { description: string; protocol: "-1"; fromPort: 0; toPort: 0; cidrBlocks: string[]; ipv6CidrBlocks: string[] }[] {
+  return [{ description: "all outbound", protocol: "-1", fromPort: 0, toPort: 0, cidrBlocks: ["0.0.0.0/0"], ipv6CidrBlocks: ["::/0"] }];
+}
+
+/** The AMI lookup of an OS family: the publisher's account, its name pattern for the architecture, newest first. */
+export function amiQuery(info: OsFamilyInfo, arch: Architecture): { owners: string[]; mostRecent: true; filters: { name: string; values: string[] }[] } {
+  return {
+    owners: [info.amiOwner],
+    mostRecent: true,
+    filters: [
+      { name: "name", values: [info.amiNamePattern[arch]] },
+      { name: "architecture", values: [arch] },
+      { name: "virtualization-type", values: ["hvm"] },
+      { name: "root-device-type", values: ["ebs"] },
+      { name: "state", values: ["available"] },
+    ],
+  };
+}
+
+/**
+ * IMDSv2 only (session tokens required). The PUT response hop limit is 1 so containers
+ * (one network hop further) cannot get a token; 2 only for groups whose containers
+ * need the metadata service (containerImds).
+ */
+export function metadataOptions(containerImds: boolean): {
+  httpEndpoint: "enabled";
+  httpTokens: "required";
+  httpPutResponseHopLimit: 1 | 2;
+  instanceMetadataTags: "disabled";
+} {
+  return { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: containerImds ? 2 : 1, instanceMetadataTags: "disabled" };
+}
+
+/** A subnet a host may be placed in. */
+export interface SubnetChoice {
+  id: string;
+  availabilityZone: string;
+}
+
+/**
+ * Spreads hosts over subnets (one default subnet per AZ): sorted by AZ then id so the
+ * choice does not depend on the order AWS lists them, host `ordinal` (1-based) takes
+ * subnet (ordinal-1) mod n. Hosts 1..n land in n different AZs.
+ */
+export function pickSubnet(subnets: SubnetChoice[], ordinal: number, where = "default VPC"): SubnetChoice {
+  if (subnets.length === 0) {
+    throw new Error(`${where}: no default subnets found; Dockyard places hosts in the region's default VPC (create one with 'aws ec2 create-default-vpc')`);
+  }
+  const sorted = [...subnets].sort((a, b) => a.availabilityZone.localeCompare(b.availabilityZone) || a.id.localeCompare(b.id));
+  return sorted[(ordinal - 1) % sorted.length];
+}
+
+/** Trust policy: only EC2 may assume the host role. */
+export function ec2AssumeRolePolicy(): string {
+  return JSON.stringify({
+    Version: "2012-10-17",
+    Statement: [{ Effect: "Allow", Principal: { Service: "ec2.amazonaws.com" }, Action: "sts:AssumeRole" }],
+  });
+}
+
+/**
+ * The host may read exactly its own host-key parameter. SecureString values encrypted
+ * with the AWS managed key aws/ssm need no extra kms:Decrypt grant.
+ */
+export function hostKeyReadPolicy(parameterArn: string): string {
+  return JSON.stringify({
+    Version: "2012-10-17",
+    Statement: [{ Sid: "ReadOwnSshHostKey", Effect: "Allow", Action: "ssm:GetParameter", Resource: parameterArn }],
+  });
+}
+
+/** AWS managed policies every host gets: SSM management (Session Manager) and ECR pulls. */
+export const MANAGED_POLICIES = {
+  ssm: "AmazonSSMManagedInstanceCore",
+  ecr: "AmazonEC2ContainerRegistryReadOnly",
+} as const;
+
+// ---------------------------------------------------------------------------------
+// The component
+// ---------------------------------------------------------------------------------
+
+/** What the host's boot script (rendered by components/engine.ts) needs to know about the host. */
+export interface HostBootContext {
+  /** `${stack}-${group}-${ordinal}`; set as the Linux hostname. */
+  hostName: string;
+  /** Stable device path of the data volume (dataDevicePath of its id); it appears once the attachment is made, which can be after boot. */
+  dataDevice: pulumi.Output<string>;
+  /** SSM parameter name holding this host's SSH host private key (SecureString; the instance role may read it). */
+  hostKeyParameter: string;
+}
+
+export interface DockerHostArgs {
+  /** Stack name (dev, test, prod, ...); part of the host name, tags and SSM path. */
+  stack: string;
+  /** Pulumi project name; the `dockyard:project` tag. */
+  project: string;
+  /** The host group this host belongs to: instance type, volume sizes, role, containerImds. */
+  group: HostGroupSpec;
+  /** 1-based index of this host within its group; decides the name and the subnet/AZ. */
+  ordinal: number;
+  /** AWS region; the AMI, VPC and every regional resource are looked up / created there. */
+  region: string;
+  /** OS image family of the environment (AMI owner + name pattern, SSH user). */
+  os: EnvironmentSpec["os"];
+  /** Network access: sshCidrs (port 22), ingressCidrs (service ports), optional sshPublicKey for an EC2 key pair (unset: SSM only). */
+  access: EnvironmentSpec["access"];
+  /** Ports the per-host proxy publishes for services on this group; opened to ingressCidrs only. 22, 2375 and 2376 are refused. */
+  servicePorts: number[];
+  /**
+   * Renders the instance user-data (cloud-init) for this host; components/engine.ts provides it.
+   * A change replaces the instance (userDataReplaceOnChange), which is how a new engine version is rolled out.
+   */
+  userData: (ctx: HostBootContext) => pulumi.Input<string>;
+  /**
+   * Replace the instance when the OS family publishes a newer AMI. Default false: the AMI is
+   * ignored after creation, so a new image is picked up only when the host is replaced for
+   * another reason (user-data change, `pulumi up --replace`), never as a surprise on `up`.
+   */
+  replaceOnNewImage?: boolean;
+}
+
+/** One EC2 host of a host group, with its data volume, address, identity and SSH host key. */
+export class DockerHost extends pulumi.ComponentResource {
+  /** `${stack}-${group}-${ordinal}`. */
+  public readonly hostName: string;
+  /** EC2 instance id (changes when the instance is replaced). */
+  public readonly instanceId: pulumi.Output<string>;
+  /** The Elastic IP: the host's public address, stable across instance replacement. */
+  public readonly publicIp: pulumi.Output<string>;
+  /** Private IPv4 address in the default VPC. */
+  public readonly privateIp: pulumi.Output<string>;
+  /** The data volume's id (stable; the volume is protected and retained). */
+  public readonly dataVolumeId: pulumi.Output<string>;
+  /** AZ of the instance and its data volume. */
+  public readonly availabilityZone: pulumi.Output<string>;
+  /** The host's SSH host public key, `ssh-ed25519 AAAA...`, for known_hosts. */
+  public readonly hostPublicKey: pulumi.Output<string>;
+  /** Login user of the OS image. */
+  public readonly sshUser: string;
+  /** SSM parameter holding the SSH host private key. */
+  public readonly hostKeyParameter: string;
+  /** The host's security group. */
+  public readonly securityGroupId: pulumi.Output<string>;
+
+  constructor(name: string, args: DockerHostArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("dockyard:index:DockerHost", name, {}, opts);
+
+    const host = hostName(args.stack, args.group.name, args.ordinal);
+    const tagInputs: HostTagInputs = { stack: args.stack, project: args.project, group: args.group.name, role: args.group.role, hostName: host };
+    const tags = (part?: string) => hostTags(tagInputs, part);
+    // Validated before any resource is registered: a refused port changes nothing.
+    const ingress = ingressRules({
+      stack: args.stack,
+      group: args.group.name,
+      sshCidrs: args.access.sshCidrs,
+      ingressCidrs: args.access.ingressCidrs,
+      servicePorts: args.servicePorts,
+    });
+    const region = args.region;
+    const invokeOpts: pulumi.InvokeOutputOptions = { parent: this };
+
+    // The newest image of the pinned OS family in this region.
+    const ami = aws.ec2.getAmiOutput({ ...amiQuery(args.os.info, args.os.architecture), region }, invokeOpts);
+
+    // Default VPC; one default subnet per AZ, hosts spread over them by ordinal.
+    const vpc = aws.ec2.getVpcOutput({ default: true, region }, invokeOpts);
+    const subnetIds = aws.ec2.getSubnetsOutput(
+      { region, filters: [{ name: "vpc-id", values: [vpc.id] }, { name: "default-for-az", values: ["true"] }] },
+      invokeOpts,
+    ).ids;
+    const subnet = subnetIds.apply(async (ids) => {
+      const subnets = await Promise.all(ids.map((id) => aws.ec2.getSubnet({ id, region }, { parent: this })));
+      return pickSubnet(subnets.map((s) => ({ id: s.id, availabilityZone: s.availabilityZone })), args.ordinal, `stack "${args.stack}": region ${region}: default VPC`);
+    });
+    const subnetId = subnet.id;
+    const availabilityZone = subnet.availabilityZone;
+
+    // Minimal ingress, all egress. Inline rules make this resource the only owner of the
+    // group's rules, so a rule added by hand is removed on the next `up`.
+    const sg = new aws.ec2.SecurityGroup(
+      `${name}-sg`,
+      {
+        region,
+        vpcId: vpc.id,
+        description: `Dockyard host ${host}: SSH from sshCidrs, service ports from ingressCidrs`,
+        ingress,
+        egress: egressRules(),
+        tags: tags("sg"),
+      },
+      { parent: this },
+    );
+
+    // Optional EC2 key pair; without one, operators reach the host through SSM Session Manager.
+    const keyPair = args.access.sshPublicKey
+      ? new aws.ec2.KeyPair(`${name}-key`, { region, publicKey: args.access.sshPublicKey, tags: tags("key") }, { parent: this })
+      : undefined;
+
+    // The host's SSH host key, generated once and kept in state (as a secret) and in SSM, so a
+    // replaced instance presents the same key and known_hosts written by the fleet stays valid.
+    const hostKey = new tls.PrivateKey(`${name}-host-key`, { algorithm: "ED25519" }, { parent: this });
+    const hostKeyParameter = hostKeyParameterName(args.stack, host);
+    const hostKeyParam = new aws.ssm.Parameter(
+      `${name}-host-key-param`,
+      {
+        region,
+        name: hostKeyParameter,
+        type: "SecureString",
+        description: `SSH host private key (ed25519) of Dockyard host ${host}`,
+        value: pulumi.secret(hostKey.privateKeyOpenssh),
+        tags: tags("host-key"),
+      },
+      { parent: this, additionalSecretOutputs: ["value"] },
+    );
+
+    // Instance identity: SSM management, ECR pulls, and reading its own host key only.
+    const partition = aws.getPartitionOutput({}, invokeOpts).partition;
+    const role = new aws.iam.Role(
+      `${name}-role`,
+      { description: `Dockyard host ${host}`, assumeRolePolicy: ec2AssumeRolePolicy(), tags: tags("role") },
+      { parent: this },
+    );
+    const ssmCore = new aws.iam.RolePolicyAttachment(
+      `${name}-ssm-core`,
+      { role: role.name, policyArn: pulumi.interpolate`arn:${partition}:iam::aws:policy/${MANAGED_POLICIES.ssm}` },
+      { parent: this },
+    );
+    const ecrRead = new aws.iam.RolePolicyAttachment(
+      `${name}-ecr-read`,
+      { role: role.name, policyArn: pulumi.interpolate`arn:${partition}:iam::aws:policy/${MANAGED_POLICIES.ecr}` },
+      { parent: this },
+    );
+    const hostKeyRead = new aws.iam.RolePolicy(
+      `${name}-host-key-read`,
+      { role: role.name, policy: hostKeyParam.arn.apply(hostKeyReadPolicy) },
+      { parent: this },
+    );
+    const profile = new aws.iam.InstanceProfile(`${name}-profile`, { role: role.name, tags: tags("profile") }, { parent: this });
+
+    // The data volume: Docker's data-root and the services' volumes live here, not on the
+    // instance. It outlives the instance, and neither `pulumi destroy` nor a replacement
+    // deletes it (protect + retainOnDelete; a final snapshot if it is ever deleted anyway).
+    const dataVolume = new aws.ebs.Volume(
+      `${name}-data`,
+      {
+        region,
+        availabilityZone,
+        type: "gp3",
+        size: args.group.dataVolumeGb,
+        encrypted: true,
+        finalSnapshot: true,
+        tags: tags("data"),
+      },
+      { parent: this, protect: true, retainOnDelete: true },
+    );
+
+    const userData = args.userData({ hostName: host, dataDevice: dataVolume.id.apply(dataDevicePath), hostKeyParameter });
+
+    // The VM. Changing user-data (a new engine version or daemon settings) replaces it.
+    const instance = new aws.ec2.Instance(
+      `${name}-instance`,
+      {
+        region,
+        ami: ami.id,
+        instanceType: args.group.instanceType,
+        subnetId,
+        vpcSecurityGroupIds: [sg.id],
+        // Outbound access during boot, before the Elastic IP is associated.
+        associatePublicIpAddress: true,
+        iamInstanceProfile: profile.name,
+        keyName: keyPair?.keyName,
+        metadataOptions: metadataOptions(args.group.containerImds),
+        rootBlockDevice: {
+          volumeType: "gp3",
+          volumeSize: args.group.rootVolumeGb,
+          encrypted: true,
+          deleteOnTermination: true,
+          tags: tags("root"),
+        },
+        userData,
+        userDataReplaceOnChange: true,
+        tags: tags(),
+      },
+      {
+        parent: this,
+        // The boot script reads the host key and pulls from ECR: grant both before the VM exists.
+        dependsOn: [hostKeyParam, hostKeyRead, ssmCore, ecrRead],
+        ignoreChanges: args.replaceOnNewImage ? [] : ["ami"],
+      },
+    );
+
+    // Attaching the data volume, and moving it when the instance is replaced.
+    //
+    // A replacement (user-data change) runs in this order:
+    //  1. the new instance is created (create-before-delete) and boots; its boot script waits
+    //     (bounded) for the data device to appear before starting Docker;
+    //  2. the attachment's instanceId changed, so it is replaced. deleteBeforeReplace makes
+    //     Pulumi delete the old attachment first: stopInstanceBeforeDetaching stops the OLD
+    //     instance (containers and dockerd shut down cleanly, file systems flushed), then the
+    //     volume is detached;
+    //  3. the new attachment attaches the volume to the new instance; its boot continues;
+    //  4. the Elastic IP association moves to the new instance;
+    //  5. the old (stopped) instance is deleted; its root volume goes with it, the data volume does not.
+    // Without deleteBeforeReplace the new attachment is created first and fails with
+    // VolumeInUse (pulumi-aws#2769). forceDetach stays off: it can corrupt the file system.
+    const attachment = new aws.ec2.VolumeAttachment(
+      `${name}-data-attachment`,
+      {
+        region,
+        instanceId: instance.id,
+        volumeId: dataVolume.id,
+        deviceName: DATA_DEVICE_NAME,
+        stopInstanceBeforeDetaching: true,
+        forceDetach: false,
+        skipDestroy: false,
+      },
+      { parent: this, deleteBeforeReplace: true },
+    );
+
+    // The host's public address, kept across instance replacement.
+    const eip = new aws.ec2.Eip(`${name}-eip`, { region, domain: "vpc", tags: tags("eip") }, { parent: this });
+    // Disassociate from the old instance first, then associate with the new one.
+    new aws.ec2.EipAssociation(
+      `${name}-eip-association`,
+      { region, allocationId: eip.allocationId, instanceId: instance.id, allowReassociation: true },
+      { parent: this, deleteBeforeReplace: true },
+    );
+
+    this.hostName = host;
+    this.instanceId = instance.id;
+    this.publicIp = eip.publicIp;
+    this.privateIp = instance.privateIp;
+    // Depend on the attachment, so consumers (the fleet) wait until the data volume is attached.
+    this.dataVolumeId = pulumi.all([dataVolume.id, attachment.id]).apply(([id]) => id);
+    this.availabilityZone = availabilityZone;
+    this.hostPublicKey = hostKey.publicKeyOpenssh.apply((k) => k.trim());
+    this.sshUser = args.os.sshUser;
+    this.hostKeyParameter = hostKeyParameter;
+    this.securityGroupId = sg.id;
+
+    this.registerOutputs({
+      hostName: this.hostName,
+      instanceId: this.instanceId,
+      publicIp: this.publicIp,
+      privateIp: this.privateIp,
+      dataVolumeId: this.dataVolumeId,
+      availabilityZone: this.availabilityZone,
+      hostPublicKey: this.hostPublicKey,
+      sshUser: this.sshUser,
+      hostKeyParameter: this.hostKeyParameter,
+      securityGroupId: this.securityGroupId,
+    });
+  }
+}
