@@ -1,0 +1,136 @@
+/**
+ * Child process of renderStack() (scripts/lib/render.ts): runs ONE stack of the real
+ * program under the mock runtime and writes a RenderReply as JSON to fd 3.
+ * Pulumi's runtime state is global per process, hence one process per render.
+ */
+import * as fs from "node:fs";
+import * as pulumi from "@pulumi/pulumi";
+import { ConfigError, ENVIRONMENT_FILE, PROJECT, SECRET_PLACEHOLDER } from "../../stacks";
+import { DockyardMocks } from "./mocks";
+import { resourceKey, type RenderReply, type RenderRequest, type RenderedResource } from "./render";
+
+/**
+ * The mock monitor passes `id: ""` (no import id) for every new resource, and
+ * DockyardMocks keeps an empty id, which Pulumi reads as unknown: ids and everything
+ * derived from them would never resolve. Treat "" as "no id" so ids read as computed.
+ */
+class RenderMocks extends DockyardMocks {
+  override newResource(args: pulumi.runtime.MockResourceArgs): { id: string; state: Record<string, unknown> } {
+    return super.newResource({ ...args, id: args.id || undefined });
+  }
+}
+
+function reply(r: RenderReply): never {
+  fs.writeSync(3, JSON.stringify(r));
+  fs.closeSync(3);
+  process.exit(0);
+}
+
+function fail(e: unknown): never {
+  if (e instanceof ConfigError || (e instanceof Error && e.name === "ConfigError")) reply({ ok: false, kind: "config", message: (e as Error).message });
+  const err = e instanceof Error ? e : new Error(String(e));
+  reply({ ok: false, kind: "program", message: `the program failed: ${err.stack ?? err.message}` });
+}
+
+/**
+ * stacks/index.ts reads environment.yaml from a fixed path. To render another
+ * environment definition (the parity check's planted copies), answer reads of that
+ * one path from the other file; every other read is untouched.
+ */
+function redirectEnvironmentFile(to: string): void {
+  const original = fs.readFileSync;
+  const patched = function (this: unknown, file: fs.PathOrFileDescriptor, ...rest: unknown[]) {
+    const target = typeof file === "string" && file === ENVIRONMENT_FILE ? to : file;
+    return (original as (...a: unknown[]) => unknown).call(this, target, ...rest);
+  };
+  (fs as { readFileSync: unknown }).readFileSync = patched;
+}
+
+type Internal = { promise(): Promise<unknown>; isKnown: Promise<boolean>; isSecret: Promise<boolean> };
+
+/** Resolves Outputs, Promises and resources inside a stack output into plain JSON. */
+async function resolveValue(v: unknown, keys: Map<unknown, string>, seen: Set<unknown>): Promise<unknown> {
+  if (v instanceof Promise) return resolveValue(await v, keys, seen);
+  if (pulumi.Output.isInstance(v)) {
+    const o = v as unknown as Internal;
+    if (await o.isSecret) return SECRET_PLACEHOLDER;
+    if (!(await o.isKnown)) return "computed(output.unknown)";
+    return resolveValue(await o.promise(), keys, seen);
+  }
+  if (pulumi.Resource.isInstance(v)) return { resource: keys.get(v) ?? "(unknown resource)" };
+  if (v === null || typeof v !== "object") return typeof v === "function" || typeof v === "symbol" ? undefined : v;
+  if (seen.has(v)) return undefined;
+  seen.add(v);
+  try {
+    if (Array.isArray(v)) return Promise.all(v.map((x) => resolveValue(x, keys, seen)));
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) {
+      if (k === "__esModule") continue;
+      const r = await resolveValue(x, keys, seen);
+      if (r !== undefined) out[k] = r;
+    }
+    return out;
+  } finally {
+    seen.delete(v);
+  }
+}
+
+/** Waits until the program stops registering: pending RPCs drained, then a quiet period. */
+async function settle(mocks: DockyardMocks): Promise<void> {
+  const waitForRPCs = (pulumi.runtime as unknown as { waitForRPCs?: () => Promise<void> }).waitForRPCs;
+  let stable = 0;
+  let last = -1;
+  for (let round = 0; round < 400; round++) {
+    if (waitForRPCs) await waitForRPCs();
+    await new Promise((r) => setTimeout(r, 10));
+    const n = mocks.resources.length;
+    stable = n === last ? stable + 1 : 0;
+    last = n;
+    if (stable >= 5) return;
+  }
+  throw new Error("the program kept registering resources for too long (more than 400 rounds); is a registration looping?");
+}
+
+async function main(): Promise<void> {
+  const input = fs.readFileSync(0, "utf8");
+  const req = JSON.parse(input) as RenderRequest;
+  if (req.environmentFile) redirectEnvironmentFile(req.environmentFile);
+
+  const problems: unknown[] = [];
+  process.on("unhandledRejection", (e) => problems.push(e));
+  process.on("uncaughtException", (e) => fail(e));
+
+  pulumi.runtime.setAllConfig(req.config, req.secretKeys);
+  const mocks = new RenderMocks();
+  pulumi.runtime.setMocks(mocks, PROJECT, req.stack, req.preview);
+
+  // MockResourceArgs carries no parent, so record parents as resources are constructed.
+  const keys = new Map<unknown, string>();
+  const parents = new Map<string, string | undefined>();
+  let exported: Record<string, unknown> = {};
+  const outputs = pulumi.runtime.runInPulumiStack(async () => {
+    pulumi.runtime.registerStackTransformation((args) => {
+      const key = resourceKey(args);
+      keys.set(args.resource, key);
+      parents.set(key, args.opts.parent ? keys.get(args.opts.parent) : undefined);
+      return undefined;
+    });
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    exported = require(req.program) as Record<string, unknown>;
+    return exported;
+  });
+  await outputs;
+  await settle(mocks);
+  if (problems.length > 0) fail(problems[0]);
+
+  const resources: RenderedResource[] = [];
+  for (const r of mocks.resources) {
+    if (r.type === "pulumi:pulumi:Stack") continue;
+    const key = resourceKey(r);
+    resources.push({ type: r.type, name: r.name, parent: parents.get(key), custom: r.custom, inputs: r.inputs });
+  }
+  const resolved = (await resolveValue(exported, keys, new Set())) as Record<string, unknown>;
+  reply({ ok: true, rendered: { project: PROJECT, stack: req.stack, resources, outputs: resolved } });
+}
+
+main().catch(fail);
