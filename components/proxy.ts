@@ -1,0 +1,119 @@
+/**
+ * The per-host reverse proxy's configuration: pure rendering, no Pulumi.
+ *
+ * One HAProxy per host publishes every service port that has replicas on that host.
+ * It finds the replicas through Docker's embedded DNS (127.0.0.11) on each service's
+ * network, where every replica carries the service name as a network alias, and it
+ * health-checks each one itself. So:
+ *  - a deploy never touches the proxy: new containers appear in DNS when they start,
+ *    take traffic once HAProxy's own check passes, and vanish from DNS when removed;
+ *  - the proxy needs no Docker socket and no reload;
+ *  - a replica that fails its check gets no traffic, and a request that hits a replica
+ *    going away (connection refused, reset, 5xx) is retried on another replica.
+ */
+
+/** Where the rendered configuration is uploaded inside the proxy container. */
+export const PROXY_CONFIG_PATH = "/usr/local/etc/haproxy/haproxy.cfg";
+/** Docker's embedded DNS server, reachable from containers on user-defined networks. */
+export const DOCKER_DNS = "127.0.0.11:53";
+/** Minimum server slots per service; a rollout briefly doubles the replicas on a host. */
+export const MIN_SERVER_SLOTS = 10;
+
+/** One service the proxy publishes on this host. */
+export interface ProxyRoute {
+  /** Service name; also the DNS alias of its replicas on the service network. */
+  service: string;
+  /** Port published on the host (and bound by the proxy inside its container). */
+  publishPort: number;
+  /** Port the replicas listen on. */
+  containerPort: number;
+  /** HTTP path answering 2xx when a replica is healthy. */
+  healthPath: string;
+  /** Replicas this host runs; sizes the server slots (2x, for rollouts). */
+  replicas: number;
+}
+
+export interface ProxyOptions {
+  /** Seconds between health checks of each replica. Default 1. */
+  checkIntervalSeconds?: number;
+  /** Failed checks before a replica is taken out. Default 2. */
+  fall?: number;
+  /** Passed checks before a replica takes traffic. Default 2. */
+  rise?: number;
+  /** DNS server to discover replicas with. Default Docker's embedded DNS. */
+  dns?: string;
+}
+
+/** Server slots for a service: room for old and new replicas during a rollout. */
+export function serverSlots(replicas: number): number {
+  return Math.max(MIN_SERVER_SLOTS, 2 * replicas + 2);
+}
+
+const SAFE = /^[a-z][a-z0-9-]*$/;
+
+/** Renders haproxy.cfg for one host. Deterministic: same routes, same text. */
+export function renderHaproxyConfig(routes: readonly ProxyRoute[], opts: ProxyOptions = {}): string {
+  const inter = opts.checkIntervalSeconds ?? 1;
+  const fall = opts.fall ?? 2;
+  const rise = opts.rise ?? 2;
+  const dns = opts.dns ?? DOCKER_DNS;
+  const ports = new Map<number, string>();
+  for (const r of routes) {
+    if (!SAFE.test(r.service)) throw new Error(`proxy: service name "${r.service}" must match ${SAFE}`);
+    if (!/^\/[^\s]*$/.test(r.healthPath)) throw new Error(`proxy: service "${r.service}": health path "${r.healthPath}" must start with / and contain no spaces`);
+    const other = ports.get(r.publishPort);
+    if (other) throw new Error(`proxy: port ${r.publishPort} is published by both "${other}" and "${r.service}"`);
+    ports.set(r.publishPort, r.service);
+  }
+  const lines: string[] = [
+    "# Rendered by components/proxy.ts; do not edit on the host.",
+    "global",
+    "    log stdout format raw local0 notice",
+    "    # Replicas are found by DNS at runtime, not at startup.",
+    "    hard-stop-after 30s",
+    "",
+    "resolvers docker",
+    `    nameserver dns ${dns}`,
+    "    accepted_payload_size 8192",
+    "    resolve_retries 3",
+    "    timeout resolve 1s",
+    "    timeout retry 1s",
+    "    hold valid 1s",
+    "    hold other 1s",
+    "    hold refused 1s",
+    "    hold nx 1s",
+    "    hold timeout 1s",
+    "    hold obsolete 1s",
+    "",
+    "defaults",
+    "    mode http",
+    "    log global",
+    "    option httplog",
+    "    option dontlognull",
+    "    timeout connect 2s",
+    "    timeout client 30s",
+    "    timeout server 30s",
+    "    timeout http-request 10s",
+    "    # A request that meets a replica going away is replayed on another one.",
+    "    retries 3",
+    "    option redispatch 1",
+    "    retry-on all-retryable-errors",
+    "    default-server init-addr none resolvers docker resolve-prefer ipv4",
+  ];
+  for (const r of [...routes].sort((a, b) => a.service.localeCompare(b.service))) {
+    lines.push(
+      "",
+      `frontend ${r.service}`,
+      `    bind :${r.publishPort}`,
+      `    default_backend ${r.service}`,
+      "",
+      `backend ${r.service}`,
+      "    balance roundrobin",
+      "    option httpchk",
+      `    http-check send meth GET uri ${r.healthPath} ver HTTP/1.1 hdr Host ${r.service}`,
+      "    http-check expect rstatus ^2",
+      `    server-template ${r.service} ${serverSlots(r.replicas)} ${r.service}:${r.containerPort} check inter ${inter}s fastinter ${inter}s downinter ${inter}s fall ${fall} rise ${rise}`,
+    );
+  }
+  return lines.join("\n") + "\n";
+}
