@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# The test host image: a Debian 12 (bookworm) "cloud image" made from Debian's packages
+# only, booted by test/host/*.int.test.ts with systemd as PID 1 and a NoCloud seed.
+#
+# It carries what a stock Debian cloud image carries (systemd, cloud-init, openssh-server,
+# locales, sudo, the admin user's groups) and NOTHING that the rendered user-data must do
+# itself: no docker.io, no daemon.json, no SSH host key, no data mount.
+#
+# Cached: the image is tagged dockyard/host:<recipe hash> (hash of this file), so it is
+# rebuilt only when this recipe changes; debootstrap output is kept under /var/tmp.
+#
+# Also starts apt-cacher-ng on the host (port 3142) so the apt downloads the user-data
+# makes inside each host container come from a local cache after the first run.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+need_packages debootstrap apt-cacher-ng e2fsprogs openssh-client iproute2
+
+# --- apt cache -----------------------------------------------------------------------
+# Host containers reach it at the docker0 gateway; apt-cacher-ng listens on all addresses.
+if ! ss -ltn 2>/dev/null | grep -qE '[:.]3142\b'; then
+  mkdir -p /var/cache/apt-cacher-ng /var/log/apt-cacher-ng /run/apt-cacher-ng
+  chown -R apt-cacher-ng:apt-cacher-ng /var/cache/apt-cacher-ng /var/log/apt-cacher-ng /run/apt-cacher-ng 2>/dev/null || true
+  # ForeGround=0: the daemon forks itself; no init system runs services on this machine.
+  su -s /bin/sh apt-cacher-ng -c "/usr/sbin/apt-cacher-ng -c /etc/apt-cacher-ng ForeGround=0 \
+    pidfile=/run/apt-cacher-ng/pid SocketPath=/run/apt-cacher-ng/socket LogDir=/var/log/apt-cacher-ng" \
+    >"$DOCKYARD_TEST_STATE/apt-cacher-ng.log" 2>&1
+  wait_for 30 bash -c "ss -ltn | grep -qE '[:.]3142\\b'" || { cat "$DOCKYARD_TEST_STATE/apt-cacher-ng.log" >&2; exit 1; }
+  echo "apt-cacher-ng listening on :3142"
+else
+  echo "apt-cacher-ng already running"
+fi
+
+# --- host image ------------------------------------------------------------------------
+recipe_hash=$(sha256sum "$0" | cut -c1-12)
+image="dockyard/host:$recipe_hash"
+if docker image inspect "$image" >/dev/null 2>&1; then
+  docker tag "$image" dockyard/host:latest
+  echo "host image $image already built"
+  exit 0
+fi
+
+work=/var/tmp/dockyard-host
+# The debootstrap tree depends only on its own arguments, not on the rest of the recipe.
+debootstrap_args=(--variant=minbase --include=ca-certificates bookworm)
+rootfs_hash=$(echo "${debootstrap_args[*]}" | sha256sum | cut -c1-12)
+rootfs="$work/rootfs-$rootfs_hash"
+mkdir -p "$work"
+if [ ! -f "$rootfs/.complete" ]; then
+  rm -rf "$rootfs"
+  echo "debootstrap bookworm -> $rootfs"
+  debootstrap "${debootstrap_args[@]}" "$rootfs" http://deb.debian.org/debian \
+    >"$work/debootstrap.log" 2>&1 || { tail -30 "$work/debootstrap.log" >&2; exit 1; }
+  touch "$rootfs/.complete"
+fi
+# Trees of older debootstrap arguments only waste space.
+find "$work" -maxdepth 1 -name 'rootfs-*' ! -name "rootfs-$rootfs_hash" -exec rm -rf {} +
+
+base="dockyard/host-base:$recipe_hash"
+if ! docker image inspect "$base" >/dev/null 2>&1; then
+  tar --exclude=./.complete -C "$rootfs" -c . | docker import - "$base" >/dev/null
+fi
+
+# Everything a Debian cloud image has, installed with apt inside a build container.
+build=dockyard-host-build-$$
+trap 'docker rm -f "$build" >/dev/null 2>&1 || true' EXIT
+docker run -i --name "$build" -e DEBIAN_FRONTEND=noninteractive "$base" bash -eu <<'RECIPE'
+cat >/etc/apt/sources.list <<EOF
+deb http://deb.debian.org/debian bookworm main
+deb http://deb.debian.org/debian bookworm-updates main
+deb http://deb.debian.org/debian-security bookworm-security main
+EOF
+apt-get update -q
+apt-get install -y -q --no-install-recommends \
+  systemd systemd-sysv dbus cloud-init openssh-server locales sudo \
+  iproute2 netbase e2fsprogs util-linux procps less python3-apt
+# Like Debian's cloud images: en_US.UTF-8 generated (cloud-init's locale module selects it).
+sed -i "s/^# *en_US.UTF-8 UTF-8/en_US.UTF-8 UTF-8/" /etc/locale.gen
+locale-gen
+# A cloud image ships without SSH host keys and without apt lists.
+rm -f /etc/ssh/ssh_host_*
+apt-get clean
+rm -rf /var/lib/apt/lists/* /var/lib/cloud/* /var/log/cloud-init*
+# The platform (docker) provides networking and the hostname; cloud-init must not manage the network.
+cat >/etc/cloud/cloud.cfg.d/90-dockyard-test.cfg <<EOF
+datasource_list: [ NoCloud, None ]
+network: {config: disabled}
+EOF
+# Units that cannot work in a container and would only slow the boot down.
+for u in systemd-udevd.service systemd-udevd-control.socket systemd-udevd-kernel.socket \
+         systemd-udev-trigger.service systemd-udev-settle.service getty@tty1.service \
+         systemd-logind.service systemd-timesyncd.service; do
+  ln -sf /dev/null "/etc/systemd/system/$u"
+done
+# Keep the journal in memory.
+mkdir -p /etc/systemd/journald.conf.d
+printf "[Journal]\nStorage=volatile\n" >/etc/systemd/journald.conf.d/volatile.conf
+: >/etc/machine-id
+RECIPE
+docker commit \
+  --change 'CMD ["/lib/systemd/systemd"]' \
+  --change 'ENV container=docker' \
+  --change "LABEL dockyard.recipe=$recipe_hash" \
+  "$build" "$image" >/dev/null
+docker tag "$image" dockyard/host:latest
+# Images of previous recipes only waste space.
+docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '^dockyard/host(-base)?:[0-9a-f]{12}$' \
+  | grep -v ":$recipe_hash\$" | xargs -r docker rmi >/dev/null 2>&1 || true
+echo "built host image $image"
