@@ -1,0 +1,156 @@
+/**
+ * `dockyard rollback <stack> [--service NAME] [--to DIGEST]`
+ *
+ * Puts back the digest a stack ran before its last promotion (or rollback), as the
+ * promotion ledger records it, or an explicit `--to DIGEST`. Same verified, atomic path
+ * as promote: the image must be in the stack's repository (HEAD by digest, children of
+ * an index too) before the stack file's digest line is rewritten and a ledger line
+ * (action "rollback") is appended.
+ */
+import type { Argv, CommandModule } from "yargs";
+import { stackFilePath } from "../stacks";
+import { ledgerPath, LedgerError, previousDigest, readLedger } from "./lib/ledger";
+import { DIGEST_RE, emptyStats, manifestReferences, parseRepository } from "./lib/oci";
+import { assertReplaceable } from "./lib/stackfile";
+import {
+  ClientPool,
+  commonOptions,
+  DockyardError,
+  loadSpec,
+  resolveStacksDir,
+  runCommand,
+  standalone,
+  verifyAndApply,
+  type ChangeResult,
+  type CommonOptions,
+  type PlanItem,
+} from "./promote";
+
+export interface RollbackOptions extends CommonOptions {
+  stack: string;
+  /** Services to roll back; default every service the ledger has a previous digest for. */
+  services?: string[];
+  /** Explicit digest to put back (needs exactly one service). */
+  to?: string;
+}
+
+export async function rollback(opts: RollbackOptions): Promise<ChangeResult> {
+  const t0 = performance.now();
+  const log = opts.log ?? (() => undefined);
+  const stacksDir = resolveStacksDir(opts.stacksDir);
+  const spec = loadSpec(opts.stack, stacksDir);
+  const stackFile = stackFilePath(opts.stack, stacksDir);
+  const ledgerFile = opts.ledgerFile ?? ledgerPath(stacksDir);
+  if (opts.to !== undefined && !DIGEST_RE.test(opts.to)) throw new DockyardError(`--to ${opts.to}: must be an image digest 'sha256:<64 lowercase hex>'`, 2);
+
+  let names = opts.services ?? [];
+  for (const n of names) {
+    if (!spec.services.some((s) => s.name === n)) {
+      throw new DockyardError(`--service ${n}: stack ${opts.stack} has no such service; services: ${spec.services.map((s) => s.name).join(", ") || "(none)"}`, 2);
+    }
+  }
+  if (opts.to !== undefined && names.length === 0) {
+    if (spec.services.length !== 1) throw new DockyardError(`--to needs --service: stack ${opts.stack} has ${spec.services.length} services (${spec.services.map((s) => s.name).join(", ")})`, 2);
+    names = [spec.services[0].name];
+  }
+  if (opts.to !== undefined && names.length > 1) throw new DockyardError(`--to takes one --service; got ${names.join(", ")}`, 2);
+
+  let entries;
+  try {
+    entries = readLedger(ledgerFile);
+  } catch (e) {
+    if (e instanceof LedgerError) throw new DockyardError(e.message, 1);
+    throw e;
+  }
+  const explicit = names.length > 0;
+  const items: PlanItem[] = [];
+  const missing: string[] = [];
+  for (const s of spec.services.filter((x) => !explicit || names.includes(x.name))) {
+    let digest = opts.to;
+    if (digest === undefined) {
+      const e = previousDigest(entries, opts.stack, s.name, s.digest);
+      if (!e?.oldDigest) {
+        if (explicit) missing.push(`${s.name}: the ledger ${ledgerFile} has no entry that moved stack ${opts.stack} to ${s.digest}; pass --to DIGEST`);
+        continue;
+      }
+      digest = e.oldDigest;
+    }
+    items.push({ service: s.name, sourceRepository: s.repository, targetRepository: s.repository, digest, oldDigest: s.digest, strategy: "same-repository", unchanged: digest === s.digest });
+  }
+  if (missing.length > 0) throw new DockyardError(`cannot roll back stack ${opts.stack}; nothing was changed:\n${missing.map((m) => `  - ${m}`).join("\n")}`, 1);
+  if (items.length === 0) throw new DockyardError(`nothing to roll back in stack ${opts.stack}: the ledger ${ledgerFile} records no earlier digest for its current ones; pass --service and --to DIGEST`, 1);
+
+  const result: ChangeResult = { from: opts.stack, to: opts.stack, action: "rollback", dryRun: !!opts.dryRun, stackFile, items, stats: emptyStats(), ledger: [], elapsedMs: 0 };
+  if (opts.dryRun) {
+    result.elapsedMs = performance.now() - t0;
+    return result;
+  }
+  if (items.some((i) => !i.unchanged)) {
+    try {
+      assertReplaceable(stackFile);
+    } catch (e) {
+      throw new DockyardError(`${(e as Error).message}; nothing was changed`, 1);
+    }
+  }
+  const pool = new ClientPool({ log, ...opts.client });
+  result.stats = pool.stats;
+  try {
+    // The image must still be complete in the stack's repository: read its manifest tree.
+    for (const it of items) {
+      const ref = parseRepository(it.targetRepository);
+      const client = pool.get(ref.registry);
+      const top = await client.getManifest(ref.repository, it.digest).catch((e: Error) => {
+        throw new DockyardError(`${it.service}: cannot read ${it.targetRepository}@${it.digest}: ${e.message}; ${stackFile} was not changed`, 1);
+      });
+      if (!top) throw new DockyardError(`${it.service}: ${it.targetRepository}@${it.digest} is not in the repository; cannot roll back to it; ${stackFile} was not changed`, 1);
+      it.manifests = [top.digest, ...manifestReferences(top).manifests.map((m) => m.digest)];
+      log(`[${it.service}] rollback ${it.oldDigest} -> ${it.digest}: present in ${it.targetRepository}`);
+    }
+    result.ledger = await verifyAndApply(pool, items, { action: "rollback", from: opts.stack, to: opts.stack, stackFile, ledgerFile, writeHooks: opts.writeHooks }).catch((e) => {
+      if (e instanceof DockyardError) throw e;
+      throw new DockyardError(`verifying ${opts.stack}'s repository failed; ${stackFile} was not changed: ${(e as Error).message}`, 1);
+    });
+  } finally {
+    pool.close();
+  }
+  result.elapsedMs = performance.now() - t0;
+  return result;
+}
+
+interface RollbackArgs {
+  stack: string;
+  service?: string[];
+  to?: string;
+  "stacks-dir"?: string;
+  ledger?: string;
+  "dry-run": boolean;
+  json: boolean;
+  concurrency: number;
+}
+
+export const rollbackCommand: CommandModule<object, RollbackArgs> = {
+  command: "rollback <stack>",
+  describe: "Put back the image digest a stack ran before (from the promotion ledger), or --to DIGEST",
+  builder: (y) =>
+    commonOptions(
+      y
+        .usage(
+          "$0 rollback <stack> [--service NAME] [--to DIGEST]\n\n" +
+            "Finds, in stacks/promotions.jsonl, the change that moved each service of <stack> to the digest it pins\n" +
+            "now and puts back the digest it ran before (or --to DIGEST for one service). The image must still be\n" +
+            "in the stack's repository (verified by digest) before only the digest line of stacks/Pulumi.<stack>.yaml\n" +
+            "is rewritten, atomically, and a 'rollback' line is appended to the ledger. Then run `pulumi up`.\n" +
+            "Exit codes: 0 done, 1 refused or failed (stack file untouched), 2 bad usage or input.",
+        )
+        .positional("stack", { type: "string", demandOption: true, describe: "Stack to roll back" })
+        .option("service", { type: "string", array: true, describe: "Only these services (repeatable); default every service the ledger can roll back" })
+        .option("to", { type: "string", describe: "Digest to put back instead of the ledger's previous one (one service)" }),
+    ) as unknown as Argv<RollbackArgs>,
+  handler: async (a) => {
+    process.exitCode = await runCommand(a.json, (log) =>
+      rollback({ stack: a.stack, services: a.service, to: a.to, stacksDir: a["stacks-dir"], ledgerFile: a.ledger, dryRun: a["dry-run"], concurrency: a.concurrency, log }),
+    );
+  },
+};
+
+if (require.main === module) void standalone(rollbackCommand as unknown as CommandModule<object, never>, process.argv.slice(2));
