@@ -1,0 +1,84 @@
+/**
+ * `dockyard plan <stack>`: what a stack declares, offline. Runs the real program for
+ * the stack under the mock runtime and prints every resource by type and name as a
+ * tree, with its key properties, values only the cloud knows as `(computed)`, and the
+ * stack outputs. Exit 0 ok, 1 the program failed, 2 bad configuration or usage.
+ */
+import type { Argv, CommandModule } from "yargs";
+import { ConfigError } from "../stacks";
+import { buildPlan, formatPlan, renderStack, RenderError, type RenderOptions } from "./lib/render";
+
+/** Exit codes shared by every subcommand. */
+export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
+
+export interface PlanArgs {
+  stack: string;
+  program?: string;
+  json: boolean;
+  all: boolean;
+  stacksDir?: string;
+  environment?: string;
+}
+
+/** Options that point a render at other stack files or another environment definition. */
+export function withSourceOptions<T>(y: Argv<T>) {
+  return y
+    .option("stacks-dir", { type: "string", describe: "Directory with the Pulumi.<stack>.yaml files (default: stacks/)" })
+    .option("environment", { type: "string", describe: "Environment definition to use instead of stacks/environment.yaml" })
+    // Tests render a small fixture program instead of index.ts.
+    .option("program", { type: "string", hidden: true, describe: "Program to run instead of index.ts" });
+}
+
+/** Prints a ConfigError or RenderError the way every subcommand does; returns the exit code. */
+export function reportError(e: unknown, write: (s: string) => void = (s) => process.stderr.write(s)): number {
+  if (e instanceof ConfigError) {
+    write(`${e.message}\n`);
+    return EXIT.usage;
+  }
+  if (e instanceof RenderError) {
+    write(`${e.message}\n`);
+    return EXIT.failure;
+  }
+  write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  return EXIT.failure;
+}
+
+/** Runs `plan` and returns the exit code; output goes to the given writers. */
+export async function runPlan(
+  args: PlanArgs,
+  out: (s: string) => void = (s) => process.stdout.write(s),
+  err: (s: string) => void = (s) => process.stderr.write(s),
+): Promise<number> {
+  const opts: RenderOptions = { stacksDir: args.stacksDir, environmentFile: args.environment, program: args.program };
+  try {
+    err(`Rendering stack ${args.stack} under the mock runtime...\n`);
+    const rendered = await renderStack(args.stack, opts);
+    const plan = buildPlan(rendered, { all: args.all });
+    out(args.json ? `${JSON.stringify(plan, null, 2)}\n` : formatPlan(plan));
+    return EXIT.ok;
+  } catch (e) {
+    return reportError(e, err);
+  }
+}
+
+export const planCommand: CommandModule<object, PlanArgs> = {
+  command: "plan <stack>",
+  describe: "Show what a stack declares, offline: resources as a tree with key properties, and stack outputs",
+  builder: (y) =>
+    withSourceOptions(
+      y
+        .positional("stack", { type: "string", demandOption: true, describe: "Stack name: dev, test, prod or your own (stacks/Pulumi.<stack>.yaml)" })
+        .option("json", { type: "boolean", default: false, describe: "Print the plan as JSON (for scripts and CI)" })
+        .option("all", { type: "boolean", default: false, describe: "Show every input of every resource, not only the key properties" }),
+    )
+      .example("$0 plan dev", "the dev stack's hosts, engine and fleet, no cloud account needed")
+      .example("$0 plan prod --json", "the same as JSON")
+      .epilog(
+        "Runs the real program (index.ts) with Pulumi's mock runtime: no cloud, no Pulumi service. " +
+          "Values only the cloud knows (ids, addresses, AMI ids) print as (computed). " +
+          "Exit codes: 0 ok, 1 the program failed, 2 bad stack configuration or usage.",
+      ) as Argv<PlanArgs>,
+  handler: async (args) => {
+    process.exitCode = await runPlan(args);
+  },
+};
