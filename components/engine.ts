@@ -234,9 +234,11 @@ apt_update_force() {
 }
 
 # Installed version of a Debian package, or nothing.
+# dpkg-query exits 1 for a package apt has never seen; under pipefail that would abort
+# the caller's "current=$(deb_version ...)" on every fresh host, so it may fail here.
 deb_version() {
   # shellcheck disable=SC2016 # dpkg-query fields, not shell expansions
-  dpkg-query -W -f='\${Status} \${Version}\\n' "$1" 2>/dev/null | awk '$3 == "installed" { print $4 }'
+  { dpkg-query -W -f='\${Status} \${Version}\\n' "$1" 2>/dev/null || true; } | awk '$3 == "installed" { print $4 }'
 }
 
 # Installed version-release of an RPM package, or nothing.
