@@ -288,12 +288,8 @@ export class DockerHost extends pulumi.ComponentResource {
   public readonly securityGroupId: pulumi.Output<string>;
 
   constructor(name: string, args: DockerHostArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("dockyard:index:DockerHost", name, {}, opts);
-
+    // Validated before anything is registered (not even this component): bad input changes nothing.
     const host = hostName(args.stack, args.group.name, args.ordinal);
-    const tagInputs: HostTagInputs = { stack: args.stack, project: args.project, group: args.group.name, role: args.group.role, hostName: host };
-    const tags = (part?: string) => hostTags(tagInputs, part);
-    // Validated before any resource is registered: a refused port changes nothing.
     const ingress = ingressRules({
       stack: args.stack,
       group: args.group.name,
@@ -301,6 +297,10 @@ export class DockerHost extends pulumi.ComponentResource {
       ingressCidrs: args.access.ingressCidrs,
       servicePorts: args.servicePorts,
     });
+    super("dockyard:index:DockerHost", name, {}, opts);
+
+    const tagInputs: HostTagInputs = { stack: args.stack, project: args.project, group: args.group.name, role: args.group.role, hostName: host };
+    const tags = (part?: string) => hostTags(tagInputs, part);
     const region = args.region;
     const invokeOpts: pulumi.InvokeOutputOptions = { parent: this };
 
