@@ -1,0 +1,201 @@
+/**
+ * `dockyard plan`: the pure presentation (tree, key properties, (computed)), the
+ * config hand-over to the program, and the command end to end on the real program
+ * and on a fixture program that registers representative resources.
+ */
+import { execFile } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SECRET_PLACEHOLDER, STACKS_DIR, loadStackSpec } from "../../stacks";
+import { KEY_PROPERTIES, buildPlan, displayValue, formatPlan, keyProperties, renderStack, toPulumiConfig, type Rendered } from "../../scripts/lib/render";
+
+const ROOT = path.resolve(__dirname, "..", "..");
+const FIXTURE = path.join(__dirname, "fixtures", "program.ts");
+
+/** Runs the CLI as an operator would; never throws, returns exit code and output. */
+export function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ["--import", "tsx", path.join(ROOT, "scripts", "dockyard.ts"), ...args], { cwd: ROOT, env: { ...process.env, ...env }, timeout: 180_000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+let tmp: string;
+beforeAll(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "dockyard-plan-"));
+});
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+/** A copy of the shipped stack files with one stack file's text changed. */
+function stacksCopy(name: string, stack: string, edit: (text: string) => string): string {
+  const dir = path.join(tmp, name);
+  fs.mkdirSync(dir, { recursive: true });
+  for (const f of fs.readdirSync(STACKS_DIR).filter((f) => f.endsWith(".yaml"))) fs.copyFileSync(path.join(STACKS_DIR, f), path.join(dir, f));
+  const file = path.join(dir, `Pulumi.${stack}.yaml`);
+  const before = fs.readFileSync(file, "utf8");
+  const after = edit(before);
+  expect(after).not.toBe(before); // the planted change really happened
+  fs.writeFileSync(file, after);
+  return dir;
+}
+
+describe("toPulumiConfig", () => {
+  it("passes structured values as JSON strings and scalars as strings, like the Pulumi engine", () => {
+    const { config, secretKeys } = toPulumiConfig({ config: { "aws:region": "eu-west-1", "dockyard:hostGroups": { app: { count: 2 } }, "dockyard:sshCidrs": ["10.0.0.0/8"], n: 3 } });
+    expect(config["aws:region"]).toBe("eu-west-1");
+    expect(JSON.parse(config["dockyard:hostGroups"])).toEqual({ app: { count: 2 } });
+    expect(JSON.parse(config["dockyard:sshCidrs"])).toEqual(["10.0.0.0/8"]);
+    expect(config.n).toBe("3");
+    expect(secretKeys).toEqual([]);
+  });
+
+  it("never passes an encrypted value on: secure leaves become the placeholder and the key is secret", () => {
+    const { config, secretKeys } = toPulumiConfig({ config: { "dockyard:secrets": { db: { secure: "v1:abcdef" } } } });
+    expect(JSON.parse(config["dockyard:secrets"])).toEqual({ db: SECRET_PLACEHOLDER });
+    expect(config["dockyard:secrets"]).not.toContain("v1:abcdef");
+    expect(secretKeys).toEqual(["dockyard:secrets"]);
+  });
+});
+
+describe("presentation", () => {
+  const rendered: Rendered = {
+    project: "dockyard",
+    stack: "dev",
+    resources: [
+      { type: "aws:ec2/securityGroup:SecurityGroup", name: "dev-app-10-sg", parent: "dockyard:index:DockerHost::dev-app-10", custom: true, inputs: { ingress: [{ fromPort: 80 }] } },
+      { type: "aws:ec2/instance:Instance", name: "dev-app-2-instance", parent: "dockyard:index:DockerHost::dev-app-2", custom: true, inputs: { instanceType: "t3.small", ami: "computed(getAmi.id)", userData: "#cloud-config" } },
+      { type: "dockyard:index:DockerHost", name: "dev-app-10", custom: false, inputs: {} },
+      { type: "dockyard:index:DockerHost", name: "dev-app-2", custom: false, inputs: {} },
+      { type: "example:index:NotInTheTable", name: "dev-x", custom: true, inputs: { anything: 1 } },
+    ],
+    outputs: { ip: "computed(dev-app-2-eip.publicIp)", stack: "dev" },
+  };
+
+  it("shows cloud-only values as (computed), also inside larger strings and structures", () => {
+    expect(displayValue("computed(a.id)")).toBe("(computed)");
+    expect(displayValue({ x: ["arn:computed(r.arn)/x"] })).toEqual({ x: ["arn:(computed)/x"] });
+    expect(displayValue(3)).toBe(3);
+  });
+
+  it("shows the key properties of known types and nothing for types not in the table", () => {
+    expect(KEY_PROPERTIES["aws:ec2/instance:Instance"]).toContain("instanceType");
+    expect(keyProperties(rendered.resources[1])).toEqual({ instanceType: "t3.small", ami: "(computed)" });
+    expect(keyProperties(rendered.resources[4])).toEqual({});
+  });
+
+  it("nests resources under their parents and sorts siblings by type, then name (numbers numerically)", () => {
+    const plan = buildPlan(rendered);
+    expect(plan.resourceCount).toBe(5);
+    expect(plan.resources.map((n) => n.name)).toEqual(["dev-app-2", "dev-app-10", "dev-x"]);
+    expect(plan.resources[0].children.map((n) => n.name)).toEqual(["dev-app-2-instance"]);
+    expect(plan.resources[1].children.map((n) => n.name)).toEqual(["dev-app-10-sg"]);
+    expect(plan.outputs.ip).toBe("(computed)");
+    // --all shows every input
+    expect(buildPlan(rendered, { all: true }).resources[0].children[0].properties.userData).toBe("#cloud-config");
+  });
+
+  it("prints a tree with properties beneath each resource, then the outputs", () => {
+    const text = formatPlan(buildPlan(rendered));
+    const lines = text.split("\n");
+    expect(lines[0]).toBe("Stack dev (project dockyard): 5 resources");
+    expect(text).toContain("├─ dockyard:index:DockerHost  dev-app-2\n│  └─ aws:ec2/instance:Instance  dev-app-2-instance\n│         instanceType: t3.small\n│         ami: (computed)\n├─ dockyard:index:DockerHost  dev-app-10\n");
+    expect(text).toContain("└─ example:index:NotInTheTable  dev-x");
+    expect(text).toMatch(/Outputs:\n {2}ip: \(computed\)\n {2}stack: dev\n$/);
+  });
+});
+
+describe("render (mock runtime, child process)", () => {
+  it("runs the real program for dev and returns its outputs", async () => {
+    const r = await renderStack("dev");
+    const spec = loadStackSpec("dev");
+    expect(r.stack).toBe("dev");
+    expect(r.outputs.stack).toBe("dev");
+    expect(r.outputs.engine).toEqual({ channel: spec.engine.channel, version: spec.engine.version ?? "distro default" });
+    for (const res of r.resources) if (res.parent) expect(r.resources.map((x) => `${x.type}::${x.name}`)).toContain(res.parent);
+  });
+
+  it("records parents, waits for resources registered inside applies, and reads ids as computed", async () => {
+    const r = await renderStack("test", { program: FIXTURE });
+    const names = r.resources.map((x) => x.name).sort();
+    // test: 2 hosts x (component + sg + instance + eip created in an apply) + 2 web replicas
+    expect(names).toEqual(["test-app-1", "test-app-1-eip", "test-app-1-instance", "test-app-1-sg", "test-app-2", "test-app-2-eip", "test-app-2-instance", "test-app-2-sg", "test-web-1", "test-web-2"]);
+    const eip = r.resources.find((x) => x.name === "test-app-2-eip")!;
+    expect(eip.parent).toBe("dockyard:index:DockerHost::test-app-2");
+    expect(eip.inputs.instance).toBe("computed(test-app-2-instance.id)");
+    expect(r.resources.find((x) => x.name === "test-web-1")!.parent).toBeUndefined();
+    expect(r.outputs.hostIps).toEqual(["computed(test-app-1-instance.publicIp)", "computed(test-app-2-instance.publicIp)"]);
+  });
+
+  it("is deterministic: two renders of the same stack are identical once sorted", async () => {
+    const sort = (r: Rendered) => ({ ...r, resources: [...r.resources].sort((a, b) => `${a.type}${a.name}`.localeCompare(`${b.type}${b.name}`)) });
+    const [a, b] = await Promise.all([renderStack("prod", { program: FIXTURE }), renderStack("prod", { program: FIXTURE })]);
+    expect(sort(a)).toEqual(sort(b));
+    expect(a.resources.length).toBe(3 * 4 + 3);
+  });
+});
+
+describe("dockyard plan (CLI)", () => {
+  it("prints the dev stack's tree and outputs, exit 0", async () => {
+    const r = await cli(["plan", "dev"]);
+    expect(r.stderr).toContain("Rendering stack dev");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^Stack dev \(project dockyard\): \d+ resources?\n/);
+    expect(r.stdout).toContain("Outputs:\n");
+    expect(r.stdout).toContain("  stack: dev\n");
+    expect(r.stdout).toContain("5:28.5.1-1~debian.12~bookworm");
+  });
+
+  it("--json prints the same plan as JSON", async () => {
+    const r = await cli(["plan", "prod", "--json", "--program", FIXTURE]);
+    expect(r.code).toBe(0);
+    const plan = JSON.parse(r.stdout);
+    expect(plan.stack).toBe("prod");
+    expect(plan.resourceCount).toBe(15);
+    const host = plan.resources.find((n: { name: string }) => n.name === "prod-app-3");
+    expect(host.type).toBe("dockyard:index:DockerHost");
+    const instance = host.children.find((n: { type: string }) => n.type === "aws:ec2/instance:Instance");
+    expect(instance.properties).toMatchObject({ instanceType: "m6i.large", "metadataOptions.httpTokens": "required" });
+    expect(host.children.find((n: { type: string }) => n.type === "aws:ec2/eip:Eip").properties.instance).toBe("(computed)");
+  });
+
+  it("bad stack config: exit 2 with every problem named by stack and key, and the program never runs", async () => {
+    const dir = stacksCopy("bad", "dev", (t) => t.replace("count: 1", "count: -1") + "  dockyard:engineVersion: '27.0'\n");
+    const marker = path.join(tmp, "ran-bad");
+    const r = await cli(["plan", "dev", "--stacks-dir", dir, "--program", FIXTURE], { DOCKYARD_FIXTURE_MARKER: marker });
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toContain('Invalid configuration for stack "dev" (2 problems)');
+    expect(r.stderr).toMatch(/stacks\/Pulumi\.dev\.yaml: config\.dockyard:hostGroups\.app\.count: must be an integer from 0 to 50 \(got -1\)/);
+    expect(r.stderr).toMatch(/unknown key "dockyard:engineVersion"; allowed: aws:region, dockyard:registry/);
+    expect(fs.existsSync(marker)).toBe(false);
+    // The control: the same fixture with a good stack file does run.
+    const ok = await cli(["plan", "dev", "--program", FIXTURE], { DOCKYARD_FIXTURE_MARKER: marker });
+    expect(ok.code).toBe(0);
+    expect(fs.existsSync(marker)).toBe(true);
+  });
+
+  it("usage errors exit 2: no stack, an unknown stack (naming the stacks there), an unknown option", async () => {
+    const none = await cli(["plan"]);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain("Not enough non-option arguments");
+    const unknown = await cli(["plan", "staging"]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('stack "staging"');
+    expect(unknown.stderr).toContain("no such stack file; stacks: dev, prod, test");
+    const opt = await cli(["plan", "dev", "--jsonn"]);
+    expect(opt.code).toBe(2);
+    expect(opt.stderr).toContain("Unknown argument: jsonn");
+  });
+
+  it("a program failure is exit 1 with the error", async () => {
+    const broken = path.join(tmp, "broken.ts");
+    fs.writeFileSync(broken, 'throw new Error("boom in the program");\n');
+    const r = await cli(["plan", "dev", "--program", broken]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("boom in the program");
+  });
+});
