@@ -98,7 +98,11 @@ export function writeFileAtomic(file: string, content: string, hooks: WriteHooks
     fs.renameSync(tmp, file);
   } catch (e) {
     if (fd !== undefined) fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
+    try {
+      fs.rmSync(tmp, { force: true });
+    } catch {
+      /* nothing was created there */
+    }
     throw new StackFileError(`cannot write ${file}: ${(e as Error).message}; the file was left unchanged`);
   }
   try {
@@ -131,7 +135,11 @@ export function assertReplaceable(file: string): void {
   } catch (e) {
     throw new StackFileError(`cannot write ${file}: ${(e as Error).message}`);
   } finally {
-    fs.rmSync(probe, { force: true });
+    try {
+      fs.rmSync(probe, { force: true });
+    } catch {
+      /* nothing was created there */
+    }
   }
 }
 
