@@ -11,11 +11,15 @@ import yargs, { type CommandModule } from "yargs";
 import { hideBin } from "yargs/helpers";
 import { diffCommand } from "./diff";
 import { EXIT, planCommand } from "./plan";
+import { promoteCommand } from "./promote";
+import { rollbackCommand } from "./rollback";
 
 /** Every subcommand; add new ones here, one line each. */
 const COMMANDS: CommandModule<object, any>[] = [
   planCommand,
   diffCommand,
+  promoteCommand,
+  rollbackCommand,
 ];
 
 export async function main(argv: string[]): Promise<void> {

@@ -293,6 +293,10 @@ describe("CLI", () => {
     const refused = run("promote.ts", ["--from", "test", "--to", "prod", "--stacks-dir", s.dir, "--source-outputs", s.outputs("test", { web: older })]);
     expect(refused.status).toBe(1);
     expect(refused.stderr).toMatch(/has not deployed it/);
+    const viaCli = run("dockyard.ts", ["promote", "--from", "test", "--to", "prod", "--stacks-dir", s.dir, "--source-outputs", out, "--dry-run"]);
+    expect(viaCli.status, viaCli.stderr).toBe(0);
+    expect(viaCli.stdout).toMatch(/promote test -> prod \(dry run: nothing copied or written\)/);
+    expect(viaCli.stdout).toMatch(new RegExp(`web .* copy from ${REGISTRY_A}/${ns}src/web`));
     const rb = run("rollback.ts", ["prod", "--stacks-dir", s.dir, "--to", "latest"]);
     expect(rb.status).toBe(2);
     expect(rb.stderr).toMatch(/--to latest: must be an image digest/);
