@@ -293,7 +293,7 @@ describe("CLI", () => {
     const refused = run("promote.ts", ["--from", "test", "--to", "prod", "--stacks-dir", s.dir, "--source-outputs", s.outputs("test", { web: older })]);
     expect(refused.status).toBe(1);
     expect(refused.stderr).toMatch(/has not deployed it/);
-    const viaCli = run("dockyard.ts", ["promote", "--from", "test", "--to", "prod", "--stacks-dir", s.dir, "--source-outputs", out, "--dry-run"]);
+    const viaCli = run("dockyard.ts", ["promote", "--from", "test", "--to", "prod", "--stacks-dir", s.dir, "--source-outputs", s.outputs("test", { web: single }), "--dry-run"]);
     expect(viaCli.status, viaCli.stderr).toBe(0);
     expect(viaCli.stdout).toMatch(/promote test -> prod \(dry run: nothing copied or written\)/);
     expect(viaCli.stdout).toMatch(new RegExp(`web .* copy from ${REGISTRY_A}/${ns}src/web`));
