@@ -3,6 +3,24 @@ import { describe, expect, it } from "vitest";
 import * as pulumi from "@pulumi/pulumi";
 import { useMocks, promisify, settle, isSecretOutput } from "../helpers/pulumi";
 import type { RecordedResource } from "../../scripts/lib/mocks";
+// Static imports are safe: these modules create no resources when imported, only when a
+// DockerHost is constructed, which happens after useMocks() below.
+import {
+  DockerHost,
+  dataDevicePath,
+  hostTags,
+  hostName,
+  hostKeyParameterName,
+  ingressRules,
+  pickSubnet,
+  metadataOptions,
+  amiQuery,
+  egressRules,
+  hostKeyReadPolicy,
+  type DockerHostArgs,
+  type HostBootContext,
+} from "../../components/host";
+import { loadStackSpec, OS_FAMILIES, type EnvironmentSpec } from "../../stacks";
 
 // Three default subnets, listed out of AZ order on purpose: placement must not depend on it.
 const SUBNET_AZ: Record<string, string> = { "subnet-0ccc": "eu-west-1c", "subnet-0aaa": "eu-west-1a", "subnet-0bbb": "eu-west-1b" };
@@ -20,12 +38,6 @@ const fakeVolumeId = (name: string) => `vol-0${createHash("sha256").update(name)
 const newResource = mocks.newResource.bind(mocks);
 mocks.newResource = (a) => newResource({ ...a, id: a.id || (a.type === "aws:ebs/volume:Volume" ? fakeVolumeId(a.name) : undefined) });
 
-const host = await import("../../components/host");
-const { DockerHost, dataDevicePath, hostTags, hostName, hostKeyParameterName, ingressRules, pickSubnet, metadataOptions, amiQuery, egressRules, hostKeyReadPolicy } = host;
-type DockerHostArgs = import("../../components/host").DockerHostArgs;
-type HostBootContext = import("../../components/host").HostBootContext;
-const { loadStackSpec, OS_FAMILIES } = await import("../../stacks");
-type EnvironmentSpec = import("../../stacks").EnvironmentSpec;
 
 const T = {
   instance: "aws:ec2/instance:Instance",
@@ -66,7 +78,7 @@ interface Recorded {
 interface Built {
   name: string;
   spec: EnvironmentSpec;
-  host: InstanceType<typeof DockerHost>;
+  host: DockerHost;
   ctx: HostBootContext;
   /** Props and options of each child as the component passed them (recorded by a transformation). */
   rec: Map<string, Recorded>;
