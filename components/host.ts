@@ -257,9 +257,12 @@ export interface DockerHostArgs {
    */
   userData: (ctx: HostBootContext) => pulumi.Input<string>;
   /**
-   * Replace the instance when the OS family publishes a newer AMI. Default false: the AMI is
-   * ignored after creation, so a new image is picked up only when the host is replaced for
-   * another reason (user-data change, `pulumi up --replace`), never as a surprise on `up`.
+   * Replace the instance when the OS family publishes a newer AMI. Default false: the image
+   * is chosen when the host is first created and then kept (`ignoreChanges: ["ami"]`), so a
+   * new upstream image never replaces every host as a surprise on an unrelated `up`. Note
+   * that Pulumi's ignoreChanges keeps the old value even when the instance is replaced for
+   * another reason (user-data), so hosts only move to a newer image when this is true
+   * (or the host is created anew); OS patches otherwise come from the package manager.
    */
   replaceOnNewImage?: boolean;
 }
