@@ -1,7 +1,9 @@
 import { describe, it, expect, beforeAll } from "vitest";
 import * as pulumi from "@pulumi/pulumi";
 import { useMocks, promisify, settle } from "../helpers/pulumi";
+import * as command from "@pulumi/command";
 import { loadStackSpec, STACKS, type ServiceSpec } from "../../stacks";
+import { ContainerFleet, sshOptions, knownHostsLine, specHash, healthWaitSeconds, proxyRoutes, placeFleet } from "../../components/fleet";
 
 const mocks = useMocks("dev");
 
@@ -39,8 +41,6 @@ monitor.registerResource = async (req: any, cb: any) => {
 const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
 const isSecretValue = (v: unknown) => !!v && typeof v === "object" && Object.values(v as object).includes(SECRET_SIG);
 
-const { ContainerFleet, sshOptions, knownHostsLine, specHash, healthWaitSeconds, proxyRoutes, placeFleet } = await import("../../components/fleet");
-const command = await import("@pulumi/command");
 
 const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl dockyard-host";
 const DIGEST_A = "sha256:" + "a".repeat(64);

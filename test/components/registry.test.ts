@@ -1,9 +1,9 @@
 import { describe, it, expect } from "vitest";
 import { useMocks, promisify, settle } from "../helpers/pulumi";
 import { loadStackSpec, STACKS } from "../../stacks";
+import { ImageRegistry, lifecyclePolicy, pinTag, pinnedDigests, parseEcrRegistry, repositoryName } from "../../components/registry";
 
 const mocks = useMocks("dev");
-const { ImageRegistry, lifecyclePolicy, pinTag, pinnedDigests, parseEcrRegistry, repositoryName } = await import("../../components/registry");
 
 const D1 = "sha256:" + "1".repeat(64);
 
