@@ -74,7 +74,10 @@ export interface HostTagInputs {
 }
 
 /**
- * Tags for every taggable resource of a host. `Name` is the host name, or
+ * Tags for every taggable resource of a host. They are set per resource, not through the
+ * AWS provider's defaultTags (which @pulumi/aws 7 supports): the group/role/host tags differ
+ * per host, defaultTags would need an explicit provider threaded through every component,
+ * and it does not reach the instance's root volume. `Name` is the host name, or
  * `${hostName}-${part}` for a part of it (data volume, security group, ...), so the
  * console lists them together; `dockyard:host` always names the host.
  */
