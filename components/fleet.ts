@@ -358,7 +358,9 @@ export class ContainerFleet extends pulumi.ComponentResource {
           {
             image: proxyImage.imageId,
             restart: "unless-stopped",
-            readOnly: true,
+            // Not read-only: Docker refuses `uploads` (the config) into a read-only rootfs
+            // ("container rootfs is marked read-only"), found by fleet.int.test.ts.
+            readOnly: false,
             tmpfs: { "/tmp": "rw,noexec,nosuid,size=16m" },
             sysctls: { "net.ipv4.ip_unprivileged_port_start": "0" },
             capabilities: { drops: ["ALL"] },

@@ -182,6 +182,9 @@ describe("ContainerFleet on the mock runtime", () => {
     expect(i.uploads[0].file).toBe("/usr/local/etc/haproxy/haproxy.cfg");
     expect(i.uploads[0].content).toContain("server-template web 10 web:8080 check");
     expect(reg("f1-f1-app-1-proxy").deleteBeforeReplace).toBe(true);
+    // Docker refuses uploads into a read-only rootfs (see fleet.int.test.ts).
+    expect(i.readOnly).toBe(false);
+    expect(i.sysctls).toEqual({ "net.ipv4.ip_unprivileged_port_start": "0" });
     expect(mocks.get("docker:index/remoteImage:RemoteImage", "f1-f1-app-1-proxy-image").inputs.name).toBe(PROXY);
   });
 
