@@ -617,6 +617,18 @@ echo "$v"
 `;
 }
 
+/**
+ * The host key as the command provider pins it: "<type> <base64>" (authorized_keys form,
+ * as tls.PrivateKey's publicKeyOpenssh gives it), without comment or trailing newline.
+ */
+export function hostKeyLine(key: string, what = "host"): string {
+  const [type, data] = key.trim().split(/\s+/);
+  if (!/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521))$/.test(type ?? "") || !/^[A-Za-z0-9+/]+={0,3}$/.test(data ?? "")) {
+    throw new Error(`${what}: connection.hostPublicKey must be an OpenSSH public key like "ssh-ed25519 AAAA..." (got ${JSON.stringify(key.slice(0, 40))})`);
+  }
+  return `${type} ${data}`;
+}
+
 /** What re-runs the ready check: anything that changes the engine. */
 export function readyTriggers(engine: EngineSpec): string[] {
   return [engine.channel, engine.version ?? "", engineFingerprint(engine)];
@@ -673,7 +685,7 @@ export class DockerEngine extends pulumi.ComponentResource {
       host: c.host,
       user: c.user,
       port: c.port ?? 22,
-      hostKey: c.hostPublicKey,
+      hostKey: pulumi.output(c.hostPublicKey).apply((k) => hostKeyLine(k, name)),
       // The host key is installed early by cloud-init; until then sshd presents another
       // key and the dial fails verification, so allow retries while the host boots.
       dialErrorLimit: 120,

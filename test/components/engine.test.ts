@@ -15,6 +15,7 @@ import {
   BOOTSTRAP_SCRIPT,
   STEPS,
   stepScript,
+  hostKeyLine,
   type UserDataInput,
 } from "../../components/engine";
 
@@ -314,7 +315,7 @@ describe("DockerEngine on the mock runtime", () => {
   it("runs the ready check with strict host key checking and reports the engine version", async () => {
     const e = new DockerEngine("dev-app-1-engine", {
       hostName: "dev-app-1",
-      connection: { host: "203.0.113.10", user: "admin", hostPublicKey: hostKey, privateKey: "not-a-real-key" },
+      connection: { host: "203.0.113.10", user: "admin", hostPublicKey: `${hostKey} dockyard-host\n`, privateKey: "not-a-real-key" },
       engine,
     });
     expect(await promisify(e.ready)).toBe("computed(dev-app-1-engine-ready.stdout)");
@@ -362,6 +363,12 @@ describe("DockerEngine on the mock runtime", () => {
       engine: { ...engine, channel: "distro", version: undefined },
     });
     expect(await promisify(e.version)).toBe("computed(dev-app-3-engine-ready.stdout)");
+  });
+
+  it("pins the host key as '<type> <base64>' and rejects anything else", () => {
+    expect(hostKeyLine(`${hostKey} comment\n`)).toBe(hostKey);
+    expect(() => hostKeyLine("not a key", "dev-app-1-engine")).toThrow(/dev-app-1-engine: connection.hostPublicKey must be an OpenSSH public key/);
+    expect(() => hostKeyLine("")).toThrow(/hostPublicKey/);
   });
 
   it("rejects an out-of-range timeout", () => {
