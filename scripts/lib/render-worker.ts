@@ -38,12 +38,15 @@ function fail(e: unknown): never {
  * one path from the other file; every other read is untouched.
  */
 function redirectEnvironmentFile(to: string): void {
-  const original = fs.readFileSync;
+  // The module object itself (an `import *` namespace only has getters onto it).
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const fsModule = require("node:fs") as { readFileSync: typeof fs.readFileSync };
+  const original = fsModule.readFileSync;
   const patched = function (this: unknown, file: fs.PathOrFileDescriptor, ...rest: unknown[]) {
     const target = typeof file === "string" && file === ENVIRONMENT_FILE ? to : file;
     return (original as (...a: unknown[]) => unknown).call(this, target, ...rest);
   };
-  (fs as { readFileSync: unknown }).readFileSync = patched;
+  fsModule.readFileSync = patched as typeof fs.readFileSync;
 }
 
 type Internal = { promise(): Promise<unknown>; isKnown: Promise<boolean>; isSecret: Promise<boolean> };

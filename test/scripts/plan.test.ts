@@ -3,26 +3,13 @@
  * config hand-over to the program, and the command end to end on the real program
  * and on a fixture program that registers representative resources.
  */
-import { execFile } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SECRET_PLACEHOLDER, STACKS_DIR, loadStackSpec } from "../../stacks";
+import { FIXTURE, cli } from "./cli";
 import { KEY_PROPERTIES, buildPlan, displayValue, formatPlan, keyProperties, renderStack, toPulumiConfig, type Rendered } from "../../scripts/lib/render";
-
-const ROOT = path.resolve(__dirname, "..", "..");
-const FIXTURE = path.join(__dirname, "fixtures", "program.ts");
-
-/** Runs the CLI as an operator would; never throws, returns exit code and output. */
-export function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, ["--import", "tsx", path.join(ROOT, "scripts", "dockyard.ts"), ...args], { cwd: ROOT, env: { ...process.env, ...env }, timeout: 180_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 let tmp: string;
 beforeAll(() => {
