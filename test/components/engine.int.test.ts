@@ -103,6 +103,10 @@ describe("cloud-init schema and shellcheck on the rendered user-data", () => {
 
       const doc = YAML.parse(ud) as Record<string, unknown> & { write_files: WriteFile[] };
       for (const k of Object.keys(doc)) expect(known.has(k), `top-level key ${k} unknown to this cloud-init`).toBe(true);
+      // cloud-init reads the file with PyYAML (YAML 1.1): it must see exactly what we rendered.
+      const py = run("/usr/bin/python3", ["-c", "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))", file]);
+      expect(py.code, py.out).toBe(0);
+      expect(JSON.parse(py.stdout)).toEqual(doc);
 
       const scripts = doc.write_files.filter((f) => f.path.endsWith(".sh"));
       expect(scripts.length).toBe(6);
