@@ -661,6 +661,11 @@ export interface DockerEngineArgs {
   };
   /** Engine spec the host was rendered with (same value passed to renderUserData). */
   engine: EngineSpec;
+  /**
+   * The instance id (or anything that changes when the host is replaced). A replaced host
+   * keeps its address and host key, so without this the check would not run again for it.
+   */
+  hostId?: pulumi.Input<string>;
   /** Upper bound for the wait on cloud-init, in seconds; default 1200. */
   timeoutSeconds?: number;
 }
@@ -700,7 +705,7 @@ export class DockerEngine extends pulumi.ComponentResource {
       {
         connection,
         create: renderReadyCommand(args.engine, timeout),
-        triggers: readyTriggers(args.engine),
+        triggers: args.hostId !== undefined ? [...readyTriggers(args.engine), args.hostId] : readyTriggers(args.engine),
       },
       { parent: this, customTimeouts: { create: `${timeout + 600}s`, update: `${timeout + 600}s` } },
     );

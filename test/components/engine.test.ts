@@ -356,6 +356,18 @@ describe("DockerEngine on the mock runtime", () => {
     expect(await promisify(e.version)).toBe("5:28.5.2-1~debian.12~bookworm");
   });
 
+  it("re-runs the check for a replaced host (hostId is a trigger)", async () => {
+    const e = new DockerEngine("dev-app-4-engine", {
+      hostName: "dev-app-4",
+      connection: { host: "203.0.113.14", user: "admin", hostPublicKey: hostKey },
+      engine,
+      hostId: "i-0123456789abcdef0",
+    });
+    await promisify(e.ready);
+    const t = mocks.get("command:remote:Command", "dev-app-4-engine-ready").inputs.triggers as string[];
+    expect(t).toEqual([...readyTriggers(engine), "i-0123456789abcdef0"]);
+  });
+
   it("reports the server version as `version` for an unpinned distro engine", async () => {
     const e = new DockerEngine("dev-app-3-engine", {
       hostName: "dev-app-3",
