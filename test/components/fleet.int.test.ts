@@ -13,7 +13,7 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { renderHaproxyConfig, PROXY_CONFIG_PATH } from "../../components/proxy";
-import { healthcheckTests } from "../../components/fleet";
+import { healthcheckTests, sshOptions } from "../../components/fleet";
 
 const WEB = "dockyard-test/web:local";
 const PROXY = "dockyard-test/haproxy:local";
@@ -189,5 +189,52 @@ describe("per-host proxy against the real engine", () => {
     const early = c.answers.filter((a) => a.body.endsWith(" v3")).length;
     // Before its first failed checks the new replica may take a few requests (it answers them).
     console.log(`unhealthy new version answered ${early} of ${c.answers.length} requests before the proxy took it out`);
+  });
+});
+
+describe("sshOptions with the real OpenSSH client", () => {
+  // sshd from the test host image (test/infra/40-host-image.sh), published on loopback.
+  const HOST_IMAGE = "dockyard/host:latest";
+  let dir: string;
+  let sshPort: number;
+  beforeAll(async () => {
+    try {
+      docker("image", "inspect", HOST_IMAGE);
+    } catch {
+      throw new Error(`image ${HOST_IMAGE} is missing: run bash test/infra/up.sh (test/infra/40-host-image.sh builds it)`);
+    }
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "dyit-ssh-"));
+    for (const k of ["host", "other", "client"]) execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", k, "-f", path.join(dir, k)]);
+    fs.copyFileSync(path.join(dir, "client.pub"), path.join(dir, "authorized_keys"));
+    fs.chmodSync(path.join(dir, "authorized_keys"), 0o644);
+    sshPort = await freePort();
+    docker(
+      "run", "-d", "--name", `${RUN}-sshd`, "-p", `127.0.0.1:${sshPort}:22`,
+      "-v", `${path.join(dir, "host")}:/etc/ssh/pinned_host_key:ro`, "-v", `${path.join(dir, "authorized_keys")}:/root/.ssh/authorized_keys:ro`,
+      "--entrypoint", "/bin/sh", HOST_IMAGE, "-c", "mkdir -p /run/sshd && exec /usr/sbin/sshd -D -e -h /etc/ssh/pinned_host_key",
+    );
+    created.push(`${RUN}-sshd`);
+  });
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  const ssh = (pinned: string) => {
+    const args = [...sshOptions(fs.readFileSync(path.join(dir, pinned), "utf8")), "-i", path.join(dir, "client"), "-p", String(sshPort), "root@127.0.0.1", "echo pinned-ok"];
+    // HOME points at the temp dir, so no user known_hosts or config takes part.
+    return execFileSync("ssh", args, { encoding: "utf8", env: { ...process.env, HOME: dir }, stdio: ["ignore", "pipe", "pipe"] }).trim();
+  };
+
+  it("connects when the host presents the pinned key, and writes no known_hosts", async () => {
+    let out = "";
+    for (let i = 0; i < 40 && out !== "pinned-ok"; i++) {
+      try { out = ssh("host.pub"); } catch { await sleep(250); }
+    }
+    expect(out).toBe("pinned-ok");
+    expect(fs.existsSync(path.join(dir, ".ssh", "known_hosts"))).toBe(false);
+  });
+
+  it("refuses a host presenting any other key", () => {
+    let err = "";
+    try { ssh("other.pub"); } catch (e) { err = String((e as { stderr?: string }).stderr ?? e); }
+    expect(err).toMatch(/Host key verification failed/);
   });
 });

@@ -6,7 +6,7 @@
 #    official haproxy image, mirrored into the stack's registry and pinned by digest).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-need_packages busybox-static haproxy
+need_packages busybox-static haproxy openssh-client
 root=$(cd "$(dirname "$0")/../.." && pwd)
 
 bash "$root/stacks/services/web/build.sh" dockyard-test/web:local >/dev/null
