@@ -1,7 +1,65 @@
 // Dockyard: one program for every stack. Load the spec, build the components, export outputs.
 import { loadSpecFromPulumi } from "./stacks";
+import { DockerHost, hostName } from "./components/host";
+import { DockerEngine, renderUserData } from "./components/engine";
 
 const spec = loadSpecFromPulumi();
 
+// One DockerHost per host of each group, each with the engine installed by its user-data.
+const hosts = spec.hostGroups.flatMap((group) => {
+  const servicePorts = spec.services
+    .filter((s) => s.group === group.name && s.publishPort !== undefined)
+    .map((s) => s.publishPort as number);
+  return Array.from({ length: group.count }, (_, i) => {
+    const name = hostName(spec.stack, group.name, i + 1);
+    const host = new DockerHost(name, {
+      stack: spec.stack,
+      project: spec.project,
+      group,
+      ordinal: i + 1,
+      region: spec.region,
+      os: spec.os,
+      access: spec.access,
+      servicePorts,
+      userData: (ctx) =>
+        ctx.dataDevice.apply((dataDevice) =>
+          renderUserData({
+            stack: spec.stack,
+            hostName: ctx.hostName,
+            os: spec.os,
+            engine: spec.engine,
+            dataMount: group.dataMount,
+            dataDevice,
+            hostKey: { ssmParameter: ctx.hostKeyParameter, region: spec.region },
+          }),
+        ),
+    });
+    const engine = new DockerEngine(`${name}-engine`, {
+      hostName: name,
+      connection: { host: host.publicIp, user: host.sshUser, hostPublicKey: host.hostPublicKey },
+      engine: spec.engine,
+      hostId: host.instanceId,
+    });
+    return { group, host, engine };
+  });
+});
+
 export const stack = spec.stack;
-export const engine = { channel: spec.engine.channel, version: spec.engine.version ?? "distro default" };
+export const region = spec.region;
+export const engine = { channel: spec.engine.channel, version: spec.engine.version ?? "distribution default" };
+/** Every host with its addresses, data volume and the engine version it reported when ready. */
+export const hostsByName = Object.fromEntries(
+  hosts.map(({ group, host, engine: e }) => [
+    host.hostName,
+    {
+      group: group.name,
+      instanceId: host.instanceId,
+      publicIp: host.publicIp,
+      privateIp: host.privateIp,
+      dataVolumeId: host.dataVolumeId,
+      sshUser: host.sshUser,
+      hostPublicKey: host.hostPublicKey,
+      engineVersion: e.ready,
+    },
+  ]),
+);

@@ -7,6 +7,7 @@
  * `(computed)`. Provider function calls are answered from a table keyed by token; an
  * unexpected token fails loudly instead of echoing its inputs.
  */
+import * as crypto from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 
 /** A resource as the program registered it. */
@@ -25,14 +26,47 @@ export interface RecordedCall {
   inputs: Record<string, unknown>;
 }
 
-export const COMPUTED_RE = /computed\([^()]*\)/g;
+/**
+ * A well-formed but fabricated ed25519 public key (OpenSSH wire format), for code that
+ * validates host keys. Its first 24 key bytes are a fixed marker, so every fabricated
+ * key shares a base64 prefix that COMPUTED_RE recognises.
+ */
+const MOCK_KEY_MARKER = Buffer.from("dockyard-mock-host-key:0");
+function sshString(b: Buffer): Buffer {
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(b.length);
+  return Buffer.concat([len, b]);
+}
+function mockSshPublicKeyBlob(name: string): Buffer {
+  const tail = crypto.createHash("sha256").update(name).digest().subarray(0, 8);
+  return Buffer.concat([sshString(Buffer.from("ssh-ed25519")), sshString(Buffer.concat([MOCK_KEY_MARKER, tail]))]);
+}
+export function mockSshPublicKey(name: string): string {
+  return `ssh-ed25519 ${mockSshPublicKeyBlob(name).toString("base64")}`;
+}
+// 19 header bytes + 24 marker bytes = 43: the first 14 base64 groups (42 bytes) are fixed.
+const MOCK_KEY_PREFIX = mockSshPublicKeyBlob("").toString("base64").slice(0, 56);
+
+export const COMPUTED_RE = new RegExp(
+  String.raw`computed\([^()]*\)|vol-?computed-[a-z0-9-]+|ssh-ed25519 ${MOCK_KEY_PREFIX.replace(/[+/]/g, "\\$&")}[A-Za-z0-9+/=]*`,
+  "g",
+);
 /** The stand-in for a value only the cloud knows. */
 export function computed(name: string, field: string): string {
   return `computed(${name}.${field})`;
 }
 /** True if a value is (or contains) a stand-in for a cloud-computed value. */
 export function isComputed(v: unknown): boolean {
-  return typeof v === "string" && /computed\([^()]*\)/.test(v);
+  return typeof v === "string" && new RegExp(COMPUTED_RE.source).test(v);
+}
+
+/**
+ * The id a resource gets under mocks. EBS volume ids end up in device paths
+ * (/dev/disk/by-id/...), so they are path-safe while still recognisable as computed.
+ */
+function fabricatedId(type: string, name: string): string {
+  if (type === "aws:ebs/volume:Volume") return `vol-computed-${name}`;
+  return computed(name, "id");
 }
 
 /** Output properties each resource type gets from the cloud, beyond its inputs. */
@@ -95,9 +129,13 @@ export class DockyardMocks implements pulumi.runtime.Mocks {
   constructor(private readonly handlers: Record<string, CallHandler> = DEFAULT_CALLS) {}
 
   newResource(args: pulumi.runtime.MockResourceArgs): { id: string; state: Record<string, unknown> } {
-    const id = args.id ?? computed(args.name, "id");
+    // The mock monitor passes id "" for every resource that is not imported.
+    const id = args.id || fabricatedId(args.type, args.name);
     this.resources.push({ type: args.type, name: args.name, inputs: args.inputs, custom: args.custom ?? true, provider: args.provider, id });
     const state: Record<string, unknown> = { ...args.inputs };
+    if (args.type === "tls:index/privateKey:PrivateKey" && args.inputs.algorithm === "ED25519") {
+      state.publicKeyOpenssh = mockSshPublicKey(args.name);
+    }
     for (const field of COMPUTED_OUTPUTS[args.type] ?? []) {
       if (state[field] === undefined) state[field] = computed(args.name, field);
     }
