@@ -16,5 +16,5 @@ trap 'rm -rf "$ctx"' EXIT
 cp "$here/Dockerfile" "$ctx/"
 cp -a "$here/rootfs" "$ctx/"
 cp "$busybox" "$ctx/busybox"
-mkdir -p "$ctx/rootfs/tmp" && chmod 1777 "$ctx/rootfs/tmp"
-DOCKER_BUILDKIT=0 docker build -q -t "$tag" "$ctx"
+mkdir -p "$ctx/rootfs/tmp" "$ctx/uploads" && chmod 1777 "$ctx/rootfs/tmp"
+DOCKER_BUILDKIT=0 docker build -q -t "$tag" "$ctx" 2> >(grep -v -e DEPRECATED -e "legacy builder" -e BuildKit -e "environment-variable" -e "^\s*$" >&2)
