@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import * as pulumi from "@pulumi/pulumi";
 import { useMocks, promisify, settle, isSecretOutput } from "../helpers/pulumi";
-import type { RecordedResource } from "../../scripts/lib/mocks";
+import { mockSshPublicKey, type RecordedResource } from "../../scripts/lib/mocks";
 // Static imports are safe: these modules create no resources when imported, only when a
 // DockerHost is constructed, which happens after useMocks() below.
 import {
@@ -464,7 +464,7 @@ describe("DockerHost (dev)", () => {
     expect(param.inputs.value).toEqual({ [pulumi.runtime.specialSigKey]: pulumi.runtime.specialSecretSig, value: "computed(dev-app-1-host-key.privateKeyOpenssh)" });
     expect(await isSecretOutput(b.rec.get("dev-app-1-host-key-param")!.props.value as pulumi.Output<string>)).toBe(true);
     expect(b.rec.get("dev-app-1-host-key-param")!.opts.additionalSecretOutputs).toContain("value");
-    expect(await known(b.host.hostPublicKey, "hostPublicKey")).toBe("computed(dev-app-1-host-key.publicKeyOpenssh)");
+    expect(await known(b.host.hostPublicKey, "hostPublicKey")).toBe(mockSshPublicKey("dev-app-1-host-key"));
     // The private key appears nowhere else in plain text.
     for (const r of mocks.resources.filter((x) => x.name.startsWith("dev-app-1-") && x.name !== "dev-app-1-host-key-param")) {
       expect(JSON.stringify(r.inputs), r.name).not.toContain("privateKeyOpenssh");
