@@ -14,7 +14,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-need_packages debootstrap apt-cacher-ng e2fsprogs openssh-client iproute2
+need_packages debootstrap apt-cacher-ng e2fsprogs openssh-client iproute2 busybox-static
 
 # --- apt cache -----------------------------------------------------------------------
 # Host containers reach it at the docker0 gateway; apt-cacher-ng listens on all addresses.
@@ -86,6 +86,34 @@ cat >/etc/cloud/cloud.cfg.d/90-dockyard-test.cfg <<EOF
 datasource_list: [ NoCloud, None ]
 network: {config: disabled}
 EOF
+# Debian's EC2 images log in as "admin" (stacks/os.ts sshUser), not the package's "debian".
+cat >/etc/cloud/cloud.cfg.d/91-dockyard-default-user.cfg <<EOF
+system_info:
+  default_user:
+    name: admin
+    lock_passwd: true
+    gecos: Debian
+    groups: [adm, audio, cdrom, dialout, dip, floppy, netdev, plugdev, sudo, video]
+    sudo: ["ALL=(ALL) NOPASSWD:ALL"]
+    shell: /bin/bash
+EOF
+# On a VM, systemd mounts /etc/fstab's device entries at boot; in a container its fstab
+# generator skips them ("Running in a container, ignoring fstab device entry"). This unit
+# stands in for that, so a reboot mounts the data volume as on EC2.
+cat >/etc/systemd/system/container-fstab.service <<EOF
+[Unit]
+Description=Mount /etc/fstab device entries (what systemd-fstab-generator does on a VM)
+DefaultDependencies=no
+After=local-fs-pre.target
+Before=local-fs.target
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/mount -a -t ext4,xfs
+[Install]
+WantedBy=local-fs.target
+EOF
+systemctl enable container-fstab.service
 # Units that cannot work in a container and would only slow the boot down.
 for u in systemd-udevd.service systemd-udevd-control.socket systemd-udevd-kernel.socket \
          systemd-udev-trigger.service systemd-udev-settle.service getty@tty1.service \

@@ -1,0 +1,309 @@
+/**
+ * Issue 5: the user-data components/engine.ts renders really turns a fresh Debian 12 host
+ * into a Docker host the fleet can reach over SSH.
+ *
+ * One host per stack (dev, test, prod; channel forced to `distro` because Docker's apt
+ * repository is unreachable here) boots in parallel from the host image built by
+ * test/infra/40-host-image.sh: systemd as PID 1, cloud-init from a NoCloud seed, the data
+ * volume on a loop block device at the stable EBS device path, and a stub `aws` on PATH
+ * that answers only the SSM call for that host's key parameter, with a host key this test
+ * generated (ssh-keygen -t ed25519).
+ *
+ * Test-only additions that do NOT change the user-data: the client's public key is
+ * written to ~admin/.ssh/authorized_keys with `docker exec` after cloud-init finished (on
+ * EC2 the key pair does this), and an apt proxy setting points apt at the local
+ * apt-cacher-ng (a mirror setting, like a VPC mirror).
+ */
+import * as fs from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { engineFingerprint, renderDaemonJson } from "../../components/engine";
+import { dockerHostUrl, sshOptions } from "../../components/fleet";
+import { STACKS } from "../../stacks";
+import * as h from "./harness";
+
+interface Booted {
+  stack: string;
+  spec: ReturnType<typeof h.distroSpec>;
+  input: ReturnType<typeof h.hostInput>;
+  userData: string;
+  host: h.Host;
+  data: h.DataVolume;
+  hostKey: ReturnType<typeof h.newKeyPair>;
+  readySeconds: number;
+  ip: string;
+}
+
+const RUN = `t${process.pid}`;
+const booted = new Map<string, Booted>();
+const volumes: h.DataVolume[] = [];
+const extraHosts: h.Host[] = [];
+let dir: string;
+let client: ReturnType<typeof h.newKeyPair>;
+const times: string[] = [];
+
+function conn(b: Booted, hostPublicKey = b.hostKey.publicKey) {
+  return { url: dockerHostUrl(b.spec.os.sshUser, b.ip), sshOpts: sshOptions(hostPublicKey), identity: client.privateKey, dir };
+}
+
+async function bootStack(stack: string): Promise<Booted> {
+  const spec = h.distroSpec(stack);
+  const hostName = `${stack}-app-1`;
+  const input = h.hostInput(spec, hostName);
+  const userData = h.renderUserData(input);
+  const hostKey = h.newKeyPair(dir, `${stack}-host-key`);
+  const data = await h.createDataVolume(`${RUN}-${stack}`);
+  volumes.push(data);
+  const host = await h.startHost({
+    name: `dockyard-host-${RUN}-${stack}`,
+    userData,
+    instanceId: `i-${RUN}-${stack}-1`,
+    data,
+    input,
+    hostPrivateKey: fs.readFileSync(hostKey.privateKey, "utf8"),
+  });
+  const readySeconds = await h.waitEngineReady(host);
+  times.push(`${stack}: ${readySeconds.toFixed(1)} s from container start to engine-ready (${data.kind} data volume)`);
+  await h.authorizeKey(host, spec.os.sshUser, client.publicKey);
+  // Preloaded with docker exec (not under test here); the SSH test loads it again over SSH.
+  await h.sh("docker", ["exec", "-i", host.container, "docker", "load"], { input: h.busyboxTar() });
+  return { stack, spec, input, userData, host, data, hostKey, readySeconds, ip: await h.containerIp(host) };
+}
+
+beforeAll(async () => {
+  h.assertHostImage();
+  dir = h.scratchDir("dockyard-host-test");
+  client = h.newKeyPair(dir, "client");
+  await h.ensureBusyboxImage();
+  const results = await Promise.allSettled(STACKS.map((s) => bootStack(s)));
+  for (const r of results) if (r.status === "fulfilled") booted.set(r.value.stack, r.value);
+  const failed = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed.length > 0) throw new Error(failed.map((f) => String(f.reason)).join("\n\n"));
+  console.log(`time to engine-ready:\n  ${times.join("\n  ")}`);
+}, 600_000);
+
+afterAll(async () => {
+  if (times.length > 0) console.log(`time to engine-ready (all hosts):\n  ${times.join("\n  ")}`);
+  for (const b of booted.values()) await h.removeHost(b.host);
+  for (const x of extraHosts) await h.removeHost(x);
+  for (const v of volumes) await h.destroyDataVolume(v);
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+}, 120_000);
+
+const get = (stack: string): Booted => {
+  const b = booted.get(stack);
+  if (!b) throw new Error(`host for stack ${stack} did not boot`);
+  return b;
+};
+
+describe.each(STACKS)("stack %s: provisioned host", (stack) => {
+  it("cloud-init finished without errors", async () => {
+    const b = get(stack);
+    const status = await h.exec(b.host, "cloud-init status --long");
+    expect(status).toMatch(/^status: done$/m);
+    const result = JSON.parse(await h.exec(b.host, "cat /run/cloud-init/result.json"));
+    expect(result.v1.errors).toEqual([]);
+    // Every bootstrap step ran, in order, and the last one reported the engine ready.
+    const log = await h.exec(b.host, "cat /var/log/cloud-init-output.log");
+    const steps = [...log.matchAll(/^dockyard: step (\S+)$/gm)].map((m) => m[1]);
+    expect(steps).toEqual(["hostkey", "data-volume", "engine-install", "engine-ready"]);
+    expect(log).toMatch(/dockyard: all steps done/);
+  });
+
+  it("installs the distro's docker.io at the release's version, and holds it", async () => {
+    const b = get(stack);
+    const installed = (await h.exec(b.host, "dpkg-query -W -f='${Version}' docker.io")).trim();
+    const candidate = (await h.exec(b.host, "apt-cache policy docker.io | awk '/Candidate:/ { print $2 }'")).trim();
+    expect(installed).not.toBe("");
+    expect(installed).toBe(candidate);
+    const held = (await h.exec(b.host, "apt-mark showhold")).split("\n").filter(Boolean);
+    expect(held).toEqual(expect.arrayContaining(["docker.io", "containerd", "runc"]));
+    // Nothing from Docker's own repository on a distro host.
+    const ce = await h.tryExec(b.host, "dpkg-query -W -f='${Status}' docker-ce");
+    expect(ce.out).not.toMatch(/install ok installed/);
+    const server = (await h.exec(b.host, "docker version --format '{{.Server.Version}}'")).trim();
+    expect(installed.startsWith(`${server}-`)).toBe(true);
+  });
+
+  it("daemon.json holds the declared settings and dockerd runs with them", async () => {
+    const b = get(stack);
+    const daemon = b.spec.engine.daemon;
+    const json = JSON.parse(await h.exec(b.host, "cat /etc/docker/daemon.json"));
+    expect(json).toEqual(renderDaemonJson(b.spec.engine, b.input.dataMount));
+    const info = JSON.parse(await h.exec(b.host, "docker info --format '{{json .}}'"));
+    expect(info.LoggingDriver).toBe(daemon.logDriver);
+    expect(info.LiveRestoreEnabled).toBe(daemon.liveRestore);
+    expect(info.DockerRootDir).toBe(`${b.input.dataMount}/docker`);
+    // A new container gets the daemon's log rotation.
+    const id = (await h.exec(b.host, `docker create ${h.BUSYBOX_IMAGE} true`)).trim();
+    const logConfig = JSON.parse(await h.exec(b.host, `docker inspect -f '{{json .HostConfig.LogConfig}}' ${id}; docker rm ${id} >/dev/null`));
+    expect(logConfig).toEqual({ Type: daemon.logDriver, Config: { "max-size": daemon.logMaxSize, "max-file": String(daemon.logMaxFile) } });
+    // Metrics answer on loopback only.
+    if (daemon.metricsPort > 0) {
+      const listeners = await h.exec(b.host, "ss -Hltn");
+      expect(listeners).toContain(`127.0.0.1:${daemon.metricsPort} `);
+      expect(listeners).not.toMatch(new RegExp(`(0\\.0\\.0\\.0|\\*|\\[::\\]):${daemon.metricsPort}\\b`));
+    }
+  });
+
+  it("has no TCP listener on 2375/2376 and dockerd listens on TCP only for loopback metrics", async () => {
+    const b = get(stack);
+    const ss = await h.exec(b.host, "ss -Hltnp");
+    expect(ss).not.toMatch(/:237[56]\b/);
+    const dockerd = ss.split("\n").filter((l) => l.includes('"dockerd"')).map((l) => l.trim().split(/\s+/)[3]);
+    expect(dockerd).toEqual(b.spec.engine.daemon.metricsPort > 0 ? [`127.0.0.1:${b.spec.engine.daemon.metricsPort}`] : []);
+  });
+
+  it("puts the SSH user in the docker group and writes the readiness marker", async () => {
+    const b = get(stack);
+    const groups = (await h.exec(b.host, `id -nG ${b.spec.os.sshUser}`)).trim().split(/\s+/);
+    expect(groups).toContain("docker");
+    const marker = await h.exec(b.host, `cat ${h.READY_MARKER}`);
+    expect(marker).toContain(`fingerprint=${engineFingerprint(b.spec.engine)}\n`);
+    expect(marker).toContain("channel=distro\n");
+    expect(marker).toMatch(/^server=\d+\.\d+\.\d+/m);
+  });
+
+  it("keeps the engine's data-root on the data volume", async () => {
+    const b = get(stack);
+    const mount = b.input.dataMount;
+    const [source, fstype] = (await h.exec(b.host, `findmnt -n -o SOURCE,FSTYPE --mountpoint ${mount}`)).trim().split(/\s+/);
+    expect(fstype).toBe("ext4");
+    if (b.data.kind === "block") {
+      expect([b.data.loop, b.input.dataDevice]).toContain(source);
+      // Mounted by UUID through /etc/fstab, so a different device order still finds it.
+      const uuid = (await h.exec(b.host, `blkid -s UUID -o value ${b.data.loop}`)).trim();
+      expect(await h.exec(b.host, "cat /etc/fstab")).toMatch(new RegExp(`^UUID=${uuid} ${mount} ext4 \\S*nofail`, "m"));
+    }
+    // The data-root is on the data volume's filesystem, not on /.
+    const [rootDev, mountDev, dataRootDev] = (await h.exec(b.host, `stat -c %d / ${mount} ${mount}/docker`)).trim().split("\n");
+    expect(dataRootDev).toBe(mountDev);
+    expect(dataRootDev).not.toBe(rootDev);
+    expect((await h.exec(b.host, `ls ${mount}/docker`)).split("\n")).toEqual(expect.arrayContaining(["image", "containers", "volumes"]));
+  });
+
+  it("serves exactly the host key from SSM, and nothing else", async () => {
+    const b = get(stack);
+    const scan = await h.sh("ssh-keyscan", ["-T", "10", "-t", "rsa,ecdsa,ed25519", b.ip]);
+    const offered = scan.split("\n").filter((l) => l && !l.startsWith("#")).map((l) => l.split(/\s+/).slice(1, 3).join(" "));
+    expect(offered).toEqual([b.hostKey.publicKey.split(/\s+/).slice(0, 2).join(" ")]);
+  });
+
+  it("runs a container over Docker-over-SSH with the fleet's URL, user and pinned host key", async () => {
+    const b = get(stack);
+    const c = conn(b);
+    expect(c.url).toBe(`ssh://${b.spec.os.sshUser}@${b.ip}`);
+    // docker save | docker -H ssh://... load: the image travels over the same connection.
+    await h.dockerOverSsh(c, ["rmi", "-f", h.BUSYBOX_IMAGE]);
+    const loaded = await h.dockerOverSsh(c, ["load"], { input: h.busyboxTar(), timeoutMs: 90_000 });
+    expect(loaded).toContain(h.BUSYBOX_IMAGE);
+    const out = await h.dockerOverSsh(c, ["run", "--rm", h.BUSYBOX_IMAGE, "sh", "-c", "echo hello from $(hostname -s 2>/dev/null || echo c)"], { timeoutMs: 90_000 });
+    expect(out).toMatch(/^hello from /);
+    const remote = (await h.dockerOverSsh(c, ["info", "--format", "{{.Name}} {{.DockerRootDir}}"])).trim();
+    expect(remote).toBe(`${b.input.hostName} ${b.input.dataMount}/docker`);
+  }, 180_000);
+
+  it("refuses the connection when the host presents another key than the pinned one", async () => {
+    const b = get(stack);
+    const other = h.newKeyPair(dir, `${stack}-wrong-host-key`);
+    const err = await h.dockerOverSsh(conn(b, other.publicKey), ["version", "--format", "{{.Server.Version}}"], { timeoutMs: 60_000 }).then(
+      () => "connected",
+      (e: Error) => e.message,
+    );
+    expect(err).not.toBe("connected");
+    expect(err).toMatch(/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|no matching host key/i);
+  }, 90_000);
+});
+
+describe("idempotence (dev host)", () => {
+  const state = { dpkgStamp: "", markerStamp: "" };
+
+  it("a reboot re-runs cloud-init's boot modules without reinstalling or breaking the engine", async () => {
+    const b = get("dev");
+    const c = conn(b);
+    // Data and a long-running container that must survive (restart policy, data-root on the volume).
+    await h.dockerOverSsh(c, ["volume", "create", "keep"]);
+    await h.dockerOverSsh(c, ["run", "--rm", "-v", "keep:/d", h.BUSYBOX_IMAGE, "sh", "-c", "echo survived > /d/proof"]);
+    await h.dockerOverSsh(c, ["run", "-d", "--name", "keeper", "--restart", "unless-stopped", h.BUSYBOX_IMAGE, "sleep", "3600"]);
+    state.dpkgStamp = await h.exec(b.host, "stat -c %Y /var/lib/dpkg/info/docker.io.list");
+    state.markerStamp = await h.exec(b.host, `stat -c %Y ${h.READY_MARKER}`);
+
+    const t0 = Date.now();
+    await h.sh("docker", ["restart", "-t", "20", b.host.container], { timeoutMs: 90_000 });
+    b.host.startedAt = Date.now();
+    // Bounded wait for systemd and cloud-init's boot stages.
+    const status = await h.exec(b.host, "for i in $(seq 1 120); do systemctl is-system-running --wait >/dev/null 2>&1 && break; sleep 1; done; timeout 300 cloud-init status --wait --long || true", 330_000);
+    expect(status).toMatch(/^status: done$/m);
+    console.log(`dev reboot: ${((Date.now() - t0) / 1000).toFixed(1)} s until cloud-init done`);
+    const result = JSON.parse(await h.exec(b.host, "cat /run/cloud-init/result.json"));
+    expect(result.v1.errors).toEqual([]);
+
+    // runcmd is per-instance: the bootstrap did not run again, nothing was reinstalled.
+    const log = await h.exec(b.host, "cat /var/log/cloud-init-output.log");
+    expect([...log.matchAll(/^dockyard: step engine-install$/gm)]).toHaveLength(1);
+    expect(await h.exec(b.host, "stat -c %Y /var/lib/dpkg/info/docker.io.list")).toBe(state.dpkgStamp);
+    expect(await h.exec(b.host, `stat -c %Y ${h.READY_MARKER}`)).toBe(state.markerStamp);
+    expect((await h.exec(b.host, "apt-mark showhold")).split("\n")).toContain("docker.io");
+
+    // The engine is back, on the data volume, with its container and data.
+    await h.exec(b.host, "for i in $(seq 1 60); do docker info >/dev/null 2>&1 && exit 0; sleep 1; done; exit 1", 90_000);
+    expect((await h.exec(b.host, "systemctl is-active docker.service")).trim()).toBe("active");
+    expect((await h.exec(b.host, `findmnt -n -o FSTYPE --mountpoint ${b.input.dataMount}`)).trim()).toBe("ext4");
+    expect((await h.exec(b.host, "docker info --format '{{.DockerRootDir}}'")).trim()).toBe(`${b.input.dataMount}/docker`);
+    b.ip = await h.containerIp(b.host);
+    const c2 = conn(b);
+    const running = await h.dockerOverSsh(c2, ["ps", "--filter", "name=keeper", "--format", "{{.Names}} {{.Status}}"]);
+    expect(running).toMatch(/^keeper Up/m);
+    expect(await h.dockerOverSsh(c2, ["run", "--rm", "-v", "keep:/d", h.BUSYBOX_IMAGE, "cat", "/d/proof"])).toBe("survived\n");
+    // Still only the pinned host key, still no TCP API.
+    expect(await h.exec(b.host, "ss -Hltn")).not.toMatch(/:237[56]\b/);
+  }, 420_000);
+
+  it("a replacement host (new instance-id) re-attaches the data volume without reformatting it", async () => {
+    const b = get("dev");
+    // The old instance goes away; the volume (loop device / directory) stays.
+    await h.removeHost(b.host);
+    const replacement = await h.startHost({
+      name: `dockyard-host-${RUN}-dev-2`,
+      userData: b.userData,
+      instanceId: `i-${RUN}-dev-2`,
+      data: b.data,
+      input: b.input,
+      hostPrivateKey: fs.readFileSync(b.hostKey.privateKey, "utf8"),
+    });
+    extraHosts.push(replacement);
+    const seconds = await h.waitEngineReady(replacement);
+    times.push(`dev replacement: ${seconds.toFixed(1)} s from container start to engine-ready (same data volume)`);
+    const log = await h.exec(replacement, "cat /var/log/cloud-init-output.log");
+    if (b.data.kind === "block") {
+      expect(log).toMatch(/already holds data; not formatting/);
+      expect(log).not.toMatch(/is blank; creating ext4/);
+    } else {
+      expect(log).toMatch(/already a mount point/);
+    }
+    await h.authorizeKey(replacement, b.spec.os.sshUser, client.publicKey);
+    const ip = await h.containerIp(replacement);
+    const c = { ...conn(b), url: dockerHostUrl(b.spec.os.sshUser, ip) };
+    // The new engine starts on the same data-root: the volume, its data and the image are there.
+    expect(await h.dockerOverSsh(c, ["run", "--rm", "-v", "keep:/d", h.BUSYBOX_IMAGE, "cat", "/d/proof"])).toBe("survived\n");
+    const names = await h.dockerOverSsh(c, ["ps", "-a", "--format", "{{.Names}}"]);
+    expect(names.split("\n")).toContain("keeper");
+  }, 420_000);
+});
+
+describe("harness guards", () => {
+  it("the stub aws refuses any call but the host's own SSM parameter", async () => {
+    const b = get("test");
+    const ok = await h.tryExec(b.host, `aws ssm get-parameter --region ${b.input.hostKey.region} --name ${b.input.hostKey.ssmParameter} --with-decryption --query Parameter.Value --output text`);
+    expect(ok.code).toBe(0);
+    expect(ok.out).toContain("OPENSSH PRIVATE KEY");
+    const other = await h.tryExec(b.host, `aws ssm get-parameter --region ${b.input.hostKey.region} --name /dockyard/prod/prod-app-1/ssh_host_ed25519_key --with-decryption --query Parameter.Value --output text`);
+    expect(other.code).not.toBe(0);
+  });
+  it("the private host key is not in the user-data", () => {
+    for (const b of booted.values()) {
+      const key = fs.readFileSync(b.hostKey.privateKey, "utf8").split("\n")[1];
+      expect(b.userData).not.toContain(key);
+      expect(b.userData).toContain(b.input.hostKey.ssmParameter);
+    }
+  });
+});

@@ -1,0 +1,337 @@
+/**
+ * Boots the Debian test host image (test/infra/40-host-image.sh) like an EC2 instance:
+ * systemd as PID 1, cloud-init reading a NoCloud seed with the REAL user-data that
+ * components/engine.ts renders, a data volume on a real block device (a loop device),
+ * and a stub `aws` that answers the one SSM call the user-data makes with the test's
+ * own ed25519 host key. Used by test/host/*.int.test.ts and scripts/bench/engine.ts.
+ */
+import { execFile, execFileSync, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { promisify } from "node:util";
+import { READY_MARKER, renderUserData, type UserDataInput } from "../../components/engine";
+import { hostKeyParameterName } from "../../components/host";
+import { loadStackSpec, type EnvironmentSpec } from "../../stacks";
+
+const run = promisify(execFile);
+
+export const REPO_ROOT = path.resolve(__dirname, "../..");
+export const HOST_IMAGE = "dockyard/host:latest";
+export const RECIPE = path.join(REPO_ROOT, "test/infra/40-host-image.sh");
+/** Where hosts keep their seeds, keys and data images between steps of one run. */
+export const STATE_DIR = path.join(process.env.DOCKYARD_TEST_STATE ?? "/var/tmp/dockyard-test", "hosts");
+/** The stable device path the data volume gets inside the host, as on a Nitro instance. */
+export const TEST_VOLUME_ID = "vol0dockyardtest";
+export const TEST_DATA_DEVICE = `/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${TEST_VOLUME_ID}`;
+/** Labels every container/volume this harness creates, so a crashed run can be cleaned up. */
+export const LABEL = "dockyard.test=host";
+
+/** The docker run flags that let systemd and a nested dockerd run here (see DESIGN.md). */
+export const SYSTEMD_FLAGS = [
+  "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
+  "--security-opt", "seccomp=unconfined",
+  // dockerd writes /proc/sys/net/... (route_localnet for userland-proxy=false, ip_forward);
+  // docker makes /proc/sys read-only in a container unless its system paths are unconfined.
+  "--security-opt", "systempaths=unconfined",
+  "--device-cgroup-rule", "a *:* rwm",
+  "--tmpfs", "/run", "--tmpfs", "/run/lock",
+  "-v", "/sys/fs/cgroup:/sys/fs/cgroup:ro",
+  "--stop-signal", "SIGRTMIN+3",
+];
+
+export async function sh(cmd: string, args: string[], opts: { input?: string | Buffer; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
+  if (opts.input !== undefined) {
+    return new Promise((resolve, reject) => {
+      const p = spawn(cmd, args, { env: opts.env ?? process.env });
+      let out = "";
+      let err = "";
+      const timer = setTimeout(() => p.kill("SIGKILL"), opts.timeoutMs ?? 120_000);
+      p.stdout.on("data", (d) => (out += d));
+      p.stderr.on("data", (d) => (err += d));
+      p.on("close", (code) => {
+        clearTimeout(timer);
+        if (code === 0) resolve(out);
+        else reject(new Error(`${cmd} ${args.join(" ")} exited ${code}: ${err.trim()}`));
+      });
+      p.stdin.end(opts.input);
+    });
+  }
+  try {
+    const { stdout } = await run(cmd, args, { timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 << 20, env: opts.env ?? process.env });
+    return stdout;
+  } catch (e) {
+    const err = e as Error & { stderr?: string; stdout?: string; code?: number };
+    throw new Error(`${cmd} ${args.join(" ")} failed (${err.code ?? "signal"}): ${(err.stderr || err.stdout || err.message).trim()}`);
+  }
+}
+
+/** The host image exists and was built from the current recipe (else: how to build it). */
+export function assertHostImage(): void {
+  const want = createHash("sha256").update(fs.readFileSync(RECIPE)).digest("hex").slice(0, 12);
+  let got = "";
+  try {
+    got = execFileSync("docker", ["image", "inspect", "-f", '{{index .Config.Labels "dockyard.recipe"}}', HOST_IMAGE], { encoding: "utf8" }).trim();
+  } catch {
+    /* missing */
+  }
+  if (got !== want) {
+    throw new Error(`host image ${HOST_IMAGE} is ${got ? `from recipe ${got}` : "missing"}, want recipe ${want}: run 'bash test/infra/40-host-image.sh' (or npm test)`);
+  }
+}
+
+/** The stack's spec with the engine channel forced to distro (Docker's apt repo is unreachable here). */
+export function distroSpec(stack: string): EnvironmentSpec {
+  const spec = loadStackSpec(stack);
+  return { ...spec, engine: { ...spec.engine, channel: "distro", version: undefined } };
+}
+
+/** A fresh ed25519 key pair made with ssh-keygen; returns file paths and the public line. */
+export function newKeyPair(dir: string, name: string): { privateKey: string; publicKeyFile: string; publicKey: string } {
+  const file = path.join(dir, name);
+  fs.rmSync(file, { force: true });
+  fs.rmSync(`${file}.pub`, { force: true });
+  execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", name, "-f", file]);
+  return { privateKey: file, publicKeyFile: `${file}.pub`, publicKey: fs.readFileSync(`${file}.pub`, "utf8").trim() };
+}
+
+/** The gateway of docker's default bridge: where apt-cacher-ng (port 3142) is reachable from a host. */
+export function bridgeGateway(): string {
+  return execFileSync("docker", ["network", "inspect", "bridge", "-f", "{{(index .IPAM.Config 0).Gateway}}"], { encoding: "utf8" }).trim();
+}
+
+/**
+ * A data volume that outlives host containers. Preferably a real block device (a sparse
+ * file behind a loop device), attached at the stable EBS device path so the user-data's
+ * wait / blkid / mkfs / mount-by-UUID path runs for real; where loop devices are not
+ * available, a directory bind-mounted at dataMount (the user-data then finds a mount
+ * point and leaves it alone).
+ */
+export type DataVolume =
+  | { kind: "block"; file: string; loop: string }
+  | { kind: "bind"; dir: string };
+
+export async function createDataVolume(name: string, sizeMb = 4096): Promise<DataVolume> {
+  fs.mkdirSync(STATE_DIR, { recursive: true });
+  const file = path.join(STATE_DIR, `${name}.img`);
+  fs.rmSync(file, { force: true });
+  const fd = fs.openSync(file, "w");
+  fs.ftruncateSync(fd, sizeMb * 1024 * 1024);
+  fs.closeSync(fd);
+  try {
+    const loop = (await sh("losetup", ["--find", "--show", file])).trim();
+    return { kind: "block", file, loop };
+  } catch (e) {
+    fs.rmSync(file, { force: true });
+    if (process.env.DOCKYARD_HOST_REQUIRE_BLOCK === "1") throw e;
+    console.warn(`loop devices unavailable (${(e as Error).message}); data volume ${name} is a bind-mounted directory`);
+    const dir = path.join(STATE_DIR, `${name}.data`);
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.mkdirSync(dir, { recursive: true });
+    return { kind: "bind", dir };
+  }
+}
+
+export async function destroyDataVolume(v: DataVolume): Promise<void> {
+  if (v.kind === "block") {
+    await sh("losetup", ["-d", v.loop]).catch(() => undefined);
+    fs.rmSync(v.file, { force: true });
+  } else {
+    fs.rmSync(v.dir, { recursive: true, force: true });
+  }
+}
+
+export interface HostOptions {
+  /** Container name (also the seed/key directory name). */
+  name: string;
+  /** The rendered #cloud-config. */
+  userData: string;
+  /** NoCloud instance-id; a new id is a new instance for cloud-init. */
+  instanceId: string;
+  /** Data volume: a block device at input.dataDevice (and under its loop name, which blkid scans to resolve UUID=), or a bind mount at dataMount. */
+  data: DataVolume;
+  /** The user-data input the host was rendered from (device path, SSM parameter, region). */
+  input: UserDataInput;
+  /** Private host key (OpenSSH) the stub SSM returns for input.hostKey.ssmParameter. */
+  hostPrivateKey: string;
+}
+
+export interface Host {
+  name: string;
+  container: string;
+  startedAt: number;
+}
+
+/** The stub `aws`: answers exactly the SSM call the user-data makes, for one parameter and region. */
+export function awsStub(parameter: string, region: string): string {
+  return `#!/bin/sh
+# Test stand-in for the AWS CLI: only 'ssm get-parameter' for ${parameter} in ${region}.
+want="ssm get-parameter --region ${region} --name ${parameter} --with-decryption --query Parameter.Value --output text"
+if [ "$*" != "$want" ]; then
+  echo "aws stub: unexpected call: aws $*" >&2
+  echo "An error occurred (ParameterNotFound) when calling the GetParameter operation" >&2
+  exit 254
+fi
+cat /opt/fake-ssm/value
+`;
+}
+
+/** Starts a host container (systemd as PID 1) that cloud-init provisions from the seed. */
+export async function startHost(o: HostOptions): Promise<Host> {
+  const dir = path.join(STATE_DIR, o.name);
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(path.join(dir, "seed"), { recursive: true });
+  fs.mkdirSync(path.join(dir, "ssm"), { recursive: true });
+  fs.writeFileSync(path.join(dir, "seed", "user-data"), o.userData);
+  fs.writeFileSync(path.join(dir, "seed", "meta-data"), `instance-id: ${o.instanceId}\nlocal-hostname: ${o.input.hostName}\n`);
+  fs.writeFileSync(path.join(dir, "ssm", "aws"), awsStub(o.input.hostKey.ssmParameter, o.input.hostKey.region), { mode: 0o755 });
+  fs.writeFileSync(path.join(dir, "ssm", "value"), o.hostPrivateKey, { mode: 0o600 });
+  // The apt proxy is the test platform's mirror setting (like a VPC mirror), not part of the user-data.
+  fs.writeFileSync(path.join(dir, "apt-proxy.conf"), `Acquire::http::Proxy "http://${bridgeGateway()}:3142";\n`);
+  await sh("docker", ["rm", "-f", o.name]).catch(() => undefined);
+  const startedAt = Date.now();
+  await sh("docker", [
+    "run", "-d", "--name", o.name, "--hostname", o.input.hostName, "--label", LABEL,
+    ...SYSTEMD_FLAGS,
+    ...(o.data.kind === "block"
+      ? ["--device", `${o.data.loop}:${o.data.loop}`, "--device", `${o.data.loop}:${o.input.dataDevice}`]
+      : ["-v", `${o.data.dir}:${o.input.dataMount}`]),
+    "-v", `${path.join(dir, "seed")}:/var/lib/cloud/seed/nocloud:ro`,
+    "-v", `${path.join(dir, "ssm")}:/opt/fake-ssm:ro`,
+    "-v", `${path.join(dir, "ssm", "aws")}:/usr/local/bin/aws:ro`,
+    "-v", `${path.join(dir, "apt-proxy.conf")}:/etc/apt/apt.conf.d/01dockyard-test-proxy:ro`,
+    HOST_IMAGE,
+  ]);
+  return { name: o.name, container: o.name, startedAt };
+}
+
+export async function exec(host: Host, script: string, timeoutMs = 60_000): Promise<string> {
+  return sh("docker", ["exec", host.container, "bash", "-euo", "pipefail", "-c", script], { timeoutMs });
+}
+
+/** Same as exec, but returns exit code and output instead of throwing. */
+export async function tryExec(host: Host, script: string, timeoutMs = 60_000): Promise<{ code: number; out: string }> {
+  try {
+    return { code: 0, out: await exec(host, script, timeoutMs) };
+  } catch (e) {
+    const m = /failed \((\d+)\): ([\s\S]*)$/.exec((e as Error).message);
+    return { code: m ? Number(m[1]) : -1, out: m ? m[2] : (e as Error).message };
+  }
+}
+
+/**
+ * Waits (bounded) until READY_MARKER exists, then returns the seconds from container start.
+ * Fails early, with cloud-init's own words, if cloud-init finished without writing the marker.
+ */
+export async function waitEngineReady(host: Host, timeoutMs = 480_000): Promise<number> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    const r = await tryExec(host, `test -f ${READY_MARKER} && echo ready || cloud-init status 2>/dev/null || true`, 15_000);
+    if (r.out.trim() === "ready") return (Date.now() - host.startedAt) / 1000;
+    if (/status: (error|done)/.test(r.out)) {
+      // done without the marker, or an error: the marker may still be written a moment later.
+      const again = await tryExec(host, `test -f ${READY_MARKER}`);
+      if (again.code === 0) return (Date.now() - host.startedAt) / 1000;
+      throw new Error(`host ${host.name}: cloud-init finished without ${READY_MARKER}:\n${await diagnostics(host)}`);
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  throw new Error(`host ${host.name}: engine not ready after ${timeoutMs / 1000}s:\n${await diagnostics(host)}`);
+}
+
+/** cloud-init's status and the tail of its output log, for failure messages. */
+export async function diagnostics(host: Host): Promise<string> {
+  const r = await tryExec(host, "cloud-init status --long || true; tail -n 60 /var/log/cloud-init-output.log || true; systemctl --failed --no-pager || true", 30_000);
+  return r.out;
+}
+
+/** Installs the test client's public key for the SSH user (test only; the user-data delivers no user key). */
+export async function authorizeKey(host: Host, user: string, publicKey: string): Promise<void> {
+  await exec(
+    host,
+    `install -d -m 0700 -o ${user} -g ${user} ~${user}/.ssh
+printf '%s\\n' '${publicKey}' > ~${user}/.ssh/authorized_keys
+chown ${user}:${user} ~${user}/.ssh/authorized_keys && chmod 0600 ~${user}/.ssh/authorized_keys`,
+  );
+}
+
+export async function containerIp(host: Host): Promise<string> {
+  return (await sh("docker", ["inspect", "-f", "{{.NetworkSettings.IPAddress}}", host.container])).trim();
+}
+
+export async function removeHost(host: Host | string): Promise<void> {
+  const name = typeof host === "string" ? host : host.container;
+  await sh("docker", ["rm", "-f", "-v", name]).catch(() => undefined);
+}
+
+/** Everything a host needs, rendered from a stack's real spec. */
+export function hostInput(spec: EnvironmentSpec, hostName: string): UserDataInput {
+  const group = spec.hostGroups[0];
+  return {
+    stack: spec.stack,
+    hostName,
+    os: spec.os,
+    engine: spec.engine,
+    dataMount: group.dataMount,
+    dataDevice: TEST_DATA_DEVICE,
+    hostKey: { ssmParameter: hostKeyParameterName(spec.stack, hostName), region: spec.region },
+  };
+}
+
+export { renderUserData, READY_MARKER };
+
+/**
+ * Runs the docker CLI against a host the way the fleet's docker provider reaches it:
+ * `-H ssh://<user>@<addr>` (dockerHostUrl) with the provider's sshOpts (sshOptions of
+ * the host's public key: strict checking, that key only). The CLI has no flag for ssh
+ * options, so a wrapper named `ssh` first on PATH adds them, plus the test's client key.
+ */
+export async function dockerOverSsh(
+  conn: { url: string; sshOpts: string[]; identity: string; dir: string },
+  args: string[],
+  opts: { input?: string | Buffer; timeoutMs?: number } = {},
+): Promise<string> {
+  const bin = path.join(conn.dir, "ssh-wrapper");
+  fs.mkdirSync(bin, { recursive: true });
+  const quoted = [...conn.sshOpts, "-o", "IdentitiesOnly=yes", "-i", conn.identity].map((a) => `'${a.replace(/'/g, `'\\''`)}'`);
+  fs.writeFileSync(path.join(bin, "ssh"), `#!/bin/sh\nexec /usr/bin/ssh ${quoted.join(" ")} "$@"\n`, { mode: 0o755 });
+  const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${bin}:${process.env.PATH ?? "/usr/bin:/bin"}` };
+  delete env.DOCKER_HOST;
+  delete env.DOCKER_CONTEXT;
+  return sh("docker", ["-H", conn.url, ...args], { ...opts, env });
+}
+
+/** A tiny image made locally (busybox-static), for running containers on the hosts. */
+export const BUSYBOX_IMAGE = "dockyard-test/host-busybox:2";
+export async function ensureBusyboxImage(): Promise<void> {
+  const ok = await sh("docker", ["image", "inspect", BUSYBOX_IMAGE]).then(() => true, () => false);
+  if (ok) return;
+  const dir = scratchDir("busybox");
+  fs.mkdirSync(path.join(dir, "bin"));
+  fs.copyFileSync("/bin/busybox", path.join(dir, "bin/busybox"));
+  fs.chmodSync(path.join(dir, "bin/busybox"), 0o755);
+  // Every applet as a command (sh, sleep, cat, ...), as `busybox --install` would do.
+  const applets = execFileSync("/bin/busybox", ["--list"], { encoding: "utf8" }).split("\n").filter((a) => /^[a-z0-9_.[-]+$/.test(a) && a !== "busybox");
+  for (const a of applets) fs.symlinkSync("busybox", path.join(dir, "bin", a));
+  const tar = execFileSync("tar", ["-C", dir, "-c", "."], { maxBuffer: 64 << 20 });
+  await sh("docker", ["import", "-c", 'CMD ["/bin/sh"]', "-", BUSYBOX_IMAGE], { input: tar });
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+
+/** `docker save` of BUSYBOX_IMAGE (a few MB), to load into a host's engine. */
+export function busyboxTar(): Buffer {
+  return execFileSync("docker", ["save", BUSYBOX_IMAGE], { maxBuffer: 64 << 20 });
+}
+
+/** A scratch directory for one test run. */
+export function scratchDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `${prefix}-`));
+}
+
+/** Median of a list of numbers. */
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
