@@ -1,7 +1,9 @@
 // Dockyard: one program for every stack. Load the spec, build the components, export outputs.
-import { loadSpecFromPulumi } from "./stacks";
+import { loadSpecFromPulumi, PROXY_REPOSITORY } from "./stacks";
 import { DockerHost, hostName } from "./components/host";
 import { DockerEngine, renderUserData } from "./components/engine";
+import { ContainerFleet } from "./components/fleet";
+import { ImageRegistry } from "./components/registry";
 
 const spec = loadSpecFromPulumi();
 
@@ -44,6 +46,32 @@ const hosts = spec.hostGroups.flatMap((group) => {
   });
 });
 
+// This environment's image repositories (ECR), one per service plus the proxy's.
+const registry = new ImageRegistry("registry", {
+  stack: spec.stack,
+  registry: spec.registry,
+  services: spec.services,
+  extraRepositories: spec.proxyImage ? [PROXY_REPOSITORY] : [],
+});
+
+// The containers: images by digest, replicas spread over the hosts, a proxy per host.
+const fleet = new ContainerFleet("fleet", {
+  stack: spec.stack,
+  hosts: hosts.map(({ group, host, engine: e }) => ({
+    name: host.hostName,
+    group: group.name,
+    address: host.publicIp,
+    sshUser: host.sshUser,
+    hostPublicKey: host.hostPublicKey,
+    ready: e,
+  })),
+  services: spec.services,
+  secrets: spec.secrets,
+  architecture: spec.os.architecture,
+  logging: spec.engine.daemon,
+  proxyImage: spec.proxyImage,
+});
+
 export const stack = spec.stack;
 export const region = spec.region;
 export const engine = { channel: spec.engine.channel, version: spec.engine.version ?? "distribution default" };
@@ -63,3 +91,7 @@ export const hostsByName = Object.fromEntries(
     },
   ]),
 );
+/** Each service with the digest it runs, its replica count and the hosts that run it (read by `promote`). */
+export const services = fleet.services;
+/** The image repositories of this environment. */
+export const repositories = registry.repositories;

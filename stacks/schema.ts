@@ -16,6 +16,8 @@ import { OS_FAMILIES, type Architecture, type OsFamily, type OsFamilyInfo } from
 
 /** The Pulumi project name; stack config keys are namespaced by it. */
 export const PROJECT = "dockyard";
+/** Repository (under the stack's registry) of the per-host reverse proxy image. */
+export const PROXY_REPOSITORY = "haproxy";
 /** The stacks shipped in this repository. Others (a developer's own) are allowed too. */
 export const STACKS = ["dev", "test", "prod"] as const;
 
@@ -192,6 +194,8 @@ export const StackKnobsSchema = strict({
     .regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$/, { error: "must be an OpenSSH public key" })
     .optional(),
   "dockyard:images": z.record(z.string(), digest),
+  /** Digest of the per-host reverse proxy image (HAProxy, mirrored to `<registry>/haproxy`); required when a service publishes a port. */
+  "dockyard:proxyImage": digest.optional(),
   "dockyard:replicas": z.record(z.string(), int(0, 100)).default({}),
   /** Secret values referenced by services; set with `pulumi config set --secret`. */
   "dockyard:secrets": z.record(z.string(), z.string()).default({}),
@@ -257,6 +261,8 @@ export interface EnvironmentSpec {
   access: { sshCidrs: string[]; ingressCidrs: string[]; sshPublicKey?: string };
   /** Repository prefix `<registry host>/<namespace>`. */
   registry: string;
+  /** The per-host reverse proxy image `<registry>/haproxy@<digest>`; set when any service publishes a port. */
+  proxyImage?: string;
   hostGroups: HostGroupSpec[];
   services: ServiceSpec[];
   /** Secret name -> value. Plain strings here; components wrap them as Pulumi secrets. */
@@ -417,6 +423,12 @@ export function parseEnvironment(stack: string, envDoc: unknown, stackFile: RawS
       problems.push(`${stackWhere}: config.dockyard:hostGroups.${def.group}.count: is 0 but service "${s}" needs ${replicas} replica(s) on that group`);
     }
   }
+  const publishing = Object.entries(env.services).filter(([, d]) => d.publishPort !== undefined).map(([s]) => s);
+  if (publishing.length > 0 && !knobs["dockyard:proxyImage"] && knobsParsed.success) {
+    problems.push(
+      `${stackWhere}: config.dockyard:proxyImage: missing; services ${publishing.join(", ")} publish ports through the per-host proxy, which needs an image digest 'sha256:<64 hex>' in <registry>/haproxy`,
+    );
+  }
   const usedSecrets = new Set(Object.values(env.services).flatMap((d) => Object.values(d.secrets)));
   for (const s of Object.keys(knobs["dockyard:secrets"])) {
     if (!usedSecrets.has(s)) problems.push(`${stackWhere}: config.dockyard:secrets.${s}: not used by any service`);
@@ -435,6 +447,7 @@ export function parseEnvironment(stack: string, envDoc: unknown, stackFile: RawS
       sshPublicKey: knobs["dockyard:sshPublicKey"],
     },
     registry: knobs["dockyard:registry"],
+    proxyImage: knobs["dockyard:proxyImage"] ? `${knobs["dockyard:registry"]}/${PROXY_REPOSITORY}@${knobs["dockyard:proxyImage"]}` : undefined,
     hostGroups: groupNames.map((g) => ({
       name: g,
       role: env.hostGroups[g].role,

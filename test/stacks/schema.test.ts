@@ -174,6 +174,15 @@ describe("bad stack input: each class is reported with stack, file, key path and
     for (const line of err!.problems) expect(line).toMatch(/^stack "prod": stacks\/(environment|Pulumi\.prod)\.yaml: /);
   });
 
+  it("a published service needs the proxy image digest", () => {
+    const c = validConfig();
+    delete c["dockyard:proxyImage"];
+    expect(problems(c)).toEqual([
+      "stack \"dev\": stacks/Pulumi.dev.yaml: config.dockyard:proxyImage: missing; services web publish ports through the per-host proxy, which needs an image digest 'sha256:<64 hex>' in <registry>/haproxy",
+    ]);
+    expect(loadStackSpec("dev").proxyImage).toMatch(/^123456789012\.dkr\.ecr\.eu-west-1\.amazonaws\.com\/dockyard-dev\/haproxy@sha256:[a-f0-9]{64}$/);
+  });
+
   it("a count of 0 for a group that runs replicas", () => {
     const c = validConfig();
     c["dockyard:hostGroups"].app.count = 0;
