@@ -98,7 +98,8 @@ const get = (stack: string): Booted => {
 describe.each(STACKS)("stack %s: provisioned host", (stack) => {
   it("cloud-init finished without errors", async () => {
     const b = get(stack);
-    const status = await h.exec(b.host, "cloud-init status --long");
+    // `cloud-init status --wait` exits non-zero on an error (and, in newer releases, on warnings).
+    const status = await h.exec(b.host, "timeout 120 cloud-init status --wait --long");
     expect(status).toMatch(/^status: done$/m);
     const result = JSON.parse(await h.exec(b.host, "cat /run/cloud-init/result.json"));
     expect(result.v1.errors).toEqual([]);
