@@ -8,7 +8,8 @@
  *   A   = stack A as it is;
  *   A'  = stack A's environment definition (and stack name) with stack B's knobs;
  *   B   = stack B as it is.
- * A -> A' changes only knob values, so every difference there is allowed. A' -> B
+ * A -> A' changes only knob values, so every A -> B difference that also appears
+ * there is allowed (and shown with B's values). A' -> B
  * changes everything except the knobs (environment definition, stack identity), so
  * every difference there is real, once the stack name inside resource names and
  * values is normalized (dev-app-1 vs prod-app-1). Extra hosts from a larger count
@@ -19,8 +20,9 @@
  */
 import * as zlib from "node:zlib";
 import type { Argv, CommandModule } from "yargs";
-import { ConfigError, KNOB_KEYS } from "../stacks";
-import { displayValue, prepareRender, renderStack, resourceKey, type Rendered, type RenderedResource, type RenderOptions } from "./lib/render";
+import { ConfigError, KNOB_KEYS, SECRET_PLACEHOLDER } from "../stacks";
+import { COMPUTED_RE } from "./lib/mocks";
+import { displayValue, isSecretValue, prepareRender, renderStack, resourceKey, type Rendered, type RenderedResource, type RenderOptions } from "./lib/render";
 import { EXIT, reportError } from "./plan";
 
 /** One difference between two rendered stacks. */
@@ -33,6 +35,8 @@ export interface Difference {
   /** Value on side A / side B, display-ready (`(computed)` for cloud-only values). */
   a?: unknown;
   b?: unknown;
+  /** For multi-line text: the first line that differs (1-based); a and b are that line. */
+  line?: number;
   /** For added/removed: how many of the resource's descendants came or went with it. */
   children?: number;
 }
@@ -77,6 +81,11 @@ export function normalizeName(name: string, stack: string): string {
  */
 export function sameString(sa: string, sb: string, a: string, b: string): boolean {
   if (sa === sb) return true;
+  // Fabricated stand-ins that cannot carry a stack name (mock host keys are hashes of
+  // the resource name) compare as "computed"; `computed(<name>.<field>)` keeps its name.
+  const ca = canonicalComputed(sa);
+  const cb = canonicalComputed(sb);
+  if (ca !== sa || cb !== sb) return sameString(ca, cb, a, b);
   if (a !== b && stackTokenRe(a, "").test(sa)) {
     const parts = sa.split(stackTokenRe(a));
     const pattern = parts.map(escapeRe).join(`(?:${escapeRe(a)}|${escapeRe(b)})`);
@@ -85,6 +94,10 @@ export function sameString(sa: string, sb: string, a: string, b: string): boolea
   const da = decodePayload(sa);
   const db = decodePayload(sb);
   return da !== undefined && db !== undefined && (da !== sa || db !== sb) && sameString(da, db, a, b);
+}
+
+function canonicalComputed(s: string): string {
+  return s.replace(COMPUTED_RE, (m) => (m.startsWith("computed(") || m.startsWith("vol-") ? m : "(computed)"));
 }
 
 /** The text inside a base64 (optionally gzipped) payload, or undefined if it is not one. */
@@ -114,18 +127,54 @@ function joinPath(base: string, key: string | number): string {
 }
 
 /** Deep comparison; pushes one entry per differing leaf (arrays of other length: the array). */
-export function compareValues(va: unknown, vb: unknown, stacks: { a: string; b: string }, path = "", out: { path: string; a: unknown; b: unknown }[] = []) {
-  if (typeof va === "string" && typeof vb === "string") {
-    if (!sameString(va, vb, stacks.a, stacks.b)) out.push({ path, a: va, b: vb });
+/**
+ * For multi-line text (scripts, user-data, configs; base64 payloads decoded), the
+ * first line that differs, instead of two whole documents.
+ */
+export function textDetail(va: string, vb: string, stacks: { a: string; b: string }): { a: unknown; b: unknown; line?: number } {
+  const ta = decodePayload(va) ?? va;
+  const tb = decodePayload(vb) ?? vb;
+  if (!ta.includes("\n") && !tb.includes("\n")) return { a: va, b: vb };
+  const la = ta.split("\n");
+  const lb = tb.split("\n");
+  for (let i = 0; i < Math.max(la.length, lb.length); i++) {
+    if (la[i] === undefined || lb[i] === undefined || !sameString(la[i], lb[i], stacks.a, stacks.b)) {
+      return { a: la[i] ?? "(no such line)", b: lb[i] ?? "(no such line)", line: i + 1 };
+    }
+  }
+  return { a: va, b: vb };
+}
+
+export function compareValues(va: unknown, vb: unknown, stacks: { a: string; b: string }, path = "", out: { path: string; a: unknown; b: unknown; line?: number }[] = []) {
+  if (isSecretValue(va) || isSecretValue(vb)) {
+    // Compared, never shown: a differing secret is reported by path only.
+    const inner = (v: unknown) => (isSecretValue(v) ? (v as { value?: unknown }).value : v);
+    if (compareValues(inner(va), inner(vb), stacks).length > 0 || isSecretValue(va) !== isSecretValue(vb)) {
+      out.push({ path, a: isSecretValue(va) ? SECRET_PLACEHOLDER : "(not secret)", b: isSecretValue(vb) ? SECRET_PLACEHOLDER : "(not secret)" });
+    }
+  } else if (typeof va === "string" && typeof vb === "string") {
+    if (!sameString(va, vb, stacks.a, stacks.b)) out.push({ path, ...textDetail(va, vb, stacks) });
   } else if (Array.isArray(va) && Array.isArray(vb) && va.length === vb.length) {
     va.forEach((x, i) => compareValues(x, vb[i], stacks, joinPath(path, i), out));
   } else if (isObject(va) && isObject(vb)) {
-    const keys = [...new Set([...Object.keys(va), ...Object.keys(vb)])].sort();
-    for (const k of keys) compareValues(va[k], vb[k], stacks, joinPath(path, k), out);
+    // Keys may contain the stack name too (hosts by name): match them normalized.
+    const ka = new Map(Object.keys(va).map((k) => [normalizeName(k, stacks.a), k]));
+    const kb = new Map(Object.keys(vb).map((k) => [normalizeName(k, stacks.b), k]));
+    const keys = [...new Set([...ka.keys(), ...kb.keys()])].sort((x, y) => x.localeCompare(y, "en", { numeric: true }));
+    for (const k of keys) {
+      const xa = ka.has(k) ? va[ka.get(k)!] : undefined;
+      const xb = kb.has(k) ? vb[kb.get(k)!] : undefined;
+      compareValues(xa, xb, stacks, joinPath(path, k), out);
+    }
   } else if (JSON.stringify(va) !== JSON.stringify(vb)) {
     out.push({ path, a: va, b: vb });
   }
   return out;
+}
+
+/** What identifies a difference across comparisons: kind, resource and property path. */
+export function differenceKey(d: Difference): string {
+  return `${d.kind}|${d.resource}|${d.path ?? ""}`;
 }
 
 function label(r: { type: string; name: string }, stack: string): string {
@@ -183,7 +232,7 @@ export function compareRendered(ra: Rendered, rb: Rendered): Difference[] {
         diffs.push({ resource: label(x, ra.stack), kind: "parent", a: normParent(x.parent, ra.stack), b: normParent(y.parent, rb.stack) });
       }
       for (const d of compareValues(x.inputs, y.inputs, stacks)) {
-        diffs.push({ resource: label(x, ra.stack), kind: "property", path: d.path, a: displayValue(d.a), b: displayValue(d.b) });
+        diffs.push({ resource: label(x, ra.stack), kind: "property", path: d.path, a: displayValue(d.a), b: displayValue(d.b), ...(d.line ? { line: d.line } : {}) });
       }
     }
     if (la.length === 1 && lb.length === 1) {
@@ -207,7 +256,7 @@ export function compareRendered(ra: Rendered, rb: Rendered): Difference[] {
   fold(onlyA, ra.resources, ra.stack, "removed");
   fold(onlyB, rb.resources, rb.stack, "added");
   for (const d of compareValues(ra.outputs, rb.outputs, stacks)) {
-    diffs.push({ resource: "(outputs)", kind: "output", path: d.path, a: displayValue(d.a), b: displayValue(d.b) });
+    diffs.push({ resource: "(outputs)", kind: "output", path: d.path, a: displayValue(d.a), b: displayValue(d.b), ...(d.line ? { line: d.line } : {}) });
   }
   return diffs;
 }
@@ -260,9 +309,11 @@ export async function checkParity(a: string, b: string, src: DiffSources = {}, p
   }
   progress(`Rendering ${a}, ${b}, and ${a}'s environment with ${b}'s knobs (3 runs of the program, in parallel)...\n`);
   const [ra, rb, rMixed] = await Promise.all([renderStack(a, optsA), renderStack(b, optsB), renderStack(a, optsMixed)]);
-  // A' carries A's stack name, so show it as B in the allowed table.
-  const allowed = compareRendered(ra, { ...rMixed, stack: a });
-  const real = compareRendered({ ...rMixed, stack: a }, rb);
+  // Allowed: the differences between A and B that the knobs alone produce (A -> A'),
+  // shown with B's own values.
+  const byKnobs = new Set(compareRendered(ra, rMixed).map(differenceKey));
+  const allowed = compareRendered(ra, rb).filter((d) => byKnobs.has(differenceKey(d)));
+  const real = compareRendered(rMixed, rb);
   return { ...base, identical: real.length === 0, allowed, real };
 }
 
@@ -293,7 +344,7 @@ function rowOf(d: Difference, a: string, b: string): [string, string, string, st
     case "config":
       return [d.resource, "", "", String(d.b)];
     default:
-      return [d.resource, d.path ?? "", ...cells(d.a, d.b)];
+      return [d.resource, `${d.path ?? ""}${d.line ? ` line ${d.line}` : ""}`, ...cells(d.a, d.b)];
   }
 }
 

@@ -26,6 +26,7 @@ import {
   type EnvironmentSpec,
   type RawStackFile,
 } from "../../stacks";
+import * as pulumi from "@pulumi/pulumi";
 import { COMPUTED_RE } from "./mocks";
 
 /** The repository root: where index.ts lives. */
@@ -272,19 +273,32 @@ export const KEY_PROPERTIES: Record<string, string[]> = {
   "aws:iam/role:Role": ["name", "managedPolicyArns"],
   "aws:iam/rolePolicyAttachment:RolePolicyAttachment": ["role", "policyArn"],
   "aws:iam/instanceProfile:InstanceProfile": ["role"],
+  "aws:ssm/parameter:Parameter": ["type", "name"],
+  "tls:index/privateKey:PrivateKey": ["algorithm"],
+  "pulumi:providers:docker": ["host"],
   "aws:ecr/repository:Repository": ["name", "imageTagMutability", "imageScanningConfiguration.scanOnPush"],
   "docker:index/remoteImage:RemoteImage": ["name", "keepLocally"],
   "docker:index/container:Container": ["image", "replicas", "ports", "healthcheck", "restart", "memory", "user", "readOnly"],
   "docker:index/network:Network": ["driver", "internal"],
   "docker:index/volume:Volume": ["driver"],
-  "command:remote:Command": ["create", "triggers"],
-  "command:local:Command": ["create"],
+  // Commands: the script itself is long (plan --all shows it); triggers say what reruns it.
+  "command:remote:Command": ["triggers"],
+  "command:local:Command": ["triggers"],
   "dockyard:index:DockerEngine": ["channel", "version"],
   "dockyard:index:DockerHost": ["instanceType", "group"],
 };
 
-/** How a value reads in a plan: cloud-only values as `(computed)`. */
+/**
+ * True for a value the program marked secret. The mock runtime hands such inputs over
+ * wrapped as `{ <specialSigKey>: <specialSecretSig>, value }`; they are never shown.
+ */
+export function isSecretValue(v: unknown): boolean {
+  return !!v && typeof v === "object" && (v as Record<string, unknown>)[pulumi.runtime.specialSigKey] === pulumi.runtime.specialSecretSig;
+}
+
+/** How a value reads in a plan: cloud-only values as `(computed)`, secrets as SECRET_PLACEHOLDER. */
 export function displayValue(v: unknown): unknown {
+  if (isSecretValue(v)) return SECRET_PLACEHOLDER;
   if (typeof v === "string") return v.replace(COMPUTED_RE, "(computed)");
   if (Array.isArray(v)) return v.map(displayValue);
   if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, displayValue(x)]));
@@ -295,7 +309,7 @@ export function displayValue(v: unknown): unknown {
 export function getPath(obj: unknown, dotted: string): unknown {
   let cur: unknown = obj;
   for (const part of dotted.split(".")) {
-    if (cur === null || typeof cur !== "object") return undefined;
+    if (cur === null || typeof cur !== "object" || isSecretValue(cur)) return isSecretValue(cur) ? cur : undefined;
     cur = (cur as Record<string, unknown>)[part];
   }
   return cur;
@@ -368,9 +382,10 @@ export function buildPlan(rendered: Rendered, opts: { all?: boolean } = {}): Pla
   };
 }
 
-function inline(v: unknown): string {
-  if (typeof v === "string") return /^[\w./:@~+()-][\w ./:@~+()-]*$/.test(v) && !v.endsWith(" ") ? v : JSON.stringify(v);
-  return JSON.stringify(v);
+/** One value on one line; long values are cut in the text view (--json has them whole). */
+function inline(v: unknown, max = 200): string {
+  const s = typeof v === "string" && /^[\w./:@~+()-][\w ./:@~+()-]*$/.test(v) && !v.endsWith(" ") ? v : JSON.stringify(v);
+  return s.length > max ? `${s.slice(0, max - 1)}… (${s.length} chars)` : s;
 }
 
 /** The plan as text: a tree of `type  name` lines, key properties beneath, then outputs. */
