@@ -136,13 +136,22 @@ describe("dockyard diff (CLI)", () => {
     expect(r.stdout).toMatch(/FAILED: \d+ differences? between dev and prod that no per-stack knob explains/);
   });
 
-  it("a different health check: exit 1, naming the container's healthcheck", async () => {
+  it("a different health check: exit 1, naming where it shows (real program)", async () => {
     const env = plantedEnvironment("health", (t) => t.replace("path: /healthz", "path: /health"));
-    const r = await cli(["diff", "test", "prod", "--b-environment", env, "--program", FIXTURE, "--json"]);
+    const r = await cli(["diff", "test", "prod", "--b-environment", env, "--json"]);
     expect(r.code).toBe(1);
     const report = JSON.parse(r.stdout);
     expect(report.identical).toBe(false);
-    expect(report.real).toContainEqual({
+    const hits = report.real.filter((d: { a: unknown; b: unknown }) => /\/healthz\b/.test(JSON.stringify(d.a)) && /\/health(?!z)/.test(JSON.stringify(d.b)));
+    expect(hits.length).toBeGreaterThan(0);
+    for (const d of hits) expect(d.path).toBeTruthy();
+  });
+
+  it("the same health check planted in the fixture is named by resource and path", async () => {
+    const env = plantedEnvironment("health-fixture", (t) => t.replace("path: /healthz", "path: /health"));
+    const r = await cli(["diff", "test", "prod", "--b-environment", env, "--program", FIXTURE, "--json"]);
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout).real).toContainEqual({
       resource: "docker:index/container:Container <stack>-web-1",
       kind: "property",
       path: "healthcheck.tests[4]",
@@ -151,12 +160,17 @@ describe("dockyard diff (CLI)", () => {
     });
   });
 
-  it("another published port: exit 1, naming the security group rule and the container port", async () => {
+  it("another published port: exit 1, each place the port shows is an error (real program)", async () => {
     const env = plantedEnvironment("port", (t) => t.replace("publishPort: 80", "publishPort: 8081"));
-    const r = await cli(["diff", "dev", "prod", "--b-environment", env, "--program", FIXTURE]);
+    const r = await cli(["diff", "dev", "prod", "--b-environment", env, "--json"]);
     expect(r.code).toBe(1);
-    expect(r.stdout).toContain("error: aws:ec2/securityGroup:SecurityGroup <stack>-app-1-sg: ingress[1].fromPort differs: dev=80 prod=8081");
-    expect(r.stdout).toContain("error: docker:index/container:Container <stack>-web-1: ports[0].external differs: dev=80 prod=8081");
+    const real = JSON.parse(r.stdout).real as { resource: string; path?: string; a: unknown; b: unknown }[];
+    const ports = real.filter((d) => d.a === 80 && d.b === 8081);
+    expect(ports.length).toBeGreaterThan(0);
+    // Human output names the resource and property of each.
+    const text = await cli(["diff", "dev", "prod", "--b-environment", env]);
+    expect(text.code).toBe(1);
+    for (const d of ports) expect(text.stdout).toContain(`error: ${d.resource}: ${d.path} differs: dev=80 prod=8081`);
   });
 
   it("an extra port (a new published service on one side only): exit 1, naming it", async () => {
@@ -168,8 +182,13 @@ describe("dockyard diff (CLI)", () => {
     const dir = path.join(tmp, "stacks-extra");
     fs.mkdirSync(dir, { recursive: true });
     for (const f of ["Pulumi.dev.yaml", "Pulumi.prod.yaml"]) fs.copyFileSync(path.join(STACKS_DIR, f), path.join(dir, f));
-    fs.appendFileSync(path.join(dir, "Pulumi.prod.yaml"), `    admin: sha256:${"a".repeat(64)}\n`);
-    const r = await cli(["diff", "dev", "prod", "--b-environment", env, "--b-stacks-dir", dir, "--program", FIXTURE]);
+    const prod = fs.readFileSync(path.join(dir, "Pulumi.prod.yaml"), "utf8");
+    const planted = prod.replace(/^( +)web: (sha256:[0-9a-f]{64})$/m, `$1web: $2\n$1admin: sha256:${"a".repeat(64)}`);
+    expect(planted).not.toBe(prod);
+    fs.writeFileSync(path.join(dir, "Pulumi.prod.yaml"), planted);
+    const alone = await cli(["plan", "prod", "--environment", env, "--stacks-dir", dir, "--json"]);
+    expect(alone.code).toBe(0);
+    const r = await cli(["diff", "dev", "prod", "--b-environment", env, "--b-stacks-dir", dir]);
     expect(r.code).toBe(1);
     expect(r.stdout).toContain("error: prod's knobs do not fit dev's environment");
     expect(r.stdout).toContain("config.dockyard:images.admin: unknown service");
