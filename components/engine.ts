@@ -22,6 +22,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import * as YAML from "yaml";
 import type { EngineSpec, EnvironmentSpec } from "../stacks";
+import { parseEcrRegistry } from "./registry";
 
 // ---------------------------------------------------------------------------------
 // Constants
@@ -52,9 +53,35 @@ export const DOCKER_UNIT_DROPIN = "/etc/systemd/system/docker.service.d/10-docky
 
 /** The scripts, in the order the bootstrap runs them. */
 export const STEPS = ["hostkey", "data-volume", "engine-install", "engine-ready"] as const;
+/**
+ * Extra step, only when the stack's registry is ECR (see stepsFor): installs the ECR
+ * credential helper and points the docker CLI of the SSH user and root at it.
+ */
+export const REGISTRY_AUTH_STEP = "registry-auth" as const;
+export type Step = (typeof STEPS)[number] | typeof REGISTRY_AUTH_STEP;
 export const BOOTSTRAP_SCRIPT = `${SCRIPT_DIR}/dockyard-bootstrap.sh`;
-export function stepScript(step: (typeof STEPS)[number]): string {
+export function stepScript(step: Step): string {
   return `${SCRIPT_DIR}/dockyard-${step}.sh`;
+}
+/** The credential helper docker's `credHelpers` names for ECR (binary docker-credential-ecr-login). */
+export const ECR_CRED_HELPER = "ecr-login";
+/** The package that ships docker-credential-ecr-login: same name in Debian, Ubuntu (universe) and Amazon Linux 2023. */
+export const ECR_CRED_HELPER_PACKAGE = "amazon-ecr-credential-helper";
+
+/**
+ * The steps this host runs, in order: STEPS, plus registry-auth before engine-ready when
+ * the registry is ECR (so the readiness marker still means every step succeeded).
+ */
+export function stepsFor(input: Pick<UserDataInput, "registryHost">): Step[] {
+  if (!isEcrHost(input.registryHost)) return [...STEPS];
+  const out: Step[] = [...STEPS];
+  out.splice(out.indexOf("engine-ready"), 0, REGISTRY_AUTH_STEP);
+  return out;
+}
+
+/** True when `host` is an ECR registry host (<account>.dkr.ecr.<region>.amazonaws.com). */
+export function isEcrHost(host: string | undefined): host is string {
+  return host !== undefined && parseEcrRegistry(`${host}/x`)?.host === host;
 }
 
 // ---------------------------------------------------------------------------------
@@ -76,6 +103,15 @@ export interface UserDataInput {
   dataDevice: string;
   /** SSM SecureString holding this host's ed25519 SSH host private key (OpenSSH format). */
   hostKey: { ssmParameter: string; region: string };
+  /**
+   * Host part of the stack's `dockyard:registry` (`host[:port]`, e.g.
+   * 123456789012.dkr.ecr.eu-west-1.amazonaws.com). When it is an ECR host, the user-data
+   * installs amazon-ecr-credential-helper and sets `credHelpers[<host>] = "ecr-login"` in
+   * the docker client config of the SSH user and of root, so image pulls authenticate with
+   * the instance role (no registry password in user-data, state or provider config).
+   * Any other registry (e.g. a loopback test registry), or unset: nothing is installed or written.
+   */
+  registryHost?: string;
 }
 
 /** The daemon.json the engine starts with (pure; exported for tests and the plan). */
@@ -149,8 +185,22 @@ export function userDataProblems(input: UserDataInput): string[] {
     p.push(`${where}: engine.version: "${input.engine.version}" is not a package version string`);
   }
   if (!/^[a-z_][a-z0-9_-]*$/.test(input.os.sshUser)) p.push(`${where}: os.sshUser: "${input.os.sshUser}" is not a user name`);
+  if (input.registryHost !== undefined) {
+    const h = input.registryHost;
+    const key = `${where}: config.dockyard:registry (registryHost)`;
+    const m = REGISTRY_HOST_RE.exec(h);
+    if (!m || (m[1] !== undefined && (Number(m[1]) < 1 || Number(m[1]) > 65535))) {
+      p.push(`${key}: "${h}" is not a registry host; allowed: a lower-case DNS name or IPv4 address with an optional :port, e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com or 127.0.0.1:5000`);
+    } else if (/\.dkr\.ecr[.-]|\.amazonaws\.com/.test(h) && !isEcrHost(h)) {
+      // Looks like ECR but would not get the credential helper: every pull would fail later.
+      p.push(`${key}: "${h}" looks like ECR but is not '<12-digit account>.dkr.ecr.<region>.amazonaws.com' (no port)`);
+    }
+  }
   return p;
 }
+
+/** host[:port]: lower-case DNS name or IPv4 address (docker reference grammar, minus IPv6). */
+const REGISTRY_HOST_RE = /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*(?::([0-9]{1,5}))?$/;
 
 /** Renders the host's cloud-config ("#cloud-config\n..."). Throws on bad input, naming stack and key. */
 export function renderUserData(input: UserDataInput): string {
@@ -170,8 +220,13 @@ export function renderUserData(input: UserDataInput): string {
     { path: stepScript("hostkey"), permissions: "0755", content: hostKeyScript(input) },
     { path: stepScript("data-volume"), permissions: "0755", content: dataVolumeScript(input) },
     { path: stepScript("engine-install"), permissions: "0755", content: engineInstallScript(input) },
+  );
+  if (isEcrHost(input.registryHost)) {
+    files.push({ path: stepScript(REGISTRY_AUTH_STEP), permissions: "0755", content: registryAuthScript(input.os.sshUser, input.registryHost) });
+  }
+  files.push(
     { path: stepScript("engine-ready"), permissions: "0755", content: engineReadyScript(input) },
-    { path: BOOTSTRAP_SCRIPT, permissions: "0755", content: bootstrapScript() },
+    { path: BOOTSTRAP_SCRIPT, permissions: "0755", content: bootstrapScript(stepsFor(input)) },
   );
   const doc = {
     hostname: input.hostName,
@@ -532,6 +587,71 @@ fi
 `;
 }
 
+function registryAuthScript(sshUser: string, registryHost: string): string {
+  return `${HEADER("docker pulls from the stack's ECR registry authenticate with the instance role")}
+# No registry password anywhere (not in user-data, Pulumi state or provider config; a
+# 12-hour ECR token in state breaks later previews, pulumi-docker#952/#459): the docker CLI
+# asks docker-credential-ecr-login, which gets a token with the instance role each time.
+SSH_USER=${shq(sshUser)}
+REGISTRY=${shq(registryHost)}
+HELPER=${ECR_CRED_HELPER}
+
+need_cmd docker-credential-$HELPER ${ECR_CRED_HELPER_PACKAGE} ${ECR_CRED_HELPER_PACKAGE}
+# JSON is merged with python3, not sed/jq: cloud-init, which runs this script, is itself a
+# Python 3 program, so python3 is on every host this user-data reaches (jq often is not).
+need_cmd python3 python3 python3
+
+# Sets credHelpers[REGISTRY] = HELPER in USER's ~/.docker/config.json, keeping every other
+# setting (auths, credsStore, other helpers); replaced atomically, owned by USER, mode 0600.
+# A file that is not a JSON object is left as it is and the step fails.
+set_cred_helper() {
+  local user=$1 home group dir file tmp
+  home=$(getent passwd "$user" | cut -d: -f6)
+  if [ -z "$home" ] || [ ! -d "$home" ]; then die "home directory of $user not found"; fi
+  group=$(id -gn "$user")
+  dir=$home/.docker
+  file=$dir/config.json
+  if [ -L "$dir" ] || [ -L "$file" ]; then die "$file or its directory is a symlink; refusing to write through it"; fi
+  install -d -m 0700 -o "$user" -g "$group" "$dir"
+  tmp=$(mktemp "$dir/.config.json.XXXXXX")
+  if ! python3 - "$file" "$REGISTRY" "$HELPER" >"$tmp" <<'PY'
+import json, sys
+path, registry, helper = sys.argv[1:4]
+try:
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+except FileNotFoundError:
+    text = ""
+cfg = json.loads(text) if text.strip() else {}
+if not isinstance(cfg, dict):
+    sys.exit(path + " does not hold a JSON object")
+helpers = cfg.setdefault("credHelpers", {})
+if not isinstance(helpers, dict):
+    sys.exit(path + ": credHelpers is not a JSON object")
+helpers[registry] = helper
+sys.stdout.write(json.dumps(cfg, indent=2) + "\\n")
+PY
+  then
+    rm -f "$tmp"
+    die "cannot add the $HELPER credential helper to $file (not valid JSON?); left it unchanged"
+  fi
+  chmod 0600 "$tmp"
+  chown "$user:$group" "$tmp"
+  if [ -f "$file" ] && cmp -s "$tmp" "$file" && [ "$(stat -c '%a %U' "$file")" = "600 $user" ]; then
+    rm -f "$tmp"
+    log "$file already uses $HELPER for $REGISTRY"
+    return 0
+  fi
+  mv -f "$tmp" "$file"
+  log "$file: $REGISTRY uses the $HELPER credential helper"
+}
+
+# The fleet pulls as the SSH user; root's config serves operators using sudo docker.
+set_cred_helper "$SSH_USER"
+set_cred_helper root
+`;
+}
+
 function engineReadyScript(input: UserDataInput): string {
   const d = input.engine.daemon;
   return `${HEADER("start the engine, check it, then write the readiness marker")}
@@ -569,12 +689,12 @@ log "engine $server ready (data-root $root); wrote $MARKER"
 `;
 }
 
-function bootstrapScript(): string {
+function bootstrapScript(steps: readonly Step[]): string {
   return `#!/bin/bash
 # Dockyard: provisions the engine, one step after the other; stops at the first failure,
 # so the readiness marker (written by the last step) means every step succeeded.
 set -euo pipefail
-for step in ${STEPS.join(" ")}; do
+for step in ${steps.join(" ")}; do
   echo "dockyard: step $step" >&2
   ${SCRIPT_DIR}/dockyard-"$step".sh
 done
