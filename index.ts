@@ -33,6 +33,8 @@ const hosts = spec.hostGroups.flatMap((group) => {
             dataMount: group.dataMount,
             dataDevice,
             hostKey: { ssmParameter: ctx.hostKeyParameter, region: spec.region },
+            // Host part of dockyard:registry: an ECR host gets the credential helper (pulls use the instance role).
+            registryHost: spec.registry.split("/")[0],
           }),
         ),
     });
