@@ -43,7 +43,6 @@ describe.each([...STACKS])("the program for stack %s", (stack) => {
     if (hosts(spec) > hosts(dev)) expect(r.resources.length).toBeGreaterThan(rDev.resources.length);
     else expect(r.resources.length).toBe(rDev.resources.length);
   });
-
 });
 
 describe.each(STACKS.filter((s) => s !== "prod"))("stack %s against prod", (stack) => {

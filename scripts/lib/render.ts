@@ -27,6 +27,7 @@ import {
   type RawStackFile,
 } from "../../stacks";
 import * as pulumi from "@pulumi/pulumi";
+import * as YAML from "yaml";
 import { COMPUTED_RE } from "./mocks";
 
 /** The repository root: where index.ts lives. */
@@ -388,6 +389,24 @@ function inline(v: unknown, max = 200): string {
   return s.length > max ? `${s.slice(0, max - 1)}… (${s.length} chars)` : s;
 }
 
+/**
+ * `key: value` lines: short values inline, larger structures (ingress rules, health
+ * checks, outputs per host) as indented YAML beneath the key.
+ */
+function propertyLines(key: string, v: unknown): string[] {
+  const flat = inline(v, 100_000);
+  if (v === null || typeof v !== "object" || flat.length <= 100) return [`${key}: ${inline(v)}`];
+  const doc = new YAML.Document(v);
+  // Short lists of plain values stay on one line: `cidrBlocks: [ 198.51.100.0/24 ]`.
+  YAML.visit(doc, {
+    Seq(_, node) {
+      if (node.items.every((i) => YAML.isScalar(i)) && JSON.stringify(node.toJSON()).length <= 80) node.flow = true;
+    },
+  });
+  const body = doc.toString({ lineWidth: 0 }).trimEnd().split("\n");
+  return [`${key}:`, ...body.map((l) => `  ${l.length > 200 ? `${l.slice(0, 199)}…` : l}`)];
+}
+
 /** The plan as text: a tree of `type  name` lines, key properties beneath, then outputs. */
 export function formatPlan(plan: Plan): string {
   const lines: string[] = [];
@@ -398,7 +417,9 @@ export function formatPlan(plan: Plan): string {
       const last = i === list.length - 1;
       lines.push(`${prefix}${last ? "└─ " : "├─ "}${n.type}  ${n.name}`);
       const inner = prefix + (last ? "   " : "│  ");
-      for (const [k, v] of Object.entries(n.properties)) lines.push(`${inner}${n.children.length ? "│ " : "  "}  ${k}: ${inline(v)}`);
+      for (const [k, v] of Object.entries(n.properties)) {
+        for (const l of propertyLines(k, v)) lines.push(`${inner}${n.children.length ? "│ " : "  "}  ${l}`);
+      }
       walk(n.children, inner);
     });
   };
@@ -408,6 +429,6 @@ export function formatPlan(plan: Plan): string {
   lines.push("Outputs:");
   const keys = Object.keys(plan.outputs).sort();
   if (keys.length === 0) lines.push("  (none)");
-  for (const k of keys) lines.push(`  ${k}: ${inline(plan.outputs[k])}`);
+  for (const k of keys) for (const l of propertyLines(k, plan.outputs[k])) lines.push(`  ${l}`);
   return lines.join("\n") + "\n";
 }

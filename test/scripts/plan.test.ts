@@ -93,6 +93,14 @@ describe("presentation", () => {
     expect(text).toContain("└─ example:index:NotInTheTable  dev-x");
     expect(text).toMatch(/Outputs:\n {2}ip: \(computed\)\n {2}stack: dev\n$/);
   });
+
+  it("prints larger structures as indented YAML under the key, short lists inline", () => {
+    const rules = [22, 80, 443].map((p) => ({ protocol: "tcp", fromPort: p, toPort: p, cidrBlocks: ["198.51.100.0/24"], description: `port ${p}` }));
+    const text = formatPlan(buildPlan({ ...rendered, resources: [{ type: "aws:ec2/securityGroup:SecurityGroup", name: "dev-sg", custom: true, inputs: { ingress: rules } }] }));
+    expect(text).toContain(
+      ["└─ aws:ec2/securityGroup:SecurityGroup  dev-sg", "       ingress:", "         - protocol: tcp", "           fromPort: 22", "           toPort: 22", "           cidrBlocks: [ 198.51.100.0/24 ]", "           description: port 22", "         - protocol: tcp"].join("\n"),
+    );
+  });
 });
 
 describe("render (mock runtime, child process)", () => {
