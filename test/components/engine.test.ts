@@ -16,6 +16,9 @@ import {
   STEPS,
   stepScript,
   hostKeyLine,
+  stepsFor,
+  isEcrHost,
+  REGISTRY_AUTH_STEP,
   type UserDataInput,
 } from "../../components/engine";
 
@@ -393,5 +396,101 @@ describe("DockerEngine on the mock runtime", () => {
           timeoutSeconds: 5,
         }),
     ).toThrow(/timeoutSeconds must be an integer from 60 to 7200/);
+  });
+});
+
+describe("renderUserData: ECR credentials through the instance role (registryHost)", () => {
+  const ECR = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
+
+  for (const family of FAMILIES) {
+    it(`${family}: an ECR host gets amazon-ecr-credential-helper and credHelpers for the SSH user and root`, () => {
+      const os = osFor(family);
+      const spec = loadStackSpec("dev");
+      const engine = { ...spec.engine, channel: "distro" as const, version: undefined };
+      const doc = parse(renderUserData(inputFor("dev", { os, engine, registryHost: ECR })));
+      const f = file(doc, stepScript(REGISTRY_AUTH_STEP));
+      expect(f.permissions).toBe("0755");
+      expect(f.owner).toBe("root:root");
+      const s = f.content;
+      expect(s.startsWith("#!/bin/bash\n")).toBe(true);
+      expect(s).toMatch(/^set -euo pipefail$/m);
+      expect(s).toContain(`SSH_USER='${os.sshUser}'`);
+      expect(s).toContain(`REGISTRY='${ECR}'`);
+      expect(s).toContain("HELPER=ecr-login");
+      // need_cmd COMMAND APT_PACKAGE DNF_PACKAGE: the same package name in Debian, Ubuntu and AL2023.
+      expect(s).toContain("need_cmd docker-credential-$HELPER amazon-ecr-credential-helper amazon-ecr-credential-helper");
+      // The merge sets exactly credHelpers[<registry>] = <helper>, for the SSH user and for root.
+      expect(s).toContain('python3 - "$file" "$REGISTRY" "$HELPER"');
+      expect(s).toContain('helpers = cfg.setdefault("credHelpers", {})');
+      expect(s).toContain("helpers[registry] = helper");
+      expect(s).toContain('dir=$home/.docker\n  file=$dir/config.json');
+      expect(s).toMatch(/^set_cred_helper "\$SSH_USER"$/m);
+      expect(s).toMatch(/^set_cred_helper root$/m);
+      // Owned by the user, 0600, inside a 0700 directory; replaced atomically.
+      expect(s).toContain('install -d -m 0700 -o "$user" -g "$group" "$dir"');
+      expect(s).toContain('chmod 0600 "$tmp"\n  chown "$user:$group" "$tmp"');
+      expect(s).toContain('mv -f "$tmp" "$file"');
+      // No credentials of any kind in the user-data: only the helper's name.
+      const code = s.split("\n").filter((l) => !l.trimStart().startsWith("#")).join("\n");
+      expect(code).not.toMatch(/"auths"|password|docker login|get-login/i);
+      // Runs after the engine install and before the readiness marker is written.
+      const boot = file(doc, BOOTSTRAP_SCRIPT).content;
+      expect(boot).toContain("for step in hostkey data-volume engine-install registry-auth engine-ready; do");
+    });
+  }
+
+  it("stepsFor puts registry-auth right before engine-ready, only for ECR", () => {
+    expect(stepsFor({ registryHost: ECR })).toEqual(["hostkey", "data-volume", "engine-install", "registry-auth", "engine-ready"]);
+    expect(stepsFor({ registryHost: "127.0.0.1:5000" })).toEqual([...STEPS]);
+    expect(stepsFor({})).toEqual([...STEPS]);
+    expect(isEcrHost(ECR)).toBe(true);
+    expect(isEcrHost("210987654321.dkr.ecr.us-gov-west-1.amazonaws.com")).toBe(true);
+    expect(isEcrHost(`${ECR}:443`)).toBe(false);
+    expect(isEcrHost("localhost:5000")).toBe(false);
+    expect(isEcrHost(undefined)).toBe(false);
+  });
+
+  for (const host of [undefined, "127.0.0.1:5000", "localhost:5000", "registry.example.com", "ghcr.io"]) {
+    it(`a non-ECR registry (${host ?? "unset"}): nothing installed, no docker config written`, () => {
+      const ud = renderUserData(inputFor("test", { registryHost: host }));
+      // Byte for byte the user-data of a host without a registry host.
+      expect(ud).toBe(renderUserData(inputFor("test")));
+      const doc = parse(ud);
+      expect(doc.write_files.some((f) => f.path.includes(REGISTRY_AUTH_STEP))).toBe(false);
+      expect(ud).not.toMatch(/ecr-credential-helper|credHelpers|ecr-login|\.docker\/config\.json/);
+      expect(file(doc, BOOTSTRAP_SCRIPT).content).toContain(`for step in ${STEPS.join(" ")}; do`);
+    });
+  }
+
+  it("rejects an invalid registry host, naming the stack and the key, and lists it with other problems", () => {
+    for (const bad of ["Bad Host!", "https://registry.example.com", "registry.example.com/ns", "host:99999", "host:", "-x.example.com", ""]) {
+      expect(() => renderUserData(inputFor("prod", { registryHost: bad })), bad).toThrow(
+        /stack "prod": config\.dockyard:registry \(registryHost\): ".*" is not a registry host; allowed: a lower-case DNS name or IPv4 address with an optional :port/,
+      );
+    }
+    // Looks like ECR but is not an ECR host: pulls would fail later for lack of credentials.
+    for (const near of [`${ECR}:443`, "12345.dkr.ecr.eu-west-1.amazonaws.com", "123456789012.dkr.ecr.mars.amazonaws.com"]) {
+      expect(() => renderUserData(inputFor("prod", { registryHost: near })), near).toThrow(
+        /stack "prod": config\.dockyard:registry \(registryHost\): .* looks like ECR but is not '<12-digit account>\.dkr\.ecr\.<region>\.amazonaws\.com'/,
+      );
+    }
+    let message = "";
+    try {
+      renderUserData(inputFor("prod", { registryHost: "no good", hostName: "Bad_Name" }));
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toMatch(/stack "prod": hostName/);
+    expect(message).toMatch(/stack "prod": config\.dockyard:registry/);
+  });
+
+  it("every stack's real dockyard:registry is ECR, so every shipped stack configures the helper", () => {
+    for (const stack of STACKS) {
+      const spec = loadStackSpec(stack);
+      const host = spec.registry.split("/")[0];
+      expect(isEcrHost(host), stack).toBe(true);
+      const doc = parse(renderUserData(inputFor(stack, { registryHost: host })));
+      expect(file(doc, stepScript(REGISTRY_AUTH_STEP)).content).toContain(`REGISTRY='${host}'`);
+    }
   });
 });
