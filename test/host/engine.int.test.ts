@@ -16,7 +16,7 @@
  */
 import * as fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { engineFingerprint, renderDaemonJson } from "../../components/engine";
+import { engineFingerprint, renderDaemonJson, renderReadyCommand } from "../../components/engine";
 import { dockerHostUrl, sshOptions } from "../../components/fleet";
 import { STACKS } from "../../stacks";
 import * as h from "./harness";
@@ -203,6 +203,18 @@ describe.each(STACKS)("stack %s: provisioned host", (stack) => {
     expect(remote).toBe(`${b.input.hostName} ${b.input.dataMount}/docker`);
   }, 180_000);
 
+  it("answers DockerEngine's ready command over SSH with the engine version", async () => {
+    const b = get(stack);
+    const ssh = (script: string) =>
+      h.sh("ssh", [...sshOptions(b.hostKey.publicKey), "-o", "IdentitiesOnly=yes", "-i", client.privateKey, `${b.spec.os.sshUser}@${b.ip}`, script], { timeoutMs: 120_000 });
+    const version = (await ssh(renderReadyCommand(b.spec.engine, 60))).trim();
+    expect(version).toBe((await h.exec(b.host, "docker version --format '{{.Server.Version}}'")).trim());
+    // A host provisioned for another engine configuration is not ready for this one.
+    const other = { ...b.spec.engine, daemon: { ...b.spec.engine.daemon, logMaxFile: b.spec.engine.daemon.logMaxFile + 1 } };
+    const err = await ssh(renderReadyCommand(other, 60)).then(() => "ready", (e: Error) => e.message);
+    expect(err).toMatch(/provisioned for another engine configuration/);
+  }, 180_000);
+
   it("refuses the connection when the host presents another key than the pinned one", async () => {
     const b = get(stack);
     const other = h.newKeyPair(dir, `${stack}-wrong-host-key`);
@@ -263,6 +275,7 @@ describe("idempotence (dev host)", () => {
     const b = get("dev");
     // The old instance goes away; the volume (loop device / directory) stays.
     await h.removeHost(b.host);
+    const late = b.data.kind === "block";
     const replacement = await h.startHost({
       name: `dockyard-host-${RUN}-dev-2`,
       userData: b.userData,
@@ -270,8 +283,17 @@ describe("idempotence (dev host)", () => {
       data: b.data,
       input: b.input,
       hostPrivateKey: fs.readFileSync(b.hostKey.privateKey, "utf8"),
+      // As on EC2, the re-used volume is attached after the new instance started.
+      attachLate: late,
     });
     extraHosts.push(replacement);
+    if (late) {
+      await h.exec(replacement, "for i in $(seq 1 120); do grep -q '^dockyard: step data-volume$' /var/log/cloud-init-output.log 2>/dev/null && exit 0; sleep 1; done; exit 1", 150_000);
+      await new Promise((r) => setTimeout(r, 3000));
+      // Not ready without its data volume: the user-data is waiting for the device.
+      expect((await h.tryExec(replacement, `test -f ${h.READY_MARKER}`)).code).not.toBe(0);
+      await h.attachVolume(replacement, b.data, b.input.dataDevice);
+    }
     const seconds = await h.waitEngineReady(replacement);
     times.push(`dev replacement: ${seconds.toFixed(1)} s from container start to engine-ready (same data volume)`);
     const log = await h.exec(replacement, "cat /var/log/cloud-init-output.log");

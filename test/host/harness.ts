@@ -155,6 +155,13 @@ export interface HostOptions {
   input: UserDataInput;
   /** Private host key (OpenSSH) the stub SSM returns for input.hostKey.ssmParameter. */
   hostPrivateKey: string;
+  /**
+   * Attach the volume at its stable path only later, with attachVolume() (EC2 attaches a
+   * re-used volume after the instance started); the user-data must wait for it.
+   */
+  attachLate?: boolean;
+  /** Point apt at the local apt-cacher-ng (default true); false: straight to Debian's mirror. */
+  aptCache?: boolean;
 }
 
 export interface Host {
@@ -188,14 +195,14 @@ export async function startHost(o: HostOptions): Promise<Host> {
   fs.writeFileSync(path.join(dir, "ssm", "aws"), awsStub(o.input.hostKey.ssmParameter, o.input.hostKey.region), { mode: 0o755 });
   fs.writeFileSync(path.join(dir, "ssm", "value"), o.hostPrivateKey, { mode: 0o600 });
   // The apt proxy is the test platform's mirror setting (like a VPC mirror), not part of the user-data.
-  fs.writeFileSync(path.join(dir, "apt-proxy.conf"), `Acquire::http::Proxy "http://${bridgeGateway()}:3142";\n`);
+  fs.writeFileSync(path.join(dir, "apt-proxy.conf"), o.aptCache === false ? "// no proxy: Debian's mirror directly\n" : `Acquire::http::Proxy "http://${bridgeGateway()}:3142";\n`);
   await sh("docker", ["rm", "-f", o.name]).catch(() => undefined);
   const startedAt = Date.now();
   await sh("docker", [
     "run", "-d", "--name", o.name, "--hostname", o.input.hostName, "--label", LABEL,
     ...SYSTEMD_FLAGS,
     ...(o.data.kind === "block"
-      ? ["--device", `${o.data.loop}:${o.data.loop}`, "--device", `${o.data.loop}:${o.input.dataDevice}`]
+      ? ["--device", `${o.data.loop}:${o.data.loop}`, ...(o.attachLate ? [] : ["--device", `${o.data.loop}:${o.input.dataDevice}`])]
       : ["-v", `${o.data.dir}:${o.input.dataMount}`]),
     "-v", `${path.join(dir, "seed")}:/var/lib/cloud/seed/nocloud:ro`,
     "-v", `${path.join(dir, "ssm")}:/opt/fake-ssm:ro`,
@@ -204,6 +211,13 @@ export async function startHost(o: HostOptions): Promise<Host> {
     HOST_IMAGE,
   ]);
   return { name: o.name, container: o.name, startedAt };
+}
+
+/** Makes the block volume appear at its stable path in a running host (what udev does on attach). */
+export async function attachVolume(host: Host, data: DataVolume, devicePath: string): Promise<void> {
+  if (data.kind !== "block") throw new Error("attachVolume needs a block data volume");
+  const [major, minor] = execFileSync("stat", ["-c", "%t %T", data.loop], { encoding: "utf8" }).trim().split(" ").map((x) => parseInt(x, 16));
+  await exec(host, `mkdir -p "$(dirname ${devicePath})" && mknod ${devicePath}.tmp b ${major} ${minor} && mv ${devicePath}.tmp ${devicePath}`);
 }
 
 export async function exec(host: Host, script: string, timeoutMs = 60_000): Promise<string> {
