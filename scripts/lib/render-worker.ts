@@ -10,13 +10,25 @@ import { DockyardMocks } from "./mocks";
 import { resourceKey, type RenderReply, type RenderRequest, type RenderedResource } from "./render";
 
 /**
- * The mock monitor passes `id: ""` (no import id) for every new resource, and
- * DockyardMocks keeps an empty id, which Pulumi reads as unknown: ids and everything
- * derived from them would never resolve. Treat "" as "no id" so ids read as computed.
+ * The mock monitor passes `id: ""` (no import id) for every new resource; treat it as
+ * "no id" so ids read as computed even with a DockyardMocks that keeps "" as is.
+ * Pulumi's invoke rethrows a failed call as `new Error(err.details)`, which drops a
+ * plain Error's message: give errors `details`, so "unexpected provider call <token>"
+ * reaches the operator.
  */
 class RenderMocks extends DockyardMocks {
   override newResource(args: pulumi.runtime.MockResourceArgs): { id: string; state: Record<string, unknown> } {
     return super.newResource({ ...args, id: args.id || undefined });
+  }
+
+  override call(args: pulumi.runtime.MockCallArgs): Record<string, unknown> {
+    try {
+      return super.call(args);
+    } catch (e) {
+      const err = (e instanceof Error ? e : new Error(String(e))) as Error & { details?: string };
+      err.details ??= err.message;
+      throw err;
+    }
   }
 }
 

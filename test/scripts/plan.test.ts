@@ -192,5 +192,8 @@ describe("dockyard plan (CLI)", () => {
     const r = await cli(["plan", "dev", "--program", broken]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("boom in the program");
+    const call = await cli(["plan", "dev", "--program", path.join(__dirname, "fixtures", "unexpected-call.ts")]);
+    expect(call.code).toBe(1);
+    expect(call.stderr).toContain("unexpected provider call aws:nothing/unknown:getUnknown");
   });
 });
