@@ -68,6 +68,10 @@ describe("comparison rules", () => {
     ]);
     expect(compareValues({ p: [1] }, { p: [1, 2] }, { a: "dev", b: "prod" })).toEqual([{ path: "p", a: [1], b: [1, 2] }]);
     expect(compareValues({ a: 1 }, { a: 1, extra: true }, { a: "x", b: "y" })).toEqual([{ path: "extra", a: undefined, b: true }]);
+    // Secrets are compared but never shown.
+    const secret = (value: unknown) => ({ "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", value });
+    expect(compareValues({ s: secret("x-dev") }, { s: secret("x-prod") }, { a: "dev", b: "prod" })).toEqual([]);
+    expect(compareValues({ s: secret("one") }, { s: secret("two") }, { a: "dev", b: "prod" })).toEqual([{ path: "s", a: "[secret]", b: "[secret]" }]);
   });
 
   it("matches resources by normalized name and type; folds added children into their parent", () => {

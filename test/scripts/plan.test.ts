@@ -66,6 +66,9 @@ describe("presentation", () => {
     expect(displayValue("computed(a.id)")).toBe("(computed)");
     expect(displayValue({ x: ["arn:computed(r.arn)/x"] })).toEqual({ x: ["arn:(computed)/x"] });
     expect(displayValue(3)).toBe(3);
+    // Inputs the program marked secret arrive wrapped; they are never shown.
+    const wrapped = { "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", value: "hunter2" };
+    expect(displayValue({ password: wrapped })).toEqual({ password: SECRET_PLACEHOLDER });
   });
 
   it("shows the key properties of known types and nothing for types not in the table", () => {
@@ -155,6 +158,15 @@ describe("dockyard plan (CLI)", () => {
     const instance = host.children.find((n: { type: string }) => n.type === "aws:ec2/instance:Instance");
     expect(instance.properties).toMatchObject({ instanceType: "m6i.large", "metadataOptions.httpTokens": "required" });
     expect(host.children.find((n: { type: string }) => n.type === "aws:ec2/eip:Eip").properties.instance).toBe("(computed)");
+  });
+
+  it("never prints a secret input, also with --all and --json", async () => {
+    for (const args of [["--all"], ["--all", "--json"]]) {
+      const r = await cli(["plan", "test", "--program", FIXTURE, ...args]);
+      expect(r.code).toBe(0);
+      expect(r.stdout).not.toContain("fixture-secret");
+      expect(r.stdout).toContain("[secret]");
+    }
   });
 
   it("bad stack config: exit 2 with every problem named by stack and key, and the program never runs", async () => {
