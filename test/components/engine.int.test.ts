@@ -7,7 +7,9 @@
  *  - Debian's dockerd 20.10 (the oldest engine we install) starts with the rendered
  *    daemon.json, serves metrics on loopback only and listens on no other TCP port;
  *  - the data-volume script on a real (loop) block device formats a blank volume once,
- *    and never again.
+ *    and never again;
+ *  - the registry-auth script (ECR hosts) merges credHelpers into real docker client
+ *    configs, and the real docker CLI then asks the ECR helper for that registry.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
@@ -46,6 +48,9 @@ function variants(): { name: string; input: UserDataInput }[] {
         out.push({ name: `${stack}/${family}/docker-ce`, input: { ...base, engine: { ...spec.engine, channel: "docker-ce", version } } });
       }
       out.push({ name: `${stack}/${family}/distro`, input: { ...base, engine: { ...spec.engine, channel: "distro", version: undefined } } });
+      // The stack's real registry host (ECR): adds the registry-auth step.
+      const registryHost = spec.registry.split("/")[0];
+      out.push({ name: `${stack}/${family}/distro+ecr`, input: { ...base, engine: { ...spec.engine, channel: "distro", version: undefined }, registryHost } });
     }
   }
   return out;
@@ -109,7 +114,7 @@ describe("cloud-init schema and shellcheck on the rendered user-data", () => {
       expect(JSON.parse(py.stdout)).toEqual(doc);
 
       const scripts = doc.write_files.filter((f) => f.path.endsWith(".sh"));
-      expect(scripts.length).toBe(6);
+      expect(scripts.length).toBe(input.registryHost ? 7 : 6);
       const paths: string[] = [];
       for (const s of scripts) {
         const p = path.join(dir, path.basename(s.path));
@@ -305,5 +310,134 @@ describe("the data-volume script on a real block device", () => {
     expect(r.out).toContain("already a mount point");
     expect(r.stdout.trim()).toBe("tmpfs");
     expect(fs.readFileSync(fstab, "utf8")).toBe("");
+  });
+});
+
+describe("the registry-auth script against real docker client configs", () => {
+  const ECR = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
+  const ZERO = `sha256:${"0".repeat(64)}`;
+  const base = path.join(work, "registry-auth");
+  const fake = path.join(base, "fake-bin");
+  const helperLog = path.join(base, "helper.log");
+  let scriptText = "";
+  let libText = "";
+
+  beforeAll(() => {
+    fs.mkdirSync(fake, { recursive: true });
+    const spec = loadStackSpec("dev");
+    const ud = renderUserData({
+      stack: "dev",
+      hostName: "dev-app-1",
+      os: { ...spec.os, sshUser: "admin" },
+      engine: spec.engine,
+      dataMount: spec.hostGroups[0].dataMount,
+      dataDevice: DEVICE,
+      hostKey: { ssmParameter: "/dockyard/dev/hosts/dev-app-1/ssh-host-key", region: spec.region },
+      registryHost: ECR,
+    });
+    const files = (YAML.parse(ud) as { write_files: WriteFile[] }).write_files;
+    scriptText = files.find((f) => f.path === stepScript("registry-auth"))!.content;
+    libText = files.find((f) => f.path === LIB_PATH)!.content;
+    // Stands in for docker-credential-ecr-login (which would need the instance role): records
+    // what the docker CLI asks and answers with a dummy token.
+    fs.writeFileSync(
+      path.join(fake, "docker-credential-ecr-login"),
+      `#!/bin/sh\nserver=$(cat)\necho "$1 $server" >>${helperLog}\nprintf '{"ServerURL":"%s","Username":"AWS","Secret":"dummy"}\\n' "$server"\n`,
+      { mode: 0o755 },
+    );
+  });
+
+  /** A fresh host: its own /etc/passwd and /etc/group (root, and admin with uid 4242), homes under the test dir. */
+  function host(name: string) {
+    const dir = path.join(base, name);
+    const adminHome = path.join(dir, "home/admin");
+    const rootHome = path.join(dir, "root");
+    fs.mkdirSync(adminHome, { recursive: true });
+    fs.mkdirSync(rootHome, { recursive: true });
+    fs.chownSync(adminHome, 4242, 4242);
+    fs.writeFileSync(path.join(dir, "passwd"), `root:x:0:0:root:${rootHome}:/bin/bash\nadmin:x:4242:4242::${adminHome}:/bin/bash\n`);
+    fs.writeFileSync(path.join(dir, "group"), "root:x:0:\nadmin:x:4242:\n");
+    fs.writeFileSync(path.join(dir, "lib.sh"), libText);
+    fs.writeFileSync(path.join(dir, "registry-auth.sh"), scriptText);
+    return { dir, adminConfig: path.join(adminHome, ".docker/config.json"), rootConfig: path.join(rootHome, ".docker/config.json") };
+  }
+
+  /** Runs the rendered script in a private mount namespace with that host's passwd/group and lib.sh. */
+  function runScript(dir: string) {
+    const libDir = path.dirname(LIB_PATH);
+    const script = [
+      "set -e",
+      `mount -t tmpfs dockyard-lib ${path.dirname(libDir)}`,
+      `mkdir -p ${libDir} && cp ${dir}/lib.sh ${LIB_PATH}`,
+      `mount --bind ${dir}/passwd /etc/passwd`,
+      `mount --bind ${dir}/group /etc/group`,
+      `PATH=${fake}:$PATH bash ${dir}/registry-auth.sh`,
+    ].join("\n");
+    return run("unshare", ["--mount", "--propagation", "private", "bash", "-c", script]);
+  }
+
+  const leftovers = (config: string) => fs.readdirSync(path.dirname(config)).filter((f) => f !== "config.json");
+
+  it("merges credHelpers into the SSH user's existing config and creates root's; owned by each user, 0600; a re-run changes nothing", () => {
+    const h = host("merge");
+    fs.mkdirSync(path.dirname(h.adminConfig), { mode: 0o755 });
+    const existing = { auths: { "registry.example.com": { auth: "dXNlcjpwYXNz" } }, credHelpers: { "other.example.com": "gcloud" }, detachKeys: "ctrl-e,e" };
+    fs.writeFileSync(h.adminConfig, JSON.stringify(existing), { mode: 0o644 });
+
+    const first = runScript(h.dir);
+    expect(first.code, first.out).toBe(0);
+    expect(first.out).toContain(`${h.adminConfig}: ${ECR} uses the ecr-login credential helper`);
+    expect(JSON.parse(fs.readFileSync(h.adminConfig, "utf8"))).toEqual({ ...existing, credHelpers: { "other.example.com": "gcloud", [ECR]: "ecr-login" } });
+    expect(JSON.parse(fs.readFileSync(h.rootConfig, "utf8"))).toEqual({ credHelpers: { [ECR]: "ecr-login" } });
+    for (const [file, uid] of [[h.adminConfig, 4242], [h.rootConfig, 0]] as const) {
+      const st = fs.statSync(file);
+      expect(st.mode & 0o777, file).toBe(0o600);
+      expect([st.uid, st.gid], file).toEqual([uid, uid]);
+      const d = fs.statSync(path.dirname(file));
+      expect(d.mode & 0o777, path.dirname(file)).toBe(0o700);
+      expect(d.uid, path.dirname(file)).toBe(uid);
+      expect(leftovers(file)).toEqual([]);
+    }
+
+    const inodes = [fs.statSync(h.adminConfig).ino, fs.statSync(h.rootConfig).ino];
+    const second = runScript(h.dir);
+    expect(second.code, second.out).toBe(0);
+    expect(second.out.match(/already uses ecr-login for /g)).toHaveLength(2);
+    expect([fs.statSync(h.adminConfig).ino, fs.statSync(h.rootConfig).ino]).toEqual(inodes);
+    expect(leftovers(h.adminConfig)).toEqual([]);
+  });
+
+  it("the real docker CLI then asks the ECR helper for the ECR registry, and only for it", () => {
+    const h = host("cli");
+    const r = runScript(h.dir);
+    expect(r.code, r.out).toBe(0);
+    fs.rmSync(helperLog, { force: true });
+    // No daemon behind this socket: the CLI resolves credentials before it connects.
+    const env = { ...process.env, HOME: path.dirname(path.dirname(h.adminConfig)), PATH: `${fake}:${process.env.PATH}`, DOCKER_HOST: `unix://${base}/no-daemon.sock` };
+    const pull = run("docker", ["pull", "--platform", "linux/amd64", `${ECR}/dockyard-dev/web@${ZERO}`], { env });
+    expect(pull.out).toContain("Cannot connect to the Docker daemon");
+    expect(fs.readFileSync(helperLog, "utf8")).toBe(`get ${ECR}\n`);
+    const other = run("docker", ["pull", `registry.example.com/web@${ZERO}`], { env });
+    expect(other.out).toContain("Cannot connect to the Docker daemon");
+    expect(fs.readFileSync(helperLog, "utf8")).toBe(`get ${ECR}\n`);
+  });
+
+  it("leaves a config that is not a JSON object untouched and fails", () => {
+    const h = host("broken");
+    fs.mkdirSync(path.dirname(h.adminConfig), { mode: 0o700 });
+    fs.writeFileSync(h.adminConfig, "{ not json", { mode: 0o600 });
+    const r = runScript(h.dir);
+    expect(r.code).not.toBe(0);
+    expect(r.out).toContain(`cannot add the ecr-login credential helper to ${h.adminConfig}`);
+    expect(fs.readFileSync(h.adminConfig, "utf8")).toBe("{ not json");
+    expect(leftovers(h.adminConfig)).toEqual([]);
+
+    const arr = host("array");
+    fs.mkdirSync(path.dirname(arr.rootConfig), { mode: 0o700 });
+    fs.writeFileSync(arr.rootConfig, "[1, 2]");
+    const r2 = runScript(arr.dir);
+    expect(r2.code).not.toBe(0);
+    expect(r2.out).toContain("does not hold a JSON object");
+    expect(fs.readFileSync(arr.rootConfig, "utf8")).toBe("[1, 2]");
   });
 });
