@@ -58,6 +58,7 @@ export async function run(argv: string[]): Promise<number> {
   try {
     h.assertHostImage();
     spec = h.distroSpec(args.stack);
+    await h.reapStale();
   } catch (e) {
     process.stderr.write(`${(e as Error).message}\n`);
     return 2;

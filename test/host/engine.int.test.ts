@@ -71,6 +71,7 @@ async function bootStack(stack: string): Promise<Booted> {
 
 beforeAll(async () => {
   h.assertHostImage();
+  await h.reapStale();
   dir = h.scratchDir("dockyard-host-test");
   client = h.newKeyPair(dir, "client");
   await h.ensureBusyboxImage();
@@ -138,6 +139,12 @@ describe.each(STACKS)("stack %s: provisioned host", (stack) => {
     const id = (await h.exec(b.host, `docker create ${h.BUSYBOX_IMAGE} true`)).trim();
     const logConfig = JSON.parse(await h.exec(b.host, `docker inspect -f '{{json .HostConfig.LogConfig}}' ${id}; docker rm ${id} >/dev/null`));
     expect(logConfig).toEqual({ Type: daemon.logDriver, Config: { "max-size": daemon.logMaxSize, "max-file": String(daemon.logMaxFile) } });
+    // no-new-privileges and icc reach the containers and the default bridge.
+    if (daemon.noNewPrivileges) {
+      expect(await h.exec(b.host, `docker run --rm ${h.BUSYBOX_IMAGE} grep NoNewPrivs /proc/self/status`)).toMatch(/NoNewPrivs:\s+1/);
+    }
+    const bridge = JSON.parse(await h.exec(b.host, "docker network inspect bridge --format '{{json .Options}}'"));
+    expect(bridge["com.docker.network.bridge.enable_icc"]).toBe(String(daemon.icc));
     // Metrics answer on loopback only.
     if (daemon.metricsPort > 0) {
       const listeners = await h.exec(b.host, "ss -Hltn");

@@ -28,6 +28,41 @@ export const TEST_DATA_DEVICE = `/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store
 /** Labels every container/volume this harness creates, so a crashed run can be cleaned up. */
 export const LABEL = "dockyard.test=host";
 
+/** The process that started a host; reapStale() removes hosts whose process is gone. */
+export const PID_LABEL = "dockyard.test.pid";
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Cleans up after runs that were killed before their own cleanup: host containers whose
+ * starting process is gone, and loop devices backed by this harness's files nobody uses.
+ * Files are named `<prefix><pid>-...img`, so only dead runs' devices are touched.
+ */
+export async function reapStale(): Promise<void> {
+  const rows = (await sh("docker", ["ps", "-a", "--filter", `label=${LABEL}`, "--format", `{{.Names}} {{.Label "${PID_LABEL}"}}`])).split("\n").filter(Boolean);
+  for (const row of rows) {
+    const [name, pid] = row.split(" ");
+    if (!pid || !alive(Number(pid))) await removeHost(name);
+  }
+  const loops = JSON.parse((await sh("losetup", ["-J", "-l"]).catch(() => "")) || '{"loopdevices":[]}') as { loopdevices: { name: string; "back-file": string | null }[] };
+  for (const l of loops.loopdevices) {
+    const file = (l["back-file"] ?? "").replace(/ \(deleted\)$/, "");
+    if (path.dirname(file) !== STATE_DIR) continue;
+    const m = /^[a-z]+(\d+)-/.exec(path.basename(file));
+    if (m && !alive(Number(m[1]))) {
+      await sh("losetup", ["-d", l.name]).catch(() => undefined);
+      fs.rmSync(file, { force: true });
+    }
+  }
+}
+
 /** The docker run flags that let systemd and a nested dockerd run here (see DESIGN.md). */
 export const SYSTEMD_FLAGS = [
   "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
@@ -199,7 +234,7 @@ export async function startHost(o: HostOptions): Promise<Host> {
   await sh("docker", ["rm", "-f", o.name]).catch(() => undefined);
   const startedAt = Date.now();
   await sh("docker", [
-    "run", "-d", "--name", o.name, "--hostname", o.input.hostName, "--label", LABEL,
+    "run", "-d", "--name", o.name, "--hostname", o.input.hostName, "--label", LABEL, "--label", `${PID_LABEL}=${process.pid}`,
     ...SYSTEMD_FLAGS,
     ...(o.data.kind === "block"
       ? ["--device", `${o.data.loop}:${o.data.loop}`, ...(o.attachLate ? [] : ["--device", `${o.data.loop}:${o.input.dataDevice}`])]
