@@ -125,7 +125,7 @@ interface RollbackArgs {
   ledger?: string;
   "dry-run": boolean;
   json: boolean;
-  concurrency: number;
+  concurrency?: number;
 }
 
 export const rollbackCommand: CommandModule<object, RollbackArgs> = {

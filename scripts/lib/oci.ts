@@ -19,7 +19,7 @@ import * as http from "node:http";
 import * as https from "node:https";
 import * as os from "node:os";
 import * as path from "node:path";
-import { Readable, Transform, type TransformCallback } from "node:stream";
+import { Readable } from "node:stream";
 
 export const MEDIA_TYPES = {
   ociIndex: "application/vnd.oci.image.index.v1+json",
@@ -491,10 +491,12 @@ export class RegistryClient {
       let location = String(start.headers.location ?? "");
       if (!location) throw new RegistryError(`start upload to ${this.registry}/${repo}: no Location header`);
       const source = await open();
-      const counted = countingStream((n) => {
-        this.stats.bytesUploaded += n;
-        onBytes?.(n);
-      });
+      // Counted as they flow, without another stream stage in the path.
+      const counted = (s: Readable) =>
+        s.on("data", (c: Buffer) => {
+          this.stats.bytesUploaded += c.length;
+          onBytes?.(c.length);
+        });
       const withDigest = (loc: string) => {
         const u = new URL(loc, this.base);
         u.searchParams.set("digest", digest);
@@ -502,8 +504,7 @@ export class RegistryClient {
       };
       const mode = this.opts.uploadMode ?? "stream";
       if (mode === "monolithic") {
-        const body = source.pipe(counted);
-        source.on("error", (e) => counted.destroy(e));
+        const body = counted(source);
         const res = await this.request("PUT", withDigest(location), {
           headers: { "Content-Type": "application/octet-stream", "Content-Length": String(size) },
           body: () => body,
@@ -512,8 +513,7 @@ export class RegistryClient {
         if (res.status !== 201) return this.fail(res, `PUT blob ${digest} to ${this.registry}/${repo}`);
         res.body.resume();
       } else if (mode === "stream") {
-        const body = source.pipe(counted);
-        source.on("error", (e) => counted.destroy(e));
+        const body = counted(source);
         const res = await this.request("PATCH", location, {
           headers: { "Content-Type": "application/octet-stream", "Content-Length": String(size) },
           body: () => body,
@@ -550,15 +550,6 @@ export class RegistryClient {
     if (res.status !== 201) return this.fail(res, `commit blob ${digest} to ${this.registry}/${repo}`);
     res.body.resume();
   }
-}
-
-function countingStream(onBytes: (n: number) => void): Transform {
-  return new Transform({
-    transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
-      onBytes(chunk.length);
-      cb(null, chunk);
-    },
-  });
 }
 
 /** Re-chunks a stream into buffers of exactly `size` bytes (the last may be shorter). */
@@ -656,6 +647,7 @@ export async function copyImage(
   dst: RegistryClient,
   target: RepositoryRef,
   digest: string,
+  /** concurrency: blobs in flight; default 4 for uploads, 16 for mounts. */
   opts: { concurrency?: number; progress?: CopyProgress } = {},
 ): Promise<CopyResult> {
   const strategy = copyStrategy(source, target);
@@ -681,13 +673,16 @@ export async function copyImage(
   if (strategy === "same-repository") return { strategy, digest, mediaType: top.mediaType, manifests: ordered, blobs: blobs.map((b) => b.digest) };
 
   let done = 0;
-  await mapLimit(blobs, opts.concurrency ?? 4, async (b) => {
+  // Mounts are cheap requests: more of them in flight. A mount of a blob the target
+  // already links also answers 201, so mounting skips the HEAD an upload needs.
+  const limit = opts.concurrency ?? (strategy === "mount" ? 16 : 4);
+  await mapLimit(blobs, limit, async (b) => {
     let how: "present" | "mounted" | "uploaded";
-    if (await dst.hasBlob(target.repository, b.digest)) {
+    if (strategy === "mount" && (await dst.mountBlob(target.repository, b.digest, source.repository))) {
+      how = "mounted";
+    } else if (await dst.hasBlob(target.repository, b.digest)) {
       how = "present";
       dst.stats.blobsPresent++;
-    } else if (strategy === "mount" && (await dst.mountBlob(target.repository, b.digest, source.repository))) {
-      how = "mounted";
     } else {
       await dst.uploadBlob(target.repository, b.digest, b.size, async () => {
         const { size, stream } = await src.openBlob(source.repository, b.digest);
