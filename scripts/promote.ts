@@ -152,7 +152,7 @@ export function readSourceOutputs(stack: string, file?: string): { json: unknown
   } catch (e) {
     const err = (e as { stderr?: string }).stderr?.trim() || (e as Error).message;
     throw new DockyardError(
-      `cannot read the deployed digests of stack ${stack} with \`pulumi stack output --json --stack ${stack}\`: ${err.split("\n")[0]}\n` +
+      `cannot read the deployed digests of stack ${stack} with \`pulumi stack output --json --stack ${stack}\`: ${err.split("\n").filter((l) => l.trim()).pop()}\n` +
         `  pass --source-outputs FILE with that command's output instead`,
       1,
     );

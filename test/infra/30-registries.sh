@@ -5,7 +5,7 @@
 # skopeo is the reference copier the benchmark compares against.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-need_packages docker-registry skopeo curl
+need_packages docker-registry skopeo curl e2fsprogs
 
 start_registry() {
   local name=$1 port=$2
