@@ -145,7 +145,9 @@ export class DockyardMocks implements pulumi.runtime.Mocks {
   call(args: pulumi.runtime.MockCallArgs): Record<string, unknown> {
     const handler = this.handlers[args.token];
     if (!handler) {
-      throw new Error(`unexpected provider call ${args.token}: add it to DEFAULT_CALLS in scripts/lib/mocks.ts if the program really needs it`);
+      const message = `unexpected provider call ${args.token}: add it to DEFAULT_CALLS in scripts/lib/mocks.ts if the program really needs it`;
+      // Pulumi rethrows a failed mocked call as new Error(err.details): carry the message there too.
+      throw Object.assign(new Error(message), { details: message });
     }
     this.calls.push({ token: args.token, inputs: args.inputs });
     return handler(args.inputs);
