@@ -1,7 +1,7 @@
 /** The registry client's three blob upload styles against a real registry (Debian docker-registry on loopback). */
 import { beforeAll, describe, expect, it } from "vitest";
 import { copyImage, parseRepository, RegistryClient, type UploadMode } from "../../scripts/lib/oci";
-import { assertRegistriesUp, blobStatus, buildAndPush, getManifestRaw, imageTree, randomBytes, REGISTRY_A, REGISTRY_B, uniqueNamespace } from "./fixtures";
+import { assertRegistriesUp, blobStatus, buildAndPush, getManifestRaw, imageTree, randomBytes, REGISTRY_A, REGISTRY_B, uniqueNamespace } from "./registry-fixtures";
 
 const ns = uniqueNamespace("o");
 const src = `${REGISTRY_A}/${ns}/web`;

@@ -23,7 +23,7 @@ import {
   REGISTRY_B,
   uniqueNamespace,
   type StacksDir,
-} from "./fixtures";
+} from "./registry-fixtures";
 
 const REPO_ROOT = path.resolve(__dirname, "../..");
 const ABSENT = `sha256:${"0".repeat(63)}1`;
