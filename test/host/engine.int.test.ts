@@ -69,13 +69,38 @@ async function bootStack(stack: string): Promise<Booted> {
   return { stack, spec, input, userData, host, data, hostKey, readySeconds, ip: await h.containerIp(host) };
 }
 
+/** A dev host rendered with the stack's real docker-ce channel: Docker's repository is unreachable here. */
+const dockerCe: { host?: h.Host; status?: string; spec?: ReturnType<typeof h.distroSpec>; hostKey?: ReturnType<typeof h.newKeyPair>; error?: unknown } = {};
+async function bootDockerCe(): Promise<void> {
+  const spec = h.loadStackSpec("dev");
+  if (spec.engine.channel !== "docker-ce") return;
+  const input = h.hostInput(spec, "dev-app-9");
+  const hostKey = h.newKeyPair(dir, "docker-ce-host-key");
+  const data = await h.createDataVolume(`${RUN}-docker-ce`);
+  volumes.push(data);
+  const host = await h.startHost({
+    name: `dockyard-host-${RUN}-docker-ce`,
+    userData: h.renderUserData(input),
+    instanceId: `i-${RUN}-docker-ce`,
+    data,
+    input,
+    hostPrivateKey: fs.readFileSync(hostKey.privateKey, "utf8"),
+  });
+  extraHosts.push(host);
+  Object.assign(dockerCe, { host, spec, hostKey, status: await h.waitCloudInitFinished(host) });
+}
+
 beforeAll(async () => {
   h.assertHostImage();
   await h.reapStale();
   dir = h.scratchDir("dockyard-host-test");
   client = h.newKeyPair(dir, "client");
   await h.ensureBusyboxImage();
+  const ce = bootDockerCe().catch((e) => {
+    dockerCe.error = e;
+  });
   const results = await Promise.allSettled(STACKS.map((s) => bootStack(s)));
+  await ce;
   for (const r of results) if (r.status === "fulfilled") booted.set(r.value.stack, r.value);
   const failed = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
   if (failed.length > 0) throw new Error(failed.map((f) => String(f.reason)).join("\n\n"));
@@ -318,6 +343,28 @@ describe("idempotence (dev host)", () => {
     const names = await h.dockerOverSsh(c, ["ps", "-a", "--format", "{{.Names}}"]);
     expect(names.split("\n")).toContain("keeper");
   }, 420_000);
+});
+
+describe("docker-ce channel without Docker's repository (the shipped environment's channel)", () => {
+  it("fails closed: no engine, no readiness marker, an error naming the repository, host still reachable", async () => {
+    if (dockerCe.error) throw dockerCe.error;
+    const { host, status, spec, hostKey } = dockerCe;
+    if (!host || !spec || !hostKey) throw new Error("stacks/environment.yaml no longer uses docker-ce; this test needs a docker-ce stack");
+    expect(status).toMatch(/^status: error$/m);
+    const log = await h.exec(host, "cat /var/log/cloud-init-output.log");
+    const steps = [...log.matchAll(/^dockyard: step (\S+)$/gm)].map((m) => m[1]);
+    expect(steps).toEqual(["hostkey", "data-volume", "engine-install"]);
+    expect(log).toContain(`cannot download ${spec.os.info.dockerCeRepo}/gpg`);
+    expect(log).not.toMatch(/dockyard: all steps done/);
+    expect((await h.tryExec(host, `test -e ${h.READY_MARKER}`)).code).not.toBe(0);
+    // Neither Docker's packages nor the distro's engine slipped in; the untrusted source is not enabled.
+    expect((await h.exec(host, "dpkg-query -W -f='${db:Status-Abbrev} ${Package}\\n' 'docker*' 'containerd*' 2>/dev/null || true")).split("\n").filter((l) => l.startsWith("ii"))).toEqual([]);
+    expect((await h.tryExec(host, "test -e /etc/apt/sources.list.d/docker.sources")).code).not.toBe(0);
+    expect((await h.tryExec(host, "test -e /etc/apt/keyrings/docker.asc")).code).not.toBe(0);
+    // The host key step ran first, so the host stays reachable with the pinned key for debugging.
+    const scan = await h.sh("ssh-keyscan", ["-T", "10", "-t", "ed25519", await h.containerIp(host)]);
+    expect(scan).toContain(hostKey.publicKey.split(" ")[1]);
+  });
 });
 
 describe("harness guards", () => {

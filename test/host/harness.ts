@@ -289,6 +289,17 @@ export async function waitEngineReady(host: Host, timeoutMs = 480_000): Promise<
   throw new Error(`host ${host.name}: engine not ready after ${timeoutMs / 1000}s:\n${await diagnostics(host)}`);
 }
 
+/** Waits (bounded) until cloud-init has finished, successfully or not; returns `cloud-init status --long`. */
+export async function waitCloudInitFinished(host: Host, timeoutMs = 480_000): Promise<string> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    const r = await tryExec(host, "cloud-init status --long 2>/dev/null || true", 15_000);
+    if (/^status: (error|done)$/m.test(r.out)) return r.out;
+    await new Promise((res) => setTimeout(res, 1000));
+  }
+  throw new Error(`host ${host.name}: cloud-init still running after ${timeoutMs / 1000}s:\n${await diagnostics(host)}`);
+}
+
 /** cloud-init's status and the tail of its output log, for failure messages. */
 export async function diagnostics(host: Host): Promise<string> {
   const r = await tryExec(host, "cloud-init status --long || true; tail -n 60 /var/log/cloud-init-output.log || true; systemctl --failed --no-pager || true", 30_000);
@@ -328,7 +339,7 @@ export function hostInput(spec: EnvironmentSpec, hostName: string): UserDataInpu
   };
 }
 
-export { renderUserData, READY_MARKER };
+export { renderUserData, READY_MARKER, loadStackSpec };
 
 /**
  * Runs the docker CLI against a host the way the fleet's docker provider reaches it:
