@@ -1,13 +1,15 @@
 /**
- * `npm run bench -- promote [--layers 12] [--layer-mib 18] [--json]`
+ * `npm run bench -- promote [--layers 12] [--layer-mib 18] [--rounds 2] [--json]`
  *
  * Promotes one multi-layer image of random (incompressible) data, built here, between
  * the two loopback registries of test/infra/30-registries.sh, and runs `skopeo copy --all`
  * of the same image over the same paths in the same run:
  *   - same registry (127.0.0.1:5001, another repository): promote mounts every blob;
  *   - across registries (5001 -> 5002): promote streams every blob.
- * Each copy goes to a repository never used before, and each run builds a new image, so
- * no tool finds the blobs already there (skopeo's blob-info cache included).
+ * Each copy goes to a repository never used before, and each round builds a new image, so
+ * no tool finds the blobs already there (skopeo's blob-info cache included). Rounds
+ * alternate which tool goes first; `sync` runs before each measurement; the ratios are
+ * of the total times over all rounds.
  * All traffic goes through byte-counting loopback proxies (one per registry, in a child
  * process so they do not share the promoting process's CPU); "sent to dest" is what the
  * client sent to the destination registry: request lines, headers and bodies.
@@ -135,6 +137,7 @@ class ProxyProcess {
 }
 
 interface Measurement {
+  round: number;
   name: string;
   tool: "promote" | "skopeo";
   path: "same-registry" | "cross-registry";
@@ -158,16 +161,18 @@ function stacksDir(dir: string, testRegistry: string, prodRegistry: string, dige
   fs.writeFileSync(path.join(dir, "test.outputs.json"), JSON.stringify({ services: { web: { digest, image: "", replicas: 1, hosts: [] } } }));
 }
 
-function parseArgs(argv: string[]): { layers: number; layerMiB: number; json: boolean } {
-  const out = { layers: 12, layerMiB: 18, json: false };
+function parseArgs(argv: string[]): { layers: number; layerMiB: number; rounds: number; json: boolean } {
+  const out = { layers: 12, layerMiB: 18, rounds: 2, json: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--json") out.json = true;
     else if (a === "--layers") out.layers = Number(argv[++i]);
     else if (a === "--layer-mib") out.layerMiB = Number(argv[++i]);
-    else throw Object.assign(new Error(`unknown option ${a}; options: --layers N (default 12), --layer-mib N (default 18), --json`), { usage: true });
+    else if (a === "--rounds") out.rounds = Number(argv[++i]);
+    else throw Object.assign(new Error(`unknown option ${a}; options: --layers N (default 12), --layer-mib N (default 18), --rounds N (default 2), --json`), { usage: true });
   }
   if (!Number.isInteger(out.layers) || out.layers < 1 || out.layers > 100) throw Object.assign(new Error("--layers must be 1-100"), { usage: true });
+  if (!Number.isInteger(out.rounds) || out.rounds < 1 || out.rounds > 10) throw Object.assign(new Error("--rounds must be 1-10"), { usage: true });
   if (!Number.isInteger(out.layerMiB) || out.layerMiB < 1 || out.layerMiB > 1024) throw Object.assign(new Error("--layer-mib must be 1-1024"), { usage: true });
   return out;
 }
@@ -202,70 +207,82 @@ export async function run(argv: string[]): Promise<number> {
     return 1;
   }
 
-  const id = `b${Date.now().toString(36)}`;
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "dockyard-bench-"));
   const direct = new RegistryClient(`127.0.0.1:${REGISTRY_A_PORT}`, { credentials: async () => undefined });
   const proxies = new ProxyProcess([REGISTRY_A_PORT, REGISTRY_B_PORT]);
   const results: Measurement[] = [];
+  const images: BenchImage[] = [];
   try {
-    const image = await buildImage(direct, `${id}/src/web`, args.layers, args.layerMiB, log);
-    // An older image prod "ran" before, in each target repository, so the stack file has something to replace.
     await proxies.start();
     const A = proxies.host(REGISTRY_A_PORT);
     const B = proxies.host(REGISTRY_B_PORT);
-    const src = `docker://${A}/${id}/src/web@${image.digest}`;
+    for (let round = 1; round <= args.rounds; round++) {
+      // A new image each round: no tool may find its blobs anywhere it has written before.
+      const id = `b${Date.now().toString(36)}r${round}`;
+      const image = await buildImage(direct, `${id}/src/web`, args.layers, args.layerMiB, log);
+      images.push(image);
+      const src = `docker://${A}/${id}/src/web@${image.digest}`;
+      const measure = async (name: string, tool: Measurement["tool"], p: Measurement["path"], destPort: number, fn: () => Promise<number | undefined>) => {
+        // Flush the previous run's writes so its disk writeback does not land on this one.
+        execFileSync("sync");
+        const before = (await proxies.counts())[destPort];
+        const t0 = performance.now();
+        const blobBytes = await fn();
+        const seconds = (performance.now() - t0) / 1000;
+        const after = (await proxies.counts())[destPort];
+        const m: Measurement = { round, name, tool, path: p, seconds, bytesSentToDest: after - before, ...(blobBytes !== undefined ? { blobBytesUploaded: blobBytes } : {}) };
+        results.push(m);
+        log(`round ${round}: ${name}: ${seconds.toFixed(3)} s, ${formatBytes(m.bytesSentToDest)} sent to the destination registry`);
+      };
+      const skopeo = (dest: string) => async () => {
+        execFileSync("skopeo", ["copy", "--all", "--quiet", "--src-tls-verify=false", "--dest-tls-verify=false", src, dest], { stdio: ["ignore", "ignore", "inherit"] });
+        return undefined;
+      };
+      const promoteTo = (testReg: string, prodReg: string, dir: string) => async () => {
+        // Writing the temp stack files is inside the timed region: a few KiB, and honest.
+        stacksDir(dir, testReg, prodReg, image.digest, `sha256:${"0".repeat(64)}`);
+        const r = await promote({ from: "test", to: "prod", stacksDir: dir, sourceOutputs: path.join(dir, "test.outputs.json"), client: { credentials: async () => undefined } });
+        if (r.ledger.length !== 1) throw new Error("promote wrote no ledger line");
+        return r.stats.bytesUploaded;
+      };
+      const runs = {
+        skopeoSame: () => measure("skopeo copy --all, same registry", "skopeo", "same-registry", REGISTRY_A_PORT, skopeo(`docker://${A}/${id}/skopeo-same/web:bench`)),
+        promoteSame: () => measure("dockyard promote, same registry (mount)", "promote", "same-registry", REGISTRY_A_PORT, promoteTo(`${A}/${id}/src`, `${A}/${id}/prod-same`, path.join(work, `${id}-same`))),
+        skopeoCross: () => measure("skopeo copy --all, cross registry", "skopeo", "cross-registry", REGISTRY_B_PORT, skopeo(`docker://${B}/${id}/skopeo-cross/web:bench`)),
+        promoteCross: () => measure("dockyard promote, cross registry (stream)", "promote", "cross-registry", REGISTRY_B_PORT, promoteTo(`${A}/${id}/src`, `${B}/${id}/prod-cross`, path.join(work, `${id}-cross`))),
+      };
+      // Alternate which tool goes first, so neither always meets a warmer (or busier) registry.
+      const order = round % 2 === 1 ? ["skopeoSame", "promoteSame", "skopeoCross", "promoteCross"] : ["promoteSame", "skopeoSame", "promoteCross", "skopeoCross"];
+      for (const k of order) await runs[k as keyof typeof runs]();
 
-    const measure = async (name: string, tool: Measurement["tool"], p: Measurement["path"], destPort: number, fn: () => Promise<number | undefined>) => {
-      const before = (await proxies.counts())[destPort];
-      const t0 = performance.now();
-      const blobBytes = await fn();
-      const seconds = (performance.now() - t0) / 1000;
-      const after = (await proxies.counts())[destPort];
-      const m: Measurement = { name, tool, path: p, seconds, bytesSentToDest: after - before, ...(blobBytes !== undefined ? { blobBytesUploaded: blobBytes } : {}) };
-      results.push(m);
-      log(`${name}: ${seconds.toFixed(3)} s, ${formatBytes(m.bytesSentToDest)} sent to the destination registry`);
-    };
-    const skopeo = (dest: string) => async () => {
-      execFileSync("skopeo", ["copy", "--all", "--quiet", "--src-tls-verify=false", "--dest-tls-verify=false", src, dest], { stdio: ["ignore", "ignore", "inherit"] });
-      return undefined;
-    };
-    const promoteTo = (testReg: string, prodReg: string, dir: string) => async () => {
-      stacksDir(dir, testReg, prodReg, image.digest, `sha256:${"0".repeat(64)}`);
-      const r = await promote({ from: "test", to: "prod", stacksDir: dir, sourceOutputs: path.join(dir, "test.outputs.json"), client: { credentials: async () => undefined } });
-      if (r.ledger.length !== 1) throw new Error("promote wrote no ledger line");
-      return r.stats.bytesUploaded;
-    };
-    // stacksDir() writes happen inside the timed region for promote: a few KiB, negligible, and honest.
-    await measure("skopeo copy --all, same registry", "skopeo", "same-registry", REGISTRY_A_PORT, skopeo(`docker://${A}/${id}/skopeo-same/web:bench`));
-    await measure("dockyard promote, same registry (mount)", "promote", "same-registry", REGISTRY_A_PORT, promoteTo(`${A}/${id}/src`, `${A}/${id}/prod-same`, path.join(work, "same")));
-    await measure("skopeo copy --all, cross registry", "skopeo", "cross-registry", REGISTRY_B_PORT, skopeo(`docker://${B}/${id}/skopeo-cross/web:bench`));
-    await measure("dockyard promote, cross registry (stream)", "promote", "cross-registry", REGISTRY_B_PORT, promoteTo(`${A}/${id}/src`, `${B}/${id}/prod-cross`, path.join(work, "cross")));
-
-    // Every copy must have the same digest in its destination.
-    for (const [host, repo] of [[REGISTRY_A_PORT, `${id}/skopeo-same/web`], [REGISTRY_A_PORT, `${id}/prod-same/web`], [REGISTRY_B_PORT, `${id}/skopeo-cross/web`], [REGISTRY_B_PORT, `${id}/prod-cross/web`]] as const) {
-      const c = new RegistryClient(`127.0.0.1:${host}`, { credentials: async () => undefined });
-      const h = await c.headManifest(repo, image.digest);
-      c.close();
-      if (h?.digest !== image.digest) throw new Error(`127.0.0.1:${host}/${repo} does not have ${image.digest} after the copy`);
+      // Every copy must have the same digest in its destination.
+      for (const [host, repo] of [[REGISTRY_A_PORT, `${id}/skopeo-same/web`], [REGISTRY_A_PORT, `${id}/prod-same/web`], [REGISTRY_B_PORT, `${id}/skopeo-cross/web`], [REGISTRY_B_PORT, `${id}/prod-cross/web`]] as const) {
+        const c = new RegistryClient(`127.0.0.1:${host}`, { credentials: async () => undefined });
+        const h = await c.headManifest(repo, image.digest);
+        c.close();
+        if (h?.digest !== image.digest) throw new Error(`127.0.0.1:${host}/${repo} does not have ${image.digest} after the copy`);
+      }
     }
 
-    const get = (tool: string, p: string) => results.find((r) => r.tool === tool && r.path === p)!;
-    const sameRatio = get("promote", "same-registry").seconds / get("skopeo", "same-registry").seconds;
-    const crossRatio = get("promote", "cross-registry").seconds / get("skopeo", "cross-registry").seconds;
-    const sameBlobBytes = get("promote", "same-registry").blobBytesUploaded ?? -1;
+    // Ratios of total times over all rounds.
+    const total = (tool: string, p: string) => results.filter((r) => r.tool === tool && r.path === p).reduce((a, r) => a + r.seconds, 0);
+    const sameRatio = total("promote", "same-registry") / total("skopeo", "same-registry");
+    const crossRatio = total("promote", "cross-registry") / total("skopeo", "cross-registry");
+    const sameBlobBytes = results.filter((r) => r.tool === "promote" && r.path === "same-registry").reduce((a, r) => a + (r.blobBytesUploaded ?? 0), 0);
     const targets = [
       { target: "same-registry promote <= 0.1x skopeo time", value: `${sameRatio.toFixed(3)}x`, met: sameRatio <= 0.1 },
       { target: "same-registry promote uploads 0 layer bytes", value: `${sameBlobBytes} B`, met: sameBlobBytes === 0 },
       { target: "cross-registry promote <= 1.0x skopeo time", value: `${crossRatio.toFixed(3)}x`, met: crossRatio <= 1.0 },
     ];
-    const report = { image: { layers: image.layers, bytes: image.layerBytes, digest: image.digest }, results, targets, machine: { cpus: os.cpus().length, node: process.version } };
+    const image = images[0];
+    const report = { image: { layers: image.layers, bytes: image.layerBytes }, rounds: args.rounds, results, targets, machine: { cpus: os.cpus().length, load: os.loadavg(), node: process.version } };
     if (args.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     else {
-      const lines = [`image: ${image.layers} layers, ${formatBytes(image.layerBytes)} (random, gzip), ${image.digest}`, ""];
-      const head = ["RUN", "WALL TIME", "SENT TO DEST", "LAYER BYTES UPLOADED"];
-      const rows = results.map((r) => [r.name, `${r.seconds.toFixed(3)} s`, formatBytes(r.bytesSentToDest), r.blobBytesUploaded !== undefined ? formatBytes(r.blobBytesUploaded) : "-"]);
+      const lines = [`image: ${image.layers} layers, ${formatBytes(image.layerBytes)} (random data, gzip; a new one each round); ${args.rounds} round(s); load average ${os.loadavg()[0].toFixed(1)}`, ""];
+      const head = ["ROUND", "RUN", "WALL TIME", "SENT TO DEST", "LAYER BYTES UPLOADED"];
+      const rows = results.map((r) => [String(r.round), r.name, `${r.seconds.toFixed(3)} s`, formatBytes(r.bytesSentToDest), r.blobBytesUploaded !== undefined ? formatBytes(r.blobBytesUploaded) : "-"]);
       const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-      for (const r of [head, ...rows]) lines.push(r.map((c, i) => c.padEnd(w[i])).join("  "));
+      for (const r of [head, ...rows]) lines.push(r.map((c, i) => c.padEnd(w[i])).join("  ").trimEnd());
       lines.push("");
       for (const t of targets) lines.push(`${t.met ? "MET   " : "MISSED"}  ${t.target}: ${t.value}`);
       process.stdout.write(lines.join("\n") + "\n");
