@@ -27,7 +27,7 @@ import {
   type RepositoryRef,
   type TransferStats,
 } from "./lib/oci";
-import { assertReplaceable, setImageDigests, type WriteHooks } from "./lib/stackfile";
+import { assertReplaceable, setImageDigests, withFileLock, type WriteHooks } from "./lib/stackfile";
 
 /** A failure with the exit code the CLI returns: 1 refused or failed, 2 bad usage or input. */
 export class DockyardError extends Error {
@@ -233,28 +233,33 @@ export async function verifyAndApply(
   }
   const changes = items.filter((i) => !i.unchanged);
   if (changes.length === 0) return [];
-  try {
-    setImageDigests(ctx.stackFile, Object.fromEntries(changes.map((i) => [i.service, i.digest])), ctx.writeHooks);
-  } catch (e) {
-    throw new DockyardError((e as Error).message, 1);
-  }
   const actor = currentActor();
-  const time = new Date().toISOString();
-  const entries: LedgerEntry[] = changes.map((i) => ({
-    time,
-    actor,
-    action: ctx.action,
-    from: ctx.from,
-    to: ctx.to,
-    service: i.service,
-    repository: i.targetRepository,
-    oldDigest: i.oldDigest,
-    newDigest: i.digest,
-  }));
+  let entries: LedgerEntry[] = [];
   try {
-    appendLedger(ctx.ledgerFile, entries);
+    withFileLock(ctx.stackFile, () => {
+      // The previous digests as the file says at write time (another change may have landed since we read it).
+      const previous = setImageDigests(ctx.stackFile, Object.fromEntries(changes.map((i) => [i.service, i.digest])), ctx.writeHooks);
+      const time = new Date().toISOString();
+      entries = changes.filter((i) => previous[i.service] !== i.digest).map((i) => ({
+        time,
+        actor,
+        action: ctx.action,
+        from: ctx.from,
+        to: ctx.to,
+        service: i.service,
+        repository: i.targetRepository,
+        oldDigest: previous[i.service] ?? null,
+        newDigest: i.digest,
+      }));
+      try {
+        appendLedger(ctx.ledgerFile, entries);
+      } catch (e) {
+        throw new DockyardError(`${ctx.stackFile} was updated, but the ledger was not: ${(e as Error).message}`, 1);
+      }
+    });
   } catch (e) {
-    throw new DockyardError(`${ctx.stackFile} was updated, but the ledger was not: ${(e as Error).message}`, 1);
+    if (e instanceof DockyardError) throw e;
+    throw new DockyardError((e as Error).message, 1);
   }
   return entries;
 }

@@ -161,3 +161,39 @@ export function setImageDigests(file: string, updates: Record<string, string>, h
   if (out !== text) writeFileAtomic(file, out, hooks);
   return previous;
 }
+
+/**
+ * Runs `fn` holding `<file>.lock` (created O_EXCL, holding our pid), so two promotes or
+ * rollbacks never interleave their read-modify-write of one stack file and its ledger.
+ * A lock left by a process that no longer runs is taken over.
+ */
+export function withFileLock<T>(file: string, fn: () => T): T {
+  const lock = `${file}.lock`;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      fs.writeFileSync(lock, `${process.pid}\n`, { flag: "wx" });
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST" || attempt > 0) {
+        throw new StackFileError(`cannot lock ${file}: ${(e as Error).message}${(e as NodeJS.ErrnoException).code === "EEXIST" ? "; another promote or rollback is changing it" : ""}`);
+      }
+      const holder = Number.parseInt(fs.readFileSync(lock, "utf8"), 10);
+      let alive = false;
+      try {
+        if (Number.isInteger(holder) && holder > 0) {
+          process.kill(holder, 0);
+          alive = true;
+        }
+      } catch (k) {
+        alive = (k as NodeJS.ErrnoException).code === "EPERM";
+      }
+      if (alive) throw new StackFileError(`cannot change ${file}: another promote or rollback (pid ${holder}) is changing it; lock ${lock}`);
+      fs.rmSync(lock, { force: true }); // stale: its process is gone
+    }
+  }
+  try {
+    return fn();
+  } finally {
+    fs.rmSync(lock, { force: true });
+  }
+}

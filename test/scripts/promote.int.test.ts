@@ -178,7 +178,7 @@ describe("promote failures leave the target stack file untouched", () => {
     expect((err as Error).message).toMatch(message);
     expect(fs.readFileSync(s.file("prod"), "utf8")).toBe(before);
     expect(fs.existsSync(s.ledger)).toBe(false);
-    expect(fs.readdirSync(s.dir).filter((f) => f.endsWith(".tmp") || f.endsWith(".probe"))).toEqual([]);
+    expect(fs.readdirSync(s.dir).filter((f) => f.endsWith(".tmp") || f.endsWith(".probe") || f.endsWith(".lock"))).toEqual([]);
   }
 
   it("target registry goes down mid-copy", async () => {

@@ -2,7 +2,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { assertReplaceable, rewriteDigests, setImageDigests, StackFileError, writeFileAtomic } from "../../scripts/lib/stackfile";
+import { spawnSync } from "node:child_process";
+import { assertReplaceable, rewriteDigests, setImageDigests, StackFileError, withFileLock, writeFileAtomic } from "../../scripts/lib/stackfile";
 
 const A = `sha256:${"a".repeat(64)}`;
 const B = `sha256:${"b".repeat(64)}`;
@@ -109,5 +110,21 @@ describe("setImageDigests / writeFileAtomic", () => {
     const diff = shipped.split("\n").map((l, i) => [l, out.split("\n")[i]]).filter(([x, y]) => x !== y);
     expect(diff).toHaveLength(1);
     expect(diff[0][1]).toMatch(new RegExp(`^\\s+web: ${C}$`));
+  });
+});
+
+describe("withFileLock", () => {
+  it("serialises changes: a lock held by a live process refuses, a stale one is taken over, the lock is removed after", () => {
+    const f = tmpFile(SAMPLE);
+    expect(withFileLock(f, () => fs.existsSync(`${f}.lock`))).toBe(true);
+    expect(fs.existsSync(`${f}.lock`)).toBe(false);
+    fs.writeFileSync(`${f}.lock`, `${process.pid}\n`); // held by a live process (this one)
+    expect(() => withFileLock(f, () => 1)).toThrow(new RegExp(`another promote or rollback \\(pid ${process.pid}\\)`));
+    const gone = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], { encoding: "utf8" }).stdout;
+    fs.writeFileSync(`${f}.lock`, `${gone}\n`); // its process has exited
+    expect(withFileLock(f, () => "ran")).toBe("ran");
+    expect(fs.existsSync(`${f}.lock`)).toBe(false);
+    expect(() => withFileLock(f, () => { throw new Error("inner"); })).toThrow("inner");
+    expect(fs.existsSync(`${f}.lock`)).toBe(false);
   });
 });
