@@ -12,7 +12,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import { READY_MARKER, renderUserData, type UserDataInput } from "../../components/engine";
-import { hostKeyParameterName } from "../../components/host";
+import { dataDevicePath, hostKeyParameterName } from "../../components/host";
 import { loadStackSpec, type EnvironmentSpec } from "../../stacks";
 
 const run = promisify(execFile);
@@ -22,9 +22,9 @@ export const HOST_IMAGE = "dockyard/host:latest";
 export const RECIPE = path.join(REPO_ROOT, "test/infra/40-host-image.sh");
 /** Where hosts keep their seeds, keys and data images between steps of one run. */
 export const STATE_DIR = path.join(process.env.DOCKYARD_TEST_STATE ?? "/var/tmp/dockyard-test", "hosts");
-/** The stable device path the data volume gets inside the host, as on a Nitro instance. */
-export const TEST_VOLUME_ID = "vol0dockyardtest";
-export const TEST_DATA_DEVICE = `/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${TEST_VOLUME_ID}`;
+/** The stable device path the data volume gets inside the host: what DockerHost passes for a Nitro instance. */
+export const TEST_VOLUME_ID = "vol-0d0c4ad0123456789";
+export const TEST_DATA_DEVICE = dataDevicePath(TEST_VOLUME_ID);
 /** Labels every container/volume this harness creates, so a crashed run can be cleaned up. */
 export const LABEL = "dockyard.test=host";
 
