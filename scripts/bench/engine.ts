@@ -107,7 +107,7 @@ export async function run(argv: string[]): Promise<number> {
     ready: results.length,
     medianSeconds: secs.length ? Number(h.median(secs).toFixed(1)) : null,
     maxSeconds: secs.length ? Number(Math.max(...secs).toFixed(1)) : null,
-    aptCache: args["apt-cache"],
+    aptCache: args["apt-cache"] && h.aptCacheRunning(),
     targetSeconds: args.target,
     met: failures.length === 0 && secs.length === args.hosts && Math.max(...secs) < args.target,
     results: results.map((r) => ({ ...r, seconds: Number(r.seconds.toFixed(1)) })),

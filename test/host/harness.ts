@@ -219,6 +219,15 @@ cat /opt/fake-ssm/value
 `;
 }
 
+/** True if apt-cacher-ng (test/infra/40-host-image.sh) listens on port 3142; else hosts go to Debian's mirror. */
+export function aptCacheRunning(): boolean {
+  try {
+    return execFileSync("ss", ["-Hltn", "sport = :3142"], { encoding: "utf8" }).trim() !== "";
+  } catch {
+    return false;
+  }
+}
+
 /** Starts a host container (systemd as PID 1) that cloud-init provisions from the seed. */
 export async function startHost(o: HostOptions): Promise<Host> {
   const dir = path.join(STATE_DIR, o.name);
@@ -230,7 +239,8 @@ export async function startHost(o: HostOptions): Promise<Host> {
   fs.writeFileSync(path.join(dir, "ssm", "aws"), awsStub(o.input.hostKey.ssmParameter, o.input.hostKey.region), { mode: 0o755 });
   fs.writeFileSync(path.join(dir, "ssm", "value"), o.hostPrivateKey, { mode: 0o600 });
   // The apt proxy is the test platform's mirror setting (like a VPC mirror), not part of the user-data.
-  fs.writeFileSync(path.join(dir, "apt-proxy.conf"), o.aptCache === false ? "// no proxy: Debian's mirror directly\n" : `Acquire::http::Proxy "http://${bridgeGateway()}:3142";\n`);
+  const useCache = o.aptCache !== false && aptCacheRunning();
+  fs.writeFileSync(path.join(dir, "apt-proxy.conf"), useCache ? `Acquire::http::Proxy "http://${bridgeGateway()}:3142";\n` : "// no proxy: Debian's mirror directly\n");
   await sh("docker", ["rm", "-f", o.name]).catch(() => undefined);
   const startedAt = Date.now();
   await sh("docker", [
