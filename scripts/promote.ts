@@ -48,7 +48,7 @@ export interface CommonOptions {
   ledgerFile?: string;
   /** Print the plan, change nothing. */
   dryRun?: boolean;
-  /** Parallel blob transfers per image; default 4. */
+  /** Parallel blob transfers per image; default 6 uploads, 16 mounts. */
   concurrency?: number;
   /** Registry client options (credentials, retries, upload mode). */
   client?: ClientOptions;
@@ -387,7 +387,7 @@ export function commonOptions<T>(y: Argv<T>) {
     .option("ledger", { type: "string", describe: "Promotion ledger file", defaultDescription: "<stacks-dir>/promotions.jsonl" })
     .option("dry-run", { type: "boolean", default: false, describe: "Print what would be done; copy and change nothing" })
     .option("json", { type: "boolean", default: false, describe: "Print the result as JSON on stdout (progress stays on stderr)" })
-    .option("concurrency", { type: "number", describe: "Blobs transferred in parallel", defaultDescription: "4 uploads, 16 mounts" });
+    .option("concurrency", { type: "number", describe: "Blobs transferred in parallel", defaultDescription: "6 uploads, 16 mounts" });
 }
 
 /** Runs a command body: prints the result, maps errors to exit codes 1/2. */

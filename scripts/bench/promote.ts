@@ -99,9 +99,10 @@ class ProxyProcess {
         const srv = net.createServer((c) => {
           const u = net.connect(up, "127.0.0.1");
           c.on("data", (d) => { counts[up] += d.length; });
+          // pipe() ends each side after the other ends, once its data is flushed; only errors tear down both.
           c.pipe(u); u.pipe(c);
-          const end = () => { c.destroy(); u.destroy(); };
-          c.on("error", end); u.on("error", end); c.on("close", end); u.on("close", end);
+          const kill = () => { c.destroy(); u.destroy(); };
+          c.on("error", kill); u.on("error", kill);
         });
         srv.listen(0, "127.0.0.1", () => { ports[up] = srv.address().port; if (++ready === ${upstreams.length}) process.send({ ports }); });
       }
@@ -161,15 +162,16 @@ function stacksDir(dir: string, testRegistry: string, prodRegistry: string, dige
   fs.writeFileSync(path.join(dir, "test.outputs.json"), JSON.stringify({ services: { web: { digest, image: "", replicas: 1, hosts: [] } } }));
 }
 
-function parseArgs(argv: string[]): { layers: number; layerMiB: number; rounds: number; json: boolean } {
-  const out = { layers: 12, layerMiB: 18, rounds: 2, json: false };
+function parseArgs(argv: string[]): { layers: number; layerMiB: number; rounds: number; concurrency?: number; json: boolean } {
+  const out: { layers: number; layerMiB: number; rounds: number; concurrency?: number; json: boolean } = { layers: 12, layerMiB: 18, rounds: 2, json: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--json") out.json = true;
     else if (a === "--layers") out.layers = Number(argv[++i]);
     else if (a === "--layer-mib") out.layerMiB = Number(argv[++i]);
     else if (a === "--rounds") out.rounds = Number(argv[++i]);
-    else throw Object.assign(new Error(`unknown option ${a}; options: --layers N (default 12), --layer-mib N (default 18), --rounds N (default 2), --json`), { usage: true });
+    else if (a === "--concurrency") out.concurrency = Number(argv[++i]);
+    else throw Object.assign(new Error(`unknown option ${a}; options: --layers N (default 12), --layer-mib N (default 18), --rounds N (default 2), --concurrency N (promote's default), --json`), { usage: true });
   }
   if (!Number.isInteger(out.layers) || out.layers < 1 || out.layers > 100) throw Object.assign(new Error("--layers must be 1-100"), { usage: true });
   if (!Number.isInteger(out.rounds) || out.rounds < 1 || out.rounds > 10) throw Object.assign(new Error("--rounds must be 1-10"), { usage: true });
@@ -241,7 +243,7 @@ export async function run(argv: string[]): Promise<number> {
       const promoteTo = (testReg: string, prodReg: string, dir: string) => async () => {
         // Writing the temp stack files is inside the timed region: a few KiB, and honest.
         stacksDir(dir, testReg, prodReg, image.digest, `sha256:${"0".repeat(64)}`);
-        const r = await promote({ from: "test", to: "prod", stacksDir: dir, sourceOutputs: path.join(dir, "test.outputs.json"), client: { credentials: async () => undefined } });
+        const r = await promote({ from: "test", to: "prod", stacksDir: dir, sourceOutputs: path.join(dir, "test.outputs.json"), concurrency: args.concurrency, client: { credentials: async () => undefined } });
         if (r.ledger.length !== 1) throw new Error("promote wrote no ledger line");
         return r.stats.bytesUploaded;
       };

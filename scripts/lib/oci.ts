@@ -647,7 +647,7 @@ export async function copyImage(
   dst: RegistryClient,
   target: RepositoryRef,
   digest: string,
-  /** concurrency: blobs in flight; default 4 for uploads, 16 for mounts. */
+  /** concurrency: blobs in flight; default 6 for uploads, 16 for mounts. */
   opts: { concurrency?: number; progress?: CopyProgress } = {},
 ): Promise<CopyResult> {
   const strategy = copyStrategy(source, target);
@@ -675,8 +675,11 @@ export async function copyImage(
   let done = 0;
   // Mounts are cheap requests: more of them in flight. A mount of a blob the target
   // already links also answers 201, so mounting skips the HEAD an upload needs.
-  const limit = opts.concurrency ?? (strategy === "mount" ? 16 : 4);
-  await mapLimit(blobs, limit, async (b) => {
+  // 6 uploads in flight, as skopeo/containers-image does; on a 2-core machine more only adds contention.
+  const limit = opts.concurrency ?? (strategy === "mount" ? 16 : 6);
+  // Largest first, so one big layer does not start last and run alone.
+  const queue = [...blobs].sort((x, y) => y.size - x.size);
+  await mapLimit(queue, limit, async (b) => {
     let how: "present" | "mounted" | "uploaded";
     if (strategy === "mount" && (await dst.mountBlob(target.repository, b.digest, source.repository))) {
       how = "mounted";

@@ -187,13 +187,15 @@ export class CountingProxy {
         }
         up.write(d);
       });
-      up.on("data", (d) => client.write(d));
-      const end = () => {
+      up.pipe(client);
+      // Each side is ended (after flushing) when the other ends; only errors tear down both.
+      client.on("end", () => up.end());
+      const kill = () => {
         client.destroy();
         up.destroy();
       };
-      client.on("close", end).on("error", end);
-      up.on("close", end).on("error", end);
+      client.on("error", kill);
+      up.on("error", kill);
     });
   }
 
