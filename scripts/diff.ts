@@ -377,17 +377,11 @@ export function formatParity(r: ParityReport): string {
   return s;
 }
 
-export interface DiffArgs {
+/** The diff command's arguments: the two stacks plus where each side's files come from. */
+export interface DiffArgs extends DiffSources {
   stackA: string;
-  program?: string;
   stackB: string;
   json: boolean;
-  stacksDir?: string;
-  environment?: string;
-  aStacksDir?: string;
-  bStacksDir?: string;
-  aEnvironment?: string;
-  bEnvironment?: string;
 }
 
 /** Runs `diff` and returns the exit code. */
