@@ -131,7 +131,7 @@ export function newKeyPair(dir: string, name: string): { privateKey: string; pub
   return { privateKey: file, publicKeyFile: `${file}.pub`, publicKey: fs.readFileSync(`${file}.pub`, "utf8").trim() };
 }
 
-/** The gateway of docker's default bridge: where apt-cacher-ng (port 3142) is reachable from a host. */
+/** The gateway of docker's default bridge: where apt-cacher-ng (port 3143) is reachable from a host. */
 export function bridgeGateway(): string {
   return execFileSync("docker", ["network", "inspect", "bridge", "-f", "{{(index .IPAM.Config 0).Gateway}}"], { encoding: "utf8" }).trim();
 }
@@ -219,10 +219,10 @@ cat /opt/fake-ssm/value
 `;
 }
 
-/** True if apt-cacher-ng (test/infra/40-host-image.sh) listens on port 3142; else hosts go to Debian's mirror. */
+/** True if apt-cacher-ng (test/infra/40-host-image.sh) listens on port 3143; else hosts go to Debian's mirror. */
 export function aptCacheRunning(): boolean {
   try {
-    return execFileSync("ss", ["-Hltn", "sport = :3142"], { encoding: "utf8" }).trim() !== "";
+    return execFileSync("ss", ["-Hltn", "sport = :3143"], { encoding: "utf8" }).trim() !== "";
   } catch {
     return false;
   }
@@ -240,7 +240,13 @@ export async function startHost(o: HostOptions): Promise<Host> {
   fs.writeFileSync(path.join(dir, "ssm", "value"), o.hostPrivateKey, { mode: 0o600 });
   // The apt proxy is the test platform's mirror setting (like a VPC mirror), not part of the user-data.
   const useCache = o.aptCache !== false && aptCacheRunning();
-  fs.writeFileSync(path.join(dir, "apt-proxy.conf"), useCache ? `Acquire::http::Proxy "http://${bridgeGateway()}:3142";\n` : "// no proxy: Debian's mirror directly\n");
+  // Bounded timeouts with retries: a stalled download fails the step (and the test, with
+  // cloud-init's log) instead of hanging until waitEngineReady gives up.
+  fs.writeFileSync(
+    path.join(dir, "apt-proxy.conf"),
+    (useCache ? `Acquire::http::Proxy "http://${bridgeGateway()}:3143";\n` : "// no proxy: Debian's mirror directly\n") +
+      'Acquire::http::Timeout "30";\nAcquire::Retries "3";\n',
+  );
   await sh("docker", ["rm", "-f", o.name]).catch(() => undefined);
   const startedAt = Date.now();
   await sh("docker", [

@@ -9,27 +9,11 @@
 # Cached: the image is tagged dockyard/host:<recipe hash> (hash of this file), so it is
 # rebuilt only when this recipe changes; debootstrap output is kept under /var/tmp.
 #
-# Also starts apt-cacher-ng on the host (port 3142) so the apt downloads the user-data
-# makes inside each host container come from a local cache after the first run.
+# The apt cache the hosts use is started by 35-apt-cache.sh.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-need_packages debootstrap apt-cacher-ng e2fsprogs openssh-client iproute2 busybox-static
-
-# --- apt cache -----------------------------------------------------------------------
-# Host containers reach it at the docker0 gateway; apt-cacher-ng listens on all addresses.
-if ! ss -ltn 2>/dev/null | grep -qE '[:.]3142\b'; then
-  mkdir -p /var/cache/apt-cacher-ng /var/log/apt-cacher-ng /run/apt-cacher-ng
-  chown -R apt-cacher-ng:apt-cacher-ng /var/cache/apt-cacher-ng /var/log/apt-cacher-ng /run/apt-cacher-ng 2>/dev/null || true
-  # ForeGround=0: the daemon forks itself; no init system runs services on this machine.
-  su -s /bin/sh apt-cacher-ng -c "/usr/sbin/apt-cacher-ng -c /etc/apt-cacher-ng ForeGround=0 \
-    pidfile=/run/apt-cacher-ng/pid SocketPath=/run/apt-cacher-ng/socket LogDir=/var/log/apt-cacher-ng" \
-    >"$DOCKYARD_TEST_STATE/apt-cacher-ng.log" 2>&1
-  wait_for 30 bash -c "ss -ltn | grep -qE '[:.]3142\\b'" || { cat "$DOCKYARD_TEST_STATE/apt-cacher-ng.log" >&2; exit 1; }
-  echo "apt-cacher-ng listening on :3142"
-else
-  echo "apt-cacher-ng already running"
-fi
+need_packages debootstrap e2fsprogs openssh-client iproute2 busybox-static
 
 # --- host image ------------------------------------------------------------------------
 recipe_hash=$(sha256sum "$0" | cut -c1-12)
