@@ -8,15 +8,17 @@
  *    selects a tagged image (a rule on tagged images could match an image that also
  *    carries a pin tag, and ECR would expire it);
  *  - every digest a stack file pins carries the immutable tag `pinTag(digest)`
- *    ("pin-sha256-<hex>"), put there by `promote` (ECR PutImage with the existing
- *    manifest: no re-upload) and checked against `pinnedDigests()` of ALL stack files;
+ *    ("pin-sha256-<hex>"), put there by `promote` and `rollback` for the digests they
+ *    write, and by `dockyard pin` for every digest ANY stack file pins (the manifest's
+ *    own bytes PUT under the tag: nothing re-uploaded); `dockyard pin --check` fails
+ *    while one is missing;
  *  - tags are IMMUTABLE, so a pin tag always names the digest it was made from.
  * A CI build pushed by digest and never pinned is untagged and expires; anything pinned
  * (and so tagged) stays until a human deletes its tag.
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
-import { DIGEST_RE, type EnvironmentSpec, type ServiceSpec } from "../stacks/schema";
+import { pinTag, type EnvironmentSpec, type ServiceSpec } from "../stacks/schema";
 
 /** An ECR registry prefix `<account>.dkr.ecr.<region>.amazonaws.com/<namespace>`, parsed. */
 export interface EcrRegistry {
@@ -42,11 +44,8 @@ export function repositoryName(repository: string): string {
   return repository.slice(slash + 1);
 }
 
-/** The immutable tag that protects a pinned digest from the lifecycle policy. */
-export function pinTag(digest: string): string {
-  if (!DIGEST_RE.test(digest)) throw new Error(`pinTag: ${JSON.stringify(digest)} is not a digest 'sha256:<64 hex>'`);
-  return `pin-${digest.replace(":", "-")}`;
-}
+/** The immutable tag that protects a pinned digest from the lifecycle policy (defined with the schema, used by the scripts too). */
+export { pinTag };
 
 /** The lifecycle policy document: expire untagged images older than `days`; nothing else. */
 export function lifecyclePolicy(untaggedExpiryDays: number): string {

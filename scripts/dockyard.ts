@@ -10,6 +10,7 @@
 import yargs, { type CommandModule } from "yargs";
 import { hideBin } from "yargs/helpers";
 import { diffCommand } from "./diff";
+import { pinCommand } from "./pin";
 import { EXIT, planCommand } from "./plan";
 import { promoteCommand } from "./promote";
 import { rollbackCommand } from "./rollback";
@@ -20,6 +21,7 @@ const COMMANDS: CommandModule<object, any>[] = [
   diffCommand,
   promoteCommand,
   rollbackCommand,
+  pinCommand,
 ];
 
 export async function main(argv: string[]): Promise<void> {

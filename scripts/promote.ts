@@ -12,12 +12,13 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Argv, CommandModule } from "yargs";
-import { ConfigError, loadStackSpec, stackFilePath, STACKS_DIR, type EnvironmentSpec, type ServiceSpec } from "../stacks";
+import { ConfigError, loadStackSpec, pinTag, stackFilePath, STACKS_DIR, type EnvironmentSpec, type ServiceSpec } from "../stacks";
 import { appendLedger, currentActor, ledgerPath, type LedgerEntry } from "./lib/ledger";
 import {
   copyImage,
   copyStrategy,
   emptyStats,
+  ensureTag,
   parseRepository,
   RegistryClient,
   verifyImage,
@@ -25,6 +26,7 @@ import {
   type CopyResult,
   type CopyStrategy,
   type RepositoryRef,
+  type TagOutcome,
   type TransferStats,
 } from "./lib/oci";
 import { assertReplaceable, setImageDigests, withFileLock, type WriteHooks } from "./lib/stackfile";
@@ -83,6 +85,8 @@ export interface PlanItem {
   /** Manifests and blobs in the image (filled after the copy). */
   manifests?: string[];
   blobs?: string[];
+  /** The pin tag `pinTag(digest)` in the target repository: already there, or put there now. */
+  pin?: { tag: string; outcome: TagOutcome };
 }
 
 export interface ChangeResult {
@@ -214,13 +218,14 @@ export function formatBytes(n: number): string {
 
 /**
  * The shared tail of promote and rollback: verify every image in the target repository
- * (HEAD by digest, children too), then rewrite the target stack file atomically, then
- * append the ledger lines. Nothing is written unless every image verified.
+ * (HEAD by digest, children too), put its pin tag on it (so the lifecycle policy never
+ * expires a pinned image), then rewrite the target stack file atomically, then append
+ * the ledger lines. The stack file is not written unless every image verified and is tagged.
  */
 export async function verifyAndApply(
   pool: ClientPool,
   items: PlanItem[],
-  ctx: { action: "promote" | "rollback"; from: string; to: string; stackFile: string; ledgerFile: string; writeHooks?: WriteHooks },
+  ctx: { action: "promote" | "rollback"; from: string; to: string; stackFile: string; ledgerFile: string; writeHooks?: WriteHooks; log?: (line: string) => void },
 ): Promise<LedgerEntry[]> {
   const problems: string[] = [];
   for (const it of items) {
@@ -230,6 +235,21 @@ export async function verifyAndApply(
   }
   if (problems.length > 0) {
     throw new DockyardError(`verification failed in the target repository; ${ctx.stackFile} was not changed:\n${problems.map((p) => `  - ${p}`).join("\n")}`, 1);
+  }
+  // Tag before the stack file names the digest: a pinned image without its tag could expire.
+  const untagged: string[] = [];
+  for (const it of items) {
+    const target = parseRepository(it.targetRepository);
+    const tag = pinTag(it.digest);
+    try {
+      it.pin = { tag, outcome: await ensureTag(pool.get(target.registry), target, it.digest, tag) };
+      ctx.log?.(`[${it.service}] pin tag ${tag}: ${it.pin.outcome === "tagged" ? "added" : "already there"}`);
+    } catch (e) {
+      untagged.push(`${it.service}: ${(e as Error).message}`);
+    }
+  }
+  if (untagged.length > 0) {
+    throw new DockyardError(`could not put the pin tag on the image in the target repository; ${ctx.stackFile} was not changed:\n${untagged.map((p) => `  - ${p}`).join("\n")}`, 1);
   }
   const changes = items.filter((i) => !i.unchanged);
   if (changes.length === 0) return [];
@@ -343,7 +363,7 @@ export async function promote(opts: PromoteOptions): Promise<ChangeResult> {
       it.blobs = copy.blobs;
       log(`[${it.service}] ${copy.manifests.length} manifest(s), ${copy.blobs.length} blob(s) in ${it.targetRepository}`);
     }
-    result.ledger = await verifyAndApply(pool, items, { action: "promote", from: opts.from, to: opts.to, stackFile, ledgerFile, writeHooks: opts.writeHooks }).catch((e) => {
+    result.ledger = await verifyAndApply(pool, items, { action: "promote", from: opts.from, to: opts.to, stackFile, ledgerFile, writeHooks: opts.writeHooks, log }).catch((e) => {
       if (e instanceof DockyardError) throw e;
       throw new DockyardError(`verifying in the target failed; ${stackFile} was not changed: ${(e as Error).message}`, 1);
     });
@@ -372,7 +392,7 @@ export function formatResult(r: ChangeResult): string {
   if (!r.dryRun) {
     const s = r.stats;
     lines.push(
-      `${verb}: ${s.blobsMounted} blob(s) mounted, ${s.blobsUploaded} uploaded (${formatBytes(s.bytesUploaded)}), ${s.blobsPresent} already present, ${s.manifestsPut} manifest(s) pushed; ` +
+      `${verb}: ${s.blobsMounted} blob(s) mounted, ${s.blobsUploaded} uploaded (${formatBytes(s.bytesUploaded)}), ${s.blobsPresent} already present, ${s.manifestsPut} manifest(s) pushed, ${s.tagsPut} pin tag(s) added; ` +
         `${r.ledger.length} ledger line(s); ${(r.elapsedMs / 1000).toFixed(2)} s`,
     );
     if (r.ledger.length > 0) lines.push(`updated ${path.relative(process.cwd(), r.stackFile) || r.stackFile}; commit it with the ledger`);
@@ -428,7 +448,8 @@ export const promoteCommand: CommandModule<object, PromoteArgs> = {
             "Takes the digests the --from stack file pins and has deployed, copies each image into the --to\n" +
             "stack's repository if it is not there (same repository: nothing; same registry: blobs mounted;\n" +
             "other registry: blobs streamed; multi-platform indexes whole, digests unchanged), verifies it there,\n" +
-            "then rewrites only the digest lines of stacks/Pulumi.<to>.yaml and appends to stacks/promotions.jsonl.\n" +
+            "tags it pin-sha256-<hex> there (the lifecycle policy never expires a tagged image), then rewrites\n" +
+            "only the digest lines of stacks/Pulumi.<to>.yaml and appends to stacks/promotions.jsonl.\n" +
             "Exit codes: 0 done, 1 refused or failed (stack file untouched), 2 bad usage or input.",
         )
         .option("from", { type: "string", demandOption: true, describe: "Stack whose deployed digests are promoted" })

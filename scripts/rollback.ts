@@ -106,7 +106,7 @@ export async function rollback(opts: RollbackOptions): Promise<ChangeResult> {
       it.manifests = [top.digest, ...manifestReferences(top).manifests.map((m) => m.digest)];
       log(`[${it.service}] rollback ${it.oldDigest} -> ${it.digest}: present in ${it.targetRepository}`);
     }
-    result.ledger = await verifyAndApply(pool, items, { action: "rollback", from: opts.stack, to: opts.stack, stackFile, ledgerFile, writeHooks: opts.writeHooks }).catch((e) => {
+    result.ledger = await verifyAndApply(pool, items, { action: "rollback", from: opts.stack, to: opts.stack, stackFile, ledgerFile, writeHooks: opts.writeHooks, log }).catch((e) => {
       if (e instanceof DockyardError) throw e;
       throw new DockyardError(`verifying ${opts.stack}'s repository failed; ${stackFile} was not changed: ${(e as Error).message}`, 1);
     });

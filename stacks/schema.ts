@@ -30,6 +30,16 @@ const name = (what: string) =>
   z.string().regex(NAME_RE, { error: `${what} must be 2-32 chars of a-z, 0-9 and '-', starting with a letter` });
 
 export const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
+
+/**
+ * The immutable tag that protects a pinned digest from the registry's lifecycle policy
+ * (components/registry.ts): "pin-sha256-<hex>", 75 characters, within the 128 a tag may have.
+ * `promote`, `rollback` and `dockyard pin` put it on every digest a stack file pins.
+ */
+export function pinTag(digest: string): string {
+  if (!DIGEST_RE.test(digest)) throw new Error(`pinTag: ${JSON.stringify(digest)} is not a digest 'sha256:<64 hex>'`);
+  return `pin-${digest.replace(":", "-")}`;
+}
 const digest = z.string({ error: "must be a string 'sha256:<64 lowercase hex>'" }).regex(DIGEST_RE, {
   error: "must be an image digest 'sha256:<64 lowercase hex>' (tags are not allowed)",
 });

@@ -211,11 +211,13 @@ export interface TransferStats {
   /** Blobs already present in the target repository (nothing sent). */
   blobsPresent: number;
   manifestsPut: number;
+  /** Tags put on manifests already in the repository (pin tags). */
+  tagsPut: number;
   requests: number;
 }
 
 export function emptyStats(): TransferStats {
-  return { bytesUploaded: 0, blobsUploaded: 0, blobsMounted: 0, blobsPresent: 0, manifestsPut: 0, requests: 0 };
+  return { bytesUploaded: 0, blobsUploaded: 0, blobsMounted: 0, blobsPresent: 0, manifestsPut: 0, tagsPut: 0, requests: 0 };
 }
 
 interface RawResponse {
@@ -430,6 +432,25 @@ export class RegistryClient {
       const got = res.headers["docker-content-digest"];
       if (got && got !== m.digest) throw new RegistryError(`PUT manifest ${this.registry}/${repo}: registry stored digest ${got}, expected ${m.digest}`);
       this.stats.manifestsPut++;
+    }, (msg) => this.log(msg));
+  }
+
+  /**
+   * PUT a manifest's exact bytes under `tag` (the manifest is already in the repository
+   * by digest, so nothing else is sent) and checks the registry stored the same digest.
+   */
+  async putTag(repo: string, m: Manifest, tag: string): Promise<void> {
+    await withRetry(`PUT ${this.registry}/${repo}:${tag}`, this.retry, async () => {
+      const res = await this.request("PUT", `/v2/${repo}/manifests/${encodeURIComponent(tag)}`, {
+        headers: { "Content-Type": m.mediaType, "Content-Length": String(m.bytes.length) },
+        body: () => m.bytes,
+        scopes: this.push(repo),
+      });
+      if (res.status !== 201 && res.status !== 200) return this.fail(res, `PUT manifest ${this.registry}/${repo}:${tag}`);
+      res.body.resume();
+      const got = res.headers["docker-content-digest"];
+      if (got && got !== m.digest) throw new RegistryError(`PUT ${this.registry}/${repo}:${tag}: registry stored digest ${got}, expected ${m.digest}`);
+      this.stats.tagsPut++;
     }, (msg) => this.log(msg));
   }
 
@@ -719,4 +740,33 @@ export async function verifyImage(dst: RegistryClient, target: RepositoryRef, di
     else if (h.digest !== d) problems.push(`${target.registry}/${target.repository}@${d}: registry answers digest ${h.digest}`);
   }
   return problems;
+}
+
+/** What ensureTag found or did. */
+export type TagOutcome = "present" | "tagged";
+
+/**
+ * Makes `tag` name `digest` in the target repository: nothing if it already does; else
+ * PUTs the manifest's own bytes (read from the repository by digest) under the tag and
+ * reads the tag back. A tag that names ANOTHER digest is an error, never overwritten.
+ * With immutable tags (ECR) a concurrent run may win the PUT: the read-back decides.
+ */
+export async function ensureTag(dst: RegistryClient, target: RepositoryRef, digest: string, tag: string): Promise<TagOutcome> {
+  const where = `${target.registry}/${target.repository}:${tag}`;
+  const names = async (): Promise<string | undefined> => (await dst.headManifest(target.repository, tag))?.digest;
+  const now = await names();
+  if (now === digest) return "present";
+  if (now !== undefined) throw new RegistryError(`${where} names ${now}, not ${digest}; delete that tag by hand (it is immutable by design)`);
+  const m = await dst.getManifest(target.repository, digest);
+  if (!m) throw new RegistryError(`cannot tag ${target.registry}/${target.repository}@${digest}: the image is not in the repository`, 404);
+  try {
+    await dst.putTag(target.repository, m, tag);
+  } catch (e) {
+    // ECR answers 400 (tag already exists, immutable) if another run tagged it first.
+    if ((await names()) === digest) return "present";
+    throw e;
+  }
+  const after = await names();
+  if (after !== digest) throw new RegistryError(`${where}: after the PUT the tag names ${after ?? "nothing"}, not ${digest}`);
+  return "tagged";
 }

@@ -1,3 +1,4 @@
+import * as crypto from "node:crypto";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
@@ -5,6 +6,7 @@ import {
   copyStrategy,
   dockerConfigCredentials,
   ecrCredentials,
+  ensureTag,
   isLoopbackHost,
   isTransient,
   mapLimit,
@@ -225,6 +227,84 @@ describe("auth flows against a fake registry", () => {
     try {
       await expect(c.getManifest("web", DIGEST)).rejects.toThrow(/content digest is sha256:[a-f0-9]{64}, not the digest asked for/);
       expect(calls).toBe(3);
+    } finally {
+      c.close();
+    }
+  });
+});
+
+describe("ensureTag against a fake registry with immutable tags (as ECR)", () => {
+  const body = Buffer.from('{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{},"layers":[]}');
+  const digest = `sha256:${crypto.createHash("sha256").update(body).digest("hex")}`;
+  const TAG = "pin-tag";
+
+  /** Serves `body` by digest; tags are immutable: a PUT on an existing tag is 400 TAG_INVALID, as ECR answers. */
+  async function immutableRegistry(opts: { tags?: Record<string, string>; onPut?: (tags: Record<string, string>) => void }) {
+    const tags: Record<string, string> = { ...opts.tags };
+    const puts: string[] = [];
+    const host = await fakeRegistry((req, res) => {
+      const ref = decodeURIComponent((req.url ?? "").split("/manifests/")[1] ?? "");
+      if (req.method === "PUT") {
+        req.resume();
+        puts.push(ref);
+        opts.onPut?.(tags);
+        if (tags[ref] !== undefined) {
+          res.statusCode = 400;
+          res.end(JSON.stringify({ errors: [{ code: "TAG_INVALID", message: `The image tag '${ref}' already exists in the 'web' repository and cannot be overwritten because the repository is immutable.` }] }));
+          return;
+        }
+        tags[ref] = digest;
+        res.statusCode = 201;
+        res.setHeader("Docker-Content-Digest", digest);
+        res.end();
+        return;
+      }
+      const d = ref.startsWith("sha256:") ? (ref === digest ? digest : undefined) : tags[ref];
+      if (d === undefined) {
+        res.statusCode = 404;
+        res.end();
+        return;
+      }
+      res.setHeader("Docker-Content-Digest", d);
+      res.setHeader("Content-Type", "application/vnd.oci.image.manifest.v1+json");
+      res.end(req.method === "HEAD" ? undefined : body);
+    });
+    return { host, tags, puts };
+  }
+
+  it("tags once, then finds the tag present and PUTs nothing", async () => {
+    const r = await immutableRegistry({});
+    const c = new RegistryClient(r.host, { credentials: async () => undefined, retry: { attempts: 1 } });
+    try {
+      expect(await ensureTag(c, { registry: r.host, repository: "web" }, digest, TAG)).toBe("tagged");
+      expect(r.tags[TAG]).toBe(digest);
+      expect(await ensureTag(c, { registry: r.host, repository: "web" }, digest, TAG)).toBe("present");
+      expect(r.puts).toEqual([TAG]);
+      expect(c.stats.tagsPut).toBe(1);
+    } finally {
+      c.close();
+    }
+  });
+
+  it("a concurrent run that tagged first (PUT refused as immutable) counts as present", async () => {
+    const r = await immutableRegistry({ onPut: (tags) => (tags[TAG] = digest) }); // the other run wins just before our PUT
+    const c = new RegistryClient(r.host, { credentials: async () => undefined, retry: { attempts: 1 } });
+    try {
+      expect(await ensureTag(c, { registry: r.host, repository: "web" }, digest, TAG)).toBe("present");
+      expect(c.stats.tagsPut).toBe(0);
+    } finally {
+      c.close();
+    }
+  });
+
+  it("a tag naming another digest is an error and is not overwritten; an absent image cannot be tagged", async () => {
+    const other = `sha256:${"e".repeat(64)}`;
+    const r = await immutableRegistry({ tags: { [TAG]: other } });
+    const c = new RegistryClient(r.host, { credentials: async () => undefined, retry: { attempts: 1 } });
+    try {
+      await expect(ensureTag(c, { registry: r.host, repository: "web" }, digest, TAG)).rejects.toThrow(new RegExp(`web:${TAG} names ${other}, not ${digest}`));
+      await expect(ensureTag(c, { registry: r.host, repository: "web" }, DIGEST, "pin-other")).rejects.toThrow(/not in the repository/);
+      expect(r.puts).toEqual([]);
     } finally {
       c.close();
     }

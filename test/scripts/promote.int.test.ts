@@ -7,7 +7,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readLedger } from "../../scripts/lib/ledger";
+import { pin, pinExitCode } from "../../scripts/pin";
 import { DockyardError, promote } from "../../scripts/promote";
+import { pinTag } from "../../stacks";
 import { rollback } from "../../scripts/rollback";
 import {
   assertRegistriesUp,
@@ -69,6 +71,19 @@ async function expectImageComplete(repository: string, digest: string, sourceRep
   return want;
 }
 
+/** The pin tag of `digest` resolves, in `repository`, to exactly that manifest. */
+async function expectPinned(repository: string, digest: string) {
+  const byTag = await getManifestRaw(repository, pinTag(digest));
+  expect(byTag.status, `${repository}:${pinTag(digest)}`).toBe(200);
+  expect(byTag.digest).toBe(digest);
+  expect(byTag.bytes.equals((await getManifestRaw(repository, digest)).bytes)).toBe(true);
+}
+
+/** Copies an image by skopeo under a plain tag (as a CI push would): no pin tag. */
+function skopeoCopy(from: string, to: string) {
+  execFileSync("skopeo", ["copy", "--all", "--quiet", "--src-tls-verify=false", "--dest-tls-verify=false", `docker://${from}`, `docker://${to}`], { stdio: "pipe" });
+}
+
 beforeAll(async () => {
   await assertRegistriesUp();
   single = buildAndPush(srcRepo, "single", { "app.bin": randomBytes(1 << 20), "version.txt": `single ${ns}\n` }).digest;
@@ -103,6 +118,11 @@ describe("promote", () => {
     expect(r.stats.bytesUploaded).toBeGreaterThan(512 << 10);
     expect(r.stats.manifestsPut).toBe(3);
     expect(lines.some((l) => /blob \d+\/\d+ uploaded/.test(l))).toBe(true);
+    // The pin tag protects the promoted index from the lifecycle policy.
+    expect(r.items[0].pin).toEqual({ tag: pinTag(index), outcome: "tagged" });
+    expect(r.stats.tagsPut).toBe(1);
+    await expectPinned(`${REGISTRY_B}/${ns}prod/web`, index);
+    expect(lines).toContain(`[web] pin tag ${pinTag(index)}: added`);
     expectOnlyDigestChanged(before, fs.readFileSync(s.file("prod"), "utf8"), older, index);
     const ledger = readLedger(s.ledger);
     expect(ledger).toHaveLength(1);
@@ -125,6 +145,7 @@ describe("promote", () => {
       expect(proxy.bytesUp).toBeLessThan(blobBytes / 4); // requests + 3 small manifests only
       await expectImageComplete(`${REGISTRY_A}/${ns}prod/web`, index, srcRepo);
       expect(fs.readFileSync(s.file("prod"), "utf8")).toContain(`web: ${index}   # pinned by digest`);
+      await expectPinned(`${REGISTRY_A}/${ns}prod/web`, index);
       expect(readLedger(s.ledger)).toHaveLength(1);
     } finally {
       proxy.stop();
@@ -137,6 +158,13 @@ describe("promote", () => {
     expect(r.items[0].strategy).toBe("same-repository");
     expect(r.stats).toMatchObject({ bytesUploaded: 0, blobsUploaded: 0, blobsMounted: 0, manifestsPut: 0 });
     expect(fs.readFileSync(s.file("prod"), "utf8")).toContain(`web: ${single}`);
+    // The same repository still needs the pin tag (test's stack file alone may not have tagged it).
+    await expectPinned(srcRepo, single);
+    // Promoting again: nothing to rewrite, the tag is already there, nothing is PUT.
+    const again = await promote({ from: "test", to: "prod", stacksDir: s.dir, sourceOutputs: s.outputs("test", { web: single }) });
+    expect(again.items[0]).toMatchObject({ unchanged: true, pin: { outcome: "present" } });
+    expect(again.stats.tagsPut).toBe(0);
+    expect(readLedger(s.ledger)).toHaveLength(1);
     expect(readLedger(s.ledger)[0].newDigest).toBe(single);
   });
 
@@ -190,6 +218,19 @@ describe("promote failures leave the target stack file untouched", () => {
     expect(proxy.cuts).toBe(1);
     expect(fs.readFileSync(s.file("prod"), "utf8")).toBe(before);
     expect((await getManifestRaw(`${REGISTRY_B}/${ns}down/web`, big)).status).toBe(404);
+  });
+
+  it("a pin tag that names another digest: the image is copied but the stack file is not changed, the tag not overwritten", async () => {
+    const target = `${REGISTRY_B}/${ns}conflict/web`;
+    skopeoCopy(`${srcRepo}@${older}`, `${target}:${pinTag(single)}`); // a tag that lies
+    const s = stacks({ test: { registry: `${REGISTRY_A}/${ns}src`, web: single }, prod: { registry: `${REGISTRY_B}/${ns}conflict`, web: older } });
+    await expectRefused(
+      s,
+      promote({ from: "test", to: "prod", stacksDir: s.dir, sourceOutputs: s.outputs("test", { web: single }), client: FAST_RETRY }),
+      1,
+      new RegExp(`could not put the pin tag.*was not changed.*:${pinTag(single)} names ${older}, not ${single}`, "s"),
+    );
+    expect((await getManifestRaw(target, pinTag(single))).digest).toBe(older);
   });
 
   it("unknown digest (not in the source registry)", async () => {
@@ -250,6 +291,9 @@ describe("rollback", () => {
     const ledger = readLedger(s.ledger);
     expect(ledger.map((e) => e.action)).toEqual(["promote", "rollback"]);
     expect(ledger[1]).toMatchObject({ from: "prod", to: "prod", oldDigest: single, newDigest: older });
+    // `older` reached prod's repository under a plain tag; the rollback pinned it.
+    expect(r.items[0].pin?.tag).toBe(pinTag(older));
+    await expectPinned(`${REGISTRY_B}/${ns}prod/web`, older);
     await rollback({ stack: "prod", stacksDir: s.dir });
     expect(fs.readFileSync(s.file("prod"), "utf8")).toBe(promoted);
   });
@@ -275,6 +319,57 @@ describe("rollback", () => {
   });
 });
 
+describe("pin", () => {
+  it("tags every digest the stack files pin, in each stack's repository; --check reports what is missing and changes nothing", async () => {
+    const a = `${REGISTRY_A}/${ns}pina/web`;
+    const b = `${REGISTRY_B}/${ns}pinb/web`;
+    skopeoCopy(`${srcRepo}@${index}`, `${a}:ci-build`); // CI pushed it; no pin tag yet
+    skopeoCopy(`${srcRepo}@${older}`, `${b}:ci-build`);
+    const s = stacks({ test: { registry: `${REGISTRY_A}/${ns}pina`, web: index }, prod: { registry: `${REGISTRY_B}/${ns}pinb`, web: older } });
+    const before = { test: fs.readFileSync(s.file("test"), "utf8"), prod: fs.readFileSync(s.file("prod"), "utf8") };
+
+    const check = await pin({ stacksDir: s.dir, check: true });
+    expect(check.items.map((i) => [i.stacks, i.repository, i.outcome])).toEqual([
+      [["prod"], b, "missing"],
+      [["test"], a, "missing"],
+    ]);
+    expect(pinExitCode(check)).toBe(1);
+    expect(check.stats.tagsPut).toBe(0);
+    expect((await getManifestRaw(a, pinTag(index))).status).toBe(404);
+
+    const done = await pin({ stacksDir: s.dir });
+    expect(done.items.map((i) => i.outcome)).toEqual(["tagged", "tagged"]);
+    expect(done.stats.tagsPut).toBe(2);
+    expect(pinExitCode(done)).toBe(0);
+    await expectPinned(a, index); // an OCI index: tagged whole, same bytes
+    await expectPinned(b, older);
+
+    const recheck = await pin({ stacksDir: s.dir, check: true });
+    expect(recheck.items.map((i) => i.outcome)).toEqual(["present", "present"]);
+    expect(pinExitCode(recheck)).toBe(0);
+    const again = await pin({ stacksDir: s.dir, stacks: ["prod"] });
+    expect(again.items).toHaveLength(1);
+    expect(again.items[0]).toMatchObject({ repository: b, outcome: "present" });
+    expect(again.stats.tagsPut).toBe(0);
+    // The stack files are only read.
+    expect(fs.readFileSync(s.file("test"), "utf8")).toBe(before.test);
+    expect(fs.readFileSync(s.file("prod"), "utf8")).toBe(before.prod);
+  });
+
+  it("a digest missing from its repository is reported (exit 1) and the others are still tagged", async () => {
+    const a = `${REGISTRY_A}/${ns}pinc/web`;
+    skopeoCopy(`${srcRepo}@${single}`, `${a}:ci-build`);
+    const s = stacks({ test: { registry: `${REGISTRY_A}/${ns}pinc`, web: single }, prod: { registry: `${REGISTRY_B}/${ns}pind`, web: ABSENT } });
+    const r = await pin({ stacksDir: s.dir, client: FAST_RETRY });
+    const byStack = Object.fromEntries(r.items.map((i) => [i.stacks[0], i]));
+    expect(byStack.test.outcome).toBe("tagged");
+    expect(byStack.prod.outcome).toBe("error");
+    expect(byStack.prod.error).toMatch(/the image is not in the repository/);
+    expect(pinExitCode(r)).toBe(1);
+    await expectPinned(a, single);
+  });
+});
+
 describe("CLI", () => {
   const tsx = path.join(REPO_ROOT, "node_modules/.bin/tsx");
   const run = (script: string, args: string[]) => spawnSync(tsx, [path.join(REPO_ROOT, "scripts", script), ...args], { encoding: "utf8", cwd: REPO_ROOT, timeout: 60_000 });
@@ -297,6 +392,13 @@ describe("CLI", () => {
     expect(viaCli.status, viaCli.stderr).toBe(0);
     expect(viaCli.stdout).toMatch(/promote test -> prod \(dry run: nothing copied or written\)/);
     expect(viaCli.stdout).toMatch(new RegExp(`web .* copy from ${REGISTRY_A}/${ns}src/web`));
+    const pinCheck = run("dockyard.ts", ["pin", "--stacks-dir", s.dir, "--check"]);
+    expect(pinCheck.status, pinCheck.stderr).toBe(1); // prod's `older` has no pin tag in ${ns}cli
+    expect(pinCheck.stdout).toMatch(/NOT TAGGED/);
+    expect(pinCheck.stdout).toMatch(/pinned digest\(s\) without their pin tag/);
+    const pinBad = run("dockyard.ts", ["pin", "nosuchstack", "--stacks-dir", s.dir]);
+    expect(pinBad.status).toBe(2);
+    expect(pinBad.stderr).toMatch(/nosuchstack/);
     const rb = run("rollback.ts", ["prod", "--stacks-dir", s.dir, "--to", "latest"]);
     expect(rb.status).toBe(2);
     expect(rb.stderr).toMatch(/--to latest: must be an image digest/);

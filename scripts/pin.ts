@@ -1,0 +1,161 @@
+/**
+ * `dockyard pin [STACK ...] [--check]`
+ *
+ * Makes sure every image digest a stack file pins carries its pin tag
+ * (`pin-sha256-<hex>`) in that stack's repository, so the repository's lifecycle policy
+ * (expire untagged images) can never delete an image a stack still runs. promote and
+ * rollback tag the digests they write; this covers digests that reach a stack file any
+ * other way (CI writing test's digest after a build, a hand edit), and checks the lot.
+ *
+ * Default: every stack file in the stacks directory. `--check` only reads: exit 1 and
+ * the list of untagged digests if any is missing. Nothing in the stack files changes.
+ */
+import * as fs from "node:fs";
+import type { Argv, CommandModule } from "yargs";
+import { pinTag } from "../stacks";
+import { ensureTag, parseRepository, type ClientOptions, type TagOutcome, type TransferStats } from "./lib/oci";
+import { ClientPool, DockyardError, loadSpec, resolveStacksDir, standalone } from "./promote";
+
+export interface PinOptions {
+  /** Stacks whose pinned digests are tagged; default every Pulumi.<stack>.yaml in stacksDir. */
+  stacks?: string[];
+  stacksDir?: string;
+  /** Only check: tag nothing, report what is missing. */
+  check?: boolean;
+  client?: ClientOptions;
+  log?: (line: string) => void;
+}
+
+export interface PinItem {
+  /** Stacks that pin this image (one repository may serve several stacks). */
+  stacks: string[];
+  services: string[];
+  repository: string;
+  digest: string;
+  tag: string;
+  /** present: already tagged; tagged: tagged now; missing: untagged (--check); error: see `error`. */
+  outcome: TagOutcome | "missing" | "error";
+  error?: string;
+}
+
+export interface PinResult {
+  check: boolean;
+  items: PinItem[];
+  stats: TransferStats;
+}
+
+/** Stack names of the Pulumi.<stack>.yaml files in a directory, sorted. */
+export function stackNames(stacksDir: string): string[] {
+  return fs
+    .readdirSync(stacksDir)
+    .map((f) => /^Pulumi\.([A-Za-z0-9_.-]+)\.yaml$/.exec(f)?.[1])
+    .filter((s): s is string => s !== undefined)
+    .sort();
+}
+
+/** Tags (or with check, looks for the tag of) every digest the stacks pin. Throws DockyardError on bad input. */
+export async function pin(opts: PinOptions): Promise<PinResult> {
+  const log = opts.log ?? (() => undefined);
+  const stacksDir = resolveStacksDir(opts.stacksDir);
+  const stacks = opts.stacks && opts.stacks.length > 0 ? opts.stacks : stackNames(stacksDir);
+  if (stacks.length === 0) throw new DockyardError(`no stack files Pulumi.<stack>.yaml in ${stacksDir}`, 2);
+  // Every stack is validated before any registry is touched.
+  const specs = stacks.map((s) => loadSpec(s, stacksDir));
+  const byImage = new Map<string, PinItem>();
+  for (const spec of specs) {
+    for (const s of spec.services) {
+      const key = `${s.repository}@${s.digest}`;
+      const item = byImage.get(key) ?? { stacks: [], services: [], repository: s.repository, digest: s.digest, tag: pinTag(s.digest), outcome: "missing" as const };
+      if (!item.stacks.includes(spec.stack)) item.stacks.push(spec.stack);
+      if (!item.services.includes(s.name)) item.services.push(s.name);
+      byImage.set(key, item);
+    }
+  }
+  const pool = new ClientPool({ log, ...opts.client });
+  const items = [...byImage.values()];
+  try {
+    for (const it of items) {
+      const ref = parseRepository(it.repository);
+      const client = pool.get(ref.registry);
+      try {
+        if (opts.check) {
+          const h = await client.headManifest(ref.repository, it.tag);
+          if (h === undefined) it.outcome = "missing";
+          else if (h.digest === it.digest) it.outcome = "present";
+          else throw new Error(`${it.repository}:${it.tag} names ${h.digest}, not ${it.digest}`);
+        } else {
+          it.outcome = await ensureTag(client, ref, it.digest, it.tag);
+        }
+      } catch (e) {
+        it.outcome = "error";
+        it.error = (e as Error).message;
+      }
+      log(`${it.repository}@${it.digest} (${it.stacks.join(", ")}): ${it.outcome}${it.error ? `: ${it.error}` : ""}`);
+    }
+  } finally {
+    pool.close();
+  }
+  return { check: !!opts.check, items, stats: pool.stats };
+}
+
+/** 0 when every pinned digest is tagged (now), 1 otherwise. */
+export function pinExitCode(r: PinResult): 0 | 1 {
+  return r.items.every((i) => i.outcome === "present" || i.outcome === "tagged") ? 0 : 1;
+}
+
+export function formatPinResult(r: PinResult): string {
+  const word: Record<PinItem["outcome"], string> = { present: "tagged", tagged: "tagged now", missing: "NOT TAGGED", error: "ERROR" };
+  const rows = r.items.map((i) => [i.stacks.join(","), i.services.join(","), `${i.repository}@${i.digest.slice(7, 19)}`, word[i.outcome] + (i.error ? `: ${i.error}` : "")]);
+  const head = ["STACKS", "SERVICE", "IMAGE", "PIN TAG"];
+  const widths = head.map((h, c) => Math.max(h.length, ...rows.map((row) => (c === 3 ? 0 : row[c].length))));
+  const lines = [head, ...rows].map((row) => row.map((cell, c) => (c === 3 ? cell : cell.padEnd(widths[c]))).join("  ").trimEnd());
+  const bad = r.items.filter((i) => i.outcome === "missing" || i.outcome === "error").length;
+  lines.push(
+    bad === 0
+      ? `every pinned digest carries its pin tag (${r.items.length} image(s), ${r.stats.tagsPut} tag(s) added)`
+      : r.check
+        ? `${bad} pinned digest(s) without their pin tag: the lifecycle policy may expire them; run \`npm run dockyard -- pin\``
+        : `${bad} pinned digest(s) could not be tagged`,
+  );
+  return lines.join("\n");
+}
+
+interface PinArgs {
+  stacks?: string[];
+  "stacks-dir"?: string;
+  check: boolean;
+  json: boolean;
+}
+
+export const pinCommand: CommandModule<object, PinArgs> = {
+  command: "pin [stacks..]",
+  describe: "Tag every digest the stack files pin (pin-sha256-<hex>) so the lifecycle policy never expires it",
+  builder: (y) =>
+    y
+      .usage(
+        "$0 pin [STACK ...] [--check]\n\n" +
+          "For each digest the stack files pin (default: every stacks/Pulumi.<stack>.yaml), makes sure its\n" +
+          "repository has the immutable tag pin-sha256-<hex> on it; the repository lifecycle policy only\n" +
+          "expires untagged images. --check changes nothing and exits 1 if a tag is missing.\n" +
+          "Exit codes: 0 every pinned digest tagged, 1 some are not (or a registry failed), 2 bad input.",
+      )
+      .positional("stacks", { type: "string", array: true, describe: "Stacks to pin; default all stack files" })
+      .option("stacks-dir", { type: "string", describe: "Directory with environment.yaml and Pulumi.<stack>.yaml files", defaultDescription: "stacks/" })
+      .option("check", { type: "boolean", default: false, describe: "Only check for the tags; tag nothing" })
+      .option("json", { type: "boolean", default: false, describe: "Print the result as JSON on stdout" }) as unknown as Argv<PinArgs>,
+  handler: async (a) => {
+    const log = (l: string) => process.stderr.write(`${l}\n`);
+    try {
+      const r = await pin({ stacks: a.stacks, stacksDir: a["stacks-dir"], check: a.check, log });
+      process.stdout.write(a.json ? `${JSON.stringify(r, null, 2)}\n` : `${formatPinResult(r)}\n`);
+      process.exitCode = pinExitCode(r);
+    } catch (e) {
+      const code = e instanceof DockyardError ? e.exitCode : 1;
+      if (a.json) process.stdout.write(`${JSON.stringify({ error: (e as Error).message, exitCode: code })}\n`);
+      process.stderr.write(`error: ${(e as Error).message}\n`);
+      process.exitCode = code;
+    }
+  },
+};
+
+if (require.main === module) void standalone(pinCommand as unknown as CommandModule<object, never>, process.argv.slice(2));
