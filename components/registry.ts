@@ -8,7 +8,8 @@
  *    selects a tagged image (a rule on tagged images could match an image that also
  *    carries a pin tag, and ECR would expire it);
  *  - every digest a stack file pins carries the immutable tag `pinTag(digest)`
- *    ("pin-sha256-<hex>"), put there by `promote` and `rollback` for the digests they
+ *    ("pin-sha256-<hex>"; an index's child manifests each get their own, since a child
+ *    of a tagged index is itself untagged), put there by `promote` and `rollback` for the digests they
  *    write, and by `dockyard pin` for every digest ANY stack file pins (the manifest's
  *    own bytes PUT under the tag: nothing re-uploaded); `dockyard pin --check` fails
  *    while one is missing;

@@ -12,13 +12,13 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Argv, CommandModule } from "yargs";
-import { ConfigError, loadStackSpec, pinTag, stackFilePath, STACKS_DIR, type EnvironmentSpec, type ServiceSpec } from "../stacks";
+import { ConfigError, loadStackSpec, stackFilePath, STACKS_DIR, type EnvironmentSpec, type ServiceSpec } from "../stacks";
 import { appendLedger, currentActor, ledgerPath, type LedgerEntry } from "./lib/ledger";
 import {
   copyImage,
   copyStrategy,
   emptyStats,
-  ensureTag,
+  pinImage,
   parseRepository,
   RegistryClient,
   verifyImage,
@@ -26,7 +26,7 @@ import {
   type CopyResult,
   type CopyStrategy,
   type RepositoryRef,
-  type TagOutcome,
+  type PinOutcome,
   type TransferStats,
 } from "./lib/oci";
 import { assertReplaceable, setImageDigests, withFileLock, type WriteHooks } from "./lib/stackfile";
@@ -85,8 +85,8 @@ export interface PlanItem {
   /** Manifests and blobs in the image (filled after the copy). */
   manifests?: string[];
   blobs?: string[];
-  /** The pin tag `pinTag(digest)` in the target repository: already there, or put there now. */
-  pin?: { tag: string; outcome: TagOutcome };
+  /** The pin tags `pinTag(digest)` (and of an index's children) in the target repository: already there, or put there now. */
+  pin?: PinOutcome;
 }
 
 export interface ChangeResult {
@@ -240,10 +240,10 @@ export async function verifyAndApply(
   const untagged: string[] = [];
   for (const it of items) {
     const target = parseRepository(it.targetRepository);
-    const tag = pinTag(it.digest);
     try {
-      it.pin = { tag, outcome: await ensureTag(pool.get(target.registry), target, it.digest, tag) };
-      ctx.log?.(`[${it.service}] pin tag ${tag}: ${it.pin.outcome === "tagged" ? "added" : "already there"}`);
+      it.pin = await pinImage(pool.get(target.registry), target, it.digest);
+      const added = it.pin.children.filter((c) => c.outcome === "tagged").length;
+      ctx.log?.(`[${it.service}] pin tag ${it.pin.tag}: ${it.pin.outcome === "tagged" ? "added" : "already there"}${it.pin.children.length ? ` (and ${it.pin.children.length} child manifest(s): ${added} added)` : ""}`);
     } catch (e) {
       untagged.push(`${it.service}: ${(e as Error).message}`);
     }

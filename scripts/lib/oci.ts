@@ -20,6 +20,7 @@ import * as https from "node:https";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Readable } from "node:stream";
+import { pinTag } from "../../stacks/schema";
 
 export const MEDIA_TYPES = {
   ociIndex: "application/vnd.oci.image.index.v1+json",
@@ -751,13 +752,13 @@ export type TagOutcome = "present" | "tagged";
  * reads the tag back. A tag that names ANOTHER digest is an error, never overwritten.
  * With immutable tags (ECR) a concurrent run may win the PUT: the read-back decides.
  */
-export async function ensureTag(dst: RegistryClient, target: RepositoryRef, digest: string, tag: string): Promise<TagOutcome> {
+export async function ensureTag(dst: RegistryClient, target: RepositoryRef, digest: string, tag: string, manifest?: Manifest): Promise<TagOutcome> {
   const where = `${target.registry}/${target.repository}:${tag}`;
   const names = async (): Promise<string | undefined> => (await dst.headManifest(target.repository, tag))?.digest;
   const now = await names();
   if (now === digest) return "present";
   if (now !== undefined) throw new RegistryError(`${where} names ${now}, not ${digest}; delete that tag by hand (it is immutable by design)`);
-  const m = await dst.getManifest(target.repository, digest);
+  const m = manifest ?? (await dst.getManifest(target.repository, digest));
   if (!m) throw new RegistryError(`cannot tag ${target.registry}/${target.repository}@${digest}: the image is not in the repository`, 404);
   try {
     await dst.putTag(target.repository, m, tag);
@@ -769,4 +770,31 @@ export async function ensureTag(dst: RegistryClient, target: RepositoryRef, dige
   const after = await names();
   if (after !== digest) throw new RegistryError(`${where}: after the PUT the tag names ${after ?? "nothing"}, not ${digest}`);
   return "tagged";
+}
+
+/** What pinImage found or did for the image (top manifest) and its child manifests. */
+export interface PinOutcome {
+  tag: string;
+  outcome: TagOutcome;
+  /** Child manifests of an index, each pinned with its own tag. */
+  children: { digest: string; tag: string; outcome: TagOutcome }[];
+}
+
+/**
+ * Puts the pin tag `pinTag(d)` on the image `digest` and, for an index, on every child
+ * manifest first: a lifecycle rule on untagged images must not see an untagged child of
+ * a pinned index either. The parent's tag goes on last, so a present parent tag means
+ * the children were pinned too (they are still checked, a HEAD each).
+ */
+export async function pinImage(dst: RegistryClient, target: RepositoryRef, digest: string, depth = 0): Promise<PinOutcome> {
+  const m = await dst.getManifest(target.repository, digest);
+  if (!m) throw new RegistryError(`cannot pin ${target.registry}/${target.repository}@${digest}: the image is not in the repository`, 404);
+  const children: PinOutcome["children"] = [];
+  for (const c of manifestReferences(m).manifests) {
+    if (depth > 3) throw new RegistryError(`manifest ${digest}: index nesting too deep`);
+    const p = await pinImage(dst, target, c.digest, depth + 1);
+    children.push({ digest: c.digest, tag: p.tag, outcome: p.outcome }, ...p.children);
+  }
+  const tag = pinTag(digest);
+  return { tag, outcome: await ensureTag(dst, target, digest, tag, m), children };
 }

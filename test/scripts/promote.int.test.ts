@@ -119,10 +119,12 @@ describe("promote", () => {
     expect(r.stats.manifestsPut).toBe(3);
     expect(lines.some((l) => /blob \d+\/\d+ uploaded/.test(l))).toBe(true);
     // The pin tag protects the promoted index from the lifecycle policy.
-    expect(r.items[0].pin).toEqual({ tag: pinTag(index), outcome: "tagged" });
-    expect(r.stats.tagsPut).toBe(1);
-    await expectPinned(`${REGISTRY_B}/${ns}prod/web`, index);
-    expect(lines).toContain(`[web] pin tag ${pinTag(index)}: added`);
+    // So do its children's: a rule on untagged images must not see an untagged child of a pinned index.
+    const children = tree.manifests.filter((m) => m !== index);
+    expect(r.items[0].pin).toEqual({ tag: pinTag(index), outcome: "tagged", children: children.map((d) => ({ digest: d, tag: pinTag(d), outcome: "tagged" })) });
+    expect(r.stats.tagsPut).toBe(3);
+    for (const d of tree.manifests) await expectPinned(`${REGISTRY_B}/${ns}prod/web`, d);
+    expect(lines).toContain(`[web] pin tag ${pinTag(index)}: added (and 2 child manifest(s): 2 added)`);
     expectOnlyDigestChanged(before, fs.readFileSync(s.file("prod"), "utf8"), older, index);
     const ledger = readLedger(s.ledger);
     expect(ledger).toHaveLength(1);
@@ -323,7 +325,10 @@ describe("pin", () => {
   it("tags every digest the stack files pin, in each stack's repository; --check reports what is missing and changes nothing", async () => {
     const a = `${REGISTRY_A}/${ns}pina/web`;
     const b = `${REGISTRY_B}/${ns}pinb/web`;
-    skopeoCopy(`${srcRepo}@${index}`, `${a}:ci-build`); // CI pushed it; no pin tag yet
+    // The index carries its own pin tag but its children do not (pinned by hand, say).
+    skopeoCopy(`${srcRepo}@${index}`, `${a}:${pinTag(index)}`);
+    const children = (await imageTree(srcRepo, index)).manifests.filter((m) => m !== index);
+    expect(children).toHaveLength(2);
     skopeoCopy(`${srcRepo}@${older}`, `${b}:ci-build`);
     const s = stacks({ test: { registry: `${REGISTRY_A}/${ns}pina`, web: index }, prod: { registry: `${REGISTRY_B}/${ns}pinb`, web: older } });
     const before = { test: fs.readFileSync(s.file("test"), "utf8"), prod: fs.readFileSync(s.file("prod"), "utf8") };
@@ -335,13 +340,14 @@ describe("pin", () => {
     ]);
     expect(pinExitCode(check)).toBe(1);
     expect(check.stats.tagsPut).toBe(0);
-    expect((await getManifestRaw(a, pinTag(index))).status).toBe(404);
+    expect((await getManifestRaw(a, pinTag(children[0]))).status).toBe(404);
+    expect((await getManifestRaw(b, pinTag(older))).status).toBe(404);
 
     const done = await pin({ stacksDir: s.dir });
-    expect(done.items.map((i) => i.outcome)).toEqual(["tagged", "tagged"]);
-    expect(done.stats.tagsPut).toBe(2);
+    expect(done.items.map((i) => [i.outcome, i.children])).toEqual([["tagged", 0], ["present", 2]]);
+    expect(done.stats.tagsPut).toBe(3); // older, and the index's two children
     expect(pinExitCode(done)).toBe(0);
-    await expectPinned(a, index); // an OCI index: tagged whole, same bytes
+    for (const d of [index, ...children]) await expectPinned(a, d);
     await expectPinned(b, older);
 
     const recheck = await pin({ stacksDir: s.dir, check: true });
