@@ -13,7 +13,7 @@
 import * as fs from "node:fs";
 import type { Argv, CommandModule } from "yargs";
 import { pinTag } from "../stacks";
-import { manifestReferences, parseRepository, pinImage, type ClientOptions, type RegistryClient, type RepositoryRef, type TagOutcome, type TransferStats } from "./lib/oci";
+import { parseRepository, pinImage, type ClientOptions, type TagOutcome, type TransferStats } from "./lib/oci";
 import { ClientPool, DockyardError, loadSpec, resolveStacksDir, standalone } from "./promote";
 
 export interface PinOptions {
@@ -33,10 +33,10 @@ export interface PinItem {
   repository: string;
   digest: string;
   tag: string;
-  /** Child manifests of an index, each pinned too (0 for a single-platform image). */
+  /** Child manifests of an index, each pinned too (0 for a single-platform image; unset after an error). */
   children?: number;
   /** present: already tagged; tagged: tagged now; missing: untagged (--check); error: see `error`. */
-  outcome: TagOutcome | "missing" | "error";
+  outcome: TagOutcome | "error";
   error?: string;
 }
 
@@ -80,13 +80,10 @@ export async function pin(opts: PinOptions): Promise<PinResult> {
       const ref = parseRepository(it.repository);
       const client = pool.get(ref.registry);
       try {
-        if (opts.check) {
-          it.outcome = await checkPinned(client, ref, it.digest);
-        } else {
-          const p = await pinImage(client, ref, it.digest);
-          it.outcome = p.outcome;
-          it.children = p.children.length;
-        }
+        const p = await pinImage(client, ref, it.digest, { check: opts.check });
+        it.children = p.children.length;
+        // An index counts as pinned only with every child: one missing tag is "missing".
+        it.outcome = p.children.some((c) => c.outcome === "missing") ? "missing" : p.outcome;
       } catch (e) {
         it.outcome = "error";
         it.error = (e as Error).message;
@@ -97,23 +94,6 @@ export async function pin(opts: PinOptions): Promise<PinResult> {
     pool.close();
   }
   return { check: !!opts.check, items, stats: pool.stats };
-}
-
-/**
- * Read-only: "present" if the image and (for an index) every child manifest carry their
- * pin tags, "missing" if one does not; throws if a pin tag names another digest.
- */
-async function checkPinned(client: RegistryClient, ref: RepositoryRef, digest: string, depth = 0): Promise<"present" | "missing"> {
-  const h = await client.headManifest(ref.repository, pinTag(digest));
-  if (h !== undefined && h.digest !== digest) throw new Error(`${ref.registry}/${ref.repository}:${pinTag(digest)} names ${h.digest}, not ${digest}`);
-  if (h === undefined) return "missing";
-  const m = await client.getManifest(ref.repository, digest);
-  if (!m) throw new Error(`${ref.registry}/${ref.repository}@${digest} is tagged but the manifest is not there`);
-  for (const c of manifestReferences(m).manifests) {
-    if (depth > 3) throw new Error(`manifest ${digest}: index nesting too deep`);
-    if ((await checkPinned(client, ref, c.digest, depth + 1)) === "missing") return "missing";
-  }
-  return "present";
 }
 
 /** 0 when every pinned digest is tagged (now), 1 otherwise. */

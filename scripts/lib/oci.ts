@@ -743,22 +743,24 @@ export async function verifyImage(dst: RegistryClient, target: RepositoryRef, di
   return problems;
 }
 
-/** What ensureTag found or did. */
-export type TagOutcome = "present" | "tagged";
+/** What ensureTag found or did; "missing" only when asked to check, not tag. */
+export type TagOutcome = "present" | "tagged" | "missing";
 
 /**
  * Makes `tag` name `digest` in the target repository: nothing if it already does; else
  * PUTs the manifest's own bytes (read from the repository by digest) under the tag and
  * reads the tag back. A tag that names ANOTHER digest is an error, never overwritten.
  * With immutable tags (ECR) a concurrent run may win the PUT: the read-back decides.
+ * With `check`, nothing is written: an absent tag is "missing".
  */
-export async function ensureTag(dst: RegistryClient, target: RepositoryRef, digest: string, tag: string, manifest?: Manifest): Promise<TagOutcome> {
+export async function ensureTag(dst: RegistryClient, target: RepositoryRef, digest: string, tag: string, opts: { manifest?: Manifest; check?: boolean } = {}): Promise<TagOutcome> {
   const where = `${target.registry}/${target.repository}:${tag}`;
   const names = async (): Promise<string | undefined> => (await dst.headManifest(target.repository, tag))?.digest;
   const now = await names();
   if (now === digest) return "present";
   if (now !== undefined) throw new RegistryError(`${where} names ${now}, not ${digest}; delete that tag by hand (it is immutable by design)`);
-  const m = manifest ?? (await dst.getManifest(target.repository, digest));
+  if (opts.check) return "missing";
+  const m = opts.manifest ?? (await dst.getManifest(target.repository, digest));
   if (!m) throw new RegistryError(`cannot tag ${target.registry}/${target.repository}@${digest}: the image is not in the repository`, 404);
   try {
     await dst.putTag(target.repository, m, tag);
@@ -784,17 +786,18 @@ export interface PinOutcome {
  * Puts the pin tag `pinTag(d)` on the image `digest` and, for an index, on every child
  * manifest first: a lifecycle rule on untagged images must not see an untagged child of
  * a pinned index either. The parent's tag goes on last, so a present parent tag means
- * the children were pinned too (they are still checked, a HEAD each).
+ * the children were pinned too (they are still checked, a HEAD each). With `check`,
+ * nothing is written and absent tags are reported "missing".
  */
-export async function pinImage(dst: RegistryClient, target: RepositoryRef, digest: string, depth = 0): Promise<PinOutcome> {
+export async function pinImage(dst: RegistryClient, target: RepositoryRef, digest: string, opts: { check?: boolean } = {}, depth = 0): Promise<PinOutcome> {
   const m = await dst.getManifest(target.repository, digest);
   if (!m) throw new RegistryError(`cannot pin ${target.registry}/${target.repository}@${digest}: the image is not in the repository`, 404);
   const children: PinOutcome["children"] = [];
   for (const c of manifestReferences(m).manifests) {
     if (depth > 3) throw new RegistryError(`manifest ${digest}: index nesting too deep`);
-    const p = await pinImage(dst, target, c.digest, depth + 1);
+    const p = await pinImage(dst, target, c.digest, opts, depth + 1);
     children.push({ digest: c.digest, tag: p.tag, outcome: p.outcome }, ...p.children);
   }
   const tag = pinTag(digest);
-  return { tag, outcome: await ensureTag(dst, target, digest, tag, m), children };
+  return { tag, outcome: await ensureTag(dst, target, digest, tag, { manifest: m, check: opts.check }), children };
 }

@@ -398,8 +398,9 @@ describe("CLI", () => {
     expect(viaCli.status, viaCli.stderr).toBe(0);
     expect(viaCli.stdout).toMatch(/promote test -> prod \(dry run: nothing copied or written\)/);
     expect(viaCli.stdout).toMatch(new RegExp(`web .* copy from ${REGISTRY_A}/${ns}src/web`));
+    skopeoCopy(`${srcRepo}@${older}`, `${REGISTRY_B}/${ns}cli/web:ci-build`);
     const pinCheck = run("dockyard.ts", ["pin", "--stacks-dir", s.dir, "--check"]);
-    expect(pinCheck.status, pinCheck.stderr).toBe(1); // prod's `older` has no pin tag in ${ns}cli
+    expect(pinCheck.status, pinCheck.stderr).toBe(1); // prod's `older` is in ${ns}cli without its pin tag
     expect(pinCheck.stdout).toMatch(/NOT TAGGED/);
     expect(pinCheck.stdout).toMatch(/pinned digest\(s\) without their pin tag/);
     const pinBad = run("dockyard.ts", ["pin", "nosuchstack", "--stacks-dir", s.dir]);
