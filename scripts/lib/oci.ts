@@ -420,38 +420,25 @@ export class RegistryClient {
     }, (m) => this.log(m));
   }
 
-  /** PUT a manifest by digest with its exact bytes and content type. */
-  async putManifest(repo: string, m: Manifest): Promise<void> {
-    await withRetry(`PUT ${this.registry}/${repo}@${m.digest}`, this.retry, async () => {
-      const res = await this.request("PUT", `/v2/${repo}/manifests/${m.digest}`, {
-        headers: { "Content-Type": m.mediaType, "Content-Length": String(m.bytes.length) },
-        body: () => m.bytes,
-        scopes: this.push(repo),
-      });
-      if (res.status !== 201 && res.status !== 200) return this.fail(res, `PUT manifest ${this.registry}/${repo}@${m.digest}`);
-      res.body.resume();
-      const got = res.headers["docker-content-digest"];
-      if (got && got !== m.digest) throw new RegistryError(`PUT manifest ${this.registry}/${repo}: registry stored digest ${got}, expected ${m.digest}`);
-      this.stats.manifestsPut++;
-    }, (msg) => this.log(msg));
-  }
-
   /**
-   * PUT a manifest's exact bytes under `tag` (the manifest is already in the repository
-   * by digest, so nothing else is sent) and checks the registry stored the same digest.
+   * PUT a manifest's exact bytes and content type by digest, or under `tag` (a manifest
+   * already in the repository: nothing else is sent), and checks the registry stored the
+   * same digest.
    */
-  async putTag(repo: string, m: Manifest, tag: string): Promise<void> {
-    await withRetry(`PUT ${this.registry}/${repo}:${tag}`, this.retry, async () => {
-      const res = await this.request("PUT", `/v2/${repo}/manifests/${encodeURIComponent(tag)}`, {
+  async putManifest(repo: string, m: Manifest, tag?: string): Promise<void> {
+    const where = tag === undefined ? `${this.registry}/${repo}@${m.digest}` : `${this.registry}/${repo}:${tag}`;
+    await withRetry(`PUT ${where}`, this.retry, async () => {
+      const res = await this.request("PUT", `/v2/${repo}/manifests/${tag === undefined ? m.digest : encodeURIComponent(tag)}`, {
         headers: { "Content-Type": m.mediaType, "Content-Length": String(m.bytes.length) },
         body: () => m.bytes,
         scopes: this.push(repo),
       });
-      if (res.status !== 201 && res.status !== 200) return this.fail(res, `PUT manifest ${this.registry}/${repo}:${tag}`);
+      if (res.status !== 201 && res.status !== 200) return this.fail(res, `PUT manifest ${where}`);
       res.body.resume();
       const got = res.headers["docker-content-digest"];
-      if (got && got !== m.digest) throw new RegistryError(`PUT ${this.registry}/${repo}:${tag}: registry stored digest ${got}, expected ${m.digest}`);
-      this.stats.tagsPut++;
+      if (got && got !== m.digest) throw new RegistryError(`PUT manifest ${where}: registry stored digest ${got}, expected ${m.digest}`);
+      if (tag === undefined) this.stats.manifestsPut++;
+      else this.stats.tagsPut++;
     }, (msg) => this.log(msg));
   }
 
@@ -763,7 +750,7 @@ export async function ensureTag(dst: RegistryClient, target: RepositoryRef, dige
   const m = opts.manifest ?? (await dst.getManifest(target.repository, digest));
   if (!m) throw new RegistryError(`cannot tag ${target.registry}/${target.repository}@${digest}: the image is not in the repository`, 404);
   try {
-    await dst.putTag(target.repository, m, tag);
+    await dst.putManifest(target.repository, m, tag);
   } catch (e) {
     // ECR answers 400 (tag already exists, immutable) if another run tagged it first.
     if ((await names()) === digest) return "present";
