@@ -21,6 +21,7 @@ import { createHash } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import * as YAML from "yaml";
+import { gzipSync } from "fflate";
 import type { EngineSpec, EnvironmentSpec } from "../stacks";
 import { parseEcrRegistry } from "./registry";
 
@@ -239,6 +240,32 @@ export function renderUserData(input: UserDataInput): string {
     runcmd: [[BOOTSTRAP_SCRIPT]],
   };
   return `#cloud-config\n${YAML.stringify(doc, { lineWidth: 0, blockQuote: "literal" })}`;
+}
+
+/**
+ * EC2 refuses user-data larger than 16 KB (16384 bytes) before base64 encoding
+ * (RunInstances, UserData: "User data is limited to 16 KB, in raw form, before it is
+ * base64-encoded"; docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-add-user-data.html).
+ */
+export const EC2_USER_DATA_LIMIT = 16384;
+
+/**
+ * The user-data as EC2 receives it: the cloud-config gzip-compressed, base64-encoded
+ * (aws.ec2.Instance `userDataBase64`). cloud-init recognises gzip by its magic bytes and
+ * decompresses before parsing (cloudinit/user_data.py: util.decomp_gzip), so the rendered
+ * cloud-config (~19 KB) ships well under EC2's 16 KB raw limit.
+ *
+ * Compressed with fflate (pure JavaScript), not node:zlib: Node bundles Chromium's zlib,
+ * whose output may differ between Node versions and CPU features, and any change in these
+ * bytes replaces every host (userDataReplaceOnChange). mtime 0 and a fixed level keep the
+ * bytes a pure function of the text. Throws if even the compressed form is over the limit.
+ */
+export function userDataBase64(cloudConfig: string, where = "user-data"): string {
+  const gz = gzipSync(Buffer.from(cloudConfig, "utf8"), { level: 9, mtime: 0 });
+  if (gz.length > EC2_USER_DATA_LIMIT) {
+    throw new Error(`${where}: ${gz.length} bytes gzip-compressed; EC2 accepts at most ${EC2_USER_DATA_LIMIT} bytes of user-data`);
+  }
+  return Buffer.from(gz).toString("base64");
 }
 
 // ---------------------------------------------------------------------------------
