@@ -3,9 +3,11 @@ import { loadSpecFromPulumi, PROXY_REPOSITORY } from "./stacks";
 import { DockerHost, hostName } from "./components/host";
 import { DockerEngine, renderUserData } from "./components/engine";
 import { ContainerFleet } from "./components/fleet";
-import { ImageRegistry } from "./components/registry";
+import { ImageRegistry, parseEcrRegistry } from "./components/registry";
 
 const spec = loadSpecFromPulumi();
+// The stack's registry when it is ECR: hosts may pull from its namespace (in its account and region) only.
+const ecr = parseEcrRegistry(spec.registry);
 
 // One DockerHost per host of each group, each with the engine installed by its user-data.
 const hosts = spec.hostGroups.flatMap((group) => {
@@ -23,6 +25,7 @@ const hosts = spec.hostGroups.flatMap((group) => {
       os: spec.os,
       access: spec.access,
       servicePorts,
+      ecr,
       userData: (ctx) =>
         ctx.dataDevice.apply((dataDevice) =>
           renderUserData({
@@ -42,7 +45,8 @@ const hosts = spec.hostGroups.flatMap((group) => {
       hostName: name,
       connection: { host: host.publicIp, user: host.sshUser, hostPublicKey: host.hostPublicKey },
       engine: spec.engine,
-      hostId: host.instanceId,
+      // The address and the instance it must reach both come from the EIP association.
+      hostId: host.addressInstanceId,
     });
     return { group, host, engine };
   });

@@ -733,20 +733,32 @@ echo "dockyard: all steps done" >&2
 // The ready check the component runs over SSH
 // ---------------------------------------------------------------------------------
 
+/** Where cloud-init records the id of the instance it provisioned (cloudinit/stages.py: `<cloud dir>/data/instance-id`). */
+export const CLOUD_INIT_INSTANCE_ID = "/var/lib/cloud/data/instance-id";
+
 /**
  * The command DockerEngine runs on the host as the SSH user (POSIX sh): waits (bounded)
- * for cloud-init, checks READY_MARKER carries this engine's fingerprint, asks the engine
- * for its version and prints it as the only line on stdout.
+ * for cloud-init, checks that it reached `instanceId` (when given: the instance the
+ * address is associated with; a replaced host keeps its address and host key, so only the
+ * id tells the old instance from the new one), checks READY_MARKER carries this engine's
+ * fingerprint, asks the engine for its version and prints it as the only line on stdout.
  */
-export function renderReadyCommand(engine: EngineSpec, timeoutSeconds = 1200): string {
+export function renderReadyCommand(engine: EngineSpec, timeoutSeconds = 1200, instanceId?: string): string {
   const fp = engineFingerprint(engine);
+  const instanceCheck =
+    instanceId === undefined
+      ? ""
+      : `want=${shq(instanceId)}
+got=$(cat ${CLOUD_INIT_INSTANCE_ID} 2>/dev/null || true)
+[ "$got" = "$want" ] || { echo "dockyard: the address reached $(hostname), instance '$got', not $want: it still points at another instance" >&2; exit 1; }
+`;
   return `set -eu
 # cloud-init's exit code is not the verdict (newer releases exit 2 on mere warnings);
 # the marker is: the bootstrap writes it only after every step succeeded.
 rc=0
 timeout ${timeoutSeconds} cloud-init status --wait >/dev/null 2>&1 || rc=$?
 [ "$rc" -ne 124 ] || { echo "dockyard: cloud-init still running on $(hostname) after ${timeoutSeconds}s" >&2; exit 1; }
-i=0
+${instanceCheck}i=0
 until [ -f ${READY_MARKER} ]; do
   i=$((i + 1))
   [ "$i" -le 12 ] || { cloud-init status --long >&2 || true; echo "dockyard: ${READY_MARKER} missing on $(hostname): provisioning failed, see /var/log/cloud-init-output.log" >&2; exit 1; }
@@ -809,8 +821,9 @@ export interface DockerEngineArgs {
   /** Engine spec the host was rendered with (same value passed to renderUserData). */
   engine: EngineSpec;
   /**
-   * The instance id (or anything that changes when the host is replaced). A replaced host
-   * keeps its address and host key, so without this the check would not run again for it.
+   * The id of the instance `connection.host` must reach (the EIP association's instanceId).
+   * A replaced host keeps its address and host key: this id re-runs the check for the new
+   * instance, and the check fails if the address still reaches another one.
    */
   hostId?: pulumi.Input<string>;
   /** Upper bound for the wait on cloud-init, in seconds; default 1200. */
@@ -851,7 +864,7 @@ export class DockerEngine extends pulumi.ComponentResource {
       `${name}-ready`,
       {
         connection,
-        create: renderReadyCommand(args.engine, timeout),
+        create: args.hostId !== undefined ? pulumi.output(args.hostId).apply((id) => renderReadyCommand(args.engine, timeout, id)) : renderReadyCommand(args.engine, timeout),
         triggers: args.hostId !== undefined ? [...readyTriggers(args.engine), args.hostId] : readyTriggers(args.engine),
       },
       { parent: this, customTimeouts: { create: `${timeout + 600}s`, update: `${timeout + 600}s` } },

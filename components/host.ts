@@ -1,10 +1,11 @@
 /**
  * DockerHost: one EC2 Linux VM of a host group, with everything that makes it a host
  * Dockyard can replace at any time without losing data or identity:
- *  - a separate encrypted EBS data volume (protected, retained) that outlives the VM;
+ *  - a separate encrypted EBS data volume (retained) that outlives the VM;
  *  - an Elastic IP that stays with the host across replacements;
  *  - a per-host SSH host key kept in SSM Parameter Store, so known_hosts stays valid;
- *  - an IAM identity that can pull from ECR, be managed by SSM and read its own host key.
+ *  - an IAM identity that can pull its stack's images from ECR, be managed by SSM and read
+ *    its own host key.
  *
  * The pure helpers below (names, tags, ingress rules, subnet placement, policies) hold
  * the decisions and are unit-tested without Pulumi; the component only wires resources.
@@ -12,8 +13,10 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import * as tls from "@pulumi/tls";
-import type { EnvironmentSpec, HostGroupSpec } from "../stacks/schema";
+import { hostNameFor, type EnvironmentSpec, type HostGroupSpec } from "../stacks/schema";
 import type { Architecture, OsFamilyInfo } from "../stacks/os";
+import { userDataBase64 } from "./engine";
+import type { EcrRegistry } from "./registry";
 
 // ---------------------------------------------------------------------------------
 // Pure helpers
@@ -36,7 +39,7 @@ export function hostName(stack: string, group: string, ordinal: number): string 
   if (!Number.isInteger(ordinal) || ordinal < 1) {
     throw new Error(`stack "${stack}": host group "${group}": host ordinal must be an integer >= 1 (got ${ordinal})`);
   }
-  const name = `${stack}-${group}-${ordinal}`;
+  const name = hostNameFor(stack, group, ordinal);
   if (!LABEL_RE.test(name)) {
     throw new Error(
       `stack "${stack}": host group "${group}": host name "${name}" is not a valid hostname; ` +
@@ -217,10 +220,31 @@ export function hostKeyReadPolicy(parameterArn: string): string {
   });
 }
 
-/** AWS managed policies every host gets: SSM management (Session Manager) and ECR pulls. */
+/**
+ * Pulls from the stack's own repositories only: `<registry namespace>/*` in the registry's
+ * account and region. The AWS managed AmazonEC2ContainerRegistryReadOnly would let a dev
+ * host read every repository in the account, prod's included. GetAuthorizationToken has no
+ * resource-level permissions (Resource must be "*"); it only issues the token, and what a
+ * token may pull is decided by the statements on the repositories.
+ */
+export function ecrPullPolicy(partition: string, ecr: Pick<EcrRegistry, "accountId" | "region" | "namespace">): string {
+  return JSON.stringify({
+    Version: "2012-10-17",
+    Statement: [
+      { Sid: "EcrToken", Effect: "Allow", Action: "ecr:GetAuthorizationToken", Resource: "*" },
+      {
+        Sid: "PullStackRepositories",
+        Effect: "Allow",
+        Action: ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+        Resource: `arn:${partition}:ecr:${ecr.region}:${ecr.accountId}:repository/${ecr.namespace}/*`,
+      },
+    ],
+  });
+}
+
+/** AWS managed policies every host gets: SSM management (Session Manager). */
 export const MANAGED_POLICIES = {
   ssm: "AmazonSSMManagedInstanceCore",
-  ecr: "AmazonEC2ContainerRegistryReadOnly",
 } as const;
 
 // ---------------------------------------------------------------------------------
@@ -254,8 +278,11 @@ export interface DockerHostArgs {
   access: EnvironmentSpec["access"];
   /** Ports the per-host proxy publishes for services on this group; opened to ingressCidrs only. 22, 2375 and 2376 are refused. */
   servicePorts: number[];
+  /** The stack's ECR registry (parsed dockyard:registry); the host may pull from its namespace only. Unset: no ECR permissions. */
+  ecr?: Pick<EcrRegistry, "accountId" | "region" | "namespace">;
   /**
-   * Renders the instance user-data (cloud-init) for this host; components/engine.ts provides it.
+   * Renders the instance user-data (the #cloud-config text) for this host; components/engine.ts
+   * provides it. It is sent gzip-compressed (userDataBase64), under EC2's 16 KB limit.
    * A change replaces the instance (userDataReplaceOnChange), which is how a new engine version is rolled out.
    */
   userData: (ctx: HostBootContext) => pulumi.Input<string>;
@@ -276,11 +303,17 @@ export class DockerHost extends pulumi.ComponentResource {
   public readonly hostName: string;
   /** EC2 instance id (changes when the instance is replaced). */
   public readonly instanceId: pulumi.Output<string>;
-  /** The Elastic IP: the host's public address, stable across instance replacement. */
+  /**
+   * The host's public address (its Elastic IP), read from the EIP ASSOCIATION: it resolves
+   * only once the address points at the current instance. The EIP's own publicIp is known
+   * before that, so during a replacement it could reach the OLD instance (same pinned host key).
+   */
   public readonly publicIp: pulumi.Output<string>;
+  /** The instance the address reaches, per the association; the engine's ready check insists on meeting it. */
+  public readonly addressInstanceId: pulumi.Output<string>;
   /** Private IPv4 address in the default VPC. */
   public readonly privateIp: pulumi.Output<string>;
-  /** The data volume's id (stable; the volume is protected and retained). */
+  /** The data volume's id (stable; the volume is retained when its host is removed). */
   public readonly dataVolumeId: pulumi.Output<string>;
   /** AZ of the instance and its data volume. */
   public readonly availabilityZone: pulumi.Output<string>;
@@ -363,7 +396,7 @@ export class DockerHost extends pulumi.ComponentResource {
       { parent: this, additionalSecretOutputs: ["value"] },
     );
 
-    // Instance identity: SSM management, ECR pulls, and reading its own host key only.
+    // Instance identity: SSM management, pulls from the stack's ECR namespace, and reading its own host key only.
     const partition = aws.getPartitionOutput({}, invokeOpts).partition;
     const role = new aws.iam.Role(
       `${name}-role`,
@@ -375,11 +408,10 @@ export class DockerHost extends pulumi.ComponentResource {
       { role: role.name, policyArn: pulumi.interpolate`arn:${partition}:iam::aws:policy/${MANAGED_POLICIES.ssm}` },
       { parent: this },
     );
-    const ecrRead = new aws.iam.RolePolicyAttachment(
-      `${name}-ecr-read`,
-      { role: role.name, policyArn: pulumi.interpolate`arn:${partition}:iam::aws:policy/${MANAGED_POLICIES.ecr}` },
-      { parent: this },
-    );
+    const ecr = args.ecr;
+    const ecrPull = ecr
+      ? new aws.iam.RolePolicy(`${name}-ecr-pull`, { role: role.name, policy: partition.apply((p) => ecrPullPolicy(p, ecr)) }, { parent: this })
+      : undefined;
     const hostKeyRead = new aws.iam.RolePolicy(
       `${name}-host-key-read`,
       { role: role.name, policy: hostKeyParam.arn.apply(hostKeyReadPolicy) },
@@ -388,8 +420,13 @@ export class DockerHost extends pulumi.ComponentResource {
     const profile = new aws.iam.InstanceProfile(`${name}-profile`, { role: role.name, tags: tags("profile") }, { parent: this });
 
     // The data volume: Docker's data-root and the services' volumes live here, not on the
-    // instance. It outlives the instance, and neither `pulumi destroy` nor a replacement
-    // deletes it (protect + retainOnDelete; a final snapshot if it is ever deleted anyway).
+    // instance. It outlives the instance: retainOnDelete makes Pulumi drop it from the stack
+    // without calling EC2's DeleteVolume (pkg/resource/deploy/step.go, DeleteStep.Apply), so
+    // lowering a group's count, removing a group or `pulumi destroy` leave the volume (and its
+    // data) in the account, tagged with its host, for the operator to reattach or delete.
+    // Not `protect`: Pulumi refuses every plan that would delete a protected resource
+    // (deleteProtectedError), so a smaller count or a destroy would fail outright.
+    // A final snapshot is taken if it is ever deleted through the provider anyway.
     const dataVolume = new aws.ebs.Volume(
       `${name}-data`,
       {
@@ -401,7 +438,7 @@ export class DockerHost extends pulumi.ComponentResource {
         finalSnapshot: true,
         tags: tags("data"),
       },
-      { parent: this, protect: true, retainOnDelete: true },
+      { parent: this, retainOnDelete: true },
     );
 
     const userData = args.userData({ hostName: host, dataDevice: dataVolume.id.apply(dataDevicePath), hostKeyParameter });
@@ -427,14 +464,14 @@ export class DockerHost extends pulumi.ComponentResource {
           deleteOnTermination: true,
           tags: tags("root"),
         },
-        userData,
+        userDataBase64: pulumi.output(userData).apply((text) => userDataBase64(text, `stack "${args.stack}": host ${host}: user-data`)),
         userDataReplaceOnChange: true,
         tags: tags(),
       },
       {
         parent: this,
         // The boot script reads the host key and pulls from ECR: grant both before the VM exists.
-        dependsOn: [hostKeyParam, hostKeyRead, ssmCore, ecrRead],
+        dependsOn: [hostKeyParam, hostKeyRead, ssmCore, ...(ecrPull ? [ecrPull] : [])],
         ignoreChanges: args.replaceOnNewImage ? [] : ["ami"],
       },
     );
@@ -470,7 +507,7 @@ export class DockerHost extends pulumi.ComponentResource {
     // The host's public address, kept across instance replacement.
     const eip = new aws.ec2.Eip(`${name}-eip`, { region, domain: "vpc", tags: tags("eip") }, { parent: this });
     // Disassociate from the old instance first, then associate with the new one.
-    new aws.ec2.EipAssociation(
+    const association = new aws.ec2.EipAssociation(
       `${name}-eip-association`,
       { region, allocationId: eip.allocationId, instanceId: instance.id, allowReassociation: true },
       { parent: this, deleteBeforeReplace: true },
@@ -478,7 +515,10 @@ export class DockerHost extends pulumi.ComponentResource {
 
     this.hostName = host;
     this.instanceId = instance.id;
-    this.publicIp = eip.publicIp;
+    // terraform-provider-aws ec2_eip_association.go: Create waits for the association, then
+    // Read sets public_ip and instance_id from DescribeAddresses.
+    this.publicIp = association.publicIp;
+    this.addressInstanceId = association.instanceId;
     this.privateIp = instance.privateIp;
     // Depend on the attachment, so consumers (the fleet) wait until the data volume is attached.
     this.dataVolumeId = pulumi.all([dataVolume.id, attachment.id]).apply(([id]) => id);
@@ -492,6 +532,7 @@ export class DockerHost extends pulumi.ComponentResource {
       hostName: this.hostName,
       instanceId: this.instanceId,
       publicIp: this.publicIp,
+      addressInstanceId: this.addressInstanceId,
       privateIp: this.privateIp,
       dataVolumeId: this.dataVolumeId,
       availabilityZone: this.availabilityZone,

@@ -127,9 +127,11 @@ export class ImageRegistry extends pulumi.ComponentResource {
     const out: Record<string, pulumi.Output<RepositoryOutput>> = {};
     for (const { key, repoName } of entries) {
       // One repository per service per environment: scanned on push, tags immutable.
+      // In the registry's own region (the host name says which), not the stack's default region.
       const repo = new aws.ecr.Repository(
         `${name}-${key}`,
         {
+          region: ecr.region,
           name: repoName,
           imageTagMutability: "IMMUTABLE",
           imageScanningConfiguration: { scanOnPush: true },
@@ -140,7 +142,7 @@ export class ImageRegistry extends pulumi.ComponentResource {
         { parent: this },
       );
       // Only untagged images expire; pinned digests carry a pin- tag (see the file comment).
-      new aws.ecr.LifecyclePolicy(`${name}-${key}-lifecycle`, { repository: repo.name, policy }, { parent: this });
+      new aws.ecr.LifecyclePolicy(`${name}-${key}-lifecycle`, { region: ecr.region, repository: repo.name, policy }, { parent: this });
       out[key] = pulumi.all([repo.name, repo.repositoryUrl, repo.arn]).apply(([n, url, arn]) => ({ name: n, url, arn }));
     }
     this.repositories = pulumi.all(out) as pulumi.Output<Record<string, RepositoryOutput>>;

@@ -29,6 +29,19 @@ const NAME_RE = /^[a-z][a-z0-9-]{0,30}[a-z0-9]$/;
 const name = (what: string) =>
   z.string().regex(NAME_RE, { error: `${what} must be 2-32 chars of a-z, 0-9 and '-', starting with a letter` });
 
+/** A host's name, `<stack>-<group>-<ordinal>` (ordinal 1-based): its hostname, Name tag and the prefix of its resources' names. */
+export function hostNameFor(stack: string, group: string, ordinal: number): string {
+  return `${stack}-${group}-${ordinal}`;
+}
+/**
+ * The longest host name allowed. The host's IAM role is the resource `<host>-role`, which
+ * Pulumi autonames `<name>-<7 random hex>` with a maximum of 64 characters for IAM roles
+ * (pulumi-aws provider/resources.go: aws_iam_role name AutoName("name", 64, "-"); the
+ * engine refuses a longer one, sdk/go/common/resource/resource_id.go NewUniqueHex):
+ * 64 - 8 - "-role".length = 51. It is also well within a DNS label's 63.
+ */
+export const HOST_NAME_MAX_LENGTH = 51;
+
 export const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
 
 /**
@@ -69,6 +82,13 @@ const int = (min: number, max: number, unit = "") =>
 const duration = z.string().regex(/^[1-9][0-9]*(ms|s|m|h)$/, { error: "must be a duration like 500ms, 10s, 2m" });
 const port = int(1, 65535);
 const absPath = z.string().regex(/^\/[A-Za-z0-9._/-]*$/, { error: "must be an absolute path" });
+
+/**
+ * Pulumi.yaml gives optional string keys the default "" (the CLI requires every project key
+ * without a default, pkg/workspace/config.go mergeConfig), and the CLI hands that default to
+ * the program: "" therefore means "not set".
+ */
+const unsetIfEmpty = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (v === "" ? undefined : v), schema);
 
 const strict = <T extends z.ZodRawShape>(shape: T) =>
   z.strictObject(shape, {
@@ -199,13 +219,13 @@ export const StackKnobsSchema = strict({
   "dockyard:sshCidrs": z.array(cidr).default([]),
   "dockyard:ingressCidrs": z.array(cidr).default([]),
   /** OpenSSH public key installed for the SSH user; unset: SSM Session Manager only. */
-  "dockyard:sshPublicKey": z
+  "dockyard:sshPublicKey": unsetIfEmpty(z
     .string()
     .regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$/, { error: "must be an OpenSSH public key" })
-    .optional(),
+    .optional()),
   "dockyard:images": z.record(z.string(), digest),
   /** Digest of the per-host reverse proxy image (HAProxy, mirrored to `<registry>/haproxy`); required when a service publishes a port. */
-  "dockyard:proxyImage": digest.optional(),
+  "dockyard:proxyImage": unsetIfEmpty(digest.optional()),
   "dockyard:replicas": z.record(z.string(), int(0, 100)).default({}),
   /** Secret values referenced by services; set with `pulumi config set --secret`. */
   "dockyard:secrets": z.record(z.string(), z.string()).default({}),
@@ -416,6 +436,13 @@ export function parseEnvironment(stack: string, envDoc: unknown, stackFile: RawS
     if (!env.hostGroups[g]) problems.push(`${stackWhere}: config.dockyard:hostGroups.${g}: unknown host group; declared groups: ${groupNames.join(", ")}`);
   }
   for (const g of groupNames) {
+    const count = knobs["dockyard:hostGroups"][g]?.count;
+    const longest = hostNameFor(stack, g, typeof count === "number" && count > 0 ? count : 1);
+    if (longest.length > HOST_NAME_MAX_LENGTH) {
+      problems.push(
+        `${stackWhere}: config.dockyard:hostGroups.${g}: host names '<stack>-<group>-<n>' reach ${longest.length} characters ("${longest}"); at most ${HOST_NAME_MAX_LENGTH} are allowed (each host's IAM role is '<host>-role' plus Pulumi's 8-character random suffix, and IAM role names end at 64): use a shorter stack or group name`,
+      );
+    }
     if (!knobs["dockyard:hostGroups"][g]) problems.push(`${stackWhere}: config.dockyard:hostGroups.${g}: missing; every host group needs instanceType and count`);
   }
   for (const key of ["dockyard:images", "dockyard:replicas"] as const) {

@@ -73,6 +73,8 @@ function fabricatedId(type: string, name: string): string {
 export const COMPUTED_OUTPUTS: Record<string, string[]> = {
   "aws:ec2/instance:Instance": ["arn", "publicIp", "privateIp", "publicDns", "privateDns", "primaryNetworkInterfaceId"],
   "aws:ec2/eip:Eip": ["arn", "publicIp", "allocationId", "publicDns"],
+  // Read after the association exists (terraform-provider-aws ec2_eip_association.go).
+  "aws:ec2/eipAssociation:EipAssociation": ["publicIp", "networkInterfaceId", "privateIpAddress"],
   "aws:ec2/securityGroup:SecurityGroup": ["arn", "ownerId"],
   "aws:ebs/volume:Volume": ["arn"],
   "aws:ec2/keyPair:KeyPair": ["arn", "fingerprint", "keyPairId", "keyName"],

@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as pulumi from "@pulumi/pulumi";
 import { ConfigError, ENVIRONMENT_FILE, PROJECT, SECRET_PLACEHOLDER } from "../../stacks";
 import { DockyardMocks } from "./mocks";
-import { resourceKey, type RenderReply, type RenderRequest, type RenderedResource } from "./render";
+import { resourceKey, type RenderReply, type RenderRequest, type RenderedOptions, type RenderedResource } from "./render";
 
 /**
  * The mock monitor passes `id: ""` (no import id) for every new resource; treat it as
@@ -90,6 +90,27 @@ async function resolveValue(v: unknown, keys: Map<unknown, string>, seen: Set<un
   }
 }
 
+/** The options of one resource, with resources named by their keys. */
+async function renderedOptions(opts: pulumi.CustomResourceOptions | undefined, keys: Map<unknown, string>): Promise<RenderedOptions> {
+  if (!opts) return {};
+  const out: RenderedOptions = {};
+  const value = async (x: unknown) => (pulumi.output(x) as unknown as Internal).promise();
+  if (opts.protect !== undefined) out.protect = (await value(opts.protect)) as boolean;
+  if (opts.retainOnDelete !== undefined) out.retainOnDelete = (await value(opts.retainOnDelete)) as boolean;
+  if (opts.deleteBeforeReplace !== undefined) out.deleteBeforeReplace = opts.deleteBeforeReplace;
+  if (opts.ignoreChanges) out.ignoreChanges = [...opts.ignoreChanges];
+  if (opts.replaceOnChanges) out.replaceOnChanges = [...opts.replaceOnChanges];
+  if (opts.additionalSecretOutputs) out.additionalSecretOutputs = [...opts.additionalSecretOutputs];
+  if (opts.customTimeouts) out.customTimeouts = { ...opts.customTimeouts };
+  if (opts.dependsOn) {
+    const deps = await value(opts.dependsOn);
+    const list = (Array.isArray(deps) ? deps : [deps]) as unknown[];
+    out.dependsOn = list.map((d) => keys.get(d) ?? "(unknown resource)");
+  }
+  if (opts.provider) out.provider = keys.get(opts.provider) ?? "(unknown provider)";
+  return out;
+}
+
 /** Waits until the program stops registering: pending RPCs drained, then a quiet period. */
 async function settle(mocks: DockyardMocks): Promise<void> {
   const waitForRPCs = (pulumi.runtime as unknown as { waitForRPCs?: () => Promise<void> }).waitForRPCs;
@@ -122,12 +143,14 @@ async function main(): Promise<void> {
   // MockResourceArgs carries no parent, so record parents as resources are constructed.
   const keys = new Map<unknown, string>();
   const parents = new Map<string, string | undefined>();
+  const options = new Map<string, pulumi.CustomResourceOptions>();
   let exported: Record<string, unknown> = {};
   const outputs = pulumi.runtime.runInPulumiStack(async () => {
     pulumi.runtime.registerStackTransformation((args) => {
       const key = resourceKey(args);
       keys.set(args.resource, key);
       parents.set(key, args.opts.parent ? keys.get(args.opts.parent) : undefined);
+      options.set(key, args.opts as pulumi.CustomResourceOptions);
       return undefined;
     });
     // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -142,7 +165,7 @@ async function main(): Promise<void> {
   for (const r of mocks.resources) {
     if (r.type === "pulumi:pulumi:Stack") continue;
     const key = resourceKey(r);
-    resources.push({ type: r.type, name: r.name, parent: parents.get(key), custom: r.custom, inputs: r.inputs });
+    resources.push({ type: r.type, name: r.name, parent: parents.get(key), custom: r.custom, inputs: r.inputs, options: await renderedOptions(options.get(key), keys) });
   }
   const resolved = (await resolveValue(exported, keys, new Set())) as Record<string, unknown>;
   reply({ ok: true, rendered: { project: PROJECT, stack: req.stack, resources, outputs: resolved } });

@@ -68,6 +68,23 @@ export interface RenderedResource {
   custom: boolean;
   /** The inputs the resource received; cloud-only values are `computed(<name>.<field>)`. */
   inputs: Record<string, unknown>;
+  /** The resource options that decide what the engine does with it (set ones only). */
+  options?: RenderedOptions;
+}
+
+/** Resource options as the engine sees them; resources named by resourceKey(). */
+export interface RenderedOptions {
+  protect?: boolean;
+  retainOnDelete?: boolean;
+  deleteBeforeReplace?: boolean;
+  ignoreChanges?: string[];
+  replaceOnChanges?: string[];
+  additionalSecretOutputs?: string[];
+  customTimeouts?: { create?: string; update?: string; delete?: string };
+  /** Explicit dependencies (dependsOn). */
+  dependsOn?: string[];
+  /** The explicit provider resource, if any. */
+  provider?: string;
 }
 
 /** What a stack declares, as the mock runtime saw it. */

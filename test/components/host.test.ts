@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { gunzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import * as pulumi from "@pulumi/pulumi";
 import { useMocks, promisify, settle, isSecretOutput } from "../helpers/pulumi";
@@ -21,6 +22,7 @@ import {
   type HostBootContext,
 } from "../../components/host";
 import { loadStackSpec, OS_FAMILIES, type EnvironmentSpec } from "../../stacks";
+import { parseEcrRegistry } from "../../components/registry";
 
 // Three default subnets, listed out of AZ order on purpose: placement must not depend on it.
 const SUBNET_AZ: Record<string, string> = { "subnet-0ccc": "eu-west-1c", "subnet-0aaa": "eu-west-1a", "subnet-0bbb": "eu-west-1b" };
@@ -101,6 +103,7 @@ async function build(name: string, stack: string, ordinal: number, over: Partial
       os: spec.os,
       access: spec.access,
       servicePorts: spec.services.filter((s) => s.group === spec.hostGroups[0].name && s.publishPort).map((s) => s.publishPort!),
+      ecr: parseEcrRegistry(spec.registry),
       userData: (c) => {
         ctx = c;
         return pulumi.interpolate`#cloud-config\nhostname: ${c.hostName}\n# data ${c.dataDevice}\n# key ${c.hostKeyParameter}\n`;
@@ -281,7 +284,7 @@ describe("DockerHost (dev)", () => {
         `${T.param} dev-app-1-host-key-param`,
         `${T.role} dev-app-1-role`,
         `${T.rpa} dev-app-1-ssm-core`,
-        `${T.rpa} dev-app-1-ecr-read`,
+        `${T.rolePolicy} dev-app-1-ecr-pull`,
         `${T.rolePolicy} dev-app-1-host-key-read`,
         `${T.profile} dev-app-1-profile`,
         `${T.sg} dev-app-1-sg`,
@@ -330,12 +333,14 @@ describe("DockerHost (dev)", () => {
     expect(b.r(T.instance, "instance").inputs.rootBlockDevice).toMatchObject({ volumeType: "gp3", volumeSize: 20, encrypted: true, deleteOnTermination: true });
   });
 
-  it("keeps data on a separate encrypted gp3 volume that is protected and retained, in the instance's AZ", async () => {
+  it("keeps data on a separate encrypted gp3 volume that is retained (not protected), in the instance's AZ", async () => {
     const b = await devHost;
     const vol = b.r(T.volume, "data");
     expect(vol.inputs).toMatchObject({ type: "gp3", size: b.spec.hostGroups[0].dataVolumeGb, encrypted: true, region: "eu-west-1" });
     const opts = b.rec.get("dev-app-1-data")!.opts;
-    expect(opts.protect).toBe(true);
+    // protect would make Pulumi refuse any plan deleting it (a lower count, destroy):
+    // pulumi/pulumi pkg/resource/deploy/step.go deleteProtectedError. retainOnDelete keeps the data.
+    expect(opts.protect).toBeUndefined();
     expect(opts.retainOnDelete).toBe(true);
     // Host 1 lands in the first AZ (sorted), and volume and instance share that AZ's subnet.
     expect(vol.inputs.availabilityZone).toBe("eu-west-1a");
@@ -370,7 +375,9 @@ describe("DockerHost (dev)", () => {
     expect(b.ctx.hostKeyParameter).toBe("/dockyard/dev/dev-app-1/ssh_host_ed25519_key");
     expect(await known(b.ctx.dataDevice, "dataDevice")).toBe(`/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${volumeId.replace("-", "")}`);
     const inst = b.r(T.instance, "instance").inputs;
-    expect(inst.userData).toBe(
+    // Sent gzip-compressed and base64-encoded (EC2's 16 KB raw limit); cloud-init gunzips it.
+    expect(inst.userData).toBeUndefined();
+    expect(gunzipSync(Buffer.from(inst.userDataBase64 as string, "base64")).toString("utf8")).toBe(
       `#cloud-config\nhostname: dev-app-1\n# data /dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${volumeId.replace("-", "")}\n# key /dockyard/dev/dev-app-1/ssh_host_ed25519_key\n`,
     );
     expect(inst.userDataReplaceOnChange).toBe(true);
@@ -431,28 +438,42 @@ describe("DockerHost (dev)", () => {
       allowReassociation: true,
     });
     expect(b.rec.get("dev-app-1-eip-association")!.opts.deleteBeforeReplace).toBe(true);
-    expect(await known(b.host.publicIp, "publicIp")).toBe("computed(dev-app-1-eip.publicIp)");
+    // The address as the association reports it, and the instance it reaches: both known only
+    // once the address points at this instance (the EIP's own publicIp is known before).
+    expect(await known(b.host.publicIp, "publicIp")).toBe("computed(dev-app-1-eip-association.publicIp)");
+    expect(await known(b.host.addressInstanceId, "addressInstanceId")).toBe(b.r(T.instance, "instance").id);
   });
 
-  it("gives the instance a role for SSM, ECR pulls and reading only its own host key", async () => {
+  it("gives the instance a role for SSM, pulls from its stack's ECR namespace and reading only its own host key", async () => {
     const b = await devHost;
     const assume = JSON.parse(b.r(T.role, "role").inputs.assumeRolePolicy as string);
     expect(assume.Statement).toEqual([{ Effect: "Allow", Principal: { Service: "ec2.amazonaws.com" }, Action: "sts:AssumeRole" }]);
     expect(b.r(T.rpa, "ssm-core").inputs).toEqual({ role: "computed(dev-app-1-role.name)", policyArn: "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore" });
-    expect(b.r(T.rpa, "ecr-read").inputs).toEqual({ role: "computed(dev-app-1-role.name)", policyArn: "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly" });
+    // Not AmazonEC2ContainerRegistryReadOnly (every repository of the account): dev-dockyard/* only.
+    const ecrPull = b.r(T.rolePolicy, "ecr-pull").inputs;
+    expect(ecrPull.role).toBe("computed(dev-app-1-role.name)");
+    expect(JSON.parse(ecrPull.policy as string).Statement).toEqual([
+      { Sid: "EcrToken", Effect: "Allow", Action: "ecr:GetAuthorizationToken", Resource: "*" },
+      {
+        Sid: "PullStackRepositories",
+        Effect: "Allow",
+        Action: ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+        Resource: "arn:aws:ecr:eu-west-1:123456789012:repository/dockyard-dev/*",
+      },
+    ]);
     const inline = b.r(T.rolePolicy, "host-key-read").inputs;
     expect(inline.role).toBe("computed(dev-app-1-role.name)");
     expect(JSON.parse(inline.policy as string).Statement).toEqual([
       { Sid: "ReadOwnSshHostKey", Effect: "Allow", Action: "ssm:GetParameter", Resource: "computed(dev-app-1-host-key-param.arn)" },
     ]);
     // Exactly these three grants, nothing wider.
-    expect(mocks.ofType(T.rpa).filter((r) => r.name.startsWith("dev-app-1-")).length).toBe(2);
+    expect(mocks.ofType(T.rpa).filter((r) => r.name.startsWith("dev-app-1-")).map((r) => r.name)).toEqual(["dev-app-1-ssm-core"]);
     expect(b.r(T.profile, "profile").inputs.role).toBe("computed(dev-app-1-role.name)");
     expect(b.r(T.instance, "instance").inputs.iamInstanceProfile).toBe("computed(dev-app-1-profile.name)");
     // The boot script reads the key and pulls images: the grants exist before the instance.
     const deps = b.rec.get("dev-app-1-instance")!.opts.dependsOn as pulumi.Resource[];
     const depNames = await Promise.all(deps.map((d) => known(d.urn, "dependency urn")));
-    expect(depNames.map((u) => u.split("::").pop()).sort()).toEqual(["dev-app-1-ecr-read", "dev-app-1-host-key-param", "dev-app-1-host-key-read", "dev-app-1-ssm-core"]);
+    expect(depNames.map((u) => u.split("::").pop()).sort()).toEqual(["dev-app-1-ecr-pull", "dev-app-1-host-key-param", "dev-app-1-host-key-read", "dev-app-1-ssm-core"]);
   });
 
   it("stores an ED25519 SSH host key as a SecureString whose value is a secret, and exports its public key", async () => {
@@ -549,7 +570,8 @@ describe("DockerHost (prod)", () => {
       expect(inst.instanceType).toBe("m6i.large");
       expect(inst.rootBlockDevice).toMatchObject({ volumeSize: 30, encrypted: true, volumeType: "gp3" });
       expect(b.r(T.volume, "data").inputs).toMatchObject({ size: 100, encrypted: true, type: "gp3" });
-      expect(b.rec.get(`${b.name}-data`)!.opts).toMatchObject({ protect: true, retainOnDelete: true });
+      expect(b.rec.get(`${b.name}-data`)!.opts).toMatchObject({ retainOnDelete: true });
+      expect(b.rec.get(`${b.name}-data`)!.opts.protect).toBeUndefined();
       const ingress = (b.r(T.sg, "sg").inputs.ingress as { fromPort: number; cidrBlocks: string[] }[]).map((r) => [r.fromPort, r.cidrBlocks]);
       expect(ingress).toEqual([
         [22, ["198.51.100.0/24"]],
