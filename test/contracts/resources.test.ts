@@ -1,0 +1,77 @@
+/**
+ * Contract: what every stack declares is accepted by the real systems at `pulumi up`.
+ * Each rule (./rules.ts, with the source it was read in) runs over every resource of dev,
+ * test, prod and a generated large stack at the schema's edges (./stacks.ts); then each
+ * rule is shown to fail on a planted bad resource, so a passing rule is not a rule that
+ * cannot fail. What this does not prove: behaviour the mock runtime cannot show (timing of
+ * real replacements, AWS eventual consistency); the README lists what is unverified.
+ */
+import { describe, expect, it } from "vitest";
+import { gzipSync } from "node:zlib";
+import { randomBytes } from "node:crypto";
+import type { Rendered, RenderedResource } from "../../scripts/lib/render";
+import { CONTRACT_STACKS, LARGE_STACK, contractRender } from "./stacks";
+import { RULES, T, type Rule } from "./rules";
+
+describe.each([...CONTRACT_STACKS])("stack %s", (stack) => {
+  it.each(RULES.map((r) => [r.id, r] as const))("%s", async (_id, rule: Rule) => {
+    const rendered = await contractRender(stack);
+    expect(rule.check(rendered), `${rule.rule} (${rule.source})`).toEqual([]);
+  }, 300_000);
+});
+
+describe("the large stack", () => {
+  it("is at the edges: 51-character host names, 32-character group and service names, >900 resources", async () => {
+    const r = await contractRender(LARGE_STACK);
+    const hosts = r.resources.filter((x) => x.type === "dockyard:index:DockerHost").map((x) => x.name);
+    expect(Math.max(...hosts.map((h) => h.length))).toBe(51);
+    expect(r.resources.length).toBeGreaterThan(900);
+  }, 300_000);
+});
+
+/** A copy of a render with one resource changed (or added). */
+function planted(base: Rendered, type: string, change: (r: RenderedResource) => RenderedResource | RenderedResource[]): Rendered {
+  const i = base.resources.findIndex((x) => x.type === type);
+  if (i < 0) throw new Error(`no ${type} to plant into`);
+  const copy = structuredClone(base);
+  const out = change(copy.resources[i]);
+  copy.resources.splice(i, 1, ...([] as RenderedResource[]).concat(out));
+  return copy;
+}
+const b64gz = (s: string) => gzipSync(Buffer.from(s)).toString("base64");
+
+/** For each rule, one bad resource it must catch (the message it must give). */
+const BAD: Record<string, [string, (r: RenderedResource) => RenderedResource | RenderedResource[], RegExp]> = {
+  "ec2-user-data": [T.instance, (r) => ({ ...r, inputs: { ...r.inputs, userDataBase64: undefined, userData: `#cloud-config\n${"#".repeat(19_000)}\n` } }), /userData is 19\d\d\d bytes; EC2 accepts 16384/],
+  "ec2-tags": [T.instance, (r) => ({ ...r, inputs: { ...r.inputs, tags: { "aws:owner": "x", k: "v".repeat(300) } } }), /reserved aws: prefix/],
+  autonames: [T.role, (r) => ({ ...r, name: `${"h".repeat(52)}-role` }), /name would be 65 characters; at most 64/],
+  "security-groups": [T.sg, (r) => ({ ...r, inputs: { ...r.inputs, description: "Dockyard host: SSH <from> 'sshCidrs'" } }), /characters EC2 refuses/],
+  iam: [T.rolePolicy, (r) => ({ ...r, inputs: { ...r.inputs, policy: JSON.stringify({ Version: "2012-10-17", Statement: [{ Effect: "Allow", Action: "s3:*", Resource: "x".repeat(10_300) }] }) } }), /inline policies total \d+ characters; at most 10240/],
+  "ecr-pull-scope": [T.rolePolicy, (r) => ({ ...r, inputs: { ...r.inputs, policy: JSON.stringify({ Version: "2012-10-17", Statement: [{ Effect: "Allow", Action: ["ecr:BatchGetImage"], Resource: "*" }] }) } }), /not scoped to a repository namespace/],
+  "ssm-parameters": [T.param, (r) => ({ ...r, inputs: { ...r.inputs, name: "/ssm/x" } }), /begins with aws or ssm/],
+  "ecr-repositories": [T.ecrRepo, (r) => ({ ...r, inputs: { ...r.inputs, region: "ap-south-1" } }), /created in ap-south-1, but images are pulled from/],
+  deletable: [T.volume, (r) => ({ ...r, options: { protect: true, retainOnDelete: true } }), /is protected/],
+  "docker-image-id": [T.container, (r) => ({ ...r, inputs: { ...r.inputs, image: "123456789012.dkr.ecr.eu-west-1.amazonaws.com/dockyard-dev/web@sha256:" + "a".repeat(64) } }), /is not a RemoteImage's imageId/],
+  "docker-pulls": [T.image, (r) => ({ ...r, options: { ...r.options, dependsOn: [] } }), /is not pulled on the host/],
+  "one-way-in": [T.dockerProvider, (r) => ({ ...r, inputs: { ...r.inputs, host: "ssh://admin@computed(dev-app-1-eip.publicIp)" } }), /is not the EIP association's publicIp/],
+};
+
+describe("each rule fails on a planted bad resource", () => {
+  it("every rule has a planted case", () => {
+    expect(Object.keys(BAD).sort()).toEqual(RULES.map((r) => r.id).sort());
+  });
+  it.each(RULES.map((r) => [r.id, r] as const))("%s", async (id, rule: Rule) => {
+    const base = await contractRender("dev");
+    const [type, change, message] = BAD[id];
+    expect(rule.check(base)).toEqual([]);
+    const problems = rule.check(planted(base, type, change));
+    expect(problems.join("\n")).toMatch(message);
+  }, 300_000);
+  it("gzip over 16 KB is refused too, and gzip of a YAML error is reported", async () => {
+    const base = await contractRender("dev");
+    const rule = RULES.find((r) => r.id === "ec2-user-data")!;
+    const random = randomBytes(18_000).toString("base64");
+    expect(rule.check(planted(base, T.instance, (r) => ({ ...r, inputs: { ...r.inputs, userDataBase64: b64gz(`#cloud-config\n#${random}\n`) } }))).join()).toMatch(/before base64; EC2 accepts 16384/);
+    expect(rule.check(planted(base, T.instance, (r) => ({ ...r, inputs: { ...r.inputs, userDataBase64: b64gz("#cloud-config\na: [\n") } }))).join()).toMatch(/is not YAML/);
+  }, 300_000);
+});

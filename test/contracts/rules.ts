@@ -1,0 +1,373 @@
+/**
+ * The rules the real systems apply at `pulumi up` to what the program declares, each
+ * with where it was read. A rule looks at the whole render of a stack (every resource with
+ * its inputs and options) and returns the problems it finds; the contract test runs every
+ * rule over every contract stack, and shows each rule failing on a planted bad resource.
+ *
+ * Values only the cloud knows are `computed(<resource>.<field>)` strings under the mock
+ * runtime (scripts/lib/mocks.ts); a rule checks what is known and, where the rule is about
+ * a reference (which resource a value comes from), checks the reference.
+ */
+import { gunzipSync } from "node:zlib";
+import * as YAML from "yaml";
+import { isComputed } from "../../scripts/lib/mocks";
+import { isSecretValue, resourceKey, type Rendered, type RenderedResource } from "../../scripts/lib/render";
+import { parseEcrRegistry } from "../../components/registry";
+import { EC2_USER_DATA_LIMIT, CLOUD_INIT_INSTANCE_ID } from "../../components/engine";
+
+export interface Rule {
+  id: string;
+  /** What the real system does, in a sentence. */
+  rule: string;
+  /** Where that was read. */
+  source: string;
+  check(r: Rendered): string[];
+}
+
+export const T = {
+  instance: "aws:ec2/instance:Instance",
+  sg: "aws:ec2/securityGroup:SecurityGroup",
+  role: "aws:iam/role:Role",
+  rolePolicy: "aws:iam/rolePolicy:RolePolicy",
+  rpa: "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+  profile: "aws:iam/instanceProfile:InstanceProfile",
+  keyPair: "aws:ec2/keyPair:KeyPair",
+  param: "aws:ssm/parameter:Parameter",
+  ecrRepo: "aws:ecr/repository:Repository",
+  ecrLifecycle: "aws:ecr/lifecyclePolicy:LifecyclePolicy",
+  volume: "aws:ebs/volume:Volume",
+  attachment: "aws:ec2/volumeAttachment:VolumeAttachment",
+  eipAssoc: "aws:ec2/eipAssociation:EipAssociation",
+  container: "docker:index/container:Container",
+  image: "docker:index/remoteImage:RemoteImage",
+  dockerProvider: "pulumi:providers:docker",
+  remoteCommand: "command:remote:Command",
+} as const;
+
+const of = (r: Rendered, type: string) => r.resources.filter((x) => x.type === type);
+const str = (v: unknown) => (typeof v === "string" ? v : JSON.stringify(v));
+/** A secret input as the mock runtime records it (`{ <sig>: <secret sig>, value }`), unwrapped. */
+const plain = (v: unknown): unknown => (isSecretValue(v) ? (v as { value: unknown }).value : v);
+const byKey = (r: Rendered) => new Map(r.resources.map((x) => [resourceKey(x), x]));
+/** The resource a `computed(<name>.<field>)` value comes from, and the field. */
+function computedRef(v: unknown): { name: string; field: string } | undefined {
+  const m = typeof v === "string" ? /^computed\(([^()]+)\.([A-Za-z0-9]+)\)$/.exec(v) : null;
+  return m ? { name: m[1], field: m[2] } : undefined;
+}
+
+/**
+ * Pulumi autonames a resource without an explicit name `<logical name>-<7 random hex>`
+ * (pulumi-terraform-bridge AutoName, separator "-", 7 random characters) and the engine
+ * refuses a result over the type's maximum (pulumi/pulumi sdk/go/common/resource/resource_id.go
+ * NewUniqueHex). Maxima: pulumi-aws provider/resources.go (aws_iam_role AutoName 64;
+ * everything else SetAutonaming(255)) and the AWS API where it is lower (IAM instance
+ * profile and role policy names: 128, IAM API reference CreateInstanceProfile/PutRolePolicy).
+ */
+export const AUTONAME_MAX: Record<string, number> = {
+  [T.role]: 64,
+  [T.profile]: 128,
+  [T.rolePolicy]: 128,
+  [T.sg]: 255,
+  [T.keyPair]: 255,
+};
+export const AUTONAME_SUFFIX = 8;
+
+/** Characters EC2 allows in a security group's description and its rules' descriptions. */
+const SG_TEXT = /^[a-zA-Z0-9. _\-:/()#,@[\]+=&;{}!$*]*$/;
+
+function gunzipUserData(b64: string): string {
+  return gunzipSync(Buffer.from(b64, "base64")).toString("utf8");
+}
+
+export const RULES: Rule[] = [
+  {
+    id: "ec2-user-data",
+    rule: "EC2 accepts at most 16 KB of user-data before base64; cloud-init decompresses gzip by its magic bytes; the text is a #cloud-config YAML document",
+    source: "EC2 User Guide, 'Run commands when you launch an EC2 instance with user data input' (16 KB raw limit); canonical/cloud-init cloudinit/user_data.py (util.decomp_gzip)",
+    check(r) {
+      const p: string[] = [];
+      for (const i of of(r, T.instance)) {
+        if (i.inputs.userData !== undefined) {
+          const raw = Buffer.byteLength(str(i.inputs.userData));
+          if (raw > EC2_USER_DATA_LIMIT) p.push(`${i.name}: userData is ${raw} bytes; EC2 accepts ${EC2_USER_DATA_LIMIT}`);
+          continue;
+        }
+        const b64 = i.inputs.userDataBase64;
+        if (typeof b64 !== "string") {
+          p.push(`${i.name}: no user-data`);
+          continue;
+        }
+        const raw = Buffer.from(b64, "base64");
+        if (raw.length > EC2_USER_DATA_LIMIT) p.push(`${i.name}: userDataBase64 is ${raw.length} bytes before base64; EC2 accepts ${EC2_USER_DATA_LIMIT}`);
+        let text = "";
+        try {
+          text = gunzipUserData(b64);
+        } catch (e) {
+          p.push(`${i.name}: userDataBase64 is not gzip: ${(e as Error).message}`);
+          continue;
+        }
+        if (!text.startsWith("#cloud-config\n")) p.push(`${i.name}: user-data does not start with #cloud-config`);
+        const doc = YAML.parseDocument(text);
+        if (doc.errors.length > 0) p.push(`${i.name}: user-data is not YAML: ${doc.errors[0].message}`);
+        if (i.inputs.userDataReplaceOnChange !== true) p.push(`${i.name}: userDataReplaceOnChange must be true (engine changes replace hosts)`);
+      }
+      return p;
+    },
+  },
+  {
+    id: "ec2-tags",
+    rule: "a resource has at most 50 user tags; keys 1-128 characters, values at most 256; the aws: prefix is reserved",
+    source: "AWS Tagging Best Practices / EC2 User Guide 'Tag restrictions'",
+    check(r) {
+      const p: string[] = [];
+      for (const res of r.resources) {
+        const sets: [string, unknown][] = [["tags", res.inputs.tags]];
+        const root = res.inputs.rootBlockDevice as { tags?: unknown } | undefined;
+        if (root?.tags) sets.push(["rootBlockDevice.tags", root.tags]);
+        for (const [where, tags] of sets) {
+          if (!tags || typeof tags !== "object") continue;
+          const entries = Object.entries(tags as Record<string, unknown>);
+          if (entries.length > 50) p.push(`${res.name}: ${where}: ${entries.length} tags; at most 50`);
+          for (const [k, v] of entries) {
+            if (k.length < 1 || k.length > 128) p.push(`${res.name}: ${where}: key "${k}" is ${k.length} characters; 1-128`);
+            if (/^aws:/i.test(k)) p.push(`${res.name}: ${where}: key "${k}" uses the reserved aws: prefix`);
+            if (str(v).length > 256) p.push(`${res.name}: ${where}.${k}: value is ${str(v).length} characters; at most 256`);
+          }
+        }
+      }
+      return p;
+    },
+  },
+  {
+    id: "autonames",
+    rule: "an autonamed resource's name is its logical name plus '-' and 7 random characters, and may not exceed the type's maximum",
+    source: "pulumi/pulumi sdk/go/common/resource/resource_id.go NewUniqueHex; pulumi-aws provider/resources.go (aws_iam_role AutoName 64, SetAutonaming 255); IAM API reference (instance profile, role policy names: 128)",
+    check(r) {
+      const p: string[] = [];
+      for (const res of r.resources) {
+        const max = AUTONAME_MAX[res.type];
+        if (max === undefined) continue;
+        const explicit = res.inputs.name ?? res.inputs.keyName;
+        const len = typeof explicit === "string" && !isComputed(explicit) ? explicit.length : res.name.length + AUTONAME_SUFFIX;
+        if (len > max) p.push(`${res.type} ${res.name}: name would be ${len} characters; at most ${max}`);
+      }
+      return p;
+    },
+  },
+  {
+    id: "security-groups",
+    rule: "a security group's description is 0-255 characters of a-zA-Z0-9. _-:/()#,@[]+=&;{}!$*, as are rule descriptions; a group holds at most 60 inbound and 60 outbound rules, each CIDR counting as one",
+    source: "EC2 API reference CreateSecurityGroup (GroupDescription constraints); Amazon VPC quotas 'Inbound or outbound rules per security group: 60'",
+    check(r) {
+      const p: string[] = [];
+      for (const sg of of(r, T.sg)) {
+        const d = str(sg.inputs.description ?? "");
+        if (d.length > 255 || !SG_TEXT.test(d)) p.push(`${sg.name}: description ${JSON.stringify(d)} is over 255 characters or uses characters EC2 refuses`);
+        for (const dir of ["ingress", "egress"] as const) {
+          const rules = (sg.inputs[dir] ?? []) as { description?: string; cidrBlocks?: string[]; ipv6CidrBlocks?: string[] }[];
+          const count = rules.reduce((n, x) => n + (x.cidrBlocks?.length ?? 0) + (x.ipv6CidrBlocks?.length ?? 0), 0);
+          if (count > 60) p.push(`${sg.name}: ${count} ${dir} rules (one per CIDR); at most 60`);
+          for (const x of rules) {
+            const rd = x.description ?? "";
+            if (rd.length > 255 || !SG_TEXT.test(rd)) p.push(`${sg.name}: ${dir} rule description ${JSON.stringify(rd)} is refused`);
+          }
+        }
+      }
+      return p;
+    },
+  },
+  {
+    id: "iam",
+    rule: "role trust policies are at most 2048 characters; a role's inline policies together at most 10240 characters (whitespace not counted); at most 10 managed policies per role; policies are JSON with Version and Statements of Effect, Action and Resource; role descriptions at most 1000 characters",
+    source: "IAM User Guide 'IAM and AWS STS quotas' (role trust policy length 2048, role policy size 10240, managed policies per role 10); IAM JSON policy element reference; IAM API CreateRole (Description 0-1000)",
+    check(r) {
+      const p: string[] = [];
+      const inlineByRole = new Map<string, number>();
+      const managedByRole = new Map<string, number>();
+      for (const role of of(r, T.role)) {
+        const trust = str(role.inputs.assumeRolePolicy);
+        if (trust.replace(/\s/g, "").length > 2048) p.push(`${role.name}: trust policy over 2048 characters`);
+        if (str(role.inputs.description ?? "").length > 1000) p.push(`${role.name}: description over 1000 characters`);
+      }
+      for (const pol of of(r, T.rolePolicy)) {
+        const text = str(pol.inputs.policy);
+        const role = str(pol.inputs.role);
+        inlineByRole.set(role, (inlineByRole.get(role) ?? 0) + text.replace(/\s/g, "").length);
+        let doc: { Version?: string; Statement?: { Effect?: string; Action?: unknown; Resource?: unknown }[] };
+        try {
+          doc = JSON.parse(text);
+        } catch {
+          p.push(`${pol.name}: policy is not JSON`);
+          continue;
+        }
+        if (doc.Version !== "2012-10-17") p.push(`${pol.name}: Version must be 2012-10-17`);
+        for (const s of doc.Statement ?? []) {
+          if (!["Allow", "Deny"].includes(s.Effect ?? "") || s.Action === undefined || s.Resource === undefined) p.push(`${pol.name}: statement without Effect, Action or Resource`);
+        }
+        if (!doc.Statement?.length) p.push(`${pol.name}: no statements`);
+      }
+      for (const [role, n] of inlineByRole) if (n > 10240) p.push(`role ${role}: inline policies total ${n} characters; at most 10240`);
+      for (const a of of(r, T.rpa)) managedByRole.set(str(a.inputs.role), (managedByRole.get(str(a.inputs.role)) ?? 0) + 1);
+      for (const [role, n] of managedByRole) if (n > 10) p.push(`role ${role}: ${n} managed policies; at most 10`);
+      return p;
+    },
+  },
+  {
+    id: "ecr-pull-scope",
+    rule: "a host reads only its own stack's repositories: image-pull actions are granted on <account>:repository/<namespace>/* in the registry's region, never on every repository",
+    source: "issue 8 finding 9; ECR actions and resource types (Service Authorization Reference: GetAuthorizationToken has no resource type)",
+    check(r) {
+      const p: string[] = [];
+      for (const a of of(r, T.rpa)) if (/AmazonEC2ContainerRegistry/.test(str(a.inputs.policyArn))) p.push(`${a.name}: attaches ${str(a.inputs.policyArn)} (every repository of the account)`);
+      const repos = of(r, T.ecrRepo);
+      const namespaces = new Set(repos.map((x) => str(x.inputs.name).split("/").slice(0, -1).join("/")));
+      for (const pol of of(r, T.rolePolicy)) {
+        const doc = JSON.parse(str(pol.inputs.policy)) as { Statement: { Action: string | string[]; Resource: string | string[] }[] };
+        for (const s of doc.Statement) {
+          const actions = ([] as string[]).concat(s.Action);
+          if (!actions.some((a) => /^ecr:(BatchGetImage|GetDownloadUrlForLayer|\*)$/.test(a))) continue;
+          for (const res of ([] as string[]).concat(s.Resource)) {
+            const m = /^arn:[a-z-]+:ecr:([a-z0-9-]+):([0-9]{12}):repository\/(.+)\/\*$/.exec(res);
+            if (!m) {
+              p.push(`${pol.name}: ${actions.join(",")} on ${res}: not scoped to a repository namespace`);
+              continue;
+            }
+            if (!namespaces.has(m[3])) p.push(`${pol.name}: grants pulls from ${m[3]}/*, which is not this stack's namespace (${[...namespaces].join(", ")})`);
+            const region = repos.map((x) => str(x.inputs.region))[0];
+            if (region && m[1] !== region) p.push(`${pol.name}: grants pulls in ${m[1]}, but the repositories are in ${region}`);
+          }
+        }
+      }
+      return p;
+    },
+  },
+  {
+    id: "ssm-parameters",
+    rule: "parameter names use a-zA-Z0-9_.-/, at most 15 levels, may not begin with aws or ssm, and with the full ARN at most 1011 characters",
+    source: "AWS Systems Manager User Guide 'Requirements and constraints for parameter names'",
+    check(r) {
+      const p: string[] = [];
+      for (const x of of(r, T.param)) {
+        const name = str(x.inputs.name);
+        const arn = `arn:aws-us-gov:ssm:${str(x.inputs.region)}:123456789012:parameter${name.startsWith("/") ? "" : "/"}${name}`;
+        if (!/^[a-zA-Z0-9_.\-/]+$/.test(name)) p.push(`${x.name}: name ${name} has characters SSM refuses`);
+        if (name.split("/").filter(Boolean).length > 15) p.push(`${x.name}: name ${name} has more than 15 levels`);
+        if (/^\/?(aws|ssm)/i.test(name)) p.push(`${x.name}: name ${name} begins with aws or ssm`);
+        if (arn.length > 1011) p.push(`${x.name}: the parameter's ARN would be ${arn.length} characters; at most 1011`);
+        if (x.inputs.type !== "SecureString") p.push(`${x.name}: holds a private key but is ${str(x.inputs.type)}, not SecureString`);
+      }
+      return p;
+    },
+  },
+  {
+    id: "ecr-repositories",
+    rule: "repository names are 2-256 characters matching (?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*, created in the region of the registry host that references them; lifecycle policies are 100-30720 characters of valid rules",
+    source: "ECR API reference CreateRepository (repositoryName pattern, length); ECR User Guide 'Lifecycle policy properties'; PutLifecyclePolicy (lifecyclePolicyText 100-30720)",
+    check(r) {
+      const p: string[] = [];
+      // The region in the registry host the fleet pulls from (stack output services.*.image).
+      const images = Object.values((r.outputs.services ?? {}) as Record<string, { image: string }>).map((s) => s.image);
+      const registryRegion = images.length > 0 ? parseEcrRegistry(images[0].split("@")[0])?.region : undefined;
+      for (const x of of(r, T.ecrRepo)) {
+        const name = str(x.inputs.name);
+        if (name.length < 2 || name.length > 256 || !/^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*\/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$/.test(name)) p.push(`${x.name}: repository name ${name} is refused`);
+        if (registryRegion && x.inputs.region !== registryRegion) p.push(`${x.name}: created in ${str(x.inputs.region)}, but images are pulled from ${registryRegion}`);
+      }
+      for (const x of of(r, T.ecrLifecycle)) {
+        const text = str(x.inputs.policy);
+        if (text.length < 100 || text.length > 30720) p.push(`${x.name}: lifecycle policy is ${text.length} characters; 100-30720`);
+        const doc = JSON.parse(text) as { rules: Record<string, any>[] };
+        const priorities = doc.rules.map((rule) => rule.rulePriority);
+        if (new Set(priorities).size !== priorities.length) p.push(`${x.name}: rule priorities are not unique`);
+        for (const rule of doc.rules) {
+          const s = rule.selection ?? {};
+          if (!Number.isInteger(rule.rulePriority) || rule.rulePriority < 1) p.push(`${x.name}: rulePriority must be an integer >= 1`);
+          if (!["tagged", "untagged", "any"].includes(s.tagStatus)) p.push(`${x.name}: tagStatus ${s.tagStatus}`);
+          if (s.tagStatus === "untagged" && (s.tagPrefixList || s.tagPatternList)) p.push(`${x.name}: an untagged rule may not list tags`);
+          if (s.tagStatus === "tagged" && !s.tagPrefixList && !s.tagPatternList) p.push(`${x.name}: a tagged rule needs tagPrefixList or tagPatternList`);
+          if (!["imageCountMoreThan", "sinceImagePushed"].includes(s.countType)) p.push(`${x.name}: countType ${s.countType}`);
+          if (s.countType === "sinceImagePushed" && s.countUnit !== "days") p.push(`${x.name}: sinceImagePushed needs countUnit days`);
+          if (rule.action?.type !== "expire") p.push(`${x.name}: action must be expire`);
+        }
+      }
+      return p;
+    },
+  },
+  {
+    id: "deletable",
+    rule: "the engine refuses any plan that deletes a protected resource (a lower count, a removed group, destroy); data volumes must survive their host without protect",
+    source: "pulumi/pulumi pkg/resource/deploy/step.go DeleteStep.Apply (deleteProtectedError; RetainOnDelete skips the provider's Delete)",
+    check(r) {
+      const p: string[] = [];
+      for (const x of r.resources) if (x.options?.protect) p.push(`${x.type} ${x.name} is protected`);
+      for (const v of of(r, T.volume)) if (!v.options?.retainOnDelete) p.push(`${v.name}: a data volume without retainOnDelete is deleted with its host`);
+      return p;
+    },
+  },
+  {
+    id: "docker-image-id",
+    rule: "a container's image is the id of a RemoteImage, never a repo digest (the provider compares image ids: a digest replaces the container on every deploy), and every Docker resource names its provider",
+    source: "pulumi/pulumi-docker#1431; a Docker resource without an explicit provider uses the default provider, i.e. the Docker socket where Pulumi runs",
+    check(r) {
+      const p: string[] = [];
+      const keys = byKey(r);
+      for (const c of of(r, T.container)) {
+        const ref = computedRef(c.inputs.image);
+        if (!ref || ref.field !== "imageId" || !keys.has(`${T.image}::${ref.name}`)) p.push(`${c.name}: image ${str(c.inputs.image)} is not a RemoteImage's imageId`);
+      }
+      for (const x of r.resources) {
+        if (!x.type.startsWith("docker:index/")) continue;
+        if (!x.options?.provider || !keys.get(x.options.provider)?.type.startsWith("pulumi:providers:docker")) p.push(`${x.type} ${x.name}: no explicit Docker provider`);
+      }
+      return p;
+    },
+  },
+  {
+    id: "docker-pulls",
+    rule: "the Docker provider pulls with the registry auth it is given and anonymously otherwise (ECR answers 'no basic auth credentials'); so every image reaches its host by a host-side pull (the instance role's ECR helper) before the RemoteImage, which then finds it locally; no registry credential is in provider config",
+    source: "pulumi-docker provider: RemoteImage create looks the image up locally before pulling, and pulls with registry_auth only (read by the fleet's engineer, cited in components/fleet.ts); issue 8 finding 3",
+    check(r) {
+      const p: string[] = [];
+      const keys = byKey(r);
+      for (const prov of of(r, T.dockerProvider)) {
+        if (prov.inputs.registryAuth !== undefined) p.push(`${prov.name}: carries registryAuth (a token in state)`);
+      }
+      for (const img of of(r, T.image)) {
+        const pulls = (img.options?.dependsOn ?? []).map((k) => keys.get(k)).filter((x): x is RenderedResource => x?.type === T.remoteCommand);
+        const ref = str(img.inputs.name);
+        const pulled = pulls.some((c) => new RegExp(`docker pull\\b[^\\n]* ${ref.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(\\s|$)`).test(str(c.inputs.create)));
+        if (!pulled) p.push(`${img.name}: ${ref} is not pulled on the host before the provider looks for it`);
+      }
+      return p;
+    },
+  },
+  {
+    id: "one-way-in",
+    rule: "every SSH connection (engine readiness, pulls, the Docker provider) goes to the address the EIP ASSOCIATION reports, with the host key pinned; the readiness check insists on the instance that association names",
+    source: "terraform-provider-aws internal/service/ec2/ec2_eip_association.go (Create waits, Read sets public_ip and instance_id); issue 8 finding 4",
+    check(r) {
+      const p: string[] = [];
+      const viaAssociation = (v: unknown) => {
+        const ref = computedRef(v) ?? computedRef(/@(computed\([^()]+\))$/.exec(str(v))?.[1]);
+        return !!ref && ref.field === "publicIp" && r.resources.some((x) => x.type === T.eipAssoc && x.name === ref.name);
+      };
+      for (const c of of(r, T.remoteCommand)) {
+        // @pulumi/command marks `connection` secret (it may carry a private key).
+        const conn = plain(c.inputs.connection) as { host?: unknown; hostKey?: unknown } | undefined;
+        if (!viaAssociation(conn?.host)) p.push(`${c.name}: connects to ${str(conn?.host)}, not the EIP association's publicIp`);
+        if (!conn?.hostKey) p.push(`${c.name}: the host key is not pinned`);
+      }
+      for (const prov of of(r, T.dockerProvider)) {
+        if (!viaAssociation(prov.inputs.host)) p.push(`${prov.name}: host ${str(prov.inputs.host)} is not the EIP association's publicIp`);
+        if (!/StrictHostKeyChecking=yes/.test(str(prov.inputs.sshOpts))) p.push(`${prov.name}: ssh does not pin the host key`);
+      }
+      for (const c of of(r, T.remoteCommand).filter((x) => x.name.endsWith("-engine-ready"))) {
+        const host = c.name.replace(/-engine-ready$/, "");
+        const assoc = r.resources.find((x) => x.type === T.eipAssoc && x.name === `${host}-eip-association`);
+        const want = str(assoc?.inputs.instanceId);
+        if (!str(c.inputs.create).includes(CLOUD_INIT_INSTANCE_ID) || !str(c.inputs.create).includes(want)) p.push(`${c.name}: does not check it reached instance ${want}`);
+      }
+      return p;
+    },
+  },
+];
