@@ -8,6 +8,7 @@
  * fsync of the directory): a reader sees the old file or the new one, never half of one.
  */
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import * as YAML from "yaml";
 import { DIGEST_RE } from "./oci";
@@ -162,38 +163,149 @@ export function setImageDigests(file: string, updates: Record<string, string>, h
   return previous;
 }
 
+/** How long withFileLock waits for another writer, and when a lock counts as abandoned. */
+export interface LockOptions {
+  /** Wait up to this long for a live holder to finish; default 15 s (a holder only rewrites one file and appends a line). */
+  waitMs?: number;
+  /** A lock file older than this is stale whatever it says; default 10 minutes. */
+  staleMs?: number;
+}
+
+/** What a lock file says: who holds it. Written whole before the lock exists (see takeLock). */
+interface LockHolder {
+  pid: number;
+  host: string;
+  time: string;
+}
+
+const LOCK_WAIT_MS = 15_000;
+const LOCK_STALE_MS = 10 * 60_000;
+
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
 /**
- * Runs `fn` holding `<file>.lock` (created O_EXCL, holding our pid), so two promotes or
- * rollbacks never interleave their read-modify-write of one stack file and its ledger.
- * A lock left by a process that no longer runs is taken over.
+ * Creates `lock` with our pid, host and time in one step: the content goes to a temp file
+ * first, which is then hard-linked to the lock path; link(2) fails with EEXIST if the lock
+ * exists, so the lock is never seen without its content. Returns the lock's inode, or
+ * undefined if another writer holds it.
  */
-export function withFileLock<T>(file: string, fn: () => T): T {
-  const lock = `${file}.lock`;
-  for (let attempt = 0; ; attempt++) {
+function takeLock(lock: string): number | undefined {
+  const tmp = `${lock}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  const me: LockHolder = { pid: process.pid, host: os.hostname(), time: new Date().toISOString() };
+  try {
+    fs.writeFileSync(tmp, `${JSON.stringify(me)}\n`, { flag: "wx" });
     try {
-      fs.writeFileSync(lock, `${process.pid}\n`, { flag: "wx" });
-      break;
+      fs.linkSync(tmp, lock);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST" || attempt > 0) {
-        throw new StackFileError(`cannot lock ${file}: ${(e as Error).message}${(e as NodeJS.ErrnoException).code === "EEXIST" ? "; another promote or rollback is changing it" : ""}`);
-      }
-      const holder = Number.parseInt(fs.readFileSync(lock, "utf8"), 10);
-      let alive = false;
-      try {
-        if (Number.isInteger(holder) && holder > 0) {
-          process.kill(holder, 0);
-          alive = true;
-        }
-      } catch (k) {
-        alive = (k as NodeJS.ErrnoException).code === "EPERM";
-      }
-      if (alive) throw new StackFileError(`cannot change ${file}: another promote or rollback (pid ${holder}) is changing it; lock ${lock}`);
-      fs.rmSync(lock, { force: true }); // stale: its process is gone
+      if ((e as NodeJS.ErrnoException).code === "EEXIST") return undefined;
+      throw e;
     }
+    return fs.statSync(tmp).ino;
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+}
+
+/**
+ * Why a lock held by `holder` (undefined: unreadable) and last written at `mtimeMs` is stale,
+ * or undefined if it may still be held: stale only when its holder is provably dead (a pid on this host that
+ * no longer runs) or it is older than `staleMs`. An empty or unreadable lock is not stale
+ * until it is old: it may belong to a writer we cannot identify.
+ */
+function staleReason(holder: LockHolder | undefined, mtimeMs: number, staleMs: number): string | undefined {
+  const ageMs = Date.now() - mtimeMs;
+  if (ageMs > staleMs) return `older than ${Math.round(staleMs / 1000)} s`;
+  if (holder && holder.host === os.hostname()) {
+    try {
+      process.kill(holder.pid, 0);
+    } catch (k) {
+      if ((k as NodeJS.ErrnoException).code === "ESRCH") return `pid ${holder.pid} no longer runs on this host`;
+    }
+  }
+  return undefined;
+}
+
+function readHolder(lock: string): LockHolder | undefined {
+  try {
+    const h = JSON.parse(fs.readFileSync(lock, "utf8")) as Partial<LockHolder>;
+    if (Number.isInteger(h.pid) && (h.pid as number) > 0 && typeof h.host === "string" && typeof h.time === "string") return h as LockHolder;
+  } catch {
+    /* empty, partial or not ours: unknown holder */
+  }
+  return undefined;
+}
+
+/**
+ * Removes the stale lock `lock` if it is still the file (inode `ino`) judged stale. Breakers
+ * take `<lock>.break` first (created the same way as the lock), so two writers that both saw
+ * the same stale lock cannot remove it once and then the lock the first of them took
+ * afterwards. Returns false if another writer is breaking it now.
+ */
+function breakLock(lock: string, ino: number, staleMs: number): boolean {
+  const guard = `${lock}.break`;
+  let guardIno = takeLock(guard);
+  if (guardIno === undefined) {
+    // A breaker that died holding the guard (it is held for microseconds) leaves it behind.
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(guard);
+    } catch {
+      return false;
+    }
+    if (!staleReason(readHolder(guard), st.mtimeMs, Math.min(staleMs, 60_000))) return false;
+    fs.rmSync(guard, { force: true });
+    guardIno = takeLock(guard);
+    if (guardIno === undefined) return false;
+  }
+  try {
+    const st = fs.statSync(lock, { throwIfNoEntry: false });
+    if (st?.ino === ino) fs.rmSync(lock, { force: true });
+    return true;
+  } finally {
+    if (fs.statSync(guard, { throwIfNoEntry: false })?.ino === guardIno) fs.rmSync(guard, { force: true });
+  }
+}
+
+function describeHolder(lock: string, holder: LockHolder | undefined, mtimeMs: number): string {
+  if (holder) return `pid ${holder.pid} on ${holder.host}, since ${holder.time}`;
+  return `lock file ${lock} empty or unreadable, written ${Math.round((Date.now() - mtimeMs) / 1000)} s ago; remove it if no promote or rollback runs`;
+}
+
+/**
+ * Runs `fn` holding `<file>.lock`, so two promotes or rollbacks never interleave their
+ * read-modify-write of one stack file and its ledger. The lock file names its holder (pid,
+ * host, time) from the moment it exists. A writer that finds the lock held waits for it
+ * (up to `waitMs`), then refuses. A lock is taken over only when stale: its holder's pid
+ * no longer runs on this host, or it is older than `staleMs`.
+ */
+export function withFileLock<T>(file: string, fn: () => T, opts: LockOptions = {}): T {
+  const lock = `${file}.lock`;
+  const waitMs = opts.waitMs ?? LOCK_WAIT_MS;
+  const staleMs = opts.staleMs ?? LOCK_STALE_MS;
+  const deadline = Date.now() + waitMs;
+  let ino: number | undefined;
+  for (let pause = 5; ; pause = Math.min(pause * 2, 100)) {
+    try {
+      ino = takeLock(lock);
+    } catch (e) {
+      throw new StackFileError(`cannot lock ${file}: ${(e as Error).message}`);
+    }
+    if (ino !== undefined) break;
+    const st = fs.statSync(lock, { throwIfNoEntry: false });
+    if (!st) continue; // released between our link and our look: try again at once
+    const holder = readHolder(lock);
+    if (staleReason(holder, st.mtimeMs, staleMs) && breakLock(lock, st.ino, staleMs)) continue;
+    if (Date.now() >= deadline) {
+      throw new StackFileError(`cannot change ${file}: another promote or rollback (${describeHolder(lock, holder, st.mtimeMs)}) is changing it; waited ${Math.round(waitMs / 1000)} s for lock ${lock}`);
+    }
+    sleepSync(pause);
   }
   try {
     return fn();
   } finally {
-    fs.rmSync(lock, { force: true });
+    // Remove only our own lock: if we outlived staleMs, another writer may hold it now.
+    if (fs.statSync(lock, { throwIfNoEntry: false })?.ino === ino) fs.rmSync(lock, { force: true });
   }
 }

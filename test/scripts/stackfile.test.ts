@@ -114,17 +114,76 @@ describe("setImageDigests / writeFileAtomic", () => {
 });
 
 describe("withFileLock", () => {
-  it("serialises changes: a lock held by a live process refuses, a stale one is taken over, the lock is removed after", () => {
+  const FAST = { waitMs: 300 };
+  /** Lock content as a holder on `host` writes it. */
+  const holder = (pid: number, host = os.hostname()) => JSON.stringify({ pid, host, time: new Date().toISOString() }) + "\n";
+  const exitedPid = () => Number(spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], { encoding: "utf8" }).stdout);
+  const age = (file: string, seconds: number) => {
+    const t = Date.now() / 1000 - seconds;
+    fs.utimesSync(file, t, t);
+  };
+
+  it("serialises changes: a lock held by a live process refuses after waiting, a dead holder's is taken over, the lock is removed after", () => {
     const f = tmpFile(SAMPLE);
-    expect(withFileLock(f, () => fs.existsSync(`${f}.lock`))).toBe(true);
+    expect(withFileLock(f, () => JSON.parse(fs.readFileSync(`${f}.lock`, "utf8")))).toMatchObject({ pid: process.pid, host: os.hostname() });
     expect(fs.existsSync(`${f}.lock`)).toBe(false);
-    fs.writeFileSync(`${f}.lock`, `${process.pid}\n`); // held by a live process (this one)
-    expect(() => withFileLock(f, () => 1)).toThrow(new RegExp(`another promote or rollback \\(pid ${process.pid}\\)`));
-    const gone = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], { encoding: "utf8" }).stdout;
-    fs.writeFileSync(`${f}.lock`, `${gone}\n`); // its process has exited
-    expect(withFileLock(f, () => "ran")).toBe("ran");
+    fs.writeFileSync(`${f}.lock`, holder(process.pid)); // held by a live process (this one)
+    const t0 = Date.now();
+    expect(() => withFileLock(f, () => 1, FAST)).toThrow(new RegExp(`another promote or rollback \\(pid ${process.pid} on ${os.hostname()}, since .*\\) is changing it`));
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(250); // it waited for the holder first
+    fs.writeFileSync(`${f}.lock`, holder(exitedPid())); // its process has exited, on this host
+    expect(withFileLock(f, () => "ran", FAST)).toBe("ran");
     expect(fs.existsSync(`${f}.lock`)).toBe(false);
     expect(() => withFileLock(f, () => { throw new Error("inner"); })).toThrow("inner");
-    expect(fs.existsSync(`${f}.lock`)).toBe(false);
+    expect(fs.readdirSync(path.dirname(f))).toEqual(["Pulumi.prod.yaml"]);
   });
+
+  it("an empty or unreadable lock file is not stale: a second writer refuses it, and takes it only once it is older than the bound", () => {
+    const f = tmpFile(SAMPLE);
+    for (const content of ["", "garbage\n", "12345\n"]) {
+      fs.writeFileSync(`${f}.lock`, content); // a writer caught mid-way by the old code, or a stray file
+      expect(() => withFileLock(f, () => "taken", FAST)).toThrow(/cannot change .*Pulumi\.prod\.yaml: another promote or rollback \(lock file .* unreadable/);
+      expect(fs.readFileSync(`${f}.lock`, "utf8")).toBe(content); // left alone
+      age(`${f}.lock`, 3600);
+      expect(withFileLock(f, () => "taken", { ...FAST, staleMs: 600_000 })).toBe("taken");
+      expect(fs.existsSync(`${f}.lock`)).toBe(false);
+    }
+  });
+
+  it("a lock from another host is stale only by age (its process cannot be checked from here)", () => {
+    const f = tmpFile(SAMPLE);
+    fs.writeFileSync(`${f}.lock`, holder(exitedPid(), "some-other-host"));
+    expect(() => withFileLock(f, () => 1, FAST)).toThrow(/pid \d+ on some-other-host/);
+    age(`${f}.lock`, 3600);
+    expect(withFileLock(f, () => 2, { ...FAST, staleMs: 600_000 })).toBe(2);
+  });
+
+  it.each([
+    ["no lock", false],
+    ["the lock of a writer that died", true],
+  ])("concurrent writer processes never both hold it, and each waits its turn (starting from %s)", async (_, deadLock) => {
+    const f = tmpFile(SAMPLE);
+    fs.writeFileSync(`${f}.counter`, "0");
+    if (deadLock) fs.writeFileSync(`${f}.lock`, holder(exitedPid())); // every writer finds it stale at once
+    const writers = 4;
+    const iterations = 25;
+    const startAt = Date.now() + 4000; // after every child has loaded tsx
+    const fixture = path.join(__dirname, "fixtures", "lock-writer.ts");
+    const { execFile } = await import("node:child_process");
+    const exits = await Promise.all(
+      Array.from({ length: writers }, () =>
+        new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+          execFile(process.execPath, ["--import", "tsx", fixture, f, String(iterations), String(startAt)], { timeout: 60_000 }, (err, stdout, stderr) =>
+            resolve({ code: err ? Number(err.code ?? -1) : 0, stdout, stderr: stderr.split("\n").slice(0, 3).join(" | ") }),
+          ),
+        ),
+      ),
+    );
+    for (const x of exits) expect(x.code, x.stderr).toBe(0);
+    const runs = exits.map((x) => JSON.parse(x.stdout) as { overlaps: number; refusals: number });
+    expect(runs.reduce((n, r) => n + r.overlaps, 0)).toBe(0);
+    expect(Number(fs.readFileSync(`${f}.counter`, "utf8"))).toBe(writers * iterations); // no lost update
+    expect(runs.reduce((n, r) => n + r.refusals, 0)).toBe(0); // each waited instead of failing
+    expect(fs.existsSync(`${f}.lock`)).toBe(false);
+  }, 90_000);
 });
