@@ -42,6 +42,9 @@ export function hostNameFor(stack: string, group: string, ordinal: number): stri
  */
 export const HOST_NAME_MAX_LENGTH = 51;
 
+/** EC2's default quota of inbound rules per security group; each CIDR of a rule counts as one. */
+export const SECURITY_GROUP_INBOUND_RULES = 60;
+
 export const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
 
 /**
@@ -436,6 +439,17 @@ export function parseEnvironment(stack: string, envDoc: unknown, stackFile: RawS
     if (!env.hostGroups[g]) problems.push(`${stackWhere}: config.dockyard:hostGroups.${g}: unknown host group; declared groups: ${groupNames.join(", ")}`);
   }
   for (const g of groupNames) {
+    // EC2 counts each CIDR of a rule as one rule, at most 60 inbound per security group
+    // (Amazon VPC quotas, "Inbound or outbound rules per security group"; components/host.ts ingressRules).
+    const ports = new Set(Object.values(env.services).filter((d) => d.group === g && d.publishPort !== undefined).map((d) => d.publishPort));
+    const sshCidrs = Array.isArray(knobs["dockyard:sshCidrs"]) ? new Set(knobs["dockyard:sshCidrs"]).size : 0;
+    const ingressCidrs = Array.isArray(knobs["dockyard:ingressCidrs"]) ? new Set(knobs["dockyard:ingressCidrs"]).size : 0;
+    const inbound = sshCidrs + (ingressCidrs > 0 ? ports.size * ingressCidrs : 0);
+    if (inbound > SECURITY_GROUP_INBOUND_RULES) {
+      problems.push(
+        `${stackWhere}: config.dockyard:ingressCidrs: host group "${g}" would need ${inbound} inbound security group rules (${sshCidrs} sshCidrs + ${ports.size} published ports x ${ingressCidrs} ingressCidrs); EC2 allows at most ${SECURITY_GROUP_INBOUND_RULES}: use fewer or wider CIDRs`,
+      );
+    }
     const count = knobs["dockyard:hostGroups"][g]?.count;
     const longest = hostNameFor(stack, g, typeof count === "number" && count > 0 ? count : 1);
     if (longest.length > HOST_NAME_MAX_LENGTH) {

@@ -1,0 +1,46 @@
+/**
+ * The schema refuses, before any resource, stacks that a real system would refuse at
+ * `pulumi up` (the rules and their sources are in test/contracts/rules.ts): host names
+ * too long for the IAM role autoname, and more inbound security group rules than EC2 allows.
+ */
+import { describe, expect, it } from "vitest";
+import { ConfigError, HOST_NAME_MAX_LENGTH, parseEnvironment, readEnvironmentFile, readStackFile } from "../../stacks";
+
+const env = () => structuredClone(readEnvironmentFile("dev")) as Record<string, any>;
+const config = () => structuredClone(readStackFile("dev").config) as Record<string, any>;
+function problems(stack: string, c: Record<string, unknown>, e: unknown = env()): string[] {
+  try {
+    parseEnvironment(stack, e, { config: c });
+    return [];
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).problems;
+  }
+}
+
+describe("host name length", () => {
+  it("allows host names of exactly HOST_NAME_MAX_LENGTH characters and refuses one more", () => {
+    const c = config();
+    c["dockyard:hostGroups"].app.count = 10;
+    // <stack>-app-10: stack + 7 characters.
+    const fits = "s".repeat(HOST_NAME_MAX_LENGTH - 7);
+    expect(problems(fits, c)).toEqual([]);
+    const over = `${fits}x`;
+    expect(problems(over, c)).toEqual([
+      `stack "${over}": stacks/Pulumi.${over}.yaml: config.dockyard:hostGroups.app: host names '<stack>-<group>-<n>' reach 52 characters ("${over}-app-10"); at most 51 are allowed (each host's IAM role is '<host>-role' plus Pulumi's 8-character random suffix, and IAM role names end at 64): use a shorter stack or group name`,
+    ]);
+  });
+});
+
+describe("security group rules", () => {
+  it("refuses more than 60 inbound rules per host group (each CIDR counts), naming the key and the arithmetic", () => {
+    const c = config();
+    c["dockyard:sshCidrs"] = ["198.51.100.0/24"];
+    c["dockyard:ingressCidrs"] = Array.from({ length: 60 }, (_, i) => `10.${i}.0.0/16`);
+    expect(problems("dev", c)).toEqual([
+      'stack "dev": stacks/Pulumi.dev.yaml: config.dockyard:ingressCidrs: host group "app" would need 61 inbound security group rules (1 sshCidrs + 1 published ports x 60 ingressCidrs); EC2 allows at most 60: use fewer or wider CIDRs',
+    ]);
+    c["dockyard:ingressCidrs"] = c["dockyard:ingressCidrs"].slice(0, 59);
+    expect(problems("dev", c)).toEqual([]);
+  });
+});
