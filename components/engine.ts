@@ -113,6 +113,14 @@ export interface UserDataInput {
    * Any other registry (e.g. a loopback test registry), or unset: nothing is installed or written.
    */
   registryHost?: string;
+  /**
+   * Channel docker-ce only: a mirror of Docker's apt repository (an https:// URL laid out
+   * like https://download.docker.com/linux/debian, serving its signing key at `<url>/gpg`)
+   * and the fingerprint of its signing key (40 hex digits). Default: Docker's own,
+   * `os.info.dockerCeRepo` and DOCKER_APT_KEY_FINGERPRINT. Enterprises mirror it; the
+   * tests serve a signed copy. The key is still refused unless it has this fingerprint.
+   */
+  dockerCeRepository?: { url: string; keyFingerprint: string };
 }
 
 /** The daemon.json the engine starts with (pure; exported for tests and the plan). */
@@ -360,10 +368,30 @@ RequiresMountsFor=${dataMount.replace(/\/+$/, "")}
 `;
 }
 
+/**
+ * Where channel docker-ce installs from, and the fingerprint its key must have:
+ * input.dockerCeRepository (a mirror), else Docker's own repository and key.
+ */
+function dockerCeRepository(input: UserDataInput): { url: string; keyFingerprint: string } {
+  const r = input.dockerCeRepository;
+  if (r === undefined) return { url: input.os.info.dockerCeRepo ?? "", keyFingerprint: DOCKER_APT_KEY_FINGERPRINT };
+  const url = r.url.replace(/\/+$/, "");
+  const keyFingerprint = r.keyFingerprint.replace(/\s+/g, "").toUpperCase();
+  // https only: the key is fetched with curl --proto '=https'; no characters that would
+  // break out of the deb822 source or the shell quoting.
+  if (!/^https:\/\/[A-Za-z0-9._~:@%/[\]+=,-]+$/.test(url)) {
+    throw new Error(`stack "${input.stack}": dockerCeRepository.url: "${r.url}" must be an https:// URL`);
+  }
+  if (!/^[0-9A-F]{40}$/.test(keyFingerprint)) {
+    throw new Error(`stack "${input.stack}": dockerCeRepository.keyFingerprint: "${r.keyFingerprint}" must be a 40-hex-digit OpenPGP fingerprint`);
+  }
+  return { url, keyFingerprint };
+}
+
 function dockerSource(input: UserDataInput): string {
   const arch = input.os.architecture === "arm64" ? "arm64" : "amd64";
   return `Types: deb
-URIs: ${input.os.info.dockerCeRepo}
+URIs: ${dockerCeRepository(input).url}
 Suites: ${input.os.info.codename}
 Components: stable
 Architectures: ${arch}
@@ -508,10 +536,11 @@ function engineInstallScript(input: UserDataInput): string {
   const user = input.os.sshUser;
   let body: string;
   if (input.engine.channel === "docker-ce") {
+    const repo = dockerCeRepository(input);
     body = `# Channel docker-ce: Docker's apt repository, exact version pinned and held.
 VERSION=${shq(version)}
-REPO=${shq(info.dockerCeRepo ?? "")}
-FINGERPRINT=${DOCKER_APT_KEY_FINGERPRINT}
+REPO=${shq(repo.url)}
+FINGERPRINT=${repo.keyFingerprint}
 PACKAGES=(docker-ce docker-ce-cli containerd.io)
 
 current=$(deb_version docker-ce)

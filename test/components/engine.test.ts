@@ -240,6 +240,25 @@ describe("renderUserData: pinning and inputs", () => {
     expect(file(doc, "/usr/local/share/dockyard/docker.sources").content).toContain("Architectures: arm64\n");
   });
 
+  it("installs docker-ce from a mirror of Docker's repository when given, still checking its key's fingerprint", () => {
+    const fp = "0123456789ABCDEF0123456789ABCDEF01234567";
+    const mirror = { url: "https://mirror.example.com/docker/linux/debian/", keyFingerprint: fp.toLowerCase() };
+    const doc = parse(renderUserData(inputFor("prod", { dockerCeRepository: mirror })));
+    expect(file(doc, "/usr/local/share/dockyard/docker.sources").content).toContain("\nURIs: https://mirror.example.com/docker/linux/debian\n");
+    const s = file(doc, stepScript("engine-install")).content;
+    expect(s).toContain("REPO='https://mirror.example.com/docker/linux/debian'\n");
+    expect(s).toContain(`FINGERPRINT=${fp}\n`);
+    expect(s).not.toContain(DOCKER_APT_KEY_FINGERPRINT);
+    expect(s).toContain('[ "$got" = "$FINGERPRINT" ] || die');
+    // Without a mirror: Docker's own repository and key.
+    const dflt = file(parse(renderUserData(inputFor("prod"))), stepScript("engine-install")).content;
+    expect(dflt).toContain(`REPO='${spec.os.info.dockerCeRepo}'\n`);
+    expect(dflt).toContain(`FINGERPRINT=${DOCKER_APT_KEY_FINGERPRINT}\n`);
+    expect(() => renderUserData(inputFor("prod", { dockerCeRepository: { ...mirror, url: "http://mirror.example.com/x" } }))).toThrow(/stack "prod": dockerCeRepository\.url/);
+    expect(() => renderUserData(inputFor("prod", { dockerCeRepository: { ...mirror, url: "https://m/x'; rm -rf /" } }))).toThrow(/dockerCeRepository\.url/);
+    expect(() => renderUserData(inputFor("prod", { dockerCeRepository: { ...mirror, keyFingerprint: "0EBFCD88" } }))).toThrow(/dockerCeRepository\.keyFingerprint/);
+  });
+
   it("leaves metrics off when metricsPort is 0", () => {
     const engine: EngineSpec = { ...spec.engine, daemon: { ...spec.engine.daemon, metricsPort: 0 } };
     expect(renderDaemonJson(engine, "/data")).not.toHaveProperty("metrics-addr");
