@@ -99,5 +99,7 @@ export const hostsByName = Object.fromEntries(
 );
 /** Each service with the digest it runs, its replica count and the hosts that run it (read by `promote`). */
 export const services = fleet.services;
+/** The proxy image every host's proxy runs, `<repo>@<digest>`, once every proxy was created; undefined without proxy. */
+export const proxyImage = fleet.proxyImage;
 /** The image repositories of this environment. */
 export const repositories = registry.repositories;

@@ -11,6 +11,15 @@
  * If a new container never becomes healthy, its create fails, the update stops, and no
  * old container is deleted. Pulumi creates on all hosts in parallel (bounded by
  * `--parallel`); each host keeps its old replicas until the update ends.
+ *
+ * The proxy holds the host ports, so it is replaced delete-first; the proxies are chained
+ * (each `dependsOn` the previous host's), so that happens one host at a time, each only
+ * after the previous host's new proxy passed its health check. See the proxy below.
+ *
+ * Every image reaches its host the same way (pulledImage): `docker pull` on the host,
+ * then a RemoteImage the provider finds locally. The stack outputs `services` and
+ * `proxyImage` resolve only after the containers that run them were created (and, with
+ * `wait`, became healthy): `promote` treats them as "deployed".
  */
 import * as crypto from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
@@ -140,9 +149,44 @@ export function durationSeconds(d: string): number {
 }
 
 /** Seconds to wait for a new container to become healthy before the update fails. */
-export function healthWaitSeconds(h: ServiceSpec["health"]): number {
+export function healthWaitSeconds(h: Pick<ServiceSpec["health"], "interval" | "timeout" | "retries" | "startPeriod">): number {
   const worst = durationSeconds(h.startPeriod) + (durationSeconds(h.interval) + durationSeconds(h.timeout)) * (h.retries + 1);
   return Math.max(60, Math.ceil(worst + 30));
+}
+
+/**
+ * Seconds a container gets between its stop signal and SIGKILL, when Pulumi deletes it
+ * (`destroyGraceSeconds`) and when Docker stops it otherwise (`stopTimeout`: `docker stop`,
+ * the daemon shutting down with its host). It covers the requests in flight: the proxy
+ * gives up on a replica's answer after `timeout server 30s`, and drains itself on its
+ * soft-stop signal for at most `hard-stop-after 30s` (both in proxy.ts); 5 s more for the
+ * process to exit. A container that exits sooner is removed sooner.
+ *
+ * The provider's delete (resource_docker_container_funcs.go, resourceDockerContainerDelete)
+ * calls ContainerStop with Timeout = destroy_grace_seconds, and 0 when unset: the stop
+ * signal, then SIGKILL at once, whatever the container's own stopTimeout says. The stop
+ * signal itself is the image's STOPSIGNAL (SIGUSR1, soft stop, in the haproxy images)
+ * unless `stopSignal` is set, which the fleet leaves alone.
+ */
+export const STOP_GRACE_SECONDS = 35;
+
+/**
+ * The proxy's health check. Its images have no HTTP client (the official haproxy image has
+ * neither curl nor wget; the test image is FROM scratch with only haproxy), so the check is
+ * haproxy itself validating the configuration it runs with. What it proves: Docker runs a
+ * check only inside a RUNNING container, and haproxy is the container's process, so a
+ * passing check means haproxy is up, and its configuration (as uploaded) is valid. What it
+ * does not prove: that the frontends accept connections, or that any replica behind them
+ * is up (the proxy checks replicas itself). It is what lets `wait` hold the next host's
+ * proxy until this one runs: without a health check the provider's `wait` fails ("the
+ * container does not have a healthcheck defined"), and without `wait` the create returns
+ * right after ContainerStart, even if haproxy exits a moment later.
+ */
+export const PROXY_HEALTH = { interval: "2s", timeout: "2s", retries: 3, startPeriod: "2s" } as const;
+
+/** The proxy's health check command (see PROXY_HEALTH); `haproxy` is on the image's PATH. */
+export function proxyHealthcheckTests(): string[] {
+  return ["CMD", "haproxy", "-c", "-q", "-f", PROXY_CONFIG_PATH];
 }
 
 /** Docker health check command: the image must have `wget` (busybox or GNU). */
@@ -202,9 +246,75 @@ export function placeFleet(stack: string, services: readonly ServiceSpec[], host
 // The component
 // ---------------------------------------------------------------------------------
 
+/** One host as the fleet's resources on it see it. */
+interface OnHost {
+  host: FleetHost;
+  provider: docker.Provider;
+  parent: pulumi.Resource;
+  platform: string;
+  sshPrivateKey?: pulumi.Input<string>;
+}
+
+/**
+ * An image on a host, for every image a container runs (services and proxy): `docker
+ * pull` on the host over SSH, then a RemoteImage that the provider finds locally.
+ *
+ * Why the pull is not left to RemoteImage: the provider (pulumi-docker embeds
+ * kreuzwerker/terraform-provider-docker; internal/provider/resource_docker_image_funcs.go)
+ * creates a RemoteImage with findImage(), which first looks the name up in the daemon's
+ * local images (searchLocalImages: ImageInspect) and returns it if present, and only
+ * otherwise calls pullImage(). pullImage sends as X-Registry-Auth the entry of the
+ * provider's `registry_auth` for that registry host, and an empty AuthConfig when there
+ * is none (provider.go: without registry_auth, AuthConfigs stays empty; docker's
+ * credential helpers are never consulted, and dockerd does not read the CLI's
+ * credHelpers). ECR refuses that anonymous pull ("no basic auth credentials"). The host's
+ * docker CLI does use the ECR credential helper with the instance role, so the pull runs
+ * there, and no registry token is ever in Pulumi state (pulumi-docker#952, #459).
+ *
+ * `keepLocally: false`: when the RemoteImage is deleted (its digest was replaced, after the
+ * containers that depend on it were deleted), the provider removes it from the host
+ * (removeImage: ImageRemove by name, force_remove false). Docker refuses to remove the
+ * only reference of an image a container still uses, running or stopped (moby
+ * daemon/images/image_delete.go, daemon/containerd/image_delete.go: "conflict: unable to
+ * remove repository reference ... (must force)"), so an image in use is never removed:
+ * that delete fails loudly instead, and the next `pulumi up` retries it.
+ */
+function pulledImage(resourceName: string, ref: string, on: OnHost): docker.RemoteImage {
+  const { host } = on;
+  const pull = new command.remote.Command(
+    `${resourceName}-pull`,
+    {
+      connection: {
+        host: host.address,
+        user: host.sshUser,
+        hostKey: host.hostPublicKey,
+        ...(on.sshPrivateKey ? { privateKey: on.sshPrivateKey } : {}),
+      },
+      create: `docker pull --quiet --platform ${on.platform} ${ref}`,
+      triggers: [host.address],
+    },
+    { parent: on.parent, dependsOn: [host.ready] },
+  );
+  return new docker.RemoteImage(
+    `${resourceName}-image`,
+    { name: ref, platform: on.platform, keepLocally: false },
+    { parent: on.parent, provider: on.provider, dependsOn: [host.ready, pull] },
+  );
+}
+
 export class ContainerFleet extends pulumi.ComponentResource {
-  /** Service name -> digest, image reference, replicas and hosts (stack output `services`). */
+  /**
+   * Service name -> digest, image reference, replicas and hosts (stack output `services`).
+   * Resolves only after every container of every service was created (healthy, as `wait`
+   * requires): a failed rollout never shows up here.
+   */
   public readonly services: pulumi.Output<Record<string, ServiceOutput>>;
+  /**
+   * The proxy image every host's proxy runs, `<repository>@<digest>` (stack output
+   * `proxyImage`). Resolves only after every proxy container was created (healthy);
+   * undefined when no proxy runs (no `proxyImage`, or no published service).
+   */
+  public readonly proxyImage: pulumi.Output<string | undefined>;
   /** Service name -> host name -> replicas there. */
   public readonly placements: pulumi.Output<Record<string, Placement>>;
   /** Host name -> Docker provider reaching that host over SSH. */
@@ -216,6 +326,8 @@ export class ContainerFleet extends pulumi.ComponentResource {
     const placements = placeFleet(stack, services, hosts);
     const platform = platformFor(args.architecture);
     this.providers = {};
+    const containersOf: Record<string, docker.Container[]> = Object.fromEntries(services.map((s) => [s.name, []]));
+    const proxies: docker.Container[] = [];
 
     for (const host of hosts) {
       const ready = { dependsOn: [host.ready] };
@@ -230,6 +342,7 @@ export class ContainerFleet extends pulumi.ComponentResource {
       );
       this.providers[host.name] = provider;
       const on = { parent: this, provider, ...ready };
+      const onHost: OnHost = { host, provider, parent: this, platform, sshPrivateKey: args.sshPrivateKey };
 
       const hostServices = services.filter((s) => (placements[s.name]?.[host.name] ?? 0) > 0);
       const networks: Record<string, docker.Network> = {};
@@ -265,29 +378,8 @@ export class ContainerFleet extends pulumi.ComponentResource {
           );
         }
 
-        const ref = imageRef(svc);
-        // Pull on the host with the host's docker CLI: the ECR credential helper there uses
-        // the instance role, so no registry token is ever in Pulumi state (pulumi-docker#952, #459).
-        const pull = new command.remote.Command(
-          `${name}-${host.name}-${svc.name}-pull`,
-          {
-            connection: {
-              host: host.address,
-              user: host.sshUser,
-              hostKey: host.hostPublicKey,
-              ...(args.sshPrivateKey ? { privateKey: args.sshPrivateKey } : {}),
-            },
-            create: `docker pull --quiet --platform ${platform} ${ref}`,
-            triggers: [host.address],
-          },
-          { parent: this, ...ready },
-        );
-        // The image by digest; found locally after the pull above, so the provider needs no registry auth.
-        const image = new docker.RemoteImage(
-          `${name}-${host.name}-${svc.name}-image`,
-          { name: ref, platform, keepLocally: true },
-          { ...on, dependsOn: [host.ready, pull] },
-        );
+        // The image by digest, pulled on the host (instance role), then found locally by the provider.
+        const image = pulledImage(`${name}-${host.name}-${svc.name}`, imageRef(svc), onHost);
 
         const hash = specHash(svc, { logging: args.logging, platform });
         const secretEnv = Object.entries(svc.secrets).map(([envName, secretName]) => {
@@ -301,7 +393,7 @@ export class ContainerFleet extends pulumi.ComponentResource {
         for (const { slot } of replicaSlots(svc.name, { [host.name]: placements[svc.name][host.name] })) {
           // Named by spec hash: a new digest or spec is a new container, created and
           // health-waited before the old one is deleted at the end of the update.
-          new docker.Container(
+          const container = new docker.Container(
             `${name}-${host.name}-${svc.name}-${slot}-${hash}`,
             {
               // pulumi-docker#1431: the image id, not the repo digest, or every deploy replaces.
@@ -327,6 +419,8 @@ export class ContainerFleet extends pulumi.ComponentResource {
               },
               wait: true,
               waitTimeout: healthWaitSeconds(svc.health),
+              destroyGraceSeconds: STOP_GRACE_SECONDS,
+              stopTimeout: STOP_GRACE_SECONDS,
               networksAdvanced: [{ name: networks[svc.name].name, aliases: [svc.name] }],
               mounts: Object.entries(svc.volumes).map(([vol, target]) => ({ type: "volume", source: serviceVolumeName(stack, svc.name, vol), target })),
               labels: [
@@ -344,16 +438,20 @@ export class ContainerFleet extends pulumi.ComponentResource {
               deleteBeforeReplace: false,
             },
           );
+          containersOf[svc.name].push(container);
         }
       }
 
       const routes = proxyRoutes(services, placements, host.name);
       if (args.proxyImage && routes.length > 0) {
         const config = renderHaproxyConfig(routes);
-        const proxyImage = new docker.RemoteImage(`${name}-${host.name}-proxy-image`, { name: args.proxyImage, platform, keepLocally: true }, on);
+        // Pulled on the host like service images: a RemoteImage alone would pull anonymously.
+        const proxyImage = pulledImage(`${name}-${host.name}-proxy`, args.proxyImage, onHost);
         // The host's one entry point: publishes the service ports, routes to healthy replicas.
-        // It holds the host ports, so a config change replaces it delete-first (brief gap on this host only).
-        new docker.Container(
+        // It holds the host ports, so a config change replaces it delete-first: a gap on this
+        // host only, because the proxies are replaced one host at a time (dependsOn below).
+        const previous = proxies.at(-1);
+        const proxy = new docker.Container(
           `${name}-${host.name}-proxy`,
           {
             image: proxyImage.imageId,
@@ -369,6 +467,11 @@ export class ContainerFleet extends pulumi.ComponentResource {
             logDriver: args.logging.logDriver,
             logOpts: { "max-size": args.logging.logMaxSize, "max-file": String(args.logging.logMaxFile) },
             uploads: [{ file: PROXY_CONFIG_PATH, content: config }],
+            healthcheck: { tests: proxyHealthcheckTests(), ...PROXY_HEALTH },
+            wait: true,
+            waitTimeout: healthWaitSeconds(PROXY_HEALTH),
+            destroyGraceSeconds: STOP_GRACE_SECONDS,
+            stopTimeout: STOP_GRACE_SECONDS,
             ports: routes.map((r) => ({ internal: r.publishPort, external: r.publishPort, protocol: "tcp" })),
             networksAdvanced: routes.map((r) => ({ name: networks[r.service].name })),
             labels: [
@@ -377,17 +480,36 @@ export class ContainerFleet extends pulumi.ComponentResource {
               { label: "dockyard.config", value: crypto.createHash("sha256").update(config).digest("hex").slice(0, 12) },
             ],
           },
-          { ...on, dependsOn: [host.ready, proxyImage, ...routes.map((r) => networks[r.service])], deleteBeforeReplace: true },
+          {
+            ...on,
+            // `previous`: the engine registers this proxy only once the previous host's proxy
+            // registration finished, i.e. its delete+create (and health wait) completed:
+            // ResourceMonitor.RegisterResource answers after the step is done (pulumi
+            // pkg/resource/deploy/source_eval.go, "block waiting for the operation to finish"),
+            // and the Node SDK awaits the URNs of `dependsOn` (sdk/nodejs/runtime/resource.ts,
+            // prepareResource). It is a dependsOn edge only, no input comes from `previous`, so
+            // replacing one proxy never replaces the next: a delete-before-replace only takes
+            // along dependents whose INPUTS depend on it (pkg/resource/deploy/step_generator.go,
+            // calculateDependentReplacements: "the edge from B to A may be a simple dependsOn
+            // edge ... neither B nor D would need to be deleted").
+            dependsOn: [host.ready, proxyImage, ...routes.map((r) => networks[r.service]), ...(previous ? [previous] : [])],
+            deleteBeforeReplace: true,
+          },
         );
+        proxies.push(proxy);
       }
     }
 
-    const summary: Record<string, ServiceOutput> = {};
+    // Outputs resolve only once the containers they describe were created (and healthy).
+    const summary: Record<string, pulumi.Output<ServiceOutput>> = {};
     for (const s of services) {
-      summary[s.name] = { digest: s.digest, image: imageRef(s), replicas: s.replicas, hosts: hostsWithReplicas(placements[s.name]) };
+      const entry: ServiceOutput = { digest: s.digest, image: imageRef(s), replicas: s.replicas, hosts: hostsWithReplicas(placements[s.name]) };
+      summary[s.name] = pulumi.all(containersOf[s.name].map((c) => c.id)).apply(() => entry);
     }
     this.services = pulumi.output(summary);
+    const proxyRef = proxies.length > 0 ? args.proxyImage : undefined;
+    this.proxyImage = pulumi.all(proxies.map((p) => p.id)).apply(() => proxyRef);
     this.placements = pulumi.output(placements);
-    this.registerOutputs({ services: this.services, placements: this.placements });
+    this.registerOutputs({ services: this.services, proxyImage: this.proxyImage, placements: this.placements });
   }
 }

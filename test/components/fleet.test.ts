@@ -1,11 +1,30 @@
 import { describe, it, expect, beforeAll } from "vitest";
 import * as pulumi from "@pulumi/pulumi";
-import { useMocks, promisify, settle } from "../helpers/pulumi";
-import * as command from "@pulumi/command";
+import { promisify, settle } from "../helpers/pulumi";
+import { DockyardMocks } from "../../scripts/lib/mocks";
 import { loadStackSpec, STACKS, type ServiceSpec } from "../../stacks";
-import { ContainerFleet, sshOptions, knownHostsLine, specHash, healthWaitSeconds, proxyRoutes, placeFleet } from "../../components/fleet";
+import { DockerEngine } from "../../components/engine";
+import { renderHaproxyConfig } from "../../components/proxy";
+import { ContainerFleet, sshOptions, knownHostsLine, specHash, healthWaitSeconds, proxyRoutes, placeFleet, STOP_GRACE_SECONDS } from "../../components/fleet";
 
-const mocks = useMocks("dev");
+/**
+ * The shared mock runtime, plus one failure the real provider has: a container whose
+ * create fails (as when `wait` times out on a container that never becomes healthy,
+ * errContainerFailedToBeInHealthyState in the provider's resource_docker_container_funcs.go).
+ * Containers whose name starts with a prefix in `failingContainers` fail to be created.
+ */
+class FleetMocks extends DockyardMocks {
+  readonly failingContainers = new Set<string>();
+  override newResource(args: pulumi.runtime.MockResourceArgs): { id: string; state: Record<string, unknown> } {
+    if (args.type === "docker:index/container:Container" && [...this.failingContainers].some((p) => args.name.startsWith(p))) {
+      throw new Error(`container ${args.name} failed to be in healthy state`);
+    }
+    return super.newResource(args);
+  }
+}
+const mocks = new FleetMocks();
+pulumi.runtime.setAllConfig({}, []);
+pulumi.runtime.setMocks(mocks, "dockyard", "dev", false);
 
 // The mock monitor's registerResource request carries what MockResourceArgs does not:
 // explicit dependencies, the provider reference, secret markers, resource options.
@@ -17,6 +36,8 @@ interface Registration {
   provider: string;
   deleteBeforeReplace: boolean;
   additionalSecretOutputs: string[];
+  /** URNs per input property (what the engine's dependent-replacement check looks at). */
+  propertyDependencies: Record<string, string[]>;
   raw: Record<string, unknown>;
 }
 const registrations: Registration[] = [];
@@ -30,6 +51,9 @@ monitor.registerResource = async (req: any, cb: any) => {
     provider: req.getProvider(),
     deleteBeforeReplace: req.getDeletebeforereplace(),
     additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
+    propertyDependencies: Object.fromEntries(
+      req.getPropertydependenciesMap().toArray().map(([k, v]: [string, any]) => [k, Array.isArray(v) ? v[0] : v.getUrnsList()]),
+    ),
     raw: req.getObject()?.toJavaScript() ?? {},
   };
   registrations.push(reg);
@@ -46,12 +70,49 @@ const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabg
 const DIGEST_A = "sha256:" + "a".repeat(64);
 const DIGEST_B = "sha256:" + "b".repeat(64);
 
+const DEV = loadStackSpec("dev");
+
+/** Hosts as index.ts wires them: `ready` is the host's DockerEngine component (its readiness check is a child). */
 function makeHosts(prefix: string, n: number, group = "app") {
   return Array.from({ length: n }, (_, i) => {
     const name = `${prefix}-${group}-${i + 1}`;
-    const ready = new command.remote.Command(`${name}-ready`, { connection: { host: `203.0.113.${10 + i}` }, create: "cloud-init status --wait && docker info" });
-    return { name, group, address: `203.0.113.${10 + i}`, sshUser: "admin", hostPublicKey: HOST_KEY, ready };
+    const address = `203.0.113.${10 + i}`;
+    const ready = new DockerEngine(`${name}-engine`, {
+      hostName: name,
+      connection: { host: address, user: "admin", hostPublicKey: HOST_KEY },
+      engine: DEV.engine,
+      hostId: `i-${prefix}${i}`,
+    });
+    return { name, group, address, sshUser: "admin", hostPublicKey: HOST_KEY, ready };
   });
+}
+
+/**
+ * Runs `fn` while collecting unhandled rejections instead of failing the run: a failed
+ * registration rejects every output of the resource, as `pulumi up` reports its error.
+ * Returns the messages of those rejections.
+ */
+async function collectingFailures(fn: () => Promise<void>): Promise<string[]> {
+  const saved = process.listeners("unhandledRejection");
+  const seen: string[] = [];
+  const collect = (e: unknown) => void seen.push(String((e as Error)?.message ?? e));
+  process.removeAllListeners("unhandledRejection");
+  process.on("unhandledRejection", collect);
+  try {
+    await fn();
+  } finally {
+    await settle(50);
+    process.off("unhandledRejection", collect);
+    for (const l of saved) process.on("unhandledRejection", l as (...a: unknown[]) => void);
+  }
+  return seen;
+}
+
+/** What became of an Output: resolved, rejected, or still pending after the program settled. */
+async function outcome(o: pulumi.Output<unknown>): Promise<"resolved" | "rejected" | "pending"> {
+  const p = (o as unknown as { promise(): Promise<unknown> }).promise().then(() => "resolved" as const, () => "rejected" as const);
+  await settle(50);
+  return Promise.race([p, new Promise<"pending">((r) => setTimeout(() => r("pending"), 200))]);
 }
 
 function service(over: Partial<ServiceSpec> = {}): ServiceSpec {
@@ -114,11 +175,16 @@ describe("ContainerFleet on the mock runtime", () => {
 
   it("gates every docker resource and the provider on its host's engine readiness", () => {
     for (const h of hosts) {
-      const readyUrn = reg(`${h.name}-ready`).urn!;
+      // The DockerEngine component's readiness check (cloud-init done, `docker info` answers):
+      // dependsOn a component waits for its children, so this URN is what each resource waits on.
+      const readyUrn = reg(`${h.name}-engine-ready`).urn!;
       expect(readyUrn).toBeTruthy();
       const mine = registrations.filter((r) => r.name.startsWith(`f1-${h.name}`) && (r.type.startsWith("docker:") || r.type === "pulumi:providers:docker" || r.type === "command:remote:Command"));
-      expect(mine.length).toBeGreaterThanOrEqual(7); // provider, network, volume, pull, image, 1 container, proxy image, proxy
-      for (const r of mine) expect(r.dependencies, `${r.name} depends on ${h.name}-ready`).toContain(readyUrn);
+      // provider, network, volume, pull, image, 1 container, proxy pull, proxy image, proxy
+      expect(mine.map((r) => r.name.slice(`f1-${h.name}`.length).replace(/^-web-0-[0-9a-f]{8}$/, "-web-0-<spec>")).sort()).toEqual(
+        ["", "-proxy", "-proxy-image", "-proxy-pull", "-web-0-<spec>", "-web-image", "-web-net", "-web-pull", "-web-uploads"],
+      );
+      for (const r of mine) expect(r.dependencies, `${r.name} depends on ${h.name}-engine-ready`).toContain(readyUrn);
       // Docker resources go through this host's provider, not the default one.
       const providerUrn = reg(`f1-${h.name}`).urn!;
       for (const r of mine.filter((x) => x.type.startsWith("docker:"))) expect(r.provider.startsWith(providerUrn)).toBe(true);
@@ -188,10 +254,109 @@ describe("ContainerFleet on the mock runtime", () => {
     expect(mocks.get("docker:index/remoteImage:RemoteImage", "f1-f1-app-1-proxy-image").inputs.name).toBe(PROXY);
   });
 
+  it("pulls the proxy image on the host the way service images are pulled; the provider then finds it locally", () => {
+    for (const [i, h] of hosts.entries()) {
+      const pull = mocks.get("command:remote:Command", `f1-${h.name}-proxy-pull`);
+      expect(pull.inputs.create).toBe(`docker pull --quiet --platform linux/amd64 ${PROXY}`);
+      expect((pull.inputs.connection as { value: Record<string, unknown> }).value).toMatchObject({ host: `203.0.113.${10 + i}`, user: "admin", hostKey: HOST_KEY });
+      expect(reg(`f1-${h.name}-proxy-image`).dependencies).toContain(reg(`f1-${h.name}-proxy-pull`).urn);
+      const image = mocks.get("docker:index/remoteImage:RemoteImage", `f1-${h.name}-proxy-image`);
+      const svcImage = mocks.get("docker:index/remoteImage:RemoteImage", `f1-${h.name}-web-image`);
+      expect(image.inputs).toEqual({ ...svcImage.inputs, name: PROXY });
+      expect(pull.inputs.triggers).toEqual(mocks.get("command:remote:Command", `f1-${h.name}-web-pull`).inputs.triggers);
+    }
+  });
+
+  it("removes an image once no container of the fleet uses it (keepLocally false, never forced)", () => {
+    const images = byPrefix("docker:index/remoteImage:RemoteImage", "f1-");
+    expect(images).toHaveLength(4);
+    for (const image of images) {
+      expect(image.inputs.keepLocally).toBe(false);
+      expect(image.inputs.forceRemove ?? false).toBe(false);
+    }
+    // Pulumi deletes a resource only after those that depend on it: every container depends on its image.
+    for (const c of byPrefix("docker:index/container:Container", "f1-")) {
+      const image = String(c.inputs.image).replace(/^computed\((.*)\.imageId\)$/, "$1");
+      expect(reg(c.name).dependencies).toContain(reg(image).urn);
+    }
+  });
+
+  it("gives every container a stop grace longer than the proxy lets a request or a drain last", () => {
+    const cfg = renderHaproxyConfig([{ service: "web", publishPort: 80, containerPort: 8080, healthPath: "/healthz", replicas: 1 }]);
+    const bounds = [...cfg.matchAll(/^\s+(?:timeout server|hard-stop-after) (\d+)s$/gm)].map((m) => Number(m[1]));
+    expect(bounds).toHaveLength(2);
+    expect(STOP_GRACE_SECONDS).toBeGreaterThan(Math.max(...bounds));
+    const containers = byPrefix("docker:index/container:Container", "f1-");
+    expect(containers).toHaveLength(4);
+    for (const c of containers) {
+      expect(c.inputs.destroyGraceSeconds, c.name).toBe(STOP_GRACE_SECONDS);
+      expect(c.inputs.stopTimeout, c.name).toBe(STOP_GRACE_SECONDS);
+      // The image's STOPSIGNAL (SIGUSR1, soft stop, for haproxy) is kept.
+      expect(c.inputs.stopSignal, c.name).toBeUndefined();
+    }
+  });
+
+  it("replaces proxies host by host: each waits for the previous host's proxy, through dependsOn only", () => {
+    const p1 = reg("f1-f1-app-1-proxy");
+    const p2 = reg("f1-f1-app-2-proxy");
+    expect(p2.dependencies).toContain(p1.urn);
+    expect(p1.dependencies).not.toContain(p2.urn);
+    // The engine replaces a dependent of a delete-before-replace resource only when one of
+    // its INPUTS depends on it (step_generator.go, calculateDependentReplacements).
+    expect(Object.keys(p2.propertyDependencies).length).toBeGreaterThan(0);
+    for (const [k, urns] of Object.entries(p2.propertyDependencies)) expect(urns, k).not.toContain(p1.urn);
+    expect(p2.deleteBeforeReplace).toBe(true);
+    // And a proxy counts as created only once its health check passed.
+    for (const name of ["f1-f1-app-1-proxy", "f1-f1-app-2-proxy"]) {
+      const i = mocks.get("docker:index/container:Container", name).inputs as Record<string, any>;
+      expect(i.healthcheck.tests).toEqual(["CMD", "haproxy", "-c", "-q", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]);
+      expect(i.wait).toBe(true);
+      expect(i.waitTimeout).toBeGreaterThanOrEqual(30);
+    }
+  });
+
+  it("exports the proxy image once every proxy container was created", async () => {
+    expect(await promisify(main.proxyImage)).toBe(PROXY);
+  });
+
   it("exports each service with digest, image, replicas and hosts", async () => {
     expect(await promisify(main.services)).toEqual({
       web: { digest: DIGEST_A, image: `${service().repository}@${DIGEST_A}`, replicas: 2, hosts: ["f1-app-1", "f1-app-2"] },
     });
+  });
+});
+
+describe("the outputs promote trusts wait for the containers", () => {
+  it("a service one of whose containers failed to be created is never reported", async () => {
+    mocks.failingContainers.add("x1-x1-app-2-web-");
+    let result = "";
+    const failures = await collectingFailures(async () => {
+      const f = fleet("x1", makeHosts("x1", 2), [service()]);
+      result = await outcome(f.services);
+    });
+    expect(failures.join("\n")).toMatch(/x1-x1-app-2-web-0-[0-9a-f]{8} failed to be in healthy state/);
+    expect(result).not.toBe("resolved");
+  });
+
+  it("the proxy image is never reported while a proxy container failed to be created", async () => {
+    mocks.failingContainers.add("x2-x2-app-2-proxy");
+    let result = "";
+    let services = "";
+    const failures = await collectingFailures(async () => {
+      const f = fleet("x2", makeHosts("x2", 2), [service()]);
+      result = await outcome(f.proxyImage);
+      services = await outcome(f.services);
+    });
+    expect(failures.join("\n")).toMatch(/x2-x2-app-2-proxy failed to be in healthy state/);
+    expect(result).not.toBe("resolved");
+    // The service's own containers were created: it is deployed, whatever its proxy did.
+    expect(services).toBe("resolved");
+  });
+
+  it("a fleet without proxy image reports none", async () => {
+    const f = new ContainerFleet("x3", { stack: "dev", hosts: makeHosts("x3", 1), services: [service({ publishPort: undefined })], secrets: { "api-token": "v" }, architecture: "x86_64", logging: LOGGING });
+    expect(await outcome(f.proxyImage)).toBe("resolved");
+    expect(await promisify(f.proxyImage)).toBeUndefined();
   });
 });
 
@@ -235,8 +400,8 @@ describe("pure helpers", () => {
   });
 
   it("health wait covers start period plus every retry, at least 60s", () => {
-    expect(healthWaitSeconds({ path: "/", interval: "5s", timeout: "2s", retries: 3, startPeriod: "5s" })).toBe(63);
-    expect(healthWaitSeconds({ path: "/", interval: "1m", timeout: "10s", retries: 5, startPeriod: "30s" })).toBe(30 + 70 * 6 + 30);
+    expect(healthWaitSeconds({ interval: "5s", timeout: "2s", retries: 3, startPeriod: "5s" })).toBe(63);
+    expect(healthWaitSeconds({ interval: "1m", timeout: "10s", retries: 5, startPeriod: "30s" })).toBe(30 + 70 * 6 + 30);
   });
 
   it("proxy routes only the published services with replicas on the host", () => {
