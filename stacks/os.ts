@@ -67,3 +67,17 @@ export const OS_FAMILIES: Record<OsFamily, OsFamilyInfo> = {
 export function dockerPlatform(arch: Architecture): string {
   return arch === "arm64" ? "linux/arm64" : "linux/amd64";
 }
+
+/**
+ * The CPU architecture an EC2 instance type runs, from its name: AWS Graviton families
+ * carry a `g` right after the generation digit (c7g, m6gd, t4g, c6gn, im4gn, is4gen, g5g,
+ * x2gd...), and `a1` is the first Graviton; everything else offered for Linux AMIs here
+ * is x86_64 (EC2 Instance Types guide, "Amazon EC2 instance type naming conventions":
+ * processor family g = AWS Graviton). RunInstances refuses an AMI of the other
+ * architecture ("The architecture 'x86_64' of the specified instance type does not match
+ * the architecture 'arm64' of the specified AMI").
+ */
+export function instanceArchitecture(instanceType: string): Architecture {
+  const family = instanceType.split(".")[0];
+  return family === "a1" || /^[a-z]+[0-9]+g[a-z0-9-]*$/.test(family) ? "arm64" : "x86_64";
+}

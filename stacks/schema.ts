@@ -12,11 +12,15 @@
  * Pulumi, so scripts and tests use it directly.
  */
 import { z } from "zod";
-import { OS_FAMILIES, type Architecture, type OsFamily, type OsFamilyInfo } from "./os";
+import { OS_FAMILIES, instanceArchitecture, type Architecture, type OsFamily, type OsFamilyInfo } from "./os";
 
 /** The Pulumi project name; stack config keys are namespaced by it. */
 export const PROJECT = "dockyard";
-/** Repository (under the stack's registry) of the per-host reverse proxy image. */
+/**
+ * Repository (under the stack's registry) of the per-host reverse proxy image, and the
+ * proxy's name wherever images are listed by name (`promote`/`rollback --service haproxy`,
+ * `pin`, the promotion ledger); no service may take this name or repository.
+ */
 export const PROXY_REPOSITORY = "haproxy";
 /** The stacks shipped in this repository. Others (a developer's own) are allowed too. */
 export const STACKS = ["dev", "test", "prod"] as const;
@@ -56,6 +60,18 @@ export function pinTag(digest: string): string {
   if (!DIGEST_RE.test(digest)) throw new Error(`pinTag: ${JSON.stringify(digest)} is not a digest 'sha256:<64 hex>'`);
   return `pin-${digest.replace(":", "-")}`;
 }
+/** `<registry>/haproxy`: the stack's repository of the per-host proxy image. */
+export function proxyRepository(registry: string): string {
+  return `${registry}/${PROXY_REPOSITORY}`;
+}
+
+/** Splits an image reference `<repository>@sha256:<hex>`; undefined if it is not one. */
+export function splitImageRef(ref: string): { repository: string; digest: string } | undefined {
+  const at = ref.lastIndexOf("@");
+  const digest = ref.slice(at + 1);
+  return at > 0 && DIGEST_RE.test(digest) ? { repository: ref.slice(0, at), digest } : undefined;
+}
+
 const digest = z.string({ error: "must be a string 'sha256:<64 lowercase hex>'" }).regex(DIGEST_RE, {
   error: "must be an image digest 'sha256:<64 lowercase hex>' (tags are not allowed)",
 });
@@ -411,6 +427,13 @@ export function parseEnvironment(stack: string, envDoc: unknown, stackFile: RawS
       if (envName in def.env) problems.push(`${envWhere}: services.${svc}.secrets.${envName}: also set in env; a variable is either plain or secret`);
     }
   }
+  for (const [svc, def] of Object.entries(env.services)) {
+    if (svc === PROXY_REPOSITORY) {
+      problems.push(`${envWhere}: services.${svc}: "${PROXY_REPOSITORY}" names the per-host proxy (dockyard:proxyImage, in <registry>/${PROXY_REPOSITORY}); give the service another name`);
+    } else if ((def.repository ?? svc) === PROXY_REPOSITORY) {
+      problems.push(`${envWhere}: services.${svc}.repository: "${PROXY_REPOSITORY}" is the per-host proxy's repository (dockyard:proxyImage); use another repository`);
+    }
+  }
   const published = new Map<number, string>();
   for (const [svc, def] of Object.entries(env.services)) {
     if (def.publishPort === undefined) continue;
@@ -448,6 +471,12 @@ export function parseEnvironment(stack: string, envDoc: unknown, stackFile: RawS
     if (inbound > SECURITY_GROUP_INBOUND_RULES) {
       problems.push(
         `${stackWhere}: config.dockyard:ingressCidrs: host group "${g}" would need ${inbound} inbound security group rules (${sshCidrs} sshCidrs + ${ports.size} published ports x ${ingressCidrs} ingressCidrs); EC2 allows at most ${SECURITY_GROUP_INBOUND_RULES}: use fewer or wider CIDRs`,
+      );
+    }
+    const type = knobs["dockyard:hostGroups"][g]?.instanceType;
+    if (typeof type === "string" && env.os?.architecture && instanceArchitecture(type) !== env.os.architecture) {
+      problems.push(
+        `${stackWhere}: config.dockyard:hostGroups.${g}.instanceType: ${type} is an ${instanceArchitecture(type)} instance type, but stacks/environment.yaml os.architecture is ${env.os.architecture} (EC2 refuses an AMI of the other architecture); allowed: an ${env.os.architecture} type${env.os.architecture === "arm64" ? " (Graviton: c7g, m7g, t4g, ...)" : " (not a Graviton type such as c7g or t4g)"}`,
       );
     }
     const count = knobs["dockyard:hostGroups"][g]?.count;
@@ -498,7 +527,7 @@ export function parseEnvironment(stack: string, envDoc: unknown, stackFile: RawS
       sshPublicKey: knobs["dockyard:sshPublicKey"],
     },
     registry: knobs["dockyard:registry"],
-    proxyImage: knobs["dockyard:proxyImage"] ? `${knobs["dockyard:registry"]}/${PROXY_REPOSITORY}@${knobs["dockyard:proxyImage"]}` : undefined,
+    proxyImage: knobs["dockyard:proxyImage"] ? `${proxyRepository(knobs["dockyard:registry"])}@${knobs["dockyard:proxyImage"]}` : undefined,
     hostGroups: groupNames.map((g) => ({
       name: g,
       role: env.hostGroups[g].role,
@@ -529,6 +558,23 @@ export function parseEnvironment(stack: string, envDoc: unknown, stackFile: RawS
     }),
     secrets: knobs["dockyard:secrets"],
   };
+}
+
+/** An image a stack pins by digest: a service's (`dockyard:images.<name>`) or the per-host proxy's (`dockyard:proxyImage`, named PROXY_REPOSITORY). */
+export interface PinnedImage {
+  name: string;
+  /** `<registry>/<repository>`, without digest. */
+  repository: string;
+  digest: string;
+  proxy: boolean;
+}
+
+/** Every image the stack pins: each service's, then the proxy's when the stack sets one. */
+export function pinnedImages(spec: Pick<EnvironmentSpec, "services" | "proxyImage">): PinnedImage[] {
+  const out: PinnedImage[] = spec.services.map((s) => ({ name: s.name, repository: s.repository, digest: s.digest, proxy: false }));
+  const proxy = spec.proxyImage ? splitImageRef(spec.proxyImage) : undefined;
+  if (proxy) out.push({ name: PROXY_REPOSITORY, ...proxy, proxy: true });
+  return out;
 }
 
 const isMap = (v: unknown): v is Record<string, unknown> => !!v && typeof v === "object" && !Array.isArray(v);

@@ -44,3 +44,22 @@ describe("security group rules", () => {
     expect(problems("dev", c)).toEqual([]);
   });
 });
+
+describe("instance type architecture", () => {
+  it("knows Graviton families by name", async () => {
+    const { instanceArchitecture } = await import("../../stacks");
+    for (const t of ["c7g.medium", "m6gd.large", "t4g.small", "c6gn.xlarge", "im4gn.large", "is4gen.medium", "a1.large", "x2gd.xlarge", "g5g.xlarge", "c8g.large"]) expect(instanceArchitecture(t), t).toBe("arm64");
+    for (const t of ["t3.small", "m6i.large", "c7i.large", "g4dn.xlarge", "m7i-flex.large", "r7iz.large", "m6a.large", "p5.48xlarge", "inf2.xlarge"]) expect(instanceArchitecture(t), t).toBe("x86_64");
+  });
+
+  it("refuses an instance type of the other architecture than the environment's OS image", () => {
+    const c = config();
+    c["dockyard:hostGroups"].app.instanceType = "t4g.small";
+    expect(problems("dev", c)).toEqual([
+      'stack "dev": stacks/Pulumi.dev.yaml: config.dockyard:hostGroups.app.instanceType: t4g.small is an arm64 instance type, but stacks/environment.yaml os.architecture is x86_64 (EC2 refuses an AMI of the other architecture); allowed: an x86_64 type (not a Graviton type such as c7g or t4g)',
+    ]);
+    const e = env();
+    e.os.architecture = "arm64";
+    expect(problems("dev", c, e)).toEqual([]);
+  });
+});
