@@ -53,6 +53,7 @@ const BAD: Record<string, [string, (r: RenderedResource) => RenderedResource | R
   deletable: [T.volume, (r) => ({ ...r, options: { protect: true, retainOnDelete: true } }), /is protected/],
   "docker-image-id": [T.container, (r) => ({ ...r, inputs: { ...r.inputs, image: "123456789012.dkr.ecr.eu-west-1.amazonaws.com/dockyard-dev/web@sha256:" + "a".repeat(64) } }), /is not a RemoteImage's imageId/],
   "docker-pulls": [T.image, (r) => ({ ...r, options: { ...r.options, dependsOn: [] } }), /is not pulled on the host/],
+  "docker-containers": [T.container, (r) => ({ ...r, inputs: { ...r.inputs, destroyGraceSeconds: undefined } }), /no destroyGraceSeconds/],
   "one-way-in": [T.dockerProvider, (r) => ({ ...r, inputs: { ...r.inputs, host: "ssh://admin@computed(dev-app-1-eip.publicIp)" } }), /is not the EIP association's publicIp/],
 };
 
@@ -66,6 +67,17 @@ describe("each rule fails on a planted bad resource", () => {
     expect(rule.check(base)).toEqual([]);
     const problems = rule.check(planted(base, type, change));
     expect(problems.join("\n")).toMatch(message);
+  }, 300_000);
+  it("proxies replaced all at once, or create-first, are caught", async () => {
+    const rule = RULES.find((r) => r.id === "docker-containers")!;
+    const base = await contractRender("prod");
+    expect(rule.check(base)).toEqual([]);
+    const unchained = structuredClone(base);
+    for (const c of unchained.resources) if (c.type === T.container && c.options) c.options.dependsOn = (c.options.dependsOn ?? []).filter((d) => !d.endsWith("-proxy"));
+    expect(rule.check(unchained).join()).toMatch(/3 of 3 proxies are replaced at the same time/);
+    const createFirst = structuredClone(base);
+    for (const c of createFirst.resources) if (c.type === T.container && c.name.endsWith("-proxy") && c.options) c.options.deleteBeforeReplace = false;
+    expect(rule.check(createFirst).join()).toMatch(/publishes host ports but would be replaced create-first/);
   }, 300_000);
   it("gzip over 16 KB is refused too, and gzip of a YAML error is reported", async () => {
     const base = await contractRender("dev");

@@ -342,6 +342,35 @@ export const RULES: Rule[] = [
     },
   },
   {
+    id: "docker-containers",
+    rule: "`wait` fails a container without a health check; deleting a container without destroyGraceSeconds stops it with timeout 0 (SIGKILL at once); a host port can be bound by one container only, so a container publishing host ports must be replaced delete-first, and those are chained host by host so one proxy at a time is down",
+    source: "kreuzwerker/terraform-provider-docker (embedded in pulumi-docker) internal/provider/resource_docker_container_funcs.go: create's waitForHealthyState ('the container does not have a healthcheck defined'), resourceDockerContainerDelete (ContainerStop timeout = destroy_grace_seconds); moby portallocator ('port is already allocated'); pulumi/pulumi replacements are create-before-delete unless deleteBeforeReplace",
+    check(r) {
+      const p: string[] = [];
+      const keys = byKey(r);
+      const publishing: RenderedResource[] = [];
+      for (const c of of(r, T.container)) {
+        const hc = c.inputs.healthcheck as { tests?: string[] } | undefined;
+        if (c.inputs.wait === true && !hc?.tests?.length) p.push(`${c.name}: wait without a health check`);
+        if (!(Number(c.inputs.destroyGraceSeconds) > 0)) p.push(`${c.name}: no destroyGraceSeconds; deleting it kills it at once`);
+        const ports = ((c.inputs.ports ?? []) as { external?: number }[]).filter((x) => x.external !== undefined);
+        if (ports.length > 0) {
+          publishing.push(c);
+          if (c.options?.deleteBeforeReplace !== true) p.push(`${c.name}: publishes host ports but would be replaced create-first ('port is already allocated')`);
+        } else if (c.options?.deleteBeforeReplace) {
+          p.push(`${c.name}: replaced delete-first although it holds no host port (a gap for nothing)`);
+        }
+      }
+      const byProvider = new Map<string, number>();
+      for (const c of publishing) byProvider.set(c.options?.provider ?? "", (byProvider.get(c.options?.provider ?? "") ?? 0) + 1);
+      for (const [prov, n] of byProvider) if (n > 1) p.push(`${prov}: ${n} containers publish host ports on one host`);
+      // Host by host: every publishing container but one waits (dependsOn) for another one.
+      const chained = publishing.filter((c) => (c.options?.dependsOn ?? []).some((d) => keys.get(d)?.type === T.container && publishing.includes(keys.get(d)!)));
+      if (publishing.length > 1 && chained.length !== publishing.length - 1) p.push(`${publishing.length - chained.length} of ${publishing.length} proxies are replaced at the same time (not chained host by host)`);
+      return p;
+    },
+  },
+  {
     id: "one-way-in",
     rule: "every SSH connection (engine readiness, pulls, the Docker provider) goes to the address the EIP ASSOCIATION reports, with the host key pinned; the readiness check insists on the instance that association names",
     source: "terraform-provider-aws internal/service/ec2/ec2_eip_association.go (Create waits, Read sets public_ip and instance_id); issue 8 finding 4",
