@@ -1,9 +1,32 @@
 /**
- * The fleet's per-host proxy and rollout order against the real Docker Engine.
- * Images come from test/infra/20-fleet-images.sh (built locally, nothing pulled):
- * dockyard-test/web:local (the example service) and dockyard-test/haproxy:local.
- * The proxy runs with exactly the configuration renderHaproxyConfig() produces; the
- * replicas run with the health check and network alias ContainerFleet gives them.
+ * The fleet's per-host proxy and rollout order against the real Docker Engine, with the
+ * containers ContainerFleet RENDERS: the fleet is built on the Pulumi mock runtime and
+ * every docker.Container it registers is created here from its recorded inputs, the way
+ * the Docker provider does it (kreuzwerker/terraform-provider-docker, embedded by
+ * pulumi-docker; internal/provider/resource_docker_container_funcs.go):
+ *  - create: ContainerCreate (Config + HostConfig from the inputs), disconnect from
+ *    "bridge", NetworkConnect each `networksAdvanced` with its aliases, `uploads` copied in,
+ *    ContainerStart; with `wait`, poll ContainerInspect once a second until
+ *    State.Health.Status is "healthy" (error when there is no health check), failing
+ *    after `waitTimeout` seconds;
+ *  - delete: ContainerStop with timeout `destroyGraceSeconds` (0 when unset), then
+ *    ContainerRemove (force).
+ * An input this file does not translate fails the test (`engineCreateRequest`), so a new
+ * input of the fleet cannot be silently left out here.
+ *
+ * What this does NOT prove:
+ *  - the provider's own code is not run (no Pulumi engine or provider plugin here): the
+ *    translation above is ours, read from the provider source, not the provider;
+ *  - images: the digests are not pulled; the local images of test/infra/20-fleet-images.sh
+ *    (dockyard-test/web:local, dockyard-test/haproxy:local) stand in for the RemoteImages,
+ *    so the host-side pull and the RemoteImage lookup are not exercised;
+ *  - Pulumi's ordering is played by the test (create the new container, wait, then delete
+ *    the old one at the end), not computed by the engine; the proxies' host-by-host chain
+ *    is a unit test (fleet.test.ts) over the engine source it cites;
+ *  - the proxy publishes on 127.0.0.1 only (the rendered ports bind all addresses);
+ *  - that the stop grace lets a draining service finish its requests: the example service
+ *    does not drain (busybox httpd as PID 1 has no SIGTERM handler, so the signal is
+ *    ignored and the delete takes the whole grace, serving until SIGKILL).
  */
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { execFileSync } from "node:child_process";
@@ -12,44 +35,192 @@ import * as http from "node:http";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
-import { renderHaproxyConfig, PROXY_CONFIG_PATH } from "../../components/proxy";
-import { healthcheckTests, sshOptions } from "../../components/fleet";
+import * as pulumi from "@pulumi/pulumi";
+import { useMocks, settle } from "../helpers/pulumi";
+import type { RecordedResource } from "../../scripts/lib/mocks";
+import type { ServiceSpec } from "../../stacks";
+import { ContainerFleet, sshOptions } from "../../components/fleet";
+
+const mocks = useMocks("dev");
 
 const WEB = "dockyard-test/web:local";
 const PROXY = "dockyard-test/haproxy:local";
 const RUN = `dyit${process.pid}`;
 const NET = `${RUN}-web`;
-const HEALTH = { interval: "1s", timeout: "1s", retries: 2, startPeriod: "1s" };
+const HEALTH = { path: "/healthz", interval: "1s", timeout: "1s", retries: 2, startPeriod: "1s" };
+const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl dockyard-host";
+const FAKE_DIGEST = "sha256:" + "e".repeat(64);
 
 const docker = (...args: string[]) => execFileSync("docker", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const created: string[] = [];
 
-/** Starts a replica the way ContainerFleet does: service network, alias, health check, read-only root. */
-function startReplica(name: string, version: string, opts: { unhealthy?: boolean } = {}): string {
-  const [, ...test] = healthcheckTests(8080, "/healthz");
-  const id = docker(
-    "run", "-d", "--name", `${RUN}-${name}`, "--network", NET, "--network-alias", "web",
-    "--read-only", "--tmpfs", "/tmp:rw,noexec,nosuid,size=8m", "--user", "65534:65534", "--cap-drop", "ALL",
-    "--security-opt", "no-new-privileges:true",
-    "--health-cmd", test.join(" "), "--health-interval", HEALTH.interval, "--health-timeout", HEALTH.timeout,
-    "--health-retries", String(HEALTH.retries), "--health-start-period", HEALTH.startPeriod,
-    "-e", `WEB_VERSION=${version}`, ...(opts.unhealthy ? ["-e", "WEB_UNHEALTHY=1"] : []),
-    WEB,
-  );
-  created.push(`${RUN}-${name}`);
+// ---------------------------------------------------------------------------------
+// The rendered fleet
+// ---------------------------------------------------------------------------------
+
+function webService(publishPort: number, env: Record<string, string>): ServiceSpec {
+  return {
+    name: "web",
+    group: "app",
+    repository: "dockyard-test/web",
+    digest: FAKE_DIGEST,
+    replicas: 1,
+    containerPort: 8080,
+    publishPort,
+    health: HEALTH,
+    env,
+    secrets: {},
+    volumes: {},
+    restart: "unless-stopped",
+    memoryMb: 64,
+    cpus: 0.5,
+    user: "65534:65534",
+    readOnlyRootFilesystem: true,
+  };
+}
+
+let renders = 0;
+/** Renders a one-host fleet (stack RUN) and returns its recorded Docker resources. */
+async function render(publishPort: number, env: Record<string, string>) {
+  const name = `r${++renders}`;
+  const ready = new pulumi.ComponentResource("dockyard:test:EngineReady", `${name}-ready`);
+  new ContainerFleet(name, {
+    stack: RUN,
+    hosts: [{ name: "h1", group: "app", address: "127.0.0.1", sshUser: "root", hostPublicKey: HOST_KEY, ready }],
+    services: [webService(publishPort, env)],
+    secrets: {},
+    architecture: "x86_64",
+    logging: { logDriver: "local", logMaxSize: "1m", logMaxFile: 2 },
+    proxyImage: `dockyard-test/haproxy@${FAKE_DIGEST}`,
+  });
+  await settle(50);
+  const mine = (type: string) => mocks.ofType(type).filter((r) => r.name.startsWith(`${name}-`));
+  const containers = mine("docker:index/container:Container");
+  const one = (xs: RecordedResource[], what: string) => {
+    if (xs.length !== 1) throw new Error(`expected one ${what}, got ${xs.map((x) => x.name).join(", ")}`);
+    return xs[0];
+  };
+  return {
+    replica: one(containers.filter((c) => !c.name.endsWith("-proxy")), "replica"),
+    proxy: one(containers.filter((c) => c.name.endsWith("-proxy")), "proxy"),
+    network: one(mine("docker:index/network:Network"), "network"),
+  };
+}
+
+// ---------------------------------------------------------------------------------
+// The provider's semantics, over the Docker Engine API
+// ---------------------------------------------------------------------------------
+
+/** One Docker Engine API call over the local socket (as the provider's Go client makes it). */
+function api<T = unknown>(method: string, p: string, body?: unknown): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const req = http.request(
+      { socketPath: "/var/run/docker.sock", method, path: `/v1.41${p}`, headers: data ? { "Content-Type": "application/json", "Content-Length": data.length } : {} },
+      (res) => {
+        let text = "";
+        res.on("data", (c) => (text += c));
+        res.on("end", () => {
+          if ((res.statusCode ?? 500) >= 300) reject(new Error(`${method} ${p}: ${res.statusCode} ${text.trim()}`));
+          else resolve((text ? JSON.parse(text) : undefined) as T);
+        });
+      },
+    );
+    req.on("error", reject);
+    req.end(data);
+  });
+}
+
+const seconds = (d: string) => Number(/^(\d+)s$/.exec(d)?.[1] ?? NaN) * 1e9;
+const labelMap = (ls: { label: string; value: string }[] = []) => Object.fromEntries(ls.map((l) => [l.label, l.value]));
+/** Env as the mock runtime records it: a plain list, or a secret-wrapped one. */
+const plain = <T>(v: unknown): T => (v && typeof v === "object" && "value" in (v as object) && !Array.isArray(v) ? (v as { value: T }).value : (v as T));
+
+/** Inputs the create or delete below give meaning to; anything else fails the test. */
+const TRANSLATED = new Set([
+  "image", "envs", "restart", "user", "readOnly", "tmpfs", "memory", "memorySwap", "cpus", "capabilities", "securityOpts",
+  "sysctls", "logDriver", "logOpts", "healthcheck", "wait", "waitTimeout", "destroyGraceSeconds", "stopTimeout", "stopSignal",
+  "networksAdvanced", "mounts", "labels", "uploads", "ports",
+]);
+
+/** ContainerCreate's body for the rendered inputs (resourceDockerContainerCreate's mapping). */
+function engineCreateRequest(inputs: Record<string, any>, image: string): Record<string, unknown> {
+  const unknown = Object.keys(inputs).filter((k) => !TRANSLATED.has(k) && k !== "name");
+  if (unknown.length > 0) throw new Error(`inputs this test does not translate yet: ${unknown.join(", ")}`);
+  const hc = inputs.healthcheck;
+  const ports = (inputs.ports ?? []) as { internal: number; external: number; protocol: string }[];
+  return {
+    Image: image,
+    Env: plain<string[]>(inputs.envs) ?? [],
+    User: inputs.user ?? "",
+    Labels: labelMap(inputs.labels),
+    StopSignal: inputs.stopSignal ?? "",
+    StopTimeout: inputs.stopTimeout,
+    Healthcheck: hc ? { Test: hc.tests, Interval: seconds(hc.interval), Timeout: seconds(hc.timeout), StartPeriod: seconds(hc.startPeriod), Retries: hc.retries } : undefined,
+    ExposedPorts: Object.fromEntries(ports.map((p) => [`${p.internal}/${p.protocol}`, {}])),
+    HostConfig: {
+      RestartPolicy: { Name: inputs.restart ?? "no" },
+      ReadonlyRootfs: inputs.readOnly ?? false,
+      Tmpfs: inputs.tmpfs,
+      Memory: inputs.memory ? inputs.memory * 1024 * 1024 : 0,
+      MemorySwap: inputs.memorySwap ? inputs.memorySwap * 1024 * 1024 : 0,
+      NanoCpus: inputs.cpus ? Math.round(Number(inputs.cpus) * 1e9) : 0,
+      CapDrop: inputs.capabilities?.drops,
+      CapAdd: inputs.capabilities?.adds,
+      SecurityOpt: inputs.securityOpts,
+      Sysctls: inputs.sysctls,
+      LogConfig: { Type: inputs.logDriver ?? "", Config: inputs.logOpts ?? {} },
+      // Deviation: loopback only (the rendered ports bind every address).
+      PortBindings: Object.fromEntries(ports.map((p) => [`${p.internal}/${p.protocol}`, [{ HostIp: "127.0.0.1", HostPort: String(p.external) }]])),
+      Mounts: (inputs.mounts ?? []).map((m: { type: string; source: string; target: string }) => ({ Type: m.type, Source: m.source, Target: m.target })),
+    },
+  };
+}
+
+/** A container as the provider creates it; resolves once created (and healthy, with `wait`), rejects as the provider fails. */
+async function createAsProvider(label: string, c: RecordedResource, overrides: { uploads?: { file: string; content: string }[] } = {}): Promise<string> {
+  const inputs = c.inputs as Record<string, any>;
+  const image = c.name.endsWith("-proxy") ? PROXY : WEB;
+  const name = `${RUN}-${label}`;
+  const { Id: id } = await api<{ Id: string }>("POST", `/containers/create?name=${name}`, engineCreateRequest(inputs, image));
+  created.push(name);
+  await api("POST", "/networks/bridge/disconnect", { Container: id, Force: false });
+  for (const n of inputs.networksAdvanced ?? []) await api("POST", `/networks/${n.name}/connect`, { Container: id, EndpointConfig: { Aliases: n.aliases ?? [] } });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dyit-up-"));
+  try {
+    for (const u of overrides.uploads ?? inputs.uploads ?? []) {
+      fs.writeFileSync(path.join(dir, "f"), u.content);
+      docker("cp", path.join(dir, "f"), `${id}:${u.file}`);
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  await api("POST", `/containers/${id}/start`);
+  if (inputs.wait) {
+    const end = Date.now() + (inputs.waitTimeout ?? 60) * 1000;
+    for (;;) {
+      const info = await api<{ State: { Health?: { Status: string } } }>("GET", `/containers/${id}/json`);
+      if (!info.State.Health) throw new Error("you have supplied a 'wait' argument, but the container does not have a healthcheck defined");
+      if (info.State.Health.Status === "healthy") break;
+      if (Date.now() > end) throw new Error(`container ${label} failed to be in healthy state`);
+      await sleep(1000);
+    }
+  }
   return id.slice(0, 12);
 }
 
-/** Pulumi's `wait`: poll Docker's health status until healthy, or fail after `timeoutMs`. */
-async function waitHealthy(name: string, timeoutMs: number): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    const status = docker("inspect", "-f", "{{.State.Health.Status}}", `${RUN}-${name}`);
-    if (status === "healthy") return true;
-    await sleep(200);
-  }
-  return false;
+/** A container deleted as the provider deletes it: stop with the grace, then force-remove. */
+async function deleteAsProvider(label: string, c: RecordedResource): Promise<void> {
+  const grace = (c.inputs as { destroyGraceSeconds?: number }).destroyGraceSeconds ?? 0;
+  await api("POST", `/containers/${RUN}-${label}/stop?t=${grace}`).catch((e: Error) => {
+    if (!/304|No such container/.test(e.message)) throw e;
+  });
+  await api("DELETE", `/containers/${RUN}-${label}?force=true`);
+}
+
+async function healthStatus(label: string): Promise<string> {
+  return (await api<{ State: { Health?: { Status: string } } }>("GET", `/containers/${RUN}-${label}/json`)).State.Health?.Status ?? "none";
 }
 
 function freePort(): Promise<number> {
@@ -90,6 +261,9 @@ function client(port: number, maxRequests: number) {
 }
 
 let port: number;
+let base: Awaited<ReturnType<typeof render>>;
+/** The provider waits `waitTimeout` (60 s at least); a failing wait is cut short here. */
+const SHORT_WAIT = 8;
 
 beforeAll(async () => {
   for (const image of [WEB, PROXY]) {
@@ -99,21 +273,14 @@ beforeAll(async () => {
       throw new Error(`image ${image} is missing: run bash test/infra/up.sh (test/infra/20-fleet-images.sh builds it)`);
     }
   }
-  docker("network", "create", "--label", `dockyard.test=${RUN}`, NET);
   port = await freePort();
-  // The proxy exactly as rendered for one host; published on loopback only.
-  const cfg = renderHaproxyConfig([{ service: "web", publishPort: 8000, containerPort: 8080, healthPath: "/healthz", replicas: 1 }]);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dyit-"));
-  fs.writeFileSync(path.join(dir, "haproxy.cfg"), cfg);
-  docker(
-    "create", "--name", `${RUN}-proxy`, "--network", NET, "-p", `127.0.0.1:${port}:8000`,
-    // As ContainerFleet creates it: config uploaded before start, so not --read-only.
-    "--tmpfs", "/tmp", "--cap-drop", "ALL", "--sysctl", "net.ipv4.ip_unprivileged_port_start=0", PROXY,
-  );
-  created.push(`${RUN}-proxy`);
-  docker("cp", path.join(dir, "haproxy.cfg"), `${RUN}-proxy:${PROXY_CONFIG_PATH}`);
-  fs.rmSync(dir, { recursive: true, force: true });
-  docker("start", `${RUN}-proxy`);
+  base = await render(port, { WEB_VERSION: "v1" });
+  // The service network as rendered.
+  const n = base.network.inputs as { name: string; driver: string; labels: { label: string; value: string }[] };
+  expect(n.name).toBe(NET);
+  docker("network", "create", "--driver", n.driver, ...n.labels.flatMap((l) => ["--label", `${l.label}=${l.value}`]), "--label", `dockyard.test=${RUN}`, n.name);
+  // The proxy as rendered, created (config uploaded before start) and health-waited as the provider does.
+  await createAsProvider("proxy", base.proxy);
 });
 
 afterAll(() => {
@@ -123,13 +290,24 @@ afterAll(() => {
   try { docker("network", "rm", NET); } catch { /* in use or gone */ }
 });
 
-describe("per-host proxy against the real engine", () => {
+describe("the rendered proxy and replicas against the real engine", () => {
+  it("the proxy's health check (haproxy -c) passes in the real image; a proxy whose haproxy cannot run never passes the wait", async () => {
+    expect(await healthStatus("proxy")).toBe("healthy");
+    const other = await render(await freePort(), { WEB_VERSION: "v1" });
+    const broken = { ...other.proxy, inputs: { ...other.proxy.inputs, waitTimeout: SHORT_WAIT } };
+    await expect(createAsProvider("proxy-broken", broken, { uploads: [{ file: "/usr/local/etc/haproxy/haproxy.cfg", content: "this is not a haproxy configuration\n" }] })).rejects.toThrow(/failed to be in healthy state/);
+    expect(await healthStatus("proxy-broken")).not.toBe("healthy");
+    await deleteAsProvider("proxy-broken", broken);
+  });
+
   it("routes to the healthy replica and never to an unhealthy one", async () => {
-    const good = startReplica("good", "v1");
-    const bad = startReplica("bad", "v1", { unhealthy: true });
-    const turning = startReplica("turning", "v1");
-    expect(await waitHealthy("good", 20_000)).toBe(true);
-    expect(await waitHealthy("turning", 20_000)).toBe(true);
+    const good = await createAsProvider("good", base.replica);
+    // A bad release: its create fails the wait, and the container stays (a failed create is not rolled back).
+    const badRender = (await render(port, { WEB_VERSION: "v1", WEB_UNHEALTHY: "1" })).replica;
+    const badDef = { ...badRender, inputs: { ...badRender.inputs, waitTimeout: SHORT_WAIT } };
+    await expect(createAsProvider("bad", badDef)).rejects.toThrow(/failed to be in healthy state/);
+    const bad = docker("inspect", "-f", "{{.Id}}", `${RUN}-bad`).slice(0, 12);
+    const turning = await createAsProvider("turning", base.replica);
     // The unhealthy replica does serve requests: only the proxy's check keeps traffic away.
     expect(docker("exec", `${RUN}-bad`, "wget", "-qO-", "http://127.0.0.1:8080/cgi-bin/whoami")).toBe(`${bad} v1`);
     // This one becomes unhealthy while running.
@@ -145,21 +323,26 @@ describe("per-host proxy against the real engine", () => {
     expect([...seen.keys()]).toEqual([good]);
     expect(seen.has(bad)).toBe(false);
     expect(seen.has(turning)).toBe(false);
-    docker("rm", "-f", `${RUN}-bad`, `${RUN}-turning`);
+    docker("rm", "-f", `${RUN}-bad`, `${RUN}-turning`); // cleanup, not part of what is tested
   });
 
-  it("Pulumi's order (new started and healthy, then old removed) loses no request", async () => {
+  it("Pulumi's order (new created and healthy, then the old one deleted with its grace) loses no request", async () => {
     // State before: one old replica (v1) serving, as after the previous test.
     const old = docker("ps", "-q", "--filter", `name=${RUN}-good`).slice(0, 12);
     expect(old).not.toBe("");
     const c = client(port, 3000);
     await sleep(1000);
-    // 1. create the replacement (new name: the spec hash changed) and wait until healthy.
-    const fresh = startReplica("v2", "v2");
-    expect(await waitHealthy("v2", 30_000)).toBe(true);
+    // 1. create the replacement (a new resource: the spec hash changed) and wait until healthy.
+    const v2 = (await render(port, { WEB_VERSION: "v2" })).replica;
+    expect(v2.name).not.toBe(base.replica.name);
+    const fresh = await createAsProvider("v2", v2);
     await sleep(1500);
-    // 2. end of the update: delete the old container (the provider force-removes it).
-    docker("rm", "-f", `${RUN}-good`);
+    // 2. end of the update: the old container is deleted (stop with its grace, then remove).
+    // The example service's PID 1 (busybox httpd) has no SIGTERM handler, so the kernel
+    // ignores the signal and the stop takes the whole grace; the replica serves meanwhile.
+    const t0 = Date.now();
+    await deleteAsProvider("good", base.replica);
+    console.log(`old replica deleted after ${((Date.now() - t0) / 1000).toFixed(1)} s (grace ${(base.replica.inputs as { destroyGraceSeconds: number }).destroyGraceSeconds} s)`);
     await sleep(4000);
     await c.stop();
     const failed = c.answers.filter((a) => a.status !== 200);
@@ -170,14 +353,14 @@ describe("per-host proxy against the real engine", () => {
     expect(versions[versions.length - 1]).toBe("v2");
     expect(c.answers.some((a) => a.body.startsWith(old))).toBe(true);
     expect(c.answers.slice(-20).every((a) => a.body.startsWith(fresh))).toBe(true);
-  });
+  }, 120_000);
 
   it("an unhealthy new version fails the wait, the old one keeps serving, and no request fails", async () => {
     const c = client(port, 3000);
     await sleep(500);
-    startReplica("v3", "v3", { unhealthy: true });
-    // Pulumi's wait times out: the update fails and the old container is never deleted.
-    expect(await waitHealthy("v3", 8_000)).toBe(false);
+    const v3 = (await render(port, { WEB_VERSION: "v3", WEB_UNHEALTHY: "1" })).replica;
+    // The provider's wait times out: the update fails and the old container is never deleted.
+    await expect(createAsProvider("v3", { ...v3, inputs: { ...v3.inputs, waitTimeout: SHORT_WAIT } })).rejects.toThrow(/failed to be in healthy state/);
     await sleep(1000);
     await c.stop();
     const failed = c.answers.filter((a) => a.status !== 200);
@@ -189,6 +372,14 @@ describe("per-host proxy against the real engine", () => {
     const early = c.answers.filter((a) => a.body.endsWith(" v3")).length;
     // Before its first failed checks the new replica may take a few requests (it answers them).
     console.log(`unhealthy new version answered ${early} of ${c.answers.length} requests before the proxy took it out`);
+  });
+
+  it("deleting the proxy (SIGUSR1 soft stop, grace as rendered) ends as soon as haproxy has drained, not after the grace", async () => {
+    const t0 = Date.now();
+    await deleteAsProvider("proxy", base.proxy);
+    const took = (Date.now() - t0) / 1000;
+    expect((base.proxy.inputs as { destroyGraceSeconds: number }).destroyGraceSeconds).toBeGreaterThan(30);
+    expect(took).toBeLessThan(10);
   });
 });
 
