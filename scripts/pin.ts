@@ -1,7 +1,8 @@
 /**
  * `dockyard pin [STACK ...] [--check]`
  *
- * Makes sure every image digest a stack file pins carries its pin tag
+ * Makes sure every image digest a stack file pins (each service's `dockyard:images.<name>`
+ * and the per-host proxy's `dockyard:proxyImage`) carries its pin tag
  * (`pin-sha256-<hex>`) in that stack's repository, so the repository's lifecycle policy
  * (expire untagged images) can never delete an image a stack still runs. promote and
  * rollback tag the digests they write; this covers digests that reach a stack file any
@@ -12,7 +13,7 @@
  */
 import * as fs from "node:fs";
 import type { Argv, CommandModule } from "yargs";
-import { pinTag } from "../stacks";
+import { pinnedImages, pinTag } from "../stacks";
 import { parseRepository, pinImage, type ClientOptions, type TagOutcome, type TransferStats } from "./lib/oci";
 import { ClientPool, DockyardError, loadSpec, resolveStacksDir, standalone } from "./promote";
 
@@ -29,6 +30,7 @@ export interface PinOptions {
 export interface PinItem {
   /** Stacks that pin this image (one repository may serve several stacks). */
   stacks: string[];
+  /** Services that run it; "haproxy" (PROXY_REPOSITORY) for the per-host proxy image. */
   services: string[];
   repository: string;
   digest: string;
@@ -65,7 +67,7 @@ export async function pin(opts: PinOptions): Promise<PinResult> {
   const specs = stacks.map((s) => loadSpec(s, stacksDir));
   const byImage = new Map<string, PinItem>();
   for (const spec of specs) {
-    for (const s of spec.services) {
+    for (const s of pinnedImages(spec)) {
       const key = `${s.repository}@${s.digest}`;
       const item = byImage.get(key) ?? { stacks: [], services: [], repository: s.repository, digest: s.digest, tag: pinTag(s.digest), outcome: "missing" as const };
       if (!item.stacks.includes(spec.stack)) item.stacks.push(spec.stack);
@@ -132,7 +134,8 @@ export const pinCommand: CommandModule<object, PinArgs> = {
     y
       .usage(
         "$0 pin [STACK ...] [--check]\n\n" +
-          "For each digest the stack files pin (default: every stacks/Pulumi.<stack>.yaml), makes sure its\n" +
+          "For each digest the stack files pin (default: every stacks/Pulumi.<stack>.yaml): each service's image\n" +
+          "and the per-host proxy's (dockyard:proxyImage, in <registry>/haproxy), makes sure its\n" +
           "repository has the immutable tag pin-sha256-<hex> on it; the repository lifecycle policy only\n" +
           "expires untagged images. --check changes nothing and exits 1 if a tag is missing.\n" +
           "Exit codes: 0 every pinned digest tagged, 1 some are not (or a registry failed), 2 bad input.",

@@ -1,7 +1,8 @@
 /**
  * `dockyard promote --from test --to prod [--service NAME ...]`
  *
- * Moves the digests a source stack runs to a target stack: checks the source stack has
+ * Moves the digests a source stack runs to a target stack (every service's, and the
+ * per-host proxy's `dockyard:proxyImage`, named `haproxy`): checks the source stack has
  * deployed them, makes sure each image is in the target stack's repository (nothing to
  * do in the same repository; cross-repository mount in the same registry; streamed copy
  * across registries; multi-platform indexes whole, digests byte for byte), verifies the
@@ -12,7 +13,18 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Argv, CommandModule } from "yargs";
-import { ConfigError, loadStackSpec, stackFilePath, STACKS_DIR, type EnvironmentSpec, type ServiceSpec } from "../stacks";
+import {
+  ConfigError,
+  loadStackSpec,
+  pinnedImages,
+  PROXY_REPOSITORY,
+  proxyRepository,
+  splitImageRef,
+  stackFilePath,
+  STACKS_DIR,
+  type EnvironmentSpec,
+  type PinnedImage,
+} from "../stacks";
 import { appendLedger, currentActor, ledgerPath, type LedgerEntry } from "./lib/ledger";
 import {
   copyImage,
@@ -63,22 +75,23 @@ export interface CommonOptions {
 export interface PromoteOptions extends CommonOptions {
   from: string;
   to: string;
-  /** Services to promote; default every service of the source stack. */
+  /** Images to promote by name: services, and PROXY_REPOSITORY for the proxy; default every service and the proxy. */
   services?: string[];
   /** JSON file as printed by `pulumi stack output --json --stack <from>`; default: run that command. */
   sourceOutputs?: string;
 }
 
-/** What happens to one service. */
+/** What happens to one image: a service's, or the per-host proxy's (service PROXY_REPOSITORY). */
 export interface PlanItem {
+  /** Service name, or PROXY_REPOSITORY for the proxy (`dockyard:proxyImage`). */
   service: string;
   /** Source repository (promote) or the stack's own (rollback), without digest. */
   sourceRepository: string;
   targetRepository: string;
   /** Digest being moved to the target stack. */
   digest: string;
-  /** Digest the target stack pins now. */
-  oldDigest: string;
+  /** Digest the target stack pins now (null: it pins none, e.g. no dockyard:proxyImage yet). */
+  oldDigest: string | null;
   strategy: CopyStrategy;
   /** The target stack already pins `digest`: its file is not changed for this service. */
   unchanged: boolean;
@@ -117,9 +130,14 @@ export function loadSpec(stack: string, stacksDir: string): EnvironmentSpec {
   }
 }
 
-/** Digests a stack's last deployment runs, per service, from its `services` stack output. */
+/**
+ * Digests a stack's last deployment runs, per service, from its `services` stack output,
+ * and the proxy's (under PROXY_REPOSITORY) from its `proxyImage` output
+ * (`"<registry>/haproxy@sha256:<hex>"`) when the program exports one.
+ */
 export function deployedDigests(stack: string, outputsJson: unknown, where: string): Record<string, string> {
   const services = (outputsJson as { services?: unknown })?.services;
+  const proxy = (outputsJson as { proxyImage?: unknown })?.proxyImage;
   if (typeof services !== "object" || services === null || Array.isArray(services)) {
     throw new DockyardError(`${where}: no 'services' output (expected {"services": {"<service>": {"digest": "sha256:..."}}}) for stack ${stack}`, 2);
   }
@@ -127,6 +145,11 @@ export function deployedDigests(stack: string, outputsJson: unknown, where: stri
   for (const [svc, v] of Object.entries(services as Record<string, unknown>)) {
     const d = (v as { digest?: unknown })?.digest;
     if (typeof d === "string") out[svc] = d;
+  }
+  if (proxy !== undefined && proxy !== null) {
+    const ref = typeof proxy === "string" ? splitImageRef(proxy) : undefined;
+    if (!ref) throw new DockyardError(`${where}: output 'proxyImage' of stack ${stack}: must be a string '<registry>/${PROXY_REPOSITORY}@sha256:<64 hex>' (got ${JSON.stringify(proxy)})`, 2);
+    out[PROXY_REPOSITORY] = ref.digest;
   }
   return out;
 }
@@ -163,12 +186,22 @@ export function readSourceOutputs(stack: string, file?: string): { json: unknown
   }
 }
 
-function selectServices(spec: EnvironmentSpec, names: string[] | undefined, role: string): ServiceSpec[] {
-  if (!names || names.length === 0) return spec.services;
-  const out: ServiceSpec[] = [];
-  for (const n of names) {
-    const s = spec.services.find((x) => x.name === n);
-    if (!s) throw new DockyardError(`--service ${n}: stack ${spec.stack} (${role}) has no such service; services: ${spec.services.map((x) => x.name).join(", ") || "(none)"}`, 2);
+/**
+ * The images of `spec` named by --service (a service, or PROXY_REPOSITORY for the proxy);
+ * default all of them. An unknown name is bad input (2), naming the stack file and what is allowed.
+ */
+export function selectImages(spec: EnvironmentSpec, stacksDir: string, names: string[] | undefined, role: string): PinnedImage[] {
+  const images = pinnedImages(spec);
+  if (!names || names.length === 0) return images;
+  const file = path.relative(process.cwd(), stackFilePath(spec.stack, stacksDir)) || stackFilePath(spec.stack, stacksDir);
+  const out: PinnedImage[] = [];
+  for (const n of new Set(names)) {
+    const s = images.find((x) => x.name === n);
+    if (!s && n === PROXY_REPOSITORY) throw new DockyardError(`--service ${n}: stack ${spec.stack} (${role}) sets no proxy image: ${file} has no config.dockyard:proxyImage`, 2);
+    if (!s) {
+      const services = spec.services.map((x) => x.name).join(", ") || "(none)";
+      throw new DockyardError(`--service ${n}: stack ${spec.stack} (${role}, ${file}) has no such service; services: ${services}${spec.proxyImage ? `; the per-host proxy: ${PROXY_REPOSITORY}` : ""}`, 2);
+    }
     out.push(s);
   }
   return out;
@@ -200,8 +233,8 @@ function repoRef(repository: string, stack: string, service: string): Repository
   }
 }
 
-function short(d: string): string {
-  return d.replace(/^sha256:/, "").slice(0, 12);
+function short(d: string | null): string {
+  return d === null ? "(none)" : d.replace(/^sha256:/, "").slice(0, 12);
 }
 
 export function formatBytes(n: number): string {
@@ -292,7 +325,7 @@ export async function promote(opts: PromoteOptions): Promise<ChangeResult> {
   const stacksDir = resolveStacksDir(opts.stacksDir);
   const source = loadSpec(opts.from, stacksDir);
   const target = loadSpec(opts.to, stacksDir);
-  const services = selectServices(source, opts.services, "--from");
+  const images = selectImages(source, stacksDir, opts.services, "--from");
   const stackFile = stackFilePath(opts.to, stacksDir);
   const ledgerFile = opts.ledgerFile ?? ledgerPath(stacksDir);
 
@@ -300,17 +333,19 @@ export async function promote(opts: PromoteOptions): Promise<ChangeResult> {
   const deployed = deployedDigests(opts.from, outputs.json, outputs.where);
   const refused: string[] = [];
   const items: PlanItem[] = [];
-  for (const s of services) {
-    const t = target.services.find((x) => x.name === s.name);
+  const targetImages = pinnedImages(target);
+  for (const s of images) {
+    // The target's proxy repository exists by name even while its stack file pins no proxy yet.
+    const t = targetImages.find((x) => x.name === s.name) ?? (s.proxy ? { repository: proxyRepository(target.registry), digest: null } : undefined);
     if (!t) throw new DockyardError(`service ${s.name} is in stack ${opts.from} but not in stack ${opts.to}`, 2);
     if (deployed[s.name] !== s.digest) {
-      refused.push(
-        `${s.name}: stack ${opts.from} pins ${s.digest} but has not deployed it ` +
-          (deployed[s.name] ? `(its last deployment runs ${deployed[s.name]}, per ${outputs.where})` : `(no digest for ${s.name} in ${outputs.where})`),
-      );
+      const none = s.proxy
+        ? `(no 'proxyImage' output "<registry>/${PROXY_REPOSITORY}@<digest>" in ${outputs.where}: its last deployment ran no proxy, or predates that output; deploy it, or promote the services alone with --service NAME)`
+        : `(no digest for ${s.name} in ${outputs.where})`;
+      refused.push(`${s.name}: stack ${opts.from} pins ${s.digest} but has not deployed it ${deployed[s.name] ? `(its last deployment runs ${deployed[s.name]}, per ${outputs.where})` : none}`);
       continue;
     }
-    const strategy = copyStrategy(repoRef(s.repository, opts.from, s.name), repoRef(t.repository, opts.to, t.name));
+    const strategy = copyStrategy(repoRef(s.repository, opts.from, s.name), repoRef(t.repository, opts.to, s.name));
     items.push({ service: s.name, sourceRepository: s.repository, targetRepository: t.repository, digest: s.digest, oldDigest: t.digest, strategy, unchanged: t.digest === s.digest });
   }
   if (refused.length > 0) {
@@ -445,16 +480,22 @@ export const promoteCommand: CommandModule<object, PromoteArgs> = {
       y
         .usage(
           "$0 promote --from <stack> --to <stack> [--service NAME ...]\n\n" +
-            "Takes the digests the --from stack file pins and has deployed, copies each image into the --to\n" +
+            "Takes the digests the --from stack file pins and has deployed (every service's, and the per-host\n" +
+            `proxy's dockyard:proxyImage, named ${PROXY_REPOSITORY}; --service selects some), copies each image into the --to\n` +
             "stack's repository if it is not there (same repository: nothing; same registry: blobs mounted;\n" +
             "other registry: blobs streamed; multi-platform indexes whole, digests unchanged), verifies it there,\n" +
             "tags it pin-sha256-<hex> there (the lifecycle policy never expires a tagged image), then rewrites\n" +
             "only the digest lines of stacks/Pulumi.<to>.yaml and appends to stacks/promotions.jsonl.\n" +
+            `Deployed means: the 'services' output of --from (and its 'proxyImage' output for ${PROXY_REPOSITORY}).\n` +
             "Exit codes: 0 done, 1 refused or failed (stack file untouched), 2 bad usage or input.",
         )
         .option("from", { type: "string", demandOption: true, describe: "Stack whose deployed digests are promoted" })
         .option("to", { type: "string", demandOption: true, describe: "Stack whose stack file is rewritten" })
-        .option("service", { type: "string", array: true, describe: "Only these services (repeatable); default all" })
+        .option("service", {
+          type: "string",
+          array: true,
+          describe: `Only these images (repeatable): a service name, or ${PROXY_REPOSITORY} for the per-host proxy image; default every service and the proxy`,
+        })
         .option("source-outputs", { type: "string", describe: "JSON from `pulumi stack output --json --stack <from>`; default: run it" }),
     ) as unknown as Argv<PromoteArgs>,
   handler: async (a) => {

@@ -2,13 +2,14 @@
  * `dockyard rollback <stack> [--service NAME] [--to DIGEST]`
  *
  * Puts back the digest a stack ran before its last promotion (or rollback), as the
- * promotion ledger records it, or an explicit `--to DIGEST`. Same verified, atomic path
+ * promotion ledger records it, or an explicit `--to DIGEST`; for each service, and for the
+ * per-host proxy (`--service haproxy`, the stack file's `dockyard:proxyImage`). Same verified, atomic path
  * as promote: the image must be in the stack's repository (HEAD by digest, children of
  * an index too) before the stack file's digest line is rewritten and a ledger line
  * (action "rollback") is appended.
  */
 import type { Argv, CommandModule } from "yargs";
-import { stackFilePath } from "../stacks";
+import { pinnedImages, PROXY_REPOSITORY, stackFilePath } from "../stacks";
 import { ledgerPath, LedgerError, previousDigest, readLedger } from "./lib/ledger";
 import { DIGEST_RE, emptyStats, manifestReferences, parseRepository } from "./lib/oci";
 import { assertReplaceable } from "./lib/stackfile";
@@ -19,6 +20,7 @@ import {
   loadSpec,
   resolveStacksDir,
   runCommand,
+  selectImages,
   standalone,
   verifyAndApply,
   type ChangeResult,
@@ -28,7 +30,7 @@ import {
 
 export interface RollbackOptions extends CommonOptions {
   stack: string;
-  /** Services to roll back; default every service the ledger has a previous digest for. */
+  /** Images to roll back (services; PROXY_REPOSITORY for the proxy); default every one the ledger has a previous digest for. */
   services?: string[];
   /** Explicit digest to put back (needs exactly one service). */
   to?: string;
@@ -43,15 +45,14 @@ export async function rollback(opts: RollbackOptions): Promise<ChangeResult> {
   const ledgerFile = opts.ledgerFile ?? ledgerPath(stacksDir);
   if (opts.to !== undefined && !DIGEST_RE.test(opts.to)) throw new DockyardError(`--to ${opts.to}: must be an image digest 'sha256:<64 lowercase hex>'`, 2);
 
-  let names = opts.services ?? [];
-  for (const n of names) {
-    if (!spec.services.some((s) => s.name === n)) {
-      throw new DockyardError(`--service ${n}: stack ${opts.stack} has no such service; services: ${spec.services.map((s) => s.name).join(", ") || "(none)"}`, 2);
-    }
-  }
+  const images = pinnedImages(spec);
+  let names = opts.services?.length ? selectImages(spec, stacksDir, opts.services, "rollback").map((i) => i.name) : [];
   if (opts.to !== undefined && names.length === 0) {
-    if (spec.services.length !== 1) throw new DockyardError(`--to needs --service: stack ${opts.stack} has ${spec.services.length} services (${spec.services.map((s) => s.name).join(", ")})`, 2);
-    names = [spec.services[0].name];
+    if (images.length !== 1) {
+      const proxy = images.some((i) => i.proxy) ? `; ${PROXY_REPOSITORY} is the per-host proxy` : "";
+      throw new DockyardError(`--to needs --service: stack ${opts.stack} pins ${images.length} images (${images.map((i) => i.name).join(", ")}${proxy})`, 2);
+    }
+    names = [images[0].name];
   }
   if (opts.to !== undefined && names.length > 1) throw new DockyardError(`--to takes one --service; got ${names.join(", ")}`, 2);
 
@@ -65,7 +66,7 @@ export async function rollback(opts: RollbackOptions): Promise<ChangeResult> {
   const explicit = names.length > 0;
   const items: PlanItem[] = [];
   const missing: string[] = [];
-  for (const s of spec.services.filter((x) => !explicit || names.includes(x.name))) {
+  for (const s of images.filter((x) => !explicit || names.includes(x.name))) {
     let digest = opts.to;
     if (digest === undefined) {
       const e = previousDigest(entries, opts.stack, s.name, s.digest);
@@ -136,14 +137,19 @@ export const rollbackCommand: CommandModule<object, RollbackArgs> = {
       y
         .usage(
           "$0 rollback <stack> [--service NAME] [--to DIGEST]\n\n" +
-            "Finds, in stacks/promotions.jsonl, the change that moved each service of <stack> to the digest it pins\n" +
-            "now and puts back the digest it ran before (or --to DIGEST for one service). The image must still be\n" +
+            `Finds, in stacks/promotions.jsonl, the change that moved each image of <stack> (its services', and its\n` +
+            `per-host proxy's dockyard:proxyImage, named ${PROXY_REPOSITORY}) to the digest it pins now and puts back\n` +
+            "the digest it ran before (or --to DIGEST for one --service). The image must still be\n" +
             "in the stack's repository (verified by digest) before only the digest line of stacks/Pulumi.<stack>.yaml\n" +
             "is rewritten, atomically, and a 'rollback' line is appended to the ledger. Then run `pulumi up`.\n" +
             "Exit codes: 0 done, 1 refused or failed (stack file untouched), 2 bad usage or input.",
         )
         .positional("stack", { type: "string", demandOption: true, describe: "Stack to roll back" })
-        .option("service", { type: "string", array: true, describe: "Only these services (repeatable); default every service the ledger can roll back" })
+        .option("service", {
+          type: "string",
+          array: true,
+          describe: `Only these images (repeatable): a service name, or ${PROXY_REPOSITORY} for the per-host proxy image; default every one the ledger can roll back`,
+        })
         .option("to", { type: "string", describe: "Digest to put back instead of the ledger's previous one (one service)" }),
     ) as unknown as Argv<RollbackArgs>,
   handler: async (a) => {

@@ -243,7 +243,7 @@ export async function run(argv: string[]): Promise<number> {
       const promoteTo = (testReg: string, prodReg: string, dir: string) => async () => {
         // Writing the temp stack files is inside the timed region: a few KiB, and honest.
         stacksDir(dir, testReg, prodReg, image.digest, `sha256:${"0".repeat(64)}`);
-        const r = await promote({ from: "test", to: "prod", stacksDir: dir, sourceOutputs: path.join(dir, "test.outputs.json"), concurrency: args.concurrency, client: { credentials: async () => undefined } });
+        const r = await promote({ from: "test", to: "prod", services: ["web"], stacksDir: dir, sourceOutputs: path.join(dir, "test.outputs.json"), concurrency: args.concurrency, client: { credentials: async () => undefined } });
         if (r.ledger.length !== 1) throw new Error("promote wrote no ledger line");
         return r.stats.bytesUploaded;
       };

@@ -20,7 +20,7 @@ import * as https from "node:https";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Readable } from "node:stream";
-import { pinTag } from "../../stacks/schema";
+import { DIGEST_RE, pinTag } from "../../stacks/schema";
 
 export const MEDIA_TYPES = {
   ociIndex: "application/vnd.oci.image.index.v1+json",
@@ -37,7 +37,7 @@ export const MANIFEST_ACCEPT = [
   MEDIA_TYPES.dockerManifest,
 ].join(", ");
 
-export const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
+export { DIGEST_RE };
 
 export function isIndexMediaType(mt: string): boolean {
   return mt === MEDIA_TYPES.ociIndex || mt === MEDIA_TYPES.dockerManifestList;

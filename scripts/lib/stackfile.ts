@@ -2,7 +2,8 @@
  * Rewriting image digests in a stack file (stacks/Pulumi.<stack>.yaml).
  *
  * Only the digest values change: the file is parsed with the `yaml` document API to
- * find each `config.dockyard:images.<service>` scalar, and exactly that value's source
+ * find each `config.dockyard:images.<service>` scalar (or, for the per-host proxy,
+ * `config.dockyard:proxyImage`), and exactly that value's source
  * range is replaced, so comments, blank lines, key order, quoting and indentation stay
  * byte for byte. The write is atomic (temp file in the same directory, fsync, rename,
  * fsync of the directory): a reader sees the old file or the new one, never half of one.
@@ -11,9 +12,15 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as YAML from "yaml";
-import { DIGEST_RE } from "./oci";
+import { DIGEST_RE, PROXY_REPOSITORY } from "../../stacks/schema";
 
 export const IMAGES_KEY = "dockyard:images";
+export const PROXY_IMAGE_KEY = "dockyard:proxyImage";
+
+/** Where an image's digest lives in a stack file: `config.dockyard:images.<name>`, or `config.dockyard:proxyImage` for the proxy (named PROXY_REPOSITORY). */
+export function digestKeyPath(name: string): string[] {
+  return name === PROXY_REPOSITORY ? ["config", PROXY_IMAGE_KEY] : ["config", IMAGES_KEY, name];
+}
 
 /** A stack file problem: unreadable, unwritable, or without the keys to rewrite. */
 export class StackFileError extends Error {
@@ -24,32 +31,35 @@ export class StackFileError extends Error {
 }
 
 /**
- * Returns `text` with `config.dockyard:images.<service>` set to each digest in `updates`.
- * A service that already has an entry keeps its quoting style; a missing one is added
- * to the mapping (the only case where the yaml library re-renders that mapping).
+ * Returns `text` with each image in `updates` (a service name, or PROXY_REPOSITORY for the
+ * proxy; see digestKeyPath) set to its digest. An entry that exists keeps its quoting
+ * style; a missing one is added (the only case where the yaml library re-renders that mapping).
  */
 export function rewriteDigests(text: string, updates: Record<string, string>, where = "stack file"): string {
-  for (const [svc, d] of Object.entries(updates)) {
-    if (!DIGEST_RE.test(d)) throw new StackFileError(`${where}: config.${IMAGES_KEY}.${svc}: refusing to write ${JSON.stringify(d)}; must be 'sha256:<64 lowercase hex>'`);
+  const key = (name: string) => digestKeyPath(name).slice(1).join(".");
+  for (const [name, d] of Object.entries(updates)) {
+    if (!DIGEST_RE.test(d)) throw new StackFileError(`${where}: config.${key(name)}: refusing to write ${JSON.stringify(d)}; must be 'sha256:<64 lowercase hex>'`);
   }
   const doc = YAML.parseDocument(text);
   if (doc.errors.length > 0) throw new StackFileError(`${where}: YAML syntax: ${doc.errors[0].message}`);
-  const images = doc.getIn(["config", IMAGES_KEY], true);
-  if (!YAML.isMap(images)) throw new StackFileError(`${where}: config.${IMAGES_KEY}: missing or not a mapping of service -> digest`);
+  if (Object.keys(updates).some((name) => name !== PROXY_REPOSITORY) && !YAML.isMap(doc.getIn(["config", IMAGES_KEY], true))) {
+    throw new StackFileError(`${where}: config.${IMAGES_KEY}: missing or not a mapping of service -> digest`);
+  }
+  if (!YAML.isMap(doc.get("config", true))) throw new StackFileError(`${where}: config: missing or not a mapping`);
 
   const splices: { start: number; end: number; value: string }[] = [];
-  const missing: [string, string][] = [];
-  for (const [svc, d] of Object.entries(updates)) {
-    const node = images.get(svc, true);
+  const missing: [string[], string][] = [];
+  for (const [name, d] of Object.entries(updates)) {
+    const node = doc.getIn(digestKeyPath(name), true);
     if (node === undefined) {
-      missing.push([svc, d]);
+      missing.push([digestKeyPath(name), d]);
       continue;
     }
-    if (!YAML.isScalar(node) || !node.range) throw new StackFileError(`${where}: config.${IMAGES_KEY}.${svc}: not a plain value`);
+    if (!YAML.isScalar(node) || !node.range) throw new StackFileError(`${where}: config.${key(name)}: not a plain value`);
     const [start, valueEnd] = node.range;
     const q = node.type === YAML.Scalar.QUOTE_DOUBLE ? '"' : node.type === YAML.Scalar.QUOTE_SINGLE ? "'" : "";
     if (node.type === YAML.Scalar.BLOCK_FOLDED || node.type === YAML.Scalar.BLOCK_LITERAL) {
-      throw new StackFileError(`${where}: config.${IMAGES_KEY}.${svc}: block scalars are not supported for digests`);
+      throw new StackFileError(`${where}: config.${key(name)}: block scalars are not supported for digests`);
     }
     splices.push({ start, end: valueEnd, value: `${q}${d}${q}` });
   }
@@ -57,13 +67,13 @@ export function rewriteDigests(text: string, updates: Record<string, string>, wh
   for (const s of splices.sort((a, b) => b.start - a.start)) out = out.slice(0, s.start) + s.value + out.slice(s.end);
   if (missing.length > 0) {
     const d2 = YAML.parseDocument(out);
-    for (const [svc, d] of missing) d2.setIn(["config", IMAGES_KEY, svc], d);
+    for (const [keyPath, d] of missing) d2.setIn(keyPath, d);
     out = d2.toString();
   }
   // Prove the result says what we meant before anyone writes it.
-  const check = YAML.parse(out) as { config?: Record<string, Record<string, unknown>> };
-  for (const [svc, d] of Object.entries(updates)) {
-    if (check?.config?.[IMAGES_KEY]?.[svc] !== d) throw new StackFileError(`${where}: internal error: rewritten file does not pin ${svc} to ${d}`);
+  const check = YAML.parseDocument(out);
+  for (const [name, d] of Object.entries(updates)) {
+    if (check.getIn(digestKeyPath(name)) !== d) throw new StackFileError(`${where}: internal error: rewritten file does not pin ${name} to ${d}`);
   }
   return out;
 }
@@ -146,7 +156,7 @@ export function assertReplaceable(file: string): void {
 
 /**
  * Sets the digests in the stack file `file` (only those values change) atomically.
- * Returns the previous digests of the services updated.
+ * Returns the previous digests of the images updated (keyed as in rewriteDigests).
  */
 export function setImageDigests(file: string, updates: Record<string, string>, hooks: WriteHooks = {}): Record<string, string | undefined> {
   let text: string;
@@ -155,10 +165,13 @@ export function setImageDigests(file: string, updates: Record<string, string>, h
   } catch (e) {
     throw new StackFileError(`cannot read ${file}: ${(e as Error).message}`);
   }
-  const before = (YAML.parse(text) as { config?: Record<string, Record<string, string>> })?.config?.[IMAGES_KEY] ?? {};
   const out = rewriteDigests(text, updates, path.basename(file));
+  const before = YAML.parseDocument(text);
   const previous: Record<string, string | undefined> = {};
-  for (const svc of Object.keys(updates)) previous[svc] = before[svc];
+  for (const name of Object.keys(updates)) {
+    const v = before.getIn(digestKeyPath(name));
+    previous[name] = typeof v === "string" ? v : undefined;
+  }
   if (out !== text) writeFileAtomic(file, out, hooks);
   return previous;
 }

@@ -11,6 +11,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
+import { PROXY_REPOSITORY, proxyRepository } from "../../stacks";
 
 export const REGISTRY_A = "127.0.0.1:5001";
 export const REGISTRY_B = "127.0.0.1:5002";
@@ -127,22 +128,23 @@ export interface StacksDir {
   dir: string;
   file(stack: string): string;
   ledger: string;
-  /** Writes --source-outputs JSON saying `stack` runs these digests. */
+  /** Writes --source-outputs JSON saying `stack` runs these digests (the proxy's, under "haproxy", as the `proxyImage` output). */
   outputs(stack: string, digests: Record<string, string>): string;
 }
 
 /**
  * A temp copy of stacks/ (environment.yaml + test/prod stack files) with the registries
- * and digests replaced; comments and layout otherwise as shipped.
+ * and digests replaced (the proxy's too, when given); comments and layout otherwise as shipped.
  */
-export function makeStacksDir(opts: { test: { registry: string; web: string }; prod: { registry: string; web: string } }): StacksDir {
+export function makeStacksDir(opts: Record<"test" | "prod", { registry: string; web: string; proxy?: string }>): StacksDir {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dockyard-stacks-"));
   fs.copyFileSync(path.join(REPO_ROOT, "stacks/environment.yaml"), path.join(dir, "environment.yaml"));
   for (const stack of ["test", "prod"] as const) {
     const text = fs.readFileSync(path.join(REPO_ROOT, `stacks/Pulumi.${stack}.yaml`), "utf8");
     const out = text
       .replace(/^(\s*dockyard:registry:\s*).*$/m, `$1${opts[stack].registry}`)
-      .replace(/^(\s*web:\s*)sha256:[a-f0-9]{64}.*$/m, `$1${opts[stack].web}   # pinned by digest; promote rewrites only this value`);
+      .replace(/^(\s*web:\s*)sha256:[a-f0-9]{64}.*$/m, `$1${opts[stack].web}   # pinned by digest; promote rewrites only this value`)
+      .replace(/^(\s*dockyard:proxyImage:\s*)sha256:[a-f0-9]{64}.*$/m, (line, key: string) => (opts[stack].proxy ? `${key}${opts[stack].proxy}   # the proxy, by digest` : line));
     fs.writeFileSync(path.join(dir, `Pulumi.${stack}.yaml`), out);
   }
   return {
@@ -151,8 +153,10 @@ export function makeStacksDir(opts: { test: { registry: string; web: string }; p
     ledger: path.join(dir, "promotions.jsonl"),
     outputs: (stack, digests) => {
       const f = path.join(dir, `${stack}.outputs.json`);
-      const services = Object.fromEntries(Object.entries(digests).map(([s, d]) => [s, { digest: d, image: `x@${d}`, replicas: 1, hosts: ["h1"] }]));
-      fs.writeFileSync(f, JSON.stringify({ services }, null, 2));
+      const { [PROXY_REPOSITORY]: proxy, ...rest } = digests;
+      const services = Object.fromEntries(Object.entries(rest).map(([s, d]) => [s, { digest: d, image: `x@${d}`, replicas: 1, hosts: ["h1"] }]));
+      const proxyImage = proxy ? `${proxyRepository(opts[stack as "test" | "prod"].registry)}@${proxy}` : undefined;
+      fs.writeFileSync(f, JSON.stringify({ services, proxyImage }, null, 2));
       return f;
     },
   };

@@ -54,6 +54,18 @@ describe("rewriteDigests", () => {
     expect(out).toContain("# digests arrive only through promote");
   });
 
+  it("rewrites the proxy's digest (dockyard:proxyImage, named haproxy) in place, or adds it", () => {
+    const withProxy = SAMPLE.replace("  dockyard:replicas:", `  # the per-host proxy\n  dockyard:proxyImage: ${A}   # HAProxy\n  dockyard:replicas:`);
+    expect(rewriteDigests(withProxy, { haproxy: B, web: C })).toBe(withProxy.replace(`proxyImage: ${A}`, `proxyImage: ${B}`).replace(`web: ${A}`, `web: ${C}`));
+    const added = rewriteDigests(SAMPLE, { haproxy: B });
+    expect(added).toContain(`dockyard:proxyImage: ${B}`);
+    expect(added).toContain("# digests arrive only through promote");
+    expect(() => rewriteDigests(SAMPLE, { haproxy: "latest" })).toThrow(/config\.dockyard:proxyImage: refusing to write "latest"/);
+    const f = tmpFile(withProxy);
+    expect(setImageDigests(f, { haproxy: C })).toEqual({ haproxy: A });
+    expect(fs.readFileSync(f, "utf8")).toBe(withProxy.replace(`proxyImage: ${A}`, `proxyImage: ${C}`));
+  });
+
   it("refuses a value that is not a digest, and a file without config.dockyard:images", () => {
     expect(() => rewriteDigests(SAMPLE, { web: "latest" })).toThrow(/config\.dockyard:images\.web: refusing to write "latest"/);
     expect(() => rewriteDigests("config:\n  aws:region: eu-west-1\n", { web: B }, "Pulumi.x.yaml")).toThrow(/Pulumi\.x\.yaml: config\.dockyard:images: missing/);

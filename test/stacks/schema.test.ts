@@ -7,9 +7,11 @@ import {
   isCidr,
   loadStackSpec,
   parseEnvironment,
+  pinnedImages,
   readEnvironmentFile,
   readStackFile,
   SECRET_PLACEHOLDER,
+  splitImageRef,
   STACKS,
   type RawStackFile,
 } from "../../stacks";
@@ -181,6 +183,28 @@ describe("bad stack input: each class is reported with stack, file, key path and
       "stack \"dev\": stacks/Pulumi.dev.yaml: config.dockyard:proxyImage: missing; services web publish ports through the per-host proxy, which needs an image digest 'sha256:<64 hex>' in <registry>/haproxy",
     ]);
     expect(loadStackSpec("dev").proxyImage).toMatch(/^123456789012\.dkr\.ecr\.eu-west-1\.amazonaws\.com\/dockyard-dev\/haproxy@sha256:[a-f0-9]{64}$/);
+  });
+
+  it("the proxy's name and repository (haproxy) are not a service's: promote, rollback, pin and the ledger call the proxy so", () => {
+    const e = env();
+    e.services.haproxy = structuredClone(e.services.web);
+    delete e.services.haproxy.publishPort;
+    e.services.api = { ...structuredClone(e.services.web), repository: "haproxy", publishPort: undefined };
+    delete e.services.api.publishPort;
+    const c = validConfig();
+    c["dockyard:images"] = { ...c["dockyard:images"], haproxy: DIGEST, api: DIGEST };
+    expect(problems(c, e)).toEqual([
+      'stack "dev": stacks/environment.yaml: services.haproxy: "haproxy" names the per-host proxy (dockyard:proxyImage, in <registry>/haproxy); give the service another name',
+      'stack "dev": stacks/environment.yaml: services.api.repository: "haproxy" is the per-host proxy\'s repository (dockyard:proxyImage); use another repository',
+    ]);
+    const spec = loadStackSpec("dev");
+    expect(pinnedImages(spec).map((i) => [i.name, i.repository, i.proxy])).toEqual([
+      ["web", `${spec.registry}/web`, false],
+      ["haproxy", `${spec.registry}/haproxy`, true],
+    ]);
+    expect(`${pinnedImages(spec)[1].repository}@${pinnedImages(spec)[1].digest}`).toBe(spec.proxyImage);
+    expect(splitImageRef(`r/x@${DIGEST}`)).toEqual({ repository: "r/x", digest: DIGEST });
+    expect(splitImageRef("r/x:latest")).toBeUndefined();
   });
 
   it("a count of 0 for a group that runs replicas", () => {
