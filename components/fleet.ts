@@ -421,6 +421,12 @@ export class ContainerFleet extends pulumi.ComponentResource {
               waitTimeout: healthWaitSeconds(svc.health),
               destroyGraceSeconds: STOP_GRACE_SECONDS,
               stopTimeout: STOP_GRACE_SECONDS,
+              // docker-init (tini) as PID 1: it forwards the stop signal to the service and reaps
+              // zombies. A service running as PID 1 itself gets no default signal handling from
+              // the kernel, so one without its own SIGTERM handler (the example busybox httpd)
+              // would sit out the whole grace and be killed. Debian's docker.io depends on tini
+              // (/usr/bin/docker-init); docker-ce ships docker-init.
+              init: true,
               networksAdvanced: [{ name: networks[svc.name].name, aliases: [svc.name] }],
               mounts: Object.entries(svc.volumes).map(([vol, target]) => ({ type: "volume", source: serviceVolumeName(stack, svc.name, vol), target })),
               labels: [

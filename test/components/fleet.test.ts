@@ -293,6 +293,8 @@ describe("ContainerFleet on the mock runtime", () => {
       expect(c.inputs.stopTimeout, c.name).toBe(STOP_GRACE_SECONDS);
       // The image's STOPSIGNAL (SIGUSR1, soft stop, for haproxy) is kept.
       expect(c.inputs.stopSignal, c.name).toBeUndefined();
+      // Services run under docker-init, so the stop signal reaches them (the proxy, haproxy -W, handles its own).
+      expect(c.inputs.init, c.name).toBe(c.name.endsWith("-proxy") ? undefined : true);
     }
   });
 
