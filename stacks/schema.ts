@@ -427,7 +427,15 @@ export function parseEnvironment(stack: string, envDoc: unknown, stackFile: RawS
       if (envName in def.env) problems.push(`${envWhere}: services.${svc}.secrets.${envName}: also set in env; a variable is either plain or secret`);
     }
   }
+  const repositoryOwner = new Map<string, string>();
   for (const [svc, def] of Object.entries(env.services)) {
+    // One repository per service: each service's repository is created, pinned and promoted
+    // on its own, and a host holds one image resource per service (removed when its digest
+    // moves on, which Docker refuses while another service's container still uses it).
+    const repo = def.repository ?? svc;
+    const other = repositoryOwner.get(repo);
+    if (other !== undefined && repo !== PROXY_REPOSITORY) problems.push(`${envWhere}: services.${svc}.repository: "${repo}" is already service "${other}"'s repository; each service has its own`);
+    repositoryOwner.set(repo, svc);
     if (svc === PROXY_REPOSITORY) {
       problems.push(`${envWhere}: services.${svc}: "${PROXY_REPOSITORY}" names the per-host proxy (dockyard:proxyImage, in <registry>/${PROXY_REPOSITORY}); give the service another name`);
     } else if ((def.repository ?? svc) === PROXY_REPOSITORY) {

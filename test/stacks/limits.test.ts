@@ -63,3 +63,15 @@ describe("instance type architecture", () => {
     expect(problems("dev", c, e)).toEqual([]);
   });
 });
+
+describe("repositories", () => {
+  it("refuses two services sharing one repository", () => {
+    const e = env();
+    e.services.api = { ...structuredClone(e.services.web), publishPort: 81, repository: "web" };
+    const c = config();
+    c["dockyard:images"].api = c["dockyard:images"].web;
+    expect(problems("dev", c, e)).toEqual(['stack "dev": stacks/environment.yaml: services.api.repository: "web" is already service "web"\'s repository; each service has its own']);
+    e.services.api.repository = "api";
+    expect(problems("dev", c, e)).toEqual([]);
+  });
+});

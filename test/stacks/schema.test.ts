@@ -189,6 +189,7 @@ describe("bad stack input: each class is reported with stack, file, key path and
     const e = env();
     e.services.haproxy = structuredClone(e.services.web);
     delete e.services.haproxy.publishPort;
+    delete e.services.haproxy.repository; // its own name, not web's repository
     e.services.api = { ...structuredClone(e.services.web), repository: "haproxy", publishPort: undefined };
     delete e.services.api.publishPort;
     const c = validConfig();
