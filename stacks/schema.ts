@@ -489,6 +489,9 @@ export function parseEnvironment(stack: string, envDoc: unknown, stackFile: RawS
     }
     const count = knobs["dockyard:hostGroups"][g]?.count;
     const longest = hostNameFor(stack, g, typeof count === "number" && count > 0 ? count : 1);
+    if (/^sg-/.test(longest)) {
+      problems.push(`${stackWhere}: config.dockyard:hostGroups.${g}: host names begin with "sg-", and so would each host's security group name, which EC2 refuses (CreateSecurityGroup: names cannot start with sg-): use another stack name`);
+    }
     if (longest.length > HOST_NAME_MAX_LENGTH) {
       problems.push(
         `${stackWhere}: config.dockyard:hostGroups.${g}: host names '<stack>-<group>-<n>' reach ${longest.length} characters ("${longest}"); at most ${HOST_NAME_MAX_LENGTH} are allowed (each host's IAM role is '<host>-role' plus Pulumi's 8-character random suffix, and IAM role names end at 64): use a shorter stack or group name`,

@@ -68,6 +68,11 @@ describe("each rule fails on a planted bad resource", () => {
     const problems = rule.check(planted(base, type, change));
     expect(problems.join("\n")).toMatch(message);
   }, 300_000);
+  it("a security group autonamed from a logical name starting with sg- is caught", async () => {
+    const rule = RULES.find((r) => r.id === "security-groups")!;
+    const base = await contractRender("dev");
+    expect(rule.check(planted(base, T.sg, (r) => ({ ...r, name: "sg-app-1-sg" }))).join()).toMatch(/may not start with sg-/);
+  }, 300_000);
   it("proxies replaced all at once, or create-first, are caught", async () => {
     const rule = RULES.find((r) => r.id === "docker-containers")!;
     const base = await contractRender("prod");

@@ -156,13 +156,15 @@ export const RULES: Rule[] = [
   },
   {
     id: "security-groups",
-    rule: "a security group's description is 0-255 characters of a-zA-Z0-9. _-:/()#,@[]+=&;{}!$*, as are rule descriptions; a group holds at most 60 inbound and 60 outbound rules, each CIDR counting as one",
+    rule: "a security group's name may not start with sg-; its description is 0-255 characters of a-zA-Z0-9. _-:/()#,@[]+=&;{}!$*, as are rule descriptions; a group holds at most 60 inbound and 60 outbound rules, each CIDR counting as one",
     source: "EC2 API reference CreateSecurityGroup (GroupDescription constraints); Amazon VPC quotas 'Inbound or outbound rules per security group: 60'",
     check(r) {
       const p: string[] = [];
       for (const sg of of(r, T.sg)) {
         const d = str(sg.inputs.description ?? "");
         if (d.length > 255 || !SG_TEXT.test(d)) p.push(`${sg.name}: description ${JSON.stringify(d)} is over 255 characters or uses characters EC2 refuses`);
+        const name = typeof sg.inputs.name === "string" ? sg.inputs.name : sg.name;
+        if (/^sg-/i.test(name)) p.push(`${sg.name}: a group name may not start with sg-`);
         for (const dir of ["ingress", "egress"] as const) {
           const rules = (sg.inputs[dir] ?? []) as { description?: string; cidrBlocks?: string[]; ipv6CidrBlocks?: string[] }[];
           const count = rules.reduce((n, x) => n + (x.cidrBlocks?.length ?? 0) + (x.ipv6CidrBlocks?.length ?? 0), 0);

@@ -75,3 +75,12 @@ describe("repositories", () => {
     expect(problems("dev", c, e)).toEqual([]);
   });
 });
+
+describe("security group names", () => {
+  it("refuses a stack whose host names (and so security group names) begin with sg-", () => {
+    expect(problems("sg", config())).toEqual([
+      'stack "sg": stacks/Pulumi.sg.yaml: config.dockyard:hostGroups.app: host names begin with "sg-", and so would each host\'s security group name, which EC2 refuses (CreateSecurityGroup: names cannot start with sg-): use another stack name',
+    ]);
+    expect(problems("sgx", config())).toEqual([]);
+  });
+});
