@@ -9,15 +9,30 @@
  * that answers only the SSM call for that host's key parameter, with a host key this test
  * generated (ssh-keygen -t ed25519).
  *
+ * Issue 8: the SHIPPED configuration boots too. A prod host boots the prod stack's
+ * user-data exactly as index.ts renders it (channel docker-ce, the pinned version, the
+ * registry-auth step for prod's ECR registry), with only the repository URL and key
+ * fingerprint pointed at a local signed copy of Docker's apt repository
+ * (test/infra/45-docker-apt-repo.sh). Its packages are Debian's docker.io repackaged as
+ * docker-ce/docker-ce-cli at the pinned version: the engine that runs is Debian's 20.10.24,
+ * NOT Docker's 28.5.1; what is proven is the key check, source, pin, hold and install path.
+ * Two more docker-ce hosts fail closed: Docker's real repository (unreachable here), and
+ * the local copy expected to carry Docker's key fingerprint (it does not).
+ *
+ * Every host's NoCloud seed holds the gzip bytes EC2 receives (userDataBase64).
+ *
  * Test-only additions that do NOT change the user-data: the client's public key is
  * written to ~admin/.ssh/authorized_keys with `docker exec` after cloud-init finished (on
- * EC2 the key pair does this), and an apt proxy setting points apt at the local
- * apt-cacher-ng (a mirror setting, like a VPC mirror).
+ * EC2 the key pair does this), an apt proxy setting points apt at the local
+ * apt-cacher-ng (a mirror setting, like a VPC mirror), and the docker-ce hosts that use the
+ * local repository trust its test CA (a CA bundle mounted over the image's, as an
+ * enterprise image carries its own CA).
  */
 import * as fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { engineFingerprint, renderDaemonJson, renderReadyCommand } from "../../components/engine";
-import { dockerHostUrl, sshOptions } from "../../components/fleet";
+import * as YAML from "yaml";
+import { DOCKER_APT_KEY_FINGERPRINT, DOCKER_KEYRING, DOCKER_SOURCE, ECR_CRED_HELPER, engineFingerprint, renderDaemonJson, renderReadyCommand, stepsFor } from "../../components/engine";
+import { dockerHostUrl, imageRef, sshOptions } from "../../components/fleet";
 import { STACKS } from "../../stacks";
 import * as h from "./harness";
 
@@ -90,6 +105,71 @@ async function bootDockerCe(): Promise<void> {
   Object.assign(dockerCe, { host, spec, hostKey, status: await h.waitCloudInitFinished(host) });
 }
 
+/**
+ * The prod stack's user-data as index.ts renders it (channel docker-ce, pinned version,
+ * registryHost = host part of dockyard:registry), with only the docker-ce repository and
+ * its key fingerprint pointed at the local signed copy; booted to engine-ready.
+ */
+interface ProdCe {
+  host: h.Host;
+  spec: ReturnType<typeof h.loadStackSpec>;
+  input: ReturnType<typeof h.hostInput>;
+  userData: string;
+  repo: h.DockerCeTestRepo;
+  registryHost: string;
+}
+const prodCe: { booted?: ProdCe; error?: unknown } = {};
+async function bootProdDockerCe(): Promise<void> {
+  const spec = h.loadStackSpec("prod");
+  if (spec.engine.channel !== "docker-ce" || !spec.engine.version) throw new Error("stacks/environment.yaml no longer ships channel docker-ce with a pinned version; these tests boot the shipped channel");
+  const repo = h.dockerCeTestRepo();
+  if (repo.version !== spec.engine.version) throw new Error(`the test repository holds docker-ce ${repo.version}, the environment pins ${spec.engine.version}: run 'bash test/infra/45-docker-apt-repo.sh'`);
+  // As index.ts passes it: the host part of dockyard:registry.
+  const registryHost = spec.registry.split("/")[0];
+  const input = h.hostInput(spec, "prod-app-1", { registryHost, dockerCeRepository: { url: repo.url, keyFingerprint: repo.keyFingerprint } });
+  const userData = h.renderUserData(input);
+  const hostKey = h.newKeyPair(dir, "prod-docker-ce-host-key");
+  const data = await h.createDataVolume(`${RUN}-prod-ce`);
+  volumes.push(data);
+  const host = await h.startHost({
+    name: `dockyard-host-${RUN}-prod-ce`,
+    userData,
+    instanceId: `i-${RUN}-prod-ce`,
+    data,
+    input,
+    hostPrivateKey: fs.readFileSync(hostKey.privateKey, "utf8"),
+    caBundle: repo.caBundle,
+  });
+  extraHosts.push(host);
+  const readySeconds = await h.waitEngineReady(host);
+  times.push(`prod docker-ce (shipped channel, local repository): ${readySeconds.toFixed(1)} s from container start to engine-ready`);
+  prodCe.booted = { host, spec, input, userData, repo, registryHost };
+}
+
+/** A docker-ce host whose repository serves a key without the expected fingerprint (Docker's). */
+const wrongKey: { host?: h.Host; status?: string; repo?: h.DockerCeTestRepo; error?: unknown } = {};
+async function bootWrongKey(): Promise<void> {
+  const spec = h.loadStackSpec("dev");
+  const repo = h.dockerCeTestRepo();
+  // The local copy, but expected to be signed with Docker's own key: the test key must be refused.
+  const input = h.hostInput(spec, "dev-app-8", { dockerCeRepository: { url: repo.url, keyFingerprint: DOCKER_APT_KEY_FINGERPRINT } });
+  const hostKey = h.newKeyPair(dir, "wrong-key-host-key");
+  const data = await h.createDataVolume(`${RUN}-wrong-key`);
+  volumes.push(data);
+  const host = await h.startHost({
+    name: `dockyard-host-${RUN}-wrong-key`,
+    userData: h.renderUserData(input),
+    instanceId: `i-${RUN}-wrong-key`,
+    data,
+    input,
+    hostPrivateKey: fs.readFileSync(hostKey.privateKey, "utf8"),
+    // Trusts the repository's certificate: the download works, only the key is wrong.
+    caBundle: repo.caBundle,
+  });
+  extraHosts.push(host);
+  Object.assign(wrongKey, { host, repo, status: await h.waitCloudInitFinished(host) });
+}
+
 beforeAll(async () => {
   h.assertHostImage();
   await h.reapStale();
@@ -99,8 +179,14 @@ beforeAll(async () => {
   const ce = bootDockerCe().catch((e) => {
     dockerCe.error = e;
   });
+  const prod = bootProdDockerCe().catch((e) => {
+    prodCe.error = e;
+  });
+  const wrong = bootWrongKey().catch((e) => {
+    wrongKey.error = e;
+  });
   const results = await Promise.allSettled(STACKS.map((s) => bootStack(s)));
-  await ce;
+  await Promise.all([ce, prod, wrong]);
   for (const r of results) if (r.status === "fulfilled") booted.set(r.value.stack, r.value);
   const failed = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
   if (failed.length > 0) throw new Error(failed.map((f) => String(f.reason)).join("\n\n"));
@@ -364,6 +450,142 @@ describe("docker-ce channel without Docker's repository (the shipped environment
     // The host key step ran first, so the host stays reachable with the pinned key for debugging.
     const scan = await h.sh("ssh-keyscan", ["-T", "10", "-t", "ed25519", await h.containerIp(host)]);
     expect(scan).toContain(hostKey.publicKey.split(" ")[1]);
+  });
+});
+
+const getProdCe = (): ProdCe => {
+  if (prodCe.error) throw prodCe.error;
+  if (!prodCe.booted) throw new Error("the prod docker-ce host did not boot");
+  return prodCe.booted;
+};
+
+describe("prod, the shipped configuration: channel docker-ce from a signed mirror, ECR credential helper", () => {
+  it("boots the prod user-data as index.ts renders it, with only the repository and its key fingerprint replaced", () => {
+    const b = getProdCe();
+    // Put Docker's URL and fingerprint back: byte for byte what prod ships.
+    const shipped = h.renderUserData({ ...b.input, dockerCeRepository: undefined });
+    const info = b.spec.os.info;
+    expect(b.userData.split(b.repo.url).join(info.dockerCeRepo).split(b.repo.keyFingerprint).join(DOCKER_APT_KEY_FINGERPRINT)).toBe(shipped);
+    expect(b.input.engine).toEqual(b.spec.engine);
+    expect(b.spec.engine.channel).toBe("docker-ce");
+    expect(b.registryHost).toMatch(/^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com$/);
+  });
+
+  it("cloud-init decompressed the gzip user-data and ran every step, registry-auth included", async () => {
+    const { host, input, userData } = getProdCe();
+    // What the datasource handed cloud-init is the gzip EC2 receives (magic 1f 8b).
+    expect((await h.exec(host, "head -c 2 /var/lib/cloud/instance/user-data.txt | od -An -tx1")).trim()).toBe("1f 8b");
+    const result = JSON.parse(await h.exec(host, "cat /run/cloud-init/result.json"));
+    expect(result.v1.errors).toEqual([]);
+    const log = await h.exec(host, "cat /var/log/cloud-init-output.log");
+    const steps = [...log.matchAll(/^dockyard: step (\S+)$/gm)].map((m) => m[1]);
+    expect(steps).toEqual(stepsFor(input));
+    expect(steps).toContain("registry-auth");
+    expect(log).toMatch(/dockyard: all steps done/);
+    // Every file of the user-data is on the host exactly as rendered.
+    const doc = YAML.parse(userData) as { write_files: { path: string; content: string }[] };
+    const { createHash } = await import("node:crypto");
+    const want = doc.write_files.map((f) => `${createHash("sha256").update(f.content).digest("hex")}  ${f.path}`);
+    expect((await h.exec(host, `sha256sum ${doc.write_files.map((f) => f.path).join(" ")}`)).trim().split("\n")).toEqual(want);
+  });
+
+  it("installs docker-ce, docker-ce-cli at exactly the pinned version and containerd.io from the signed source, and holds them", async () => {
+    const { host, spec, repo } = getProdCe();
+    const version = spec.engine.version as string;
+    const installed = (await h.exec(host, "dpkg-query -W -f='${Package} ${Version} ${Status}\\n' docker-ce docker-ce-cli containerd.io | sort")).trim().split("\n");
+    expect(installed).toEqual([
+      expect.stringMatching(/^containerd\.io \S+ hold ok installed$/),
+      `docker-ce ${version} hold ok installed`,
+      `docker-ce-cli ${version} hold ok installed`,
+    ]);
+    const held = (await h.exec(host, "apt-mark showhold")).split("\n").filter(Boolean);
+    expect(held).toEqual(expect.arrayContaining(["docker-ce", "docker-ce-cli", "containerd.io"]));
+    // Neither Debian's docker.io nor an unpinned docker-ce: the package apt chose came from the mirror.
+    expect((await h.tryExec(host, "dpkg-query -W -f='${Status}' docker.io")).out).not.toMatch(/install ok installed/);
+    const policy = (await h.exec(host, "apt-cache policy docker-ce")).split("\n").map((l) => l.trim());
+    const at = policy.findIndex((l) => l.startsWith(`*** ${version} `));
+    expect(at).toBeGreaterThan(0);
+    expect(policy[at + 1]).toMatch(new RegExp(`^\\d+ ${repo.url.replace(/[.]/g, "\\.")} bookworm/stable `));
+    // The running dockerd is the docker-ce package's (in this test: Debian's docker.io build, repackaged).
+    expect((await h.exec(host, "dpkg -S \"$(readlink -f \"$(command -v dockerd)\")\"")).split(":")[0]).toBe("docker-ce");
+    const marker = await h.exec(host, `cat ${h.READY_MARKER}`);
+    expect(marker).toContain(`fingerprint=${engineFingerprint(spec.engine)}\n`);
+    expect(marker).toContain("channel=docker-ce\n");
+    expect(marker).toContain(`version=${version}\n`);
+    const server = (await h.exec(host, "docker version --format '{{.Server.Version}}'")).trim();
+    expect(marker).toContain(`server=${server}\n`);
+    expect((await h.exec(host, "docker info --format '{{.DockerRootDir}}'")).trim()).toBe(`${spec.hostGroups[0].dataMount}/docker`);
+  });
+
+  it("Docker's source is deb822, Signed-By the keyring, and the keyring holds exactly the key with the expected fingerprint", async () => {
+    const { host, repo } = getProdCe();
+    const source = await h.exec(host, `cat ${DOCKER_SOURCE}`);
+    expect(source).toMatch(/^Types: deb$/m);
+    expect(source).toContain(`\nURIs: ${repo.url}\n`);
+    expect(source).toMatch(/^Suites: bookworm$/m);
+    expect(source).toMatch(/^Components: stable$/m);
+    expect(source).toContain(`\nSigned-By: ${DOCKER_KEYRING}\n`);
+    const fprs = (await h.exec(host, `gpg --batch --show-keys --with-colons ${DOCKER_KEYRING} | awk -F: '$1 == "fpr" { print $10 }'`)).trim().split("\n");
+    expect(fprs).toEqual([repo.keyFingerprint]);
+    // Only that source trusts that key: no key in apt's global trust.
+    const global = await h.exec(host, "for f in /etc/apt/trusted.gpg /etc/apt/trusted.gpg.d/*; do if [ -e \"$f\" ]; then gpg --batch --show-keys --with-colons \"$f\"; fi; done | awk -F: '$1 == \"fpr\" { print $10 }'");
+    expect(global.split("\n")).not.toContain(repo.keyFingerprint);
+  });
+
+  it("the SSH user's and root's docker config use the ECR credential helper for the registry", async () => {
+    const { host, spec, registryHost } = getProdCe();
+    const user = spec.os.sshUser;
+    expect((await h.exec(host, "command -v docker-credential-ecr-login && dpkg-query -W -f='${Status}' amazon-ecr-credential-helper")).trim()).toMatch(/docker-credential-ecr-login\ninstall ok installed$/);
+    for (const [who, file] of [[user, `/home/${user}/.docker/config.json`], ["root", "/root/.docker/config.json"]]) {
+      const cfg = JSON.parse(await h.exec(host, `cat ${file}`));
+      expect(cfg.credHelpers).toEqual({ [registryHost]: ECR_CRED_HELPER });
+      expect(cfg.auths ?? {}).toEqual({});
+      expect((await h.exec(host, `stat -c '%a %U' ${file}`)).trim()).toBe(`600 ${who}`);
+    }
+  });
+
+  it("docker pull of prod's image as the SSH user asks docker-credential-ecr-login for the registry (which fails: no AWS here)", async () => {
+    const { host, spec, registryHost } = getProdCe();
+    const user = spec.os.sshUser;
+    const web = spec.services.find((s) => s.name === "web");
+    if (!web) throw new Error("prod has no web service");
+    const ref = imageRef(web);
+    expect(ref.startsWith(`${registryHost}/dockyard-prod/web@sha256:`)).toBe(true);
+    const log = `/home/${user}/.ecr/log/ecr-login.log`;
+    // Nothing ran the helper before: registry-auth only writes configuration.
+    expect((await h.tryExec(host, `test -e ${log}`)).code).not.toBe(0);
+    const pull = await h.tryExec(host, `runuser -u ${user} -- env HOME=/home/${user} docker pull ${ref}`, 120_000);
+    expect(pull.code).not.toBe(0);
+    // The helper's own log proves the docker CLI called it for this registry and it asked AWS.
+    const helperLog = await h.exec(host, `cat ${log}`);
+    expect(helperLog).toContain(`serverURL=${registryHost}`);
+    expect(helperLog).toMatch(/level=error msg="Error retrieving credentials" error="ecr: Failed to get authorization token/);
+  }, 150_000);
+
+  it("answers DockerEngine's ready command with the engine version", async () => {
+    const { host, spec } = getProdCe();
+    // As the SSH user, the way DockerEngine runs it (here through docker exec, not SSH).
+    const cmd = renderReadyCommand(spec.engine, 60, `i-${RUN}-prod-ce`);
+    const version = (await h.sh("docker", ["exec", "-i", "-u", spec.os.sshUser, host.container, "sh"], { input: cmd, timeoutMs: 120_000 })).trim();
+    expect(version).toBe((await h.exec(host, "docker version --format '{{.Server.Version}}'")).trim());
+  }, 150_000);
+});
+
+describe("docker-ce channel with a repository key that has the wrong fingerprint", () => {
+  it("refuses the key: no source, no keyring, no engine, no readiness marker", async () => {
+    if (wrongKey.error) throw wrongKey.error;
+    const { host, status, repo } = wrongKey;
+    if (!host || !repo) throw new Error("the wrong-key host did not boot");
+    expect(status).toMatch(/^status: error$/m);
+    const log = await h.exec(host, "cat /var/log/cloud-init-output.log");
+    expect([...log.matchAll(/^dockyard: step (\S+)$/gm)].map((m) => m[1])).toEqual(["hostkey", "data-volume", "engine-install"]);
+    // The key was downloaded (the certificate is trusted) and refused for its fingerprint.
+    expect(log).toContain(`from ${repo.url}/gpg has fingerprint '${repo.keyFingerprint}', expected ${DOCKER_APT_KEY_FINGERPRINT}; refusing it`);
+    expect(log).not.toMatch(/dockyard: all steps done/);
+    expect((await h.tryExec(host, `test -e ${h.READY_MARKER}`)).code).not.toBe(0);
+    expect((await h.tryExec(host, `test -e ${DOCKER_SOURCE}`)).code).not.toBe(0);
+    expect((await h.tryExec(host, `test -e ${DOCKER_KEYRING}`)).code).not.toBe(0);
+    expect((await h.exec(host, "dpkg-query -W -f='${db:Status-Abbrev} ${Package}\\n' 'docker*' 'containerd*' 2>/dev/null || true")).split("\n").filter((l) => l.startsWith("ii"))).toEqual([]);
   });
 });
 

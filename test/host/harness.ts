@@ -11,7 +11,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
-import { READY_MARKER, renderUserData, type UserDataInput } from "../../components/engine";
+import { READY_MARKER, renderUserData, userDataBase64, type UserDataInput } from "../../components/engine";
 import { dataDevicePath, hostKeyParameterName } from "../../components/host";
 import { loadStackSpec, type EnvironmentSpec } from "../../stacks";
 
@@ -20,8 +20,10 @@ const run = promisify(execFile);
 export const REPO_ROOT = path.resolve(__dirname, "../..");
 export const HOST_IMAGE = "dockyard/host:latest";
 export const RECIPE = path.join(REPO_ROOT, "test/infra/40-host-image.sh");
+/** State the test infrastructure (test/infra) keeps between runs. */
+export const TEST_STATE = process.env.DOCKYARD_TEST_STATE ?? "/var/tmp/dockyard-test";
 /** Where hosts keep their seeds, keys and data images between steps of one run. */
-export const STATE_DIR = path.join(process.env.DOCKYARD_TEST_STATE ?? "/var/tmp/dockyard-test", "hosts");
+export const STATE_DIR = path.join(TEST_STATE, "hosts");
 /** The stable device path the data volume gets inside the host: what DockerHost passes for a Nitro instance. */
 export const TEST_VOLUME_ID = "vol-0d0c4ad0123456789";
 export const TEST_DATA_DEVICE = dataDevicePath(TEST_VOLUME_ID);
@@ -131,9 +133,46 @@ export function newKeyPair(dir: string, name: string): { privateKey: string; pub
   return { privateKey: file, publicKeyFile: `${file}.pub`, publicKey: fs.readFileSync(`${file}.pub`, "utf8").trim() };
 }
 
-/** The gateway of docker's default bridge: where apt-cacher-ng (port 3143) is reachable from a host. */
+/**
+ * The gateway of docker's default bridge: where apt-cacher-ng (port 3143) and the test
+ * docker-ce repository are reachable from a host. Debian's dockerd 20.10 leaves Gateway out
+ * of the default bridge's IPAM config; then it is the bridge interface's own address.
+ */
 export function bridgeGateway(): string {
-  return execFileSync("docker", ["network", "inspect", "bridge", "-f", "{{(index .IPAM.Config 0).Gateway}}"], { encoding: "utf8" }).trim();
+  const gw = execFileSync("docker", ["network", "inspect", "bridge", "-f", "{{range .IPAM.Config}}{{.Gateway}}{{end}}"], { encoding: "utf8" }).trim();
+  if (gw) return gw;
+  const br = execFileSync("docker", ["network", "inspect", "bridge", "-f", '{{index .Options "com.docker.network.bridge.name"}}'], { encoding: "utf8" }).trim() || "docker0";
+  const m = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(execFileSync("ip", ["-4", "-o", "addr", "show", "dev", br], { encoding: "utf8" }));
+  if (!m) throw new Error(`cannot find the address of docker's bridge ${br}`);
+  return m[1];
+}
+
+/**
+ * The local copy of Docker's apt repository that test/infra/45-docker-apt-repo.sh serves
+ * over HTTPS (signed by a test key; its packages are Debian's docker.io repackaged, NOT
+ * Docker's 28.5.1), and the CA bundle a host needs to trust its certificate.
+ */
+export interface DockerCeTestRepo {
+  /** https://<docker0 gateway>:3443/linux/debian */
+  url: string;
+  /** Fingerprint of the test signing key. */
+  keyFingerprint: string;
+  /** The version the repository holds docker-ce and docker-ce-cli at (stacks/environment.yaml's). */
+  version: string;
+  /** The host image's CA bundle plus the test CA (see HostOptions.caBundle). */
+  caBundle: string;
+}
+export const DOCKER_CE_TEST_REPO_STATE = path.join(TEST_STATE, "docker-apt-repo", "repo.json");
+export function dockerCeTestRepo(): DockerCeTestRepo {
+  let raw: string;
+  try {
+    raw = fs.readFileSync(DOCKER_CE_TEST_REPO_STATE, "utf8");
+  } catch {
+    throw new Error(`${DOCKER_CE_TEST_REPO_STATE} is missing: run 'bash test/infra/45-docker-apt-repo.sh' (or npm test)`);
+  }
+  const r = JSON.parse(raw) as DockerCeTestRepo;
+  if (!fs.existsSync(r.caBundle)) throw new Error(`${r.caBundle} is missing: run 'bash test/infra/45-docker-apt-repo.sh'`);
+  return r;
 }
 
 /**
@@ -197,6 +236,13 @@ export interface HostOptions {
   attachLate?: boolean;
   /** Point apt at the local apt-cacher-ng (default true); false: straight to Debian's mirror. */
   aptCache?: boolean;
+  /**
+   * A CA bundle bind-mounted over the host's /etc/ssl/certs/ca-certificates.crt (what curl
+   * and apt's https read), e.g. DockerCeTestRepo.caBundle, so the host trusts the test
+   * repository's certificate the way an enterprise image trusts its own CA. The user-data
+   * is not changed for it.
+   */
+  caBundle?: string;
 }
 
 export interface Host {
@@ -234,7 +280,9 @@ export async function startHost(o: HostOptions): Promise<Host> {
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(path.join(dir, "seed"), { recursive: true });
   fs.mkdirSync(path.join(dir, "ssm"), { recursive: true });
-  fs.writeFileSync(path.join(dir, "seed", "user-data"), o.userData);
+  // The bytes EC2 receives: the cloud-config gzip-compressed (userDataBase64, what
+  // DockerHost sends), so cloud-init must decompress it as it does on EC2.
+  fs.writeFileSync(path.join(dir, "seed", "user-data"), Buffer.from(userDataBase64(o.userData, `host ${o.name}: user-data`), "base64"));
   fs.writeFileSync(path.join(dir, "seed", "meta-data"), `instance-id: ${o.instanceId}\nlocal-hostname: ${o.input.hostName}\n`);
   fs.writeFileSync(path.join(dir, "ssm", "aws"), awsStub(o.input.hostKey.ssmParameter, o.input.hostKey.region), { mode: 0o755 });
   fs.writeFileSync(path.join(dir, "ssm", "value"), o.hostPrivateKey, { mode: 0o600 });
@@ -244,7 +292,9 @@ export async function startHost(o: HostOptions): Promise<Host> {
   // cloud-init's log) instead of hanging until waitEngineReady gives up.
   fs.writeFileSync(
     path.join(dir, "apt-proxy.conf"),
-    (useCache ? `Acquire::http::Proxy "http://${bridgeGateway()}:3143";\n` : "// no proxy: Debian's mirror directly\n") +
+    // apt would also send https (the docker-ce repository) through the http proxy, which
+    // apt-cacher-ng refuses (CONNECT denied): https goes direct.
+    (useCache ? `Acquire::http::Proxy "http://${bridgeGateway()}:3143";\nAcquire::https::Proxy "DIRECT";\n` : "// no proxy: Debian's mirror directly\n") +
       'Acquire::http::Timeout "30";\nAcquire::Retries "3";\n',
   );
   await sh("docker", ["rm", "-f", o.name]).catch(() => undefined);
@@ -259,6 +309,7 @@ export async function startHost(o: HostOptions): Promise<Host> {
     "-v", `${path.join(dir, "ssm")}:/opt/fake-ssm:ro`,
     "-v", `${path.join(dir, "ssm", "aws")}:/usr/local/bin/aws:ro`,
     "-v", `${path.join(dir, "apt-proxy.conf")}:/etc/apt/apt.conf.d/01dockyard-test-proxy:ro`,
+    ...(o.caBundle ? ["-v", `${o.caBundle}:/etc/ssl/certs/ca-certificates.crt:ro`] : []),
     HOST_IMAGE,
   ]);
   return { name: o.name, container: o.name, startedAt };
@@ -341,10 +392,14 @@ export async function removeHost(host: Host | string): Promise<void> {
   await sh("docker", ["rm", "-f", "-v", name]).catch(() => undefined);
 }
 
-/** Everything a host needs, rendered from a stack's real spec. */
-export function hostInput(spec: EnvironmentSpec, hostName: string): UserDataInput {
+/**
+ * Everything a host needs, rendered from a stack's real spec. `extra`: what index.ts also
+ * passes (registryHost: the host part of dockyard:registry) and a docker-ce mirror.
+ */
+export function hostInput(spec: EnvironmentSpec, hostName: string, extra: Pick<UserDataInput, "registryHost" | "dockerCeRepository"> = {}): UserDataInput {
   const group = spec.hostGroups[0];
   return {
+    ...extra,
     stack: spec.stack,
     hostName,
     os: spec.os,
