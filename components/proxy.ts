@@ -8,14 +8,24 @@
  *  - a deploy never touches the proxy: new containers appear in DNS when they start,
  *    take traffic once HAProxy's own check passes, and vanish from DNS when removed;
  *  - the proxy needs no Docker socket and no reload;
- *  - a replica that fails its check gets no traffic, and a request that hits a replica
- *    going away (connection refused, reset, 5xx) is retried on another replica.
+ *  - a replica that fails its check gets no traffic. A request whose connection to a
+ *    replica fails is retried on another replica (no byte of it reached a server); a
+ *    request that did reach one and got a 5xx, no answer or a timeout is retried only if
+ *    its method is safe to replay (REPLAYABLE_METHODS): a POST that a replica answered
+ *    503 may already have written something, so the client gets that 503.
  */
 
 /** Where the rendered configuration is uploaded inside the proxy container. */
 export const PROXY_CONFIG_PATH = "/usr/local/etc/haproxy/haproxy.cfg";
 /** Docker's embedded DNS server, reachable from containers on user-defined networks. */
 export const DOCKER_DNS = "127.0.0.11:53";
+/**
+ * Methods HAProxy may send again after a replica received the request (layer-7 retries:
+ * 5xx, empty or junk answer, response timeout): RFC 9110's safe methods, which a server
+ * must not change state for. Every other method (POST, PUT, PATCH, DELETE, ...) is
+ * retried only on a connection failure.
+ */
+export const REPLAYABLE_METHODS = ["GET", "HEAD", "OPTIONS", "TRACE"] as const;
 /** Minimum server slots per service; a rollout briefly doubles the replicas on a host. */
 export const MIN_SERVER_SLOTS = 10;
 
@@ -94,7 +104,8 @@ export function renderHaproxyConfig(routes: readonly ProxyRoute[], opts: ProxyOp
     "    timeout client 30s",
     "    timeout server 30s",
     "    timeout http-request 10s",
-    "    # A request that meets a replica going away is replayed on another one.",
+    "    # A request that meets a replica going away is replayed on another one; each",
+    "    # backend limits this to connection failures for methods unsafe to replay.",
     "    retries 3",
     "    option redispatch 1",
     "    retry-on all-retryable-errors",
@@ -109,6 +120,9 @@ export function renderHaproxyConfig(routes: readonly ProxyRoute[], opts: ProxyOp
       "",
       `backend ${r.service}`,
       "    balance roundrobin",
+      // HAProxy 2.6 configuration.txt, http-request disable-l7-retry: "disables any attempt
+      // to retry the request if it fails for any other reason than a connection failure".
+      `    http-request disable-l7-retry unless { method ${REPLAYABLE_METHODS.join(" ")} }`,
       "    option httpchk",
       `    http-check send meth GET uri ${r.healthPath} ver HTTP/1.1 hdr Host ${r.service}`,
       "    http-check expect rstatus ^2",

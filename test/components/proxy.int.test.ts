@@ -1,0 +1,297 @@
+/**
+ * The per-host proxy's retries against the real HAProxy (Debian bookworm's 2.6, the
+ * proxy images' major version; installed by test/infra/20-fleet-images.sh), run as a plain
+ * process on loopback with the configuration renderHaproxyConfig renders:
+ *  - replicas are found the production way, by DNS: a small DNS server here answers the
+ *    service name with two loopback addresses (127.0.0.1 and 127.0.0.2, one Node HTTP
+ *    replica on each, same port), in place of Docker's embedded DNS (ProxyOptions.dns);
+ *  - the replicas count the requests they receive and can answer 503 to the next one.
+ * Proven: a POST that a replica answered 503 reaches the replicas exactly once and the
+ * client gets the 503; a GET that met a 503 is replayed on the other replica and
+ * succeeds; a POST whose connection fails (replica gone, still UP in HAProxy's view) is
+ * retried on the other replica; the same test on the config without the method rule
+ * does see the POST twice (so the test can fail). `haproxy -c` accepts the proxy config
+ * of every shipped stack as the program renders it.
+ *
+ * Not proven here: HAProxy inside the proxy image and Docker's DNS (fleet.int.test.ts runs
+ * the image); the config differs from production in its ports, DNS address and, in the
+ * connection-failure case only, `fall`; response timeouts (`timeout server 30s`) and
+ * empty answers are not exercised, only a 503 and a refused connection.
+ */
+import { describe, it, expect } from "vitest";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import * as dgram from "node:dgram";
+import * as fs from "node:fs";
+import * as http from "node:http";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { PROXY_CONFIG_PATH, renderHaproxyConfig, type ProxyOptions, type ProxyRoute } from "../../components/proxy";
+import { renderStack } from "../../scripts/lib/render";
+import { STACKS } from "../../stacks";
+
+const HAPROXY = "/usr/sbin/haproxy";
+const REPLICA_ADDRESSES = ["127.0.0.1", "127.0.0.2"];
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------------------------
+// DNS: answers A queries for one name with fixed addresses (RFC 1035 wire format)
+// ---------------------------------------------------------------------------------
+
+async function startDns(name: string, addresses: string[]): Promise<{ address: string; close: () => void }> {
+  const sock = dgram.createSocket("udp4");
+  sock.on("message", (q, rinfo) => {
+    if (q.length < 12) return;
+    let off = 12;
+    const labels: string[] = [];
+    while (off < q.length && q[off] !== 0) {
+      labels.push(q.subarray(off + 1, off + 1 + q[off]).toString("ascii"));
+      off += 1 + q[off];
+    }
+    const qtype = q.readUInt16BE(off + 1);
+    const question = q.subarray(12, off + 5);
+    const known = labels.join(".").toLowerCase() === name;
+    const answers = known && qtype === 1 ? addresses : [];
+    const header = Buffer.alloc(12);
+    header.writeUInt16BE(q.readUInt16BE(0), 0); // id
+    header.writeUInt16BE(0x8180 | (known ? 0 : 3), 2); // response, recursion available; NXDOMAIN if unknown
+    header.writeUInt16BE(1, 4);
+    header.writeUInt16BE(answers.length, 6);
+    const records = answers.map((ip) => {
+      const rr = Buffer.alloc(16);
+      rr.writeUInt16BE(0xc00c, 0); // pointer to the question's name
+      rr.writeUInt16BE(1, 2); // A
+      rr.writeUInt16BE(1, 4); // IN
+      rr.writeUInt32BE(1, 6); // TTL
+      rr.writeUInt16BE(4, 10);
+      ip.split(".").forEach((o, i) => rr.writeUInt8(Number(o), 12 + i));
+      return rr;
+    });
+    sock.send(Buffer.concat([header, question, ...records]), rinfo.port, rinfo.address);
+  });
+  await new Promise<void>((r) => sock.bind(0, "127.0.0.1", r));
+  return { address: `127.0.0.1:${sock.address().port}`, close: () => sock.close() };
+}
+
+// ---------------------------------------------------------------------------------
+// Replicas: count what they receive; the next non-health request may get a 503
+// ---------------------------------------------------------------------------------
+
+interface Replica {
+  name: string;
+  server: http.Server;
+  /** Requests other than health checks, as "METHOD /path". */
+  seen: string[];
+  /** What it answered: "METHOD /path status". */
+  answered: string[];
+  health: number;
+}
+
+interface Replicas {
+  port: number;
+  list: Replica[];
+  /** The next request (on any replica) gets a 503. */
+  failNext: boolean;
+  count: (what: string) => number;
+}
+
+async function listen(server: http.Server, port: number, host: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => resolve());
+  });
+}
+
+async function freePort(host = "0.0.0.0"): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, host, r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+async function startReplicas(healthPath: string): Promise<Replicas> {
+  const state: Replicas = { port: 0, list: [], failNext: false, count: (w) => state.list.reduce((n, r) => n + r.seen.filter((s) => s === w).length, 0) };
+  for (let attempt = 0; attempt < 20 && state.list.length < REPLICA_ADDRESSES.length; attempt++) {
+    for (const r of state.list) r.server.close();
+    state.list = [];
+    state.port = await freePort("127.0.0.1");
+    try {
+      for (const [i, addr] of REPLICA_ADDRESSES.entries()) {
+        const replica: Replica = { name: `r${i}`, server: http.createServer(), seen: [], answered: [], health: 0 };
+        replica.server.on("request", (req, res) => {
+          req.resume();
+          req.on("end", () => {
+            if (req.url === healthPath) {
+              replica.health++;
+              res.end("ok");
+              return;
+            }
+            replica.seen.push(`${req.method} ${req.url}`);
+            const status = state.failNext ? 503 : 200;
+            state.failNext = false;
+            replica.answered.push(`${req.method} ${req.url} ${status}`);
+            res.writeHead(status, { "content-type": "text/plain" }).end(replica.name);
+          });
+        });
+        await listen(replica.server, state.port, addr);
+        state.list.push(replica);
+      }
+    } catch {
+      // The port was free on 127.0.0.1 but not on 127.0.0.2: try another.
+    }
+  }
+  if (state.list.length < REPLICA_ADDRESSES.length) throw new Error("no port free on both replica addresses");
+  return state;
+}
+
+// ---------------------------------------------------------------------------------
+// HAProxy with a rendered configuration
+// ---------------------------------------------------------------------------------
+
+interface Harness {
+  replicas: Replicas;
+  request: (method: string, urlPath: string) => Promise<{ status: number; body: string }>;
+  stop: () => Promise<void>;
+}
+
+/**
+ * Starts DNS, two replicas and haproxy with the rendered config (edited by `edit`, if
+ * given), and waits until both replicas take traffic through the proxy.
+ */
+async function startHarness(opts: ProxyOptions = {}, edit: (cfg: string) => string = (c) => c): Promise<Harness> {
+  const replicas = await startReplicas("/healthz");
+  const dns = await startDns("web", REPLICA_ADDRESSES);
+  const route: ProxyRoute = { service: "web", publishPort: await freePort(), containerPort: replicas.port, healthPath: "/healthz", replicas: 2 };
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dockyard-proxy-"));
+  const cfgFile = path.join(dir, "haproxy.cfg");
+  fs.writeFileSync(cfgFile, edit(renderHaproxyConfig([route], { ...opts, dns: dns.address })));
+  const log: string[] = [];
+  const proc: ChildProcess = spawn(HAPROXY, ["-db", "-f", cfgFile], { stdio: ["ignore", "pipe", "pipe"] });
+  proc.stdout!.on("data", (d: Buffer) => log.push(d.toString()));
+  proc.stderr!.on("data", (d: Buffer) => log.push(d.toString()));
+  const stop = async () => {
+    if (proc.exitCode === null) {
+      const exited = new Promise((r) => proc.once("exit", r));
+      proc.kill("SIGTERM");
+      await exited;
+    }
+    dns.close();
+    for (const r of replicas.list) {
+      r.server.closeAllConnections();
+      r.server.close();
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  const request = (method: string, urlPath: string) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = http.request({ host: "127.0.0.1", port: route.publishPort, method, path: urlPath, agent: false }, (res) => {
+        let body = "";
+        res.on("data", (d) => (body += d));
+        res.on("end", () => resolve({ status: res.statusCode!, body }));
+      });
+      req.on("error", reject);
+      req.end(method === "POST" ? "order=1" : undefined);
+    });
+  try {
+    // Ready when each replica has answered a request through the proxy (resolved by DNS,
+    // health checks passed, in the round robin).
+    const deadline = Date.now() + 20_000;
+    while (!replicas.list.every((r) => r.seen.includes("GET /probe"))) {
+      if (proc.exitCode !== null) throw new Error(`haproxy exited ${proc.exitCode}: ${log.join("")}`);
+      if (Date.now() > deadline) throw new Error(`replicas not reachable through haproxy in 20 s: ${log.join("")}`);
+      await request("GET", "/probe").catch(() => undefined);
+      await sleep(200);
+    }
+    for (const r of replicas.list) r.seen.length = r.answered.length = 0;
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { replicas, request, stop };
+}
+
+describe("the rendered proxy config in the real HAProxy", () => {
+  it("a POST answered 503 reaches the replicas once and the client gets the 503; a GET answered 503 is replayed and succeeds", async () => {
+    const h = await startHarness();
+    try {
+      h.replicas.failNext = true;
+      expect(await h.request("POST", "/orders")).toMatchObject({ status: 503 });
+      await sleep(500); // a replay, had there been one, would have arrived by now
+      expect(h.replicas.count("POST /orders")).toBe(1);
+
+      h.replicas.failNext = true;
+      const get = await h.request("GET", "/orders");
+      expect(get.status).toBe(200);
+      // Sent twice: the 503 from one replica, then the 200 from the other (redispatch).
+      const gets = h.replicas.list.map((r) => r.answered.filter((s) => s.startsWith("GET ")));
+      expect(gets.flat().sort()).toEqual(["GET /orders 200", "GET /orders 503"]);
+      expect(h.replicas.list.find((r) => r.name === get.body)!.answered).toContain("GET /orders 200");
+      expect(gets.every((g) => g.length === 1)).toBe(true);
+
+      h.replicas.failNext = true;
+      expect(await h.request("HEAD", "/orders")).toMatchObject({ status: 200 });
+      expect(h.replicas.count("HEAD /orders")).toBe(2);
+    } finally {
+      await h.stop();
+    }
+  });
+
+  it("without the method rule the same POST is sent twice (the test above can fail)", async () => {
+    const h = await startHarness({}, (cfg) => {
+      const out = cfg.replace(/^ *http-request disable-l7-retry .*\n/m, "");
+      expect(out).not.toBe(cfg);
+      return out;
+    });
+    try {
+      h.replicas.failNext = true;
+      expect(await h.request("POST", "/orders")).toMatchObject({ status: 200 });
+      expect(h.replicas.count("POST /orders")).toBe(2);
+    } finally {
+      await h.stop();
+    }
+  });
+
+  it("a POST whose connection to a replica fails is retried on another replica", async () => {
+    // fall 1000: the closed replica stays UP in HAProxy's view, so the round robin keeps
+    // picking it and the connection really fails (with the default fall 2 it is taken
+    // out within about 2 s and no request would try it).
+    const h = await startHarness({ fall: 1000 });
+    try {
+      const [alive, gone] = h.replicas.list;
+      gone.server.closeAllConnections();
+      await new Promise((r) => gone.server.close(r));
+      const results = [];
+      // Round robin over two UP servers: at least two of these four are sent to `gone` first.
+      for (let i = 0; i < 4; i++) results.push(await h.request("POST", `/orders/${i}`));
+      expect(results.map((r) => [r.status, r.body])).toEqual(Array(4).fill([200, alive.name]));
+      expect(alive.seen).toEqual(["POST /orders/0", "POST /orders/1", "POST /orders/2", "POST /orders/3"]);
+    } finally {
+      await h.stop();
+    }
+  });
+});
+
+describe.each([...STACKS])("haproxy -c on the proxy config stack %s renders", (stack) => {
+  it("accepts every host's config", async () => {
+    const r = await renderStack(stack);
+    const configs = r.resources
+      .filter((x) => x.type === "docker:index/container:Container")
+      .flatMap((x) => (x.inputs.uploads as { file: string; content: string }[] | undefined) ?? [])
+      .filter((u) => u.file === PROXY_CONFIG_PATH)
+      .map((u) => u.content);
+    expect(configs.length).toBeGreaterThan(0);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `dockyard-proxy-${stack}-`));
+    try {
+      for (const [i, content] of configs.entries()) {
+        expect(content).toMatch(/^ +http-request disable-l7-retry unless \{ method GET HEAD OPTIONS TRACE \}$/m);
+        const file = path.join(dir, `haproxy-${i}.cfg`);
+        fs.writeFileSync(file, content);
+        // Throws (test fails with haproxy's message) on an invalid configuration.
+        execFileSync(HAPROXY, ["-c", "-q", "-f", file], { stdio: ["ignore", "pipe", "pipe"] });
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
