@@ -3,8 +3,12 @@
  * (as `plan` runs it) without errors, registers a well-formed resource tree, exports
  * what the stack spec says, and every stack is identical to prod up to its knobs.
  */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { STACKS, loadStackSpec } from "../stacks";
+import * as YAML from "yaml";
+import { STACKS, hostNameFor, loadStackSpec, readStackFile } from "../stacks";
 import { buildPlan, resourceKey, renderStack, type Rendered } from "../scripts/lib/render";
 import { checkParity } from "../scripts/diff";
 
@@ -35,13 +39,43 @@ describe.each([...STACKS])("the program for stack %s", (stack) => {
     expect(count(plan.resources)).toBe(r.resources.length);
   });
 
-  it("grows with the stack's host count: more hosts, more resources (count is a knob)", async () => {
+  it("grows by exactly one host's resources with one more host, and changes nothing that exists", async () => {
     const spec = loadStackSpec(stack);
-    const dev = loadStackSpec("dev");
-    const hosts = (s: typeof spec) => s.hostGroups.reduce((n, g) => n + g.count, 0);
-    const [r, rDev] = await Promise.all([render(stack), render("dev")]);
-    if (hosts(spec) > hosts(dev)) expect(r.resources.length).toBeGreaterThan(rDev.resources.length);
-    else expect(r.resources.length).toBe(rDev.resources.length);
+    const group = spec.hostGroups.find((g) => g.count > 0)!;
+    const raw = readStackFile(stack);
+    const config = structuredClone(raw.config) as Record<string, any>;
+    config["dockyard:hostGroups"][group.name].count = group.count + 1;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `dockyard-grow-${stack}-`));
+    let bigger: Rendered;
+    try {
+      fs.writeFileSync(path.join(dir, `Pulumi.${stack}.yaml`), YAML.stringify({ ...raw.other, config }));
+      bigger = await renderStack(stack, { stacksDir: dir });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    const r = await render(stack);
+    const before = new Map(r.resources.map((x) => [resourceKey(x), x]));
+    const after = new Map(bigger.resources.map((x) => [resourceKey(x), x]));
+    // Nothing that exists is removed or gets other inputs, options or parent.
+    expect([...before.keys()].filter((k) => !after.has(k))).toEqual([]);
+    expect([...before].filter(([k, x]) => JSON.stringify(x) !== JSON.stringify(after.get(k))).map(([k]) => k)).toEqual([]);
+
+    // What is added is the new host's, and it is what the group's last host has of its own:
+    // its DockerHost subtree and the fleet's provider for it. The replica count did not
+    // change, so the new host runs none (placement moves no replica), hence no service or
+    // proxy resources there.
+    const last = hostNameFor(stack, group.name, group.count);
+    const added = hostNameFor(stack, group.name, group.count + 1);
+    const of = (host: string) => new RegExp(`(^|-)${host}(-|$)`);
+    const newKeys = [...after.keys()].filter((k) => !before.has(k));
+    expect(newKeys.length).toBeGreaterThan(0);
+    expect(newKeys.filter((k) => !of(added).test(k.split("::")[1]))).toEqual([]);
+    const workload = new RegExp(`^fleet-${last}-`);
+    const lastHostOwn = [...before.values()].filter((x) => of(last).test(x.name) && !workload.test(x.name)).map(resourceKey);
+    const asLast = (k: string) => k.replace(/::(.*)$/, (_, n: string) => `::${n.replace(of(added), (m) => m.replace(added, last))}`);
+    expect(newKeys.map(asLast).sort()).toEqual(lastHostOwn.sort());
+    expect(newKeys).toContain(`dockyard:index:DockerHost::${added}`);
+    expect(newKeys).toContain(`aws:ec2/instance:Instance::${added}-instance`);
   });
 });
 

@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import {
   ConfigError,
   isCidr,
+  KNOB_KEYS,
   loadStackSpec,
   parseEnvironment,
   pinnedImages,
@@ -46,17 +47,45 @@ describe("shipped stacks", () => {
     expect(spec.os.sshUser).toBe("admin");
   });
 
-  it("dev, test and prod share the environment definition and differ only in knobs", () => {
-    const [dev, test, prod] = STACKS.map((s) => loadStackSpec(s));
-    for (const other of [test, prod]) {
-      expect(other.engine).toEqual(dev.engine);
-      expect(other.os).toEqual(dev.os);
-      expect(other.services.map(({ digest, replicas, repository, ...rest }) => rest)).toEqual(
-        dev.services.map(({ digest, replicas, repository, ...rest }) => rest),
-      );
+  // Each stack's spec is set against the files it comes from (environment.yaml for what is
+  // shared, the stack's own Pulumi.<stack>.yaml for its knobs), not against another spec
+  // parsed from the same environment.yaml, which would be equal by construction.
+  it.each(STACKS)("%s: the environment's settings come from environment.yaml, the knobs from its own stack file", (stack) => {
+    const envDoc = readEnvironmentFile(stack) as Record<string, any>;
+    const raw = readStackFile(stack).config as Record<string, any>;
+    const spec = loadStackSpec(stack);
+    expect(Object.keys(raw).filter((k) => !(KNOB_KEYS as string[]).includes(k))).toEqual([]);
+
+    expect(spec.os.family).toBe(envDoc.os.family);
+    expect(spec.engine.channel).toBe(envDoc.engine.channel);
+    expect(spec.engine.version).toBe(envDoc.engine.version);
+    expect(spec.engine.daemon).toMatchObject(envDoc.engine.daemon);
+    for (const svc of spec.services) {
+      const def = envDoc.services[svc.name];
+      // Every setting the file writes, as written (settings it leaves out take the schema's defaults).
+      const { group, repository, replicas, ...written } = def;
+      expect(svc).toMatchObject({ ...written, group });
+      expect(Object.keys(written).length).toBeGreaterThan(5);
+      expect(svc.digest).toBe(raw["dockyard:images"][svc.name]);
+      expect(svc.replicas).toBe(raw["dockyard:replicas"]?.[svc.name] ?? def.replicas);
+      expect(svc.repository).toBe(`${raw["dockyard:registry"]}/${def.repository ?? svc.name}`);
     }
-    expect(prod.hostGroups[0].count).toBe(3);
-    expect(dev.hostGroups[0].count).toBe(1);
+    for (const g of spec.hostGroups) {
+      expect(g.role).toBe(envDoc.hostGroups[g.name].role);
+      const { instanceType, count, rootVolumeGb, dataVolumeGb } = g;
+      expect({ instanceType, count, rootVolumeGb, dataVolumeGb }).toEqual(raw["dockyard:hostGroups"][g.name]);
+    }
+    expect([spec.region, spec.registry, spec.access.sshCidrs, spec.access.ingressCidrs]).toEqual([
+      raw["aws:region"], raw["dockyard:registry"], raw["dockyard:sshCidrs"], raw["dockyard:ingressCidrs"],
+    ]);
+  });
+
+  it("the three stack files are distinct: their knobs differ where the stacks are meant to", () => {
+    const [dev, test, prod] = STACKS.map((s) => loadStackSpec(s));
+    expect([dev, test, prod].map((s) => s.hostGroups[0].count)).toEqual([1, 2, 3]);
+    expect(new Set([dev, test, prod].map((s) => s.registry)).size).toBe(3);
+    expect(prod.hostGroups[0].instanceType).not.toBe(dev.hostGroups[0].instanceType);
+    expect(prod.access.ingressCidrs).not.toEqual(dev.access.ingressCidrs);
   });
 
   it("a missing stack file is a ConfigError naming the stack and the file", () => {
