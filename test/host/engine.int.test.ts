@@ -170,23 +170,28 @@ async function bootWrongKey(): Promise<void> {
   Object.assign(wrongKey, { host, repo, status: await h.waitCloudInitFinished(host) });
 }
 
+/** Boots that beforeAll starts but does not wait for. */
+const failClosedBoots: { dockerCe: Promise<void>; wrongKey: Promise<void> } = { dockerCe: Promise.resolve(), wrongKey: Promise.resolve() };
+
 beforeAll(async () => {
   h.assertHostImage();
   await h.reapStale();
   dir = h.scratchDir("dockyard-host-test");
   client = h.newKeyPair(dir, "client");
   await h.ensureBusyboxImage();
-  const ce = bootDockerCe().catch((e) => {
-    dockerCe.error = e;
-  });
   const prod = bootProdDockerCe().catch((e) => {
     prodCe.error = e;
   });
-  const wrong = bootWrongKey().catch((e) => {
+  const results = await Promise.allSettled(STACKS.map((s) => bootStack(s)));
+  await prod;
+  // The two hosts that must fail closed boot while the tests of the hosts above run (their
+  // own tests await them), so they do not compete for the 2 cores with the boots above.
+  failClosedBoots.dockerCe = bootDockerCe().catch((e) => {
+    dockerCe.error = e;
+  });
+  failClosedBoots.wrongKey = bootWrongKey().catch((e) => {
     wrongKey.error = e;
   });
-  const results = await Promise.allSettled(STACKS.map((s) => bootStack(s)));
-  await Promise.all([ce, prod, wrong]);
   for (const r of results) if (r.status === "fulfilled") booted.set(r.value.stack, r.value);
   const failed = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
   if (failed.length > 0) throw new Error(failed.map((f) => String(f.reason)).join("\n\n"));
@@ -194,6 +199,7 @@ beforeAll(async () => {
 }, 600_000);
 
 afterAll(async () => {
+  await Promise.all([failClosedBoots.dockerCe, failClosedBoots.wrongKey]);
   if (times.length > 0) console.log(`time to engine-ready (all hosts):\n  ${times.join("\n  ")}`);
   for (const b of booted.values()) await h.removeHost(b.host);
   for (const x of extraHosts) await h.removeHost(x);
@@ -433,6 +439,7 @@ describe("idempotence (dev host)", () => {
 
 describe("docker-ce channel without Docker's repository (the shipped environment's channel)", () => {
   it("fails closed: no engine, no readiness marker, an error naming the repository, host still reachable", async () => {
+    await failClosedBoots.dockerCe;
     if (dockerCe.error) throw dockerCe.error;
     const { host, status, spec, hostKey } = dockerCe;
     if (!host || !spec || !hostKey) throw new Error("stacks/environment.yaml no longer uses docker-ce; this test needs a docker-ce stack");
@@ -450,7 +457,7 @@ describe("docker-ce channel without Docker's repository (the shipped environment
     // The host key step ran first, so the host stays reachable with the pinned key for debugging.
     const scan = await h.sh("ssh-keyscan", ["-T", "10", "-t", "ed25519", await h.containerIp(host)]);
     expect(scan).toContain(hostKey.publicKey.split(" ")[1]);
-  });
+  }, 600_000);
 });
 
 const getProdCe = (): ProdCe => {
@@ -573,6 +580,7 @@ describe("prod, the shipped configuration: channel docker-ce from a signed mirro
 
 describe("docker-ce channel with a repository key that has the wrong fingerprint", () => {
   it("refuses the key: no source, no keyring, no engine, no readiness marker", async () => {
+    await failClosedBoots.wrongKey;
     if (wrongKey.error) throw wrongKey.error;
     const { host, status, repo } = wrongKey;
     if (!host || !repo) throw new Error("the wrong-key host did not boot");
@@ -586,7 +594,7 @@ describe("docker-ce channel with a repository key that has the wrong fingerprint
     expect((await h.tryExec(host, `test -e ${DOCKER_SOURCE}`)).code).not.toBe(0);
     expect((await h.tryExec(host, `test -e ${DOCKER_KEYRING}`)).code).not.toBe(0);
     expect((await h.exec(host, "dpkg-query -W -f='${db:Status-Abbrev} ${Package}\\n' 'docker*' 'containerd*' 2>/dev/null || true")).split("\n").filter((l) => l.startsWith("ii"))).toEqual([]);
-  });
+  }, 600_000);
 });
 
 describe("harness guards", () => {
