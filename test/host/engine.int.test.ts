@@ -337,6 +337,12 @@ describe.each(STACKS)("stack %s: provisioned host", (stack) => {
     const other = { ...b.spec.engine, daemon: { ...b.spec.engine.daemon, logMaxFile: b.spec.engine.daemon.logMaxFile + 1 } };
     const err = await ssh(renderReadyCommand(other, 60)).then(() => "ready", (e: Error) => e.message);
     expect(err).toMatch(/provisioned for another engine configuration/);
+    // The instance the EIP association names: this host booted as i-<run>-<stack>-1 (NoCloud
+    // meta-data), which cloud-init records; any other id means the address reached the wrong host.
+    expect((await h.exec(b.host, "cat /var/lib/cloud/data/instance-id")).trim()).toBe(`i-${RUN}-${stack}-1`);
+    expect((await ssh(renderReadyCommand(b.spec.engine, 60, `i-${RUN}-${stack}-1`))).trim()).toBe(version);
+    const elsewhere = await ssh(renderReadyCommand(b.spec.engine, 60, "i-0123456789abcdef0")).then(() => "ready", (e: Error) => e.message);
+    expect(elsewhere).toMatch(/instance 'i-t\d+-\w+-1', not i-0123456789abcdef0: it still points at another instance/);
   }, 180_000);
 
   it("refuses the connection when the host presents another key than the pinned one", async () => {
