@@ -10,11 +10,13 @@
  *
  * Default: every stack file in the stacks directory. `--check` only reads: exit 1 and
  * the list of untagged digests if any is missing. Nothing in the stack files changes.
+ * A registry that cannot be reached is reported as such (its digests "unreachable", not
+ * "missing": running pin would not help), and its other digests are not tried again.
  */
 import * as fs from "node:fs";
 import type { Argv, CommandModule } from "yargs";
 import { pinnedImages, pinTag } from "../stacks";
-import { parseRepository, pinImage, type ClientOptions, type TagOutcome, type TransferStats } from "./lib/oci";
+import { isUnreachable, parseRepository, pinImage, type ClientOptions, type TagOutcome, type TransferStats } from "./lib/oci";
 import { ClientPool, DockyardError, loadSpec, resolveStacksDir, standalone } from "./promote";
 
 export interface PinOptions {
@@ -37,14 +39,28 @@ export interface PinItem {
   tag: string;
   /** Child manifests of an index, each pinned too (0 for a single-platform image; unset after an error). */
   children?: number;
-  /** present: already tagged; tagged: tagged now; missing: untagged (--check); error: see `error`. */
-  outcome: TagOutcome | "error";
+  /**
+   * present: already tagged; tagged: tagged now; missing: untagged (--check); unreachable: its
+   * registry could not be reached, so not known (see `error` and PinResult.unreachable); error: see `error`.
+   */
+  outcome: TagOutcome | "unreachable" | "error";
   error?: string;
+}
+
+/** A registry nothing answered at (connection refused, unknown host, timeout...). */
+export interface UnreachableRegistry {
+  registry: string;
+  /** The connection error, as the first request to it failed (after its retries). */
+  error: string;
+  /** How many pinned digests in it were therefore neither checked nor tagged. */
+  items: number;
 }
 
 export interface PinResult {
   check: boolean;
   items: PinItem[];
+  /** Registries that could not be reached; their items have outcome "unreachable". */
+  unreachable: UnreachableRegistry[];
   stats: TransferStats;
 }
 
@@ -77,9 +93,19 @@ export async function pin(opts: PinOptions): Promise<PinResult> {
   }
   const pool = new ClientPool({ log, ...opts.client });
   const items = [...byImage.values()];
+  const unreachable = new Map<string, UnreachableRegistry>();
   try {
     for (const it of items) {
       const ref = parseRepository(it.repository);
+      const down = unreachable.get(ref.registry);
+      if (down) {
+        // Already failed to connect after its retries: do not spend them again per image.
+        it.outcome = "unreachable";
+        it.error = `registry ${ref.registry} could not be reached: ${down.error}`;
+        down.items++;
+        log(`${it.repository}@${it.digest} (${it.stacks.join(", ")}): unreachable (registry ${ref.registry})`);
+        continue;
+      }
       const client = pool.get(ref.registry);
       try {
         const p = await pinImage(client, ref, it.digest, { check: opts.check });
@@ -87,36 +113,47 @@ export async function pin(opts: PinOptions): Promise<PinResult> {
         // An index counts as pinned only with every child: one missing tag is "missing".
         it.outcome = p.children.some((c) => c.outcome === "missing") ? "missing" : p.outcome;
       } catch (e) {
-        it.outcome = "error";
-        it.error = (e as Error).message;
+        if (isUnreachable(e)) {
+          unreachable.set(ref.registry, { registry: ref.registry, error: (e as Error).message, items: 1 });
+          it.outcome = "unreachable";
+          it.error = `registry ${ref.registry} could not be reached: ${(e as Error).message}`;
+        } else {
+          it.outcome = "error";
+          it.error = (e as Error).message;
+        }
       }
       log(`${it.repository}@${it.digest} (${it.stacks.join(", ")}): ${it.outcome}${it.error ? `: ${it.error}` : ""}`);
     }
   } finally {
     pool.close();
   }
-  return { check: !!opts.check, items, stats: pool.stats };
+  return { check: !!opts.check, items, unreachable: [...unreachable.values()], stats: pool.stats };
 }
 
-/** 0 when every pinned digest is tagged (now), 1 otherwise. */
+/** 0 when every pinned digest is tagged (now), 1 otherwise (missing, unreachable registry, or error). */
 export function pinExitCode(r: PinResult): 0 | 1 {
   return r.items.every((i) => i.outcome === "present" || i.outcome === "tagged") ? 0 : 1;
 }
 
 export function formatPinResult(r: PinResult): string {
-  const word: Record<PinItem["outcome"], string> = { present: "tagged", tagged: "tagged now", missing: "NOT TAGGED", error: "ERROR" };
-  const rows = r.items.map((i) => [i.stacks.join(","), i.services.join(","), `${i.repository}@${i.digest.slice(7, 19)}`, word[i.outcome] + (i.error ? `: ${i.error}` : "")]);
+  const word: Record<PinItem["outcome"], string> = { present: "tagged", tagged: "tagged now", missing: "NOT TAGGED", unreachable: "UNKNOWN (registry unreachable)", error: "ERROR" };
+  // An unreachable registry's error is said once, below, not on each of its rows.
+  const detail = (i: PinItem) => (i.error && i.outcome !== "unreachable" ? `: ${i.error}` : "");
+  const rows = r.items.map((i) => [i.stacks.join(","), i.services.join(","), `${i.repository}@${i.digest.slice(7, 19)}`, word[i.outcome] + detail(i)]);
   const head = ["STACKS", "SERVICE", "IMAGE", "PIN TAG"];
   const widths = head.map((h, c) => Math.max(h.length, ...rows.map((row) => (c === 3 ? 0 : row[c].length))));
   const lines = [head, ...rows].map((row) => row.map((cell, c) => (c === 3 ? cell : cell.padEnd(widths[c]))).join("  ").trimEnd());
-  const bad = r.items.filter((i) => i.outcome === "missing" || i.outcome === "error").length;
-  lines.push(
-    bad === 0
-      ? `every pinned digest carries its pin tag (${r.items.length} image(s), ${r.stats.tagsPut} tag(s) added)`
-      : r.check
-        ? `${bad} pinned digest(s) without their pin tag: the lifecycle policy may expire them; run \`npm run dockyard -- pin\``
-        : `${bad} pinned digest(s) could not be tagged`,
-  );
+  const count = (o: PinItem["outcome"]) => r.items.filter((i) => i.outcome === o).length;
+  const [missing, failed] = [count("missing"), count("error")];
+  if (missing + failed + r.unreachable.length === 0) {
+    lines.push(`every pinned digest carries its pin tag (${r.items.length} image(s), ${r.stats.tagsPut} tag(s) added)`);
+  }
+  // Tagging cannot help where nothing answers: name the registry and its error, suggest no pin run.
+  for (const u of r.unreachable) {
+    lines.push(`registry ${u.registry} could not be reached (${u.error}): ${u.items} pinned digest(s) there not ${r.check ? "checked" : "tagged"}; check the registry address in the stack file, the network and the registry, then run this again`);
+  }
+  if (missing > 0) lines.push(`${missing} pinned digest(s) without their pin tag: the lifecycle policy may expire them; run \`npm run dockyard -- pin\``);
+  if (failed > 0) lines.push(`${failed} pinned digest(s) could not be ${r.check ? "checked" : "tagged"} (ERROR above)`);
   return lines.join("\n");
 }
 
@@ -138,7 +175,8 @@ export const pinCommand: CommandModule<object, PinArgs> = {
           "and the per-host proxy's (dockyard:proxyImage, in <registry>/haproxy), makes sure its\n" +
           "repository has the immutable tag pin-sha256-<hex> on it; the repository lifecycle policy only\n" +
           "expires untagged images. --check changes nothing and exits 1 if a tag is missing.\n" +
-          "Exit codes: 0 every pinned digest tagged, 1 some are not (or a registry failed), 2 bad input.",
+          "A registry that cannot be reached is named with its error (its digests are UNKNOWN, not untagged).\n" +
+          "Exit codes: 0 every pinned digest tagged, 1 some are not (or a registry could not be reached or failed), 2 bad input.",
       )
       .positional("stacks", { type: "string", array: true, describe: "Stacks to pin; default all stack files" })
       .option("stacks-dir", { type: "string", describe: "Directory with environment.yaml and Pulumi.<stack>.yaml files", defaultDescription: "stacks/" })

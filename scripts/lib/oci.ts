@@ -162,6 +162,8 @@ export class RegistryError extends Error {
     message: string,
     public readonly status?: number,
     public readonly transient = false,
+    /** Node's error code (ECONNREFUSED, ENOTFOUND...) when the failure was the connection, not an HTTP answer. */
+    public readonly code?: string,
   ) {
     super(message);
     this.name = "RegistryError";
@@ -176,6 +178,15 @@ export interface RetryPolicy {
 }
 
 const TRANSIENT_CODES = new Set(["ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMEDOUT", "EAI_AGAIN", "ENOTFOUND", "ECONNABORTED", "EHOSTUNREACH", "ENETUNREACH", "UND_ERR_SOCKET", "ERR_STREAM_PREMATURE_CLOSE"]);
+
+/** Connection failures that mean nothing answered at that address: no HTTP exchange took place. */
+const UNREACHABLE_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EAI_FAIL", "EHOSTUNREACH", "ENETUNREACH", "EHOSTDOWN", "ENETDOWN", "EADDRNOTAVAIL", "ETIMEDOUT"]);
+
+/** True when `e` (as withRetry throws it) says the registry could not be reached at all, rather than answering with an error. */
+export function isUnreachable(e: unknown): boolean {
+  const code = (e as { code?: string })?.code;
+  return (e as { status?: number })?.status === undefined && code !== undefined && UNREACHABLE_CODES.has(code);
+}
 
 export function isTransient(e: unknown): boolean {
   if (e instanceof RegistryError) return e.transient;
@@ -199,8 +210,9 @@ export async function withRetry<T>(what: string, policy: RetryPolicy, fn: (attem
     }
   }
   const msg = (last as Error)?.message ?? String(last);
-  if (last instanceof RegistryError) throw new RegistryError(`${what}: ${msg}`, last.status, last.transient);
-  throw new RegistryError(`${what}: ${msg}${policy.attempts > 1 && isTransient(last) ? ` (gave up after ${policy.attempts} attempts)` : ""}`, undefined, isTransient(last));
+  if (last instanceof RegistryError) throw new RegistryError(`${what}: ${msg}`, last.status, last.transient, last.code);
+  const code = (last as { code?: unknown })?.code;
+  throw new RegistryError(`${what}: ${msg}${policy.attempts > 1 && isTransient(last) ? ` (gave up after ${policy.attempts} attempts)` : ""}`, undefined, isTransient(last), typeof code === "string" ? code : undefined);
 }
 
 /** Counts what a client sent and did, for progress and the benchmark. */

@@ -9,6 +9,7 @@ import {
   ensureTag,
   isLoopbackHost,
   isTransient,
+  isUnreachable,
   mapLimit,
   parseChallenge,
   parseEcrHost,
@@ -125,6 +126,19 @@ describe("retries", () => {
     expect(n).toBe(1);
     expect(isTransient(Object.assign(new Error("x"), { code: "ECONNREFUSED" }))).toBe(true);
     expect(isTransient(new Error("bad json"))).toBe(false);
+  });
+
+  it("keeps the connection error's code, so a registry nothing answers at is told apart from one answering with an error", async () => {
+    const fail = (e: Error) => withRetry("GET r/x", { attempts: 2, baseDelayMs: 1 }, async () => {
+      throw e;
+    }).catch((x: unknown) => x);
+    const refused = await fail(Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:9"), { code: "ECONNREFUSED" }));
+    expect(refused).toMatchObject({ code: "ECONNREFUSED", status: undefined, message: "GET r/x: connect ECONNREFUSED 127.0.0.1:9 (gave up after 2 attempts)" });
+    expect(isUnreachable(refused)).toBe(true);
+    expect(isUnreachable(await fail(Object.assign(new Error("getaddrinfo ENOTFOUND reg.invalid"), { code: "ENOTFOUND" })))).toBe(true);
+    expect(isUnreachable(await fail(new RegistryError("HTTP 503", 503, true)))).toBe(false); // it answered
+    expect(isUnreachable(await fail(Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" })))).toBe(false); // connected, then cut
+    expect(isUnreachable(await fail(new Error("bad json")))).toBe(false);
   });
 
   it("mapLimit keeps at most `limit` in flight and reports the first error", async () => {
