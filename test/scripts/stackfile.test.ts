@@ -102,17 +102,25 @@ describe("setImageDigests / writeFileAtomic", () => {
     expect(() => assertReplaceable(path.join(f, "x.yaml"))).toThrow(StackFileError);
   });
 
-  it("an immutable file (chattr +i; binds root too) is refused by assertReplaceable and by the write", async () => {
+  // A file this process may not replace, made with what this user can do: a read-only
+  // directory for a user (the npm run test:unit path needs no root), and for root, whom
+  // directory modes do not bind, an immutable file (chattr +i).
+  const root = process.getuid?.() === 0;
+  it(`a file this process may not replace (${root ? "chattr +i, as root" : "in a read-only directory"}) is refused by assertReplaceable and by the write`, async () => {
     const { execFileSync } = await import("node:child_process");
     const f = tmpFile(SAMPLE);
-    execFileSync("chattr", ["+i", f]);
+    const dir = path.dirname(f);
+    const [lock, unlock] = root
+      ? [() => execFileSync("chattr", ["+i", f]), () => execFileSync("chattr", ["-i", f])]
+      : [() => fs.chmodSync(dir, 0o555), () => fs.chmodSync(dir, 0o700)];
+    lock();
     try {
       expect(() => assertReplaceable(f)).toThrow(/cannot write .*Pulumi\.prod\.yaml/);
       expect(() => setImageDigests(f, { web: B })).toThrow(/left unchanged/);
       expect(fs.readFileSync(f, "utf8")).toBe(SAMPLE);
-      expect(fs.readdirSync(path.dirname(f))).toEqual(["Pulumi.prod.yaml"]);
+      expect(fs.readdirSync(dir)).toEqual(["Pulumi.prod.yaml"]);
     } finally {
-      execFileSync("chattr", ["-i", f]);
+      unlock();
     }
   });
 
