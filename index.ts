@@ -1,6 +1,6 @@
 // Dockyard: one program for every stack. Load the spec, build the components, export outputs.
 import { loadSpecFromPulumi, PROXY_REPOSITORY } from "./stacks";
-import { DockerHost, hostName } from "./components/host";
+import { DockerHost, stackHosts } from "./components/host";
 import { DockerEngine, renderUserData } from "./components/engine";
 import { ContainerFleet } from "./components/fleet";
 import { ImageRegistry, parseEcrRegistry } from "./components/registry";
@@ -10,46 +10,43 @@ const spec = loadSpecFromPulumi();
 const ecr = parseEcrRegistry(spec.registry);
 
 // One DockerHost per host of each group, each with the engine installed by its user-data.
-const hosts = spec.hostGroups.flatMap((group) => {
+const hosts = stackHosts(spec).map(({ name, group, ordinal }) => {
   const servicePorts = spec.services
     .filter((s) => s.group === group.name && s.publishPort !== undefined)
     .map((s) => s.publishPort as number);
-  return Array.from({ length: group.count }, (_, i) => {
-    const name = hostName(spec.stack, group.name, i + 1);
-    const host = new DockerHost(name, {
-      stack: spec.stack,
-      project: spec.project,
-      group,
-      ordinal: i + 1,
-      region: spec.region,
-      os: spec.os,
-      access: spec.access,
-      servicePorts,
-      ecr,
-      userData: (ctx) =>
-        ctx.dataDevice.apply((dataDevice) =>
-          renderUserData({
-            stack: spec.stack,
-            hostName: ctx.hostName,
-            os: spec.os,
-            engine: spec.engine,
-            dataMount: group.dataMount,
-            dataDevice,
-            hostKey: { ssmParameter: ctx.hostKeyParameter, region: spec.region },
-            // Host part of dockyard:registry: an ECR host gets the credential helper (pulls use the instance role).
-            registryHost: spec.registry.split("/")[0],
-          }),
-        ),
-    });
-    const engine = new DockerEngine(`${name}-engine`, {
-      hostName: name,
-      connection: { host: host.publicIp, user: host.sshUser, hostPublicKey: host.hostPublicKey },
-      engine: spec.engine,
-      // The address and the instance it must reach both come from the EIP association.
-      hostId: host.addressInstanceId,
-    });
-    return { group, host, engine };
+  const host = new DockerHost(name, {
+    stack: spec.stack,
+    project: spec.project,
+    group,
+    ordinal,
+    region: spec.region,
+    os: spec.os,
+    access: spec.access,
+    servicePorts,
+    ecr,
+    userData: (ctx) =>
+      ctx.dataDevice.apply((dataDevice) =>
+        renderUserData({
+          stack: spec.stack,
+          hostName: ctx.hostName,
+          os: spec.os,
+          engine: spec.engine,
+          dataMount: group.dataMount,
+          dataDevice,
+          hostKey: { ssmParameter: ctx.hostKeyParameter, region: spec.region },
+          // Host part of dockyard:registry: an ECR host gets the credential helper (pulls use the instance role).
+          registryHost: spec.registry.split("/")[0],
+        }),
+      ),
   });
+  const engine = new DockerEngine(`${name}-engine`, {
+    hostName: name,
+    connection: { host: host.publicIp, user: host.sshUser, hostPublicKey: host.hostPublicKey },
+    engine: spec.engine,
+    // The address and the instance it must reach both come from the EIP association.
+    hostId: host.addressInstanceId,
+  });
+  return { group, host, engine };
 });
 
 // This environment's image repositories (ECR), one per service plus the proxy's.

@@ -232,6 +232,16 @@ export function proxyRoutes(services: readonly ServiceSpec[], placements: Record
     .map((s) => ({ service: s.name, publishPort: s.publishPort!, containerPort: s.containerPort, healthPath: s.health.path, replicas: placements[s.name][host] }));
 }
 
+/**
+ * The proxy a host runs: the proxy image and its routes, or undefined when the host runs
+ * none (no proxy image, or no published service with a replica on the host).
+ */
+export function hostProxy(proxyImage: string | undefined, services: readonly ServiceSpec[], placements: Record<string, Placement>, host: string): { image: string; routes: ProxyRoute[] } | undefined {
+  if (!proxyImage) return undefined;
+  const routes = proxyRoutes(services, placements, host);
+  return routes.length > 0 ? { image: proxyImage, routes } : undefined;
+}
+
 /** Places every service on the hosts of its group. Throws PlacementError naming the stack. */
 export function placeFleet(stack: string, services: readonly ServiceSpec[], hosts: readonly Pick<FleetHost, "name" | "group">[]): Record<string, Placement> {
   const out: Record<string, Placement> = {};
@@ -448,11 +458,12 @@ export class ContainerFleet extends pulumi.ComponentResource {
         }
       }
 
-      const routes = proxyRoutes(services, placements, host.name);
-      if (args.proxyImage && routes.length > 0) {
+      const hostProxySpec = hostProxy(args.proxyImage, services, placements, host.name);
+      if (hostProxySpec) {
+        const { routes } = hostProxySpec;
         const config = renderHaproxyConfig(routes);
         // Pulled on the host like service images: a RemoteImage alone would pull anonymously.
-        const proxyImage = pulledImage(`${name}-${host.name}-proxy`, args.proxyImage, onHost);
+        const proxyImage = pulledImage(`${name}-${host.name}-proxy`, hostProxySpec.image, onHost);
         // The host's one entry point: publishes the service ports, routes to healthy replicas.
         // It holds the host ports, so a config change replaces it delete-first: a gap on this
         // host only, because the proxies are replaced one host at a time (dependsOn below).

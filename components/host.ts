@@ -49,6 +49,21 @@ export function hostName(stack: string, group: string, ordinal: number): string 
   return name;
 }
 
+/** A host a stack declares: its name, its group and its 1-based ordinal in the group (which decides its subnet, pickSubnet). */
+export interface StackHost {
+  name: string;
+  group: HostGroupSpec;
+  ordinal: number;
+}
+
+/**
+ * Every host of a stack, group by group in the spec's order, ordinals 1..count: the hosts
+ * the program creates, in the order the fleet places replicas on them.
+ */
+export function stackHosts(spec: Pick<EnvironmentSpec, "stack" | "hostGroups">): StackHost[] {
+  return spec.hostGroups.flatMap((group) => Array.from({ length: group.count }, (_, i) => ({ name: hostName(spec.stack, group.name, i + 1), group, ordinal: i + 1 })));
+}
+
 /**
  * The stable device path of an EBS volume on a Nitro instance. EBS volumes appear as NVMe
  * devices whose serial is the volume id without its hyphen, and udev links them as

@@ -19,6 +19,7 @@ import {
   pinnedImages,
   PROXY_REPOSITORY,
   proxyRepository,
+  shortDigest,
   splitImageRef,
   stackFilePath,
   STACKS_DIR,
@@ -234,7 +235,7 @@ function repoRef(repository: string, stack: string, service: string): Repository
 }
 
 function short(d: string | null): string {
-  return d === null ? "(none)" : d.replace(/^sha256:/, "").slice(0, 12);
+  return d === null ? "(none)" : shortDigest(d);
 }
 
 export function formatBytes(n: number): string {

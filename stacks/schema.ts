@@ -60,6 +60,11 @@ export function pinTag(digest: string): string {
   if (!DIGEST_RE.test(digest)) throw new Error(`pinTag: ${JSON.stringify(digest)} is not a digest 'sha256:<64 hex>'`);
   return `pin-${digest.replace(":", "-")}`;
 }
+/** The short form of a digest, as people read it: its first 12 hex digits ("4f2e8a1c9b7d"). */
+export function shortDigest(digest: string): string {
+  return digest.replace(/^sha256:/, "").slice(0, 12);
+}
+
 /** `<registry>/haproxy`: the stack's repository of the per-host proxy image. */
 export function proxyRepository(registry: string): string {
   return `${registry}/${PROXY_REPOSITORY}`;

@@ -5,7 +5,7 @@ import { DockyardMocks } from "../../scripts/lib/mocks";
 import { loadStackSpec, STACKS, type ServiceSpec } from "../../stacks";
 import { DockerEngine } from "../../components/engine";
 import { renderHaproxyConfig } from "../../components/proxy";
-import { ContainerFleet, sshOptions, knownHostsLine, specHash, healthWaitSeconds, proxyRoutes, placeFleet, STOP_GRACE_SECONDS } from "../../components/fleet";
+import { ContainerFleet, sshOptions, knownHostsLine, specHash, healthWaitSeconds, hostProxy, proxyRoutes, placeFleet, STOP_GRACE_SECONDS } from "../../components/fleet";
 
 /**
  * The shared mock runtime, plus one failure the real provider has: a container whose
@@ -411,6 +411,10 @@ describe("pure helpers", () => {
     const placements = placeFleet("dev", svcs, [{ name: "h1", group: "app" }, { name: "h2", group: "app" }]);
     expect(proxyRoutes(svcs, placements, "h1").map((r) => r.service)).toEqual(["web", "api"]);
     expect(proxyRoutes(svcs, placements, "h2").map((r) => r.service)).toEqual(["web"]);
+    // A host runs a proxy only with a proxy image and at least one route there.
+    expect(hostProxy("r/haproxy@sha256:x", svcs, placements, "h2")).toEqual({ image: "r/haproxy@sha256:x", routes: proxyRoutes(svcs, placements, "h2") });
+    expect(hostProxy(undefined, svcs, placements, "h1")).toBeUndefined();
+    expect(hostProxy("r/haproxy@sha256:x", [svcs[1]], placeFleet("dev", [svcs[1]], [{ name: "h1", group: "app" }]), "h1")).toBeUndefined();
   });
 
   it("zero hosts in the group is a clear error naming the stack and key", () => {

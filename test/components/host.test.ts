@@ -14,6 +14,7 @@ import {
   hostKeyParameterName,
   ingressRules,
   pickSubnet,
+  stackHosts,
   metadataOptions,
   amiQuery,
   egressRules,
@@ -240,6 +241,15 @@ describe("metadataOptions", () => {
   it("requires IMDSv2 tokens; hop limit 1, or 2 when containers need the metadata service", () => {
     expect(metadataOptions(false)).toMatchObject({ httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 1 });
     expect(metadataOptions(true)).toMatchObject({ httpTokens: "required", httpPutResponseHopLimit: 2 });
+  });
+});
+
+describe("stackHosts", () => {
+  it("lists every group's hosts in the spec's group order, ordinals 1..count, named <stack>-<group>-<n>", () => {
+    const spec = loadStackSpec("prod");
+    const app = spec.hostGroups[0];
+    const two = { stack: "prod", hostGroups: [{ ...app, count: 2 }, { ...app, name: "edge", count: 0 }, { ...app, name: "worker", count: 1 }] };
+    expect(stackHosts(two).map((h) => [h.name, h.group.name, h.ordinal])).toEqual([["prod-app-1", "app", 1], ["prod-app-2", "app", 2], ["prod-worker-1", "worker", 1]]);
   });
 });
 
