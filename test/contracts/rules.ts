@@ -327,7 +327,7 @@ export const RULES: Rule[] = [
   {
     id: "docker-pulls",
     rule: "the Docker provider pulls with the registry auth it is given and anonymously otherwise (ECR answers 'no basic auth credentials'); so every image reaches its host by a host-side pull (the instance role's ECR helper) before the RemoteImage, which then finds it locally; no registry credential is in provider config",
-    source: "pulumi-docker provider: RemoteImage create looks the image up locally before pulling, and pulls with registry_auth only (read by the fleet's engineer, cited in components/fleet.ts); issue 8 finding 3",
+    source: "kreuzwerker/terraform-provider-docker (embedded in pulumi-docker) internal/provider/resource_docker_image_funcs.go: findImage returns a local image (searchLocalImages) before pullImage, which sends only the provider's registry_auth (provider.go: none configured, empty AuthConfig); issue 8 finding 3",
     check(r) {
       const p: string[] = [];
       const keys = byKey(r);
