@@ -15,7 +15,7 @@
  */
 import * as fs from "node:fs";
 import type { Argv, CommandModule } from "yargs";
-import { pinnedImages, pinTag } from "../stacks";
+import { pinnedImages, pinTag, shortDigest } from "../stacks";
 import { isUnreachable, parseRepository, pinImage, type ClientOptions, type TagOutcome, type TransferStats } from "./lib/oci";
 import { ClientPool, DockyardError, loadSpec, resolveStacksDir, standalone } from "./promote";
 
@@ -139,7 +139,7 @@ export function formatPinResult(r: PinResult): string {
   const word: Record<PinItem["outcome"], string> = { present: "tagged", tagged: "tagged now", missing: "NOT TAGGED", unreachable: "UNKNOWN (registry unreachable)", error: "ERROR" };
   // An unreachable registry's error is said once, below, not on each of its rows.
   const detail = (i: PinItem) => (i.error && i.outcome !== "unreachable" ? `: ${i.error}` : "");
-  const rows = r.items.map((i) => [i.stacks.join(","), i.services.join(","), `${i.repository}@${i.digest.slice(7, 19)}`, word[i.outcome] + detail(i)]);
+  const rows = r.items.map((i) => [i.stacks.join(","), i.services.join(","), `${i.repository}@${shortDigest(i.digest)}`, word[i.outcome] + detail(i)]);
   const head = ["STACKS", "SERVICE", "IMAGE", "PIN TAG"];
   const widths = head.map((h, c) => Math.max(h.length, ...rows.map((row) => (c === 3 ? 0 : row[c].length))));
   const lines = [head, ...rows].map((row) => row.map((cell, c) => (c === 3 ? cell : cell.padEnd(widths[c]))).join("  ").trimEnd());
