@@ -10,6 +10,8 @@ import { ConfigError, parseEnvironment, type EnvironmentSpec, type RawStackFile 
 
 export * from "./schema";
 export * from "./os";
+export * from "./ecr";
+export * from "./ssh";
 
 /** Directory holding environment.yaml and the Pulumi.<stack>.yaml files. */
 export const STACKS_DIR = __dirname;
