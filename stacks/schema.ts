@@ -634,6 +634,6 @@ function looseKnobs(config: Record<string, unknown>): StackKnobs {
 /** Stands in for a secret value that is only readable through Pulumi (plan, diff, scripts). */
 export const SECRET_PLACEHOLDER = "[secret]";
 
-function isSecureValue(v: unknown): boolean {
+export function isSecureValue(v: unknown): boolean {
   return !!v && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 1 && "secure" in v;
 }
