@@ -1,9 +1,9 @@
 // Dockyard: one program for every stack. Load the spec, build the components, export outputs.
-import { loadSpecFromPulumi, PROXY_REPOSITORY } from "./stacks";
+import { loadSpecFromPulumi, parseEcrRegistry, registryHost, PROXY_REPOSITORY } from "./stacks";
 import { DockerHost, stackHosts } from "./components/host";
 import { DockerEngine, renderUserData } from "./components/engine";
 import { ContainerFleet } from "./components/fleet";
-import { ImageRegistry, parseEcrRegistry } from "./components/registry";
+import { ImageRegistry } from "./components/registry";
 
 const spec = loadSpecFromPulumi();
 // The stack's registry when it is ECR: hosts may pull from its namespace (in its account and region) only.
@@ -35,13 +35,13 @@ const hosts = stackHosts(spec).map(({ name, group, ordinal }) => {
           dataDevice,
           hostKey: { ssmParameter: ctx.hostKeyParameter, region: spec.region },
           // Host part of dockyard:registry: an ECR host gets the credential helper (pulls use the instance role).
-          registryHost: spec.registry.split("/")[0],
+          registryHost: registryHost(spec.registry),
         }),
       ),
   });
   const engine = new DockerEngine(`${name}-engine`, {
     hostName: name,
-    connection: { host: host.publicIp, user: host.sshUser, hostPublicKey: host.hostPublicKey },
+    connection: host.connection,
     engine: spec.engine,
     // The address and the instance it must reach both come from the EIP association.
     hostId: host.addressInstanceId,
@@ -63,9 +63,7 @@ const fleet = new ContainerFleet("fleet", {
   hosts: hosts.map(({ group, host, engine: e }) => ({
     name: host.hostName,
     group: group.name,
-    address: host.publicIp,
-    sshUser: host.sshUser,
-    hostPublicKey: host.hostPublicKey,
+    connection: host.connection,
     ready: e,
   })),
   services: spec.services,

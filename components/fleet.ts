@@ -26,7 +26,8 @@ import * as pulumi from "@pulumi/pulumi";
 import * as docker from "@pulumi/docker";
 import * as command from "@pulumi/command";
 import type { DaemonSettings, ServiceSpec } from "../stacks/schema";
-import type { Architecture } from "../stacks/os";
+import { dockerPlatform, type Architecture } from "../stacks/os";
+import { commandConnection, dockerProviderArgs, type HostConnection } from "./connection";
 import { placeReplicas, replicaSlots, hostsWithReplicas, type Placement } from "./placement";
 import { PROXY_CONFIG_PATH, renderHaproxyConfig, type ProxyRoute } from "./proxy";
 
@@ -36,12 +37,13 @@ export interface FleetHost {
   name: string;
   /** Host group the host belongs to. */
   group: string;
-  /** Public IP (Elastic IP) the Docker provider reaches over SSH. */
-  address: pulumi.Input<string>;
-  /** SSH login user (in the docker group on the host). */
-  sshUser: string;
-  /** The host's OpenSSH public host key, "ssh-ed25519 AAAA..."; the only key SSH accepts. */
-  hostPublicKey: pulumi.Input<string>;
+  /**
+   * How to reach the host (DockerHost's `connection`): its Elastic IP, the SSH user (in the
+   * docker group there) and its pinned host key, the only key SSH accepts. The Docker
+   * provider and the image pulls both dial it. `privateKey` is used by the pulls; without it,
+   * and always for the Docker provider's ssh://, the deployer's SSH agent is used.
+   */
+  connection: HostConnection;
   /** Engine readiness; every Docker resource on the host depends on it. */
   ready: pulumi.Resource;
 }
@@ -65,12 +67,6 @@ export interface ContainerFleetArgs {
    * Unset: no proxy is created and no service port is published.
    */
   proxyImage?: string;
-  /**
-   * SSH private key for the host-side image pulls (`docker pull` on the host, where the
-   * ECR credential helper uses the instance role). Unset: the SSH agent is used, as the
-   * Docker provider's ssh:// connection does.
-   */
-  sshPrivateKey?: pulumi.Input<string>;
 }
 
 /** What the promote command reads from the stack output `services`. */
@@ -87,57 +83,9 @@ export interface ServiceOutput {
 // Pure helpers (unit-tested without Pulumi)
 // ---------------------------------------------------------------------------------
 
-/** OCI platform string for a host architecture. */
-export function platformFor(arch: Architecture): string {
-  return arch === "arm64" ? "linux/arm64" : "linux/amd64";
-}
-
 /** `<repository>@<digest>`: how every image is referenced. */
 export function imageRef(service: Pick<ServiceSpec, "repository" | "digest">): string {
   return `${service.repository}@${service.digest}`;
-}
-
-/** The Docker daemon address of a host, over SSH. */
-export function dockerHostUrl(sshUser: string, address: string): string {
-  return `ssh://${sshUser}@${address}`;
-}
-
-/** Splits an OpenSSH public key "type base64 [comment]" into type and key; throws on anything else. */
-export function parseHostKey(hostPublicKey: string): { type: string; key: string } {
-  const m = /^(ssh-ed25519|ecdsa-sha2-nistp(?:256|384|521)|ssh-rsa) ([A-Za-z0-9+/]+={0,3})(?: .*)?$/.exec(hostPublicKey.trim());
-  if (!m) throw new Error(`host public key must be an OpenSSH public key "ssh-ed25519 AAAA..." (got ${JSON.stringify(hostPublicKey.slice(0, 40))})`);
-  return { type: m[1], key: m[2] };
-}
-
-/** One known_hosts line for a host: `<address> <type> <base64>` (comment dropped). */
-export function knownHostsLine(address: string, hostPublicKey: string): string {
-  if (!/^[0-9A-Za-z.:[\]-]+$/.test(address)) throw new Error(`host address ${JSON.stringify(address)} is not an IP address or host name`);
-  const { type, key } = parseHostKey(hostPublicKey);
-  return `${address} ${type} ${key}`;
-}
-
-/**
- * ssh(1) options that make the Docker provider's ssh:// connection accept exactly this
- * host key and nothing else: no known_hosts file is read or written; the key comes from
- * KnownHostsCommand (OpenSSH >= 8.5; run without a shell, so the key is a plain
- * argument); StrictHostKeyChecking=yes fails on any other key; only the key's algorithm
- * is negotiated. `%H` is ssh's own name for the host in known_hosts terms (it adds the
- * `[addr]:port` form itself), so the line always matches the host ssh dialed.
- */
-export function sshOptions(hostPublicKey: string): string[] {
-  const { type, key } = parseHostKey(hostPublicKey);
-  return [
-    "-o", "StrictHostKeyChecking=yes",
-    "-o", "UserKnownHostsFile=/dev/null",
-    "-o", "GlobalKnownHostsFile=/dev/null",
-    "-o", `KnownHostsCommand=/bin/echo %H ${type} ${key}`,
-    "-o", `HostKeyAlgorithms=${type}`,
-    "-o", "CheckHostIP=no",
-    "-o", "UpdateHostKeys=no",
-    "-o", "BatchMode=yes",
-    "-o", "ConnectTimeout=20",
-    "-o", "ServerAliveInterval=15",
-  ];
 }
 
 /** Parses a duration like 500ms, 10s, 2m, 1h into seconds. */
@@ -252,6 +200,147 @@ export function placeFleet(stack: string, services: readonly ServiceSpec[], host
   return out;
 }
 
+/** A Docker label, as networks, volumes and containers take them. */
+export interface DockerLabel {
+  label: string;
+  value: string;
+}
+
+/** Labels of every Docker object that belongs to a service (its network, volumes and replicas). */
+export function serviceLabels(stack: string, service: string): DockerLabel[] {
+  return [
+    { label: "dockyard.stack", value: stack },
+    { label: "dockyard.service", value: service },
+  ];
+}
+
+/** Labels of one replica: its service's, plus the digest it runs, its slot and its spec hash. */
+export function replicaLabels(stack: string, service: Pick<ServiceSpec, "name" | "digest">, slot: number, hash: string): DockerLabel[] {
+  return [
+    ...serviceLabels(stack, service.name),
+    { label: "dockyard.digest", value: service.digest },
+    { label: "dockyard.slot", value: String(slot) },
+    { label: "dockyard.spec", value: hash },
+  ];
+}
+
+/** Labels of a host's proxy: its role and a short hash of the configuration it runs. */
+export function proxyLabels(stack: string, config: string): DockerLabel[] {
+  return [
+    { label: "dockyard.stack", value: stack },
+    { label: "dockyard.role", value: "proxy" },
+    { label: "dockyard.config", value: crypto.createHash("sha256").update(config).digest("hex").slice(0, 12) },
+  ];
+}
+
+/** Engine log settings, as every container sets them explicitly. */
+export type FleetLogging = Pick<DaemonSettings, "logDriver" | "logMaxSize" | "logMaxFile">;
+
+/** A container's log driver and rotation: the engine's, set explicitly. */
+export function containerLogging(logging: FleetLogging): { logDriver: string; logOpts: Record<string, string> } {
+  return { logDriver: logging.logDriver, logOpts: { "max-size": logging.logMaxSize, "max-file": String(logging.logMaxFile) } };
+}
+
+/**
+ * A service's environment, `NAME=value` lines: its plain env, then its secrets' values
+ * (`secrets`: secret name -> value, every name the service uses is set: the schema checks it).
+ * `secret` is true when any line carries a secret value; the caller marks them secret.
+ */
+export function serviceEnv(service: Pick<ServiceSpec, "env" | "secrets">, secrets: Record<string, string>): { lines: string[]; secret: boolean } {
+  const plain = Object.entries(service.env).map(([k, v]) => `${k}=${v}`);
+  const secret = Object.entries(service.secrets).map(([envName, secretName]) => `${envName}=${secrets[secretName]}`);
+  return { lines: [...plain, ...secret], secret: secret.length > 0 };
+}
+
+/** What a replica's container takes from resources: its image id, env and service network. */
+export interface ReplicaInputs {
+  /** The image id of the pulled image (pulumi-docker#1431: not the repo digest). */
+  image: pulumi.Input<string>;
+  /** `NAME=value` lines (a secret when any value is). */
+  envs: pulumi.Input<pulumi.Input<string>[]>;
+  /** Name of the service network. */
+  network: pulumi.Input<string>;
+  /** The replica's slot on its host. */
+  slot: number;
+  /** specHash of the service. */
+  hash: string;
+}
+
+/** The container arguments of one replica of a service. */
+export function replicaContainerArgs(stack: string, svc: ServiceSpec, logging: FleetLogging, r: ReplicaInputs): docker.ContainerArgs {
+  return {
+    // pulumi-docker#1431: the image id, not the repo digest, or every deploy replaces.
+    image: r.image,
+    envs: r.envs,
+    restart: svc.restart,
+    user: svc.user,
+    readOnly: svc.readOnlyRootFilesystem,
+    tmpfs: svc.readOnlyRootFilesystem ? { "/tmp": "rw,noexec,nosuid,size=64m" } : undefined,
+    memory: svc.memoryMb,
+    memorySwap: svc.memoryMb,
+    cpus: String(svc.cpus),
+    capabilities: { drops: ["ALL"] },
+    securityOpts: ["no-new-privileges:true"],
+    ...containerLogging(logging),
+    healthcheck: {
+      tests: healthcheckTests(svc.containerPort, svc.health.path),
+      interval: svc.health.interval,
+      timeout: svc.health.timeout,
+      retries: svc.health.retries,
+      startPeriod: svc.health.startPeriod,
+    },
+    wait: true,
+    waitTimeout: healthWaitSeconds(svc.health),
+    destroyGraceSeconds: STOP_GRACE_SECONDS,
+    stopTimeout: STOP_GRACE_SECONDS,
+    // docker-init (tini) as PID 1: it forwards the stop signal to the service and reaps
+    // zombies. A service running as PID 1 itself gets no default signal handling from
+    // the kernel, so one without its own SIGTERM handler (the example busybox httpd)
+    // would sit out the whole grace and be killed. Debian's docker.io depends on tini
+    // (/usr/bin/docker-init); docker-ce ships docker-init.
+    init: true,
+    networksAdvanced: [{ name: r.network, aliases: [svc.name] }],
+    mounts: Object.entries(svc.volumes).map(([vol, target]) => ({ type: "volume", source: serviceVolumeName(stack, svc.name, vol), target })),
+    labels: replicaLabels(stack, svc, r.slot, r.hash),
+  };
+}
+
+/**
+ * The container arguments of a host's proxy: `image` its pulled image id, `config` the
+ * rendered HAProxy configuration, `networks` service name -> network name, for each route.
+ */
+export function proxyContainerArgs(
+  stack: string,
+  routes: readonly ProxyRoute[],
+  config: string,
+  logging: FleetLogging,
+  image: pulumi.Input<string>,
+  networks: Record<string, pulumi.Input<string>>,
+): docker.ContainerArgs {
+  return {
+    image,
+    restart: "unless-stopped",
+    // Not read-only: Docker refuses `uploads` (the config) into a read-only rootfs
+    // ("container rootfs is marked read-only"), found by fleet.int.test.ts.
+    readOnly: false,
+    tmpfs: { "/tmp": "rw,noexec,nosuid,size=16m" },
+    sysctls: { "net.ipv4.ip_unprivileged_port_start": "0" },
+    capabilities: { drops: ["ALL"] },
+    securityOpts: ["no-new-privileges:true"],
+    memory: 128,
+    ...containerLogging(logging),
+    uploads: [{ file: PROXY_CONFIG_PATH, content: config }],
+    healthcheck: { tests: proxyHealthcheckTests(), ...PROXY_HEALTH },
+    wait: true,
+    waitTimeout: healthWaitSeconds(PROXY_HEALTH),
+    destroyGraceSeconds: STOP_GRACE_SECONDS,
+    stopTimeout: STOP_GRACE_SECONDS,
+    ports: routes.map((r) => ({ internal: r.publishPort, external: r.publishPort, protocol: "tcp" })),
+    networksAdvanced: routes.map((r) => ({ name: networks[r.service] })),
+    labels: proxyLabels(stack, config),
+  };
+}
+
 // ---------------------------------------------------------------------------------
 // The component
 // ---------------------------------------------------------------------------------
@@ -262,7 +351,6 @@ interface OnHost {
   provider: docker.Provider;
   parent: pulumi.Resource;
   platform: string;
-  sshPrivateKey?: pulumi.Input<string>;
 }
 
 /**
@@ -294,14 +382,9 @@ function pulledImage(resourceName: string, ref: string, on: OnHost): docker.Remo
   const pull = new command.remote.Command(
     `${resourceName}-pull`,
     {
-      connection: {
-        host: host.address,
-        user: host.sshUser,
-        hostKey: host.hostPublicKey,
-        ...(on.sshPrivateKey ? { privateKey: on.sshPrivateKey } : {}),
-      },
+      connection: commandConnection(host.connection),
       create: `docker pull --quiet --platform ${on.platform} ${ref}`,
-      triggers: [host.address],
+      triggers: [host.connection.host],
     },
     { parent: on.parent, dependsOn: [host.ready] },
   );
@@ -310,6 +393,13 @@ function pulledImage(resourceName: string, ref: string, on: OnHost): docker.Remo
     { name: ref, platform: on.platform, keepLocally: false },
     { parent: on.parent, provider: on.provider, dependsOn: [host.ready, pull] },
   );
+}
+
+/** A service's objects on one host that its replicas (and the proxy) depend on. */
+interface ServiceOnHost {
+  network: docker.Network;
+  volumes: docker.Volume[];
+  image: docker.RemoteImage;
 }
 
 export class ContainerFleet extends pulumi.ComponentResource {
@@ -328,205 +418,143 @@ export class ContainerFleet extends pulumi.ComponentResource {
   /** Service name -> host name -> replicas there. */
   public readonly placements: pulumi.Output<Record<string, Placement>>;
   /** Host name -> Docker provider reaching that host over SSH. */
-  public readonly providers: Record<string, docker.Provider>;
+  public readonly providers: Record<string, docker.Provider> = {};
+
+  private readonly name: string;
+  private readonly args: ContainerFleetArgs;
+  private readonly platform: string;
+  private readonly placed: Record<string, Placement>;
+  /** Service name -> its containers on every host. */
+  private readonly containersOf: Record<string, docker.Container[]>;
+  /** The proxies, in host order (each waits for the one before). */
+  private readonly proxies: docker.Container[] = [];
 
   constructor(name: string, args: ContainerFleetArgs, opts?: pulumi.ComponentResourceOptions) {
     super("dockyard:index:ContainerFleet", name, {}, opts);
     const { stack, hosts, services } = args;
-    const placements = placeFleet(stack, services, hosts);
-    const platform = platformFor(args.architecture);
-    this.providers = {};
-    const containersOf: Record<string, docker.Container[]> = Object.fromEntries(services.map((s) => [s.name, []]));
-    const proxies: docker.Container[] = [];
+    this.name = name;
+    this.args = args;
+    this.placed = placeFleet(stack, services, hosts);
+    this.platform = dockerPlatform(args.architecture);
+    this.containersOf = Object.fromEntries(services.map((s) => [s.name, []]));
 
     for (const host of hosts) {
-      const ready = { dependsOn: [host.ready] };
-      // Docker over SSH, accepting only the host key the program generated (never StrictHostKeyChecking=no).
-      const provider = new docker.Provider(
-        `${name}-${host.name}`,
-        {
-          host: pulumi.interpolate`ssh://${host.sshUser}@${host.address}`,
-          sshOpts: pulumi.output(host.hostPublicKey).apply(sshOptions),
-        },
-        { parent: this, ...ready },
-      );
-      this.providers[host.name] = provider;
-      const on = { parent: this, provider, ...ready };
-      const onHost: OnHost = { host, provider, parent: this, platform, sshPrivateKey: args.sshPrivateKey };
-
-      const hostServices = services.filter((s) => (placements[s.name]?.[host.name] ?? 0) > 0);
+      const on: OnHost = { host, provider: this.hostProvider(host), parent: this, platform: this.platform };
       const networks: Record<string, docker.Network> = {};
-      for (const svc of hostServices) {
-        // The service network: replicas and the proxy meet here; Docker's DNS resolves the service name.
-        networks[svc.name] = new docker.Network(
-          `${name}-${host.name}-${svc.name}-net`,
-          {
-            name: serviceNetworkName(stack, svc.name),
-            driver: "bridge",
-            labels: [
-              { label: "dockyard.stack", value: stack },
-              { label: "dockyard.service", value: svc.name },
-            ],
-          },
-          on,
-        );
-        const volumes: docker.Volume[] = [];
-        for (const vol of Object.keys(svc.volumes)) {
-          // Named volume under Docker's data-root, which lives on the host's data volume.
-          volumes.push(
-            new docker.Volume(
-              `${name}-${host.name}-${svc.name}-${vol}`,
-              {
-                name: serviceVolumeName(stack, svc.name, vol),
-                labels: [
-                  { label: "dockyard.stack", value: stack },
-                  { label: "dockyard.service", value: svc.name },
-                ],
-              },
-              { ...on, retainOnDelete: true },
-            ),
-          );
-        }
-
-        // The image by digest, pulled on the host (instance role), then found locally by the provider.
-        const image = pulledImage(`${name}-${host.name}-${svc.name}`, imageRef(svc), onHost);
-
-        const hash = specHash(svc, { logging: args.logging, platform });
-        const secretEnv = Object.entries(svc.secrets).map(([envName, secretName]) => {
-          const value = args.secrets[secretName];
-          if (value === undefined) throw new Error(`stack "${stack}": service "${svc.name}": secret "${secretName}" (for ${envName}) has no value in config.dockyard:secrets`);
-          return `${envName}=${value}`;
-        });
-        const plainEnv = Object.entries(svc.env).map(([k, v]) => `${k}=${v}`);
-        const envs = secretEnv.length > 0 ? pulumi.secret([...plainEnv, ...secretEnv]) : plainEnv;
-
-        for (const { slot } of replicaSlots(svc.name, { [host.name]: placements[svc.name][host.name] })) {
-          // Named by spec hash: a new digest or spec is a new container, created and
-          // health-waited before the old one is deleted at the end of the update.
-          const container = new docker.Container(
-            `${name}-${host.name}-${svc.name}-${slot}-${hash}`,
-            {
-              // pulumi-docker#1431: the image id, not the repo digest, or every deploy replaces.
-              image: image.imageId,
-              envs,
-              restart: svc.restart,
-              user: svc.user,
-              readOnly: svc.readOnlyRootFilesystem,
-              tmpfs: svc.readOnlyRootFilesystem ? { "/tmp": "rw,noexec,nosuid,size=64m" } : undefined,
-              memory: svc.memoryMb,
-              memorySwap: svc.memoryMb,
-              cpus: String(svc.cpus),
-              capabilities: { drops: ["ALL"] },
-              securityOpts: ["no-new-privileges:true"],
-              logDriver: args.logging.logDriver,
-              logOpts: { "max-size": args.logging.logMaxSize, "max-file": String(args.logging.logMaxFile) },
-              healthcheck: {
-                tests: healthcheckTests(svc.containerPort, svc.health.path),
-                interval: svc.health.interval,
-                timeout: svc.health.timeout,
-                retries: svc.health.retries,
-                startPeriod: svc.health.startPeriod,
-              },
-              wait: true,
-              waitTimeout: healthWaitSeconds(svc.health),
-              destroyGraceSeconds: STOP_GRACE_SECONDS,
-              stopTimeout: STOP_GRACE_SECONDS,
-              // docker-init (tini) as PID 1: it forwards the stop signal to the service and reaps
-              // zombies. A service running as PID 1 itself gets no default signal handling from
-              // the kernel, so one without its own SIGTERM handler (the example busybox httpd)
-              // would sit out the whole grace and be killed. Debian's docker.io depends on tini
-              // (/usr/bin/docker-init); docker-ce ships docker-init.
-              init: true,
-              networksAdvanced: [{ name: networks[svc.name].name, aliases: [svc.name] }],
-              mounts: Object.entries(svc.volumes).map(([vol, target]) => ({ type: "volume", source: serviceVolumeName(stack, svc.name, vol), target })),
-              labels: [
-                { label: "dockyard.stack", value: stack },
-                { label: "dockyard.service", value: svc.name },
-                { label: "dockyard.digest", value: svc.digest },
-                { label: "dockyard.slot", value: String(slot) },
-                { label: "dockyard.spec", value: hash },
-              ],
-            },
-            {
-              ...on,
-              dependsOn: [host.ready, image, networks[svc.name], ...volumes],
-              additionalSecretOutputs: ["envs"],
-              deleteBeforeReplace: false,
-            },
-          );
-          containersOf[svc.name].push(container);
-        }
+      for (const svc of services.filter((s) => (this.placed[s.name]?.[host.name] ?? 0) > 0)) {
+        const objects = this.serviceObjects(on, svc);
+        networks[svc.name] = objects.network;
+        this.replicas(on, svc, objects);
       }
-
-      const hostProxySpec = hostProxy(args.proxyImage, services, placements, host.name);
-      if (hostProxySpec) {
-        const { routes } = hostProxySpec;
-        const config = renderHaproxyConfig(routes);
-        // Pulled on the host like service images: a RemoteImage alone would pull anonymously.
-        const proxyImage = pulledImage(`${name}-${host.name}-proxy`, hostProxySpec.image, onHost);
-        // The host's one entry point: publishes the service ports, routes to healthy replicas.
-        // It holds the host ports, so a config change replaces it delete-first: a gap on this
-        // host only, because the proxies are replaced one host at a time (dependsOn below).
-        const previous = proxies.at(-1);
-        const proxy = new docker.Container(
-          `${name}-${host.name}-proxy`,
-          {
-            image: proxyImage.imageId,
-            restart: "unless-stopped",
-            // Not read-only: Docker refuses `uploads` (the config) into a read-only rootfs
-            // ("container rootfs is marked read-only"), found by fleet.int.test.ts.
-            readOnly: false,
-            tmpfs: { "/tmp": "rw,noexec,nosuid,size=16m" },
-            sysctls: { "net.ipv4.ip_unprivileged_port_start": "0" },
-            capabilities: { drops: ["ALL"] },
-            securityOpts: ["no-new-privileges:true"],
-            memory: 128,
-            logDriver: args.logging.logDriver,
-            logOpts: { "max-size": args.logging.logMaxSize, "max-file": String(args.logging.logMaxFile) },
-            uploads: [{ file: PROXY_CONFIG_PATH, content: config }],
-            healthcheck: { tests: proxyHealthcheckTests(), ...PROXY_HEALTH },
-            wait: true,
-            waitTimeout: healthWaitSeconds(PROXY_HEALTH),
-            destroyGraceSeconds: STOP_GRACE_SECONDS,
-            stopTimeout: STOP_GRACE_SECONDS,
-            ports: routes.map((r) => ({ internal: r.publishPort, external: r.publishPort, protocol: "tcp" })),
-            networksAdvanced: routes.map((r) => ({ name: networks[r.service].name })),
-            labels: [
-              { label: "dockyard.stack", value: stack },
-              { label: "dockyard.role", value: "proxy" },
-              { label: "dockyard.config", value: crypto.createHash("sha256").update(config).digest("hex").slice(0, 12) },
-            ],
-          },
-          {
-            ...on,
-            // `previous`: the engine registers this proxy only once the previous host's proxy
-            // registration finished, i.e. its delete+create (and health wait) completed:
-            // ResourceMonitor.RegisterResource answers after the step is done (pulumi
-            // pkg/resource/deploy/source_eval.go, "block waiting for the operation to finish"),
-            // and the Node SDK awaits the URNs of `dependsOn` (sdk/nodejs/runtime/resource.ts,
-            // prepareResource). It is a dependsOn edge only, no input comes from `previous`, so
-            // replacing one proxy never replaces the next: a delete-before-replace only takes
-            // along dependents whose INPUTS depend on it (pkg/resource/deploy/step_generator.go,
-            // calculateDependentReplacements: "the edge from B to A may be a simple dependsOn
-            // edge ... neither B nor D would need to be deleted").
-            dependsOn: [host.ready, proxyImage, ...routes.map((r) => networks[r.service]), ...(previous ? [previous] : [])],
-            deleteBeforeReplace: true,
-          },
-        );
-        proxies.push(proxy);
-      }
+      this.proxy(on, networks);
     }
 
     // Outputs resolve only once the containers they describe were created (and healthy).
     const summary: Record<string, pulumi.Output<ServiceOutput>> = {};
     for (const s of services) {
-      const entry: ServiceOutput = { digest: s.digest, image: imageRef(s), replicas: s.replicas, hosts: hostsWithReplicas(placements[s.name]) };
-      summary[s.name] = pulumi.all(containersOf[s.name].map((c) => c.id)).apply(() => entry);
+      const entry: ServiceOutput = { digest: s.digest, image: imageRef(s), replicas: s.replicas, hosts: hostsWithReplicas(this.placed[s.name]) };
+      summary[s.name] = pulumi.all(this.containersOf[s.name].map((c) => c.id)).apply(() => entry);
     }
     this.services = pulumi.output(summary);
-    const proxyRef = proxies.length > 0 ? args.proxyImage : undefined;
-    this.proxyImage = pulumi.all(proxies.map((p) => p.id)).apply(() => proxyRef);
-    this.placements = pulumi.output(placements);
+    const proxyRef = this.proxies.length > 0 ? args.proxyImage : undefined;
+    this.proxyImage = pulumi.all(this.proxies.map((p) => p.id)).apply(() => proxyRef);
+    this.placements = pulumi.output(this.placed);
     this.registerOutputs({ services: this.services, proxyImage: this.proxyImage, placements: this.placements });
+  }
+
+  /** Docker over SSH, accepting only the host key the program generated (never StrictHostKeyChecking=no). */
+  private hostProvider(host: FleetHost): docker.Provider {
+    const provider = new docker.Provider(`${this.name}-${host.name}`, dockerProviderArgs(host.connection), { parent: this, dependsOn: [host.ready] });
+    this.providers[host.name] = provider;
+    return provider;
+  }
+
+  /** A service's network, volumes and image on one host. */
+  private serviceObjects(on: OnHost, svc: ServiceSpec): ServiceOnHost {
+    const { stack } = this.args;
+    const prefix = `${this.name}-${on.host.name}-${svc.name}`;
+    const opts = { parent: this, provider: on.provider, dependsOn: [on.host.ready] };
+    // The service network: replicas and the proxy meet here; Docker's DNS resolves the service name.
+    const network = new docker.Network(
+      `${prefix}-net`,
+      { name: serviceNetworkName(stack, svc.name), driver: "bridge", labels: serviceLabels(stack, svc.name) },
+      opts,
+    );
+    // Named volumes under Docker's data-root, which lives on the host's data volume.
+    const volumes = Object.keys(svc.volumes).map(
+      (vol) =>
+        new docker.Volume(
+          `${prefix}-${vol}`,
+          { name: serviceVolumeName(stack, svc.name, vol), labels: serviceLabels(stack, svc.name) },
+          { ...opts, retainOnDelete: true },
+        ),
+    );
+    // The image by digest, pulled on the host (instance role), then found locally by the provider.
+    const image = pulledImage(prefix, imageRef(svc), on);
+    return { network, volumes, image };
+  }
+
+  /**
+   * The service's replicas on one host. Named by spec hash: a new digest or spec is a new
+   * container, created and health-waited before the old one is deleted at the end of the update.
+   */
+  private replicas(on: OnHost, svc: ServiceSpec, objects: ServiceOnHost): void {
+    const { stack, logging, secrets } = this.args;
+    const { host } = on;
+    const hash = specHash(svc, { logging, platform: this.platform });
+    const env = serviceEnv(svc, secrets);
+    const envs = env.secret ? pulumi.secret(env.lines) : env.lines;
+    for (const { slot } of replicaSlots(svc.name, { [host.name]: this.placed[svc.name][host.name] })) {
+      const container = new docker.Container(
+        `${this.name}-${host.name}-${svc.name}-${slot}-${hash}`,
+        replicaContainerArgs(stack, svc, logging, { image: objects.image.imageId, envs, network: objects.network.name, slot, hash }),
+        {
+          parent: this,
+          provider: on.provider,
+          dependsOn: [host.ready, objects.image, objects.network, ...objects.volumes],
+          additionalSecretOutputs: ["envs"],
+          deleteBeforeReplace: false,
+        },
+      );
+      this.containersOf[svc.name].push(container);
+    }
+  }
+
+  /**
+   * The host's one entry point, when it runs one: publishes the service ports, routes to
+   * healthy replicas. It holds the host ports, so a config change replaces it delete-first:
+   * a gap on this host only, because the proxies are replaced one host at a time.
+   */
+  private proxy(on: OnHost, networks: Record<string, docker.Network>): void {
+    const { host } = on;
+    const spec = hostProxy(this.args.proxyImage, this.args.services, this.placed, host.name);
+    if (!spec) return;
+    const { routes } = spec;
+    const config = renderHaproxyConfig(routes);
+    // Pulled on the host like service images: a RemoteImage alone would pull anonymously.
+    const image = pulledImage(`${this.name}-${host.name}-proxy`, spec.image, on);
+    const previous = this.proxies.at(-1);
+    const networkNames = Object.fromEntries(routes.map((r) => [r.service, networks[r.service].name]));
+    const proxy = new docker.Container(
+      `${this.name}-${host.name}-proxy`,
+      proxyContainerArgs(this.args.stack, routes, config, this.args.logging, image.imageId, networkNames),
+      {
+        parent: this,
+        provider: on.provider,
+        // `previous`: the engine registers this proxy only once the previous host's proxy
+        // registration finished, i.e. its delete+create (and health wait) completed:
+        // ResourceMonitor.RegisterResource answers after the step is done (pulumi
+        // pkg/resource/deploy/source_eval.go, "block waiting for the operation to finish"),
+        // and the Node SDK awaits the URNs of `dependsOn` (sdk/nodejs/runtime/resource.ts,
+        // prepareResource). It is a dependsOn edge only, no input comes from `previous`, so
+        // replacing one proxy never replaces the next: a delete-before-replace only takes
+        // along dependents whose INPUTS depend on it (pkg/resource/deploy/step_generator.go,
+        // calculateDependentReplacements: "the edge from B to A may be a simple dependsOn
+        // edge ... neither B nor D would need to be deleted").
+        dependsOn: [host.ready, image, ...routes.map((r) => networks[r.service]), ...(previous ? [previous] : [])],
+        deleteBeforeReplace: true,
+      },
+    );
+    this.proxies.push(proxy);
   }
 }

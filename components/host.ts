@@ -15,8 +15,9 @@ import * as aws from "@pulumi/aws";
 import * as tls from "@pulumi/tls";
 import { hostNameFor, type EnvironmentSpec, type HostGroupSpec } from "../stacks/schema";
 import type { Architecture, OsFamilyInfo } from "../stacks/os";
+import type { EcrRegistry } from "../stacks/ecr";
 import { userDataBase64 } from "./engine";
-import type { EcrRegistry } from "./registry";
+import type { HostConnection } from "./connection";
 
 // ---------------------------------------------------------------------------------
 // Pure helpers
@@ -312,6 +313,25 @@ export interface DockerHostArgs {
   replaceOnNewImage?: boolean;
 }
 
+/** Where a host is placed: its image and its subnet in the region's default VPC. */
+interface HostPlacement {
+  amiId: pulumi.Output<string>;
+  vpcId: pulumi.Output<string>;
+  subnetId: pulumi.Output<string>;
+  availabilityZone: pulumi.Output<string>;
+}
+
+/** Who a host is: its SSH host key (kept in SSM), optional key pair, role and instance profile. */
+interface HostIdentity {
+  keyPair?: aws.ec2.KeyPair;
+  hostKey: tls.PrivateKey;
+  hostKeyParameter: string;
+  hostKeyParam: aws.ssm.Parameter;
+  profile: aws.iam.InstanceProfile;
+  /** What the boot script needs granted before the VM exists (host key, its read policy, SSM, ECR pulls). */
+  bootGrants: pulumi.Resource[];
+}
+
 /** One EC2 host of a host group, with its data volume, address, identity and SSH host key. */
 export class DockerHost extends pulumi.ComponentResource {
   /** `${stack}-${group}-${ordinal}`. */
@@ -336,10 +356,20 @@ export class DockerHost extends pulumi.ComponentResource {
   public readonly hostPublicKey: pulumi.Output<string>;
   /** Login user of the OS image. */
   public readonly sshUser: string;
+  /**
+   * How Pulumi reaches this host (principle 8, one way in): its public address, the login
+   * user and its pinned host key. The engine's ready check, the image pulls and the Docker
+   * provider all take their connection from this one value (components/connection.ts).
+   */
+  public readonly connection: HostConnection;
   /** SSM parameter holding the SSH host private key. */
   public readonly hostKeyParameter: string;
   /** The host's security group. */
   public readonly securityGroupId: pulumi.Output<string>;
+
+  private readonly args: DockerHostArgs;
+  private readonly name: string;
+  private readonly tagInputs: HostTagInputs;
 
   constructor(name: string, args: DockerHostArgs, opts?: pulumi.ComponentResourceOptions) {
     // Validated before anything is registered (not even this component): bad input changes nothing.
@@ -352,16 +382,60 @@ export class DockerHost extends pulumi.ComponentResource {
       servicePorts: args.servicePorts,
     });
     super("dockyard:index:DockerHost", name, {}, opts);
+    this.args = args;
+    this.name = name;
+    this.tagInputs = { stack: args.stack, project: args.project, group: args.group.name, role: args.group.role, hostName: host };
 
-    const tagInputs: HostTagInputs = { stack: args.stack, project: args.project, group: args.group.name, role: args.group.role, hostName: host };
-    const tags = (part?: string) => hostTags(tagInputs, part);
+    const placement = this.placement();
+    const sg = this.securityGroup(placement.vpcId, ingress);
+    const identity = this.identity();
+    const dataVolume = this.dataVolume(placement.availabilityZone);
+    const userData = args.userData({ hostName: host, dataDevice: dataVolume.id.apply(dataDevicePath), hostKeyParameter: identity.hostKeyParameter });
+    const instance = this.instance(placement, sg, identity, userData);
+    const attachment = this.attachDataVolume(instance, dataVolume);
+    const association = this.address(instance);
+
+    this.hostName = host;
+    this.instanceId = instance.id;
+    // terraform-provider-aws ec2_eip_association.go: Create waits for the association, then
+    // Read sets public_ip and instance_id from DescribeAddresses.
+    this.publicIp = association.publicIp;
+    this.addressInstanceId = association.instanceId;
+    this.privateIp = instance.privateIp;
+    // Depend on the attachment, so consumers (the fleet) wait until the data volume is attached.
+    this.dataVolumeId = pulumi.all([dataVolume.id, attachment.id]).apply(([id]) => id);
+    this.availabilityZone = placement.availabilityZone;
+    this.hostPublicKey = identity.hostKey.publicKeyOpenssh.apply((k) => k.trim());
+    this.sshUser = args.os.sshUser;
+    this.connection = { host: this.publicIp, user: this.sshUser, hostPublicKey: this.hostPublicKey };
+    this.hostKeyParameter = identity.hostKeyParameter;
+    this.securityGroupId = sg.id;
+
+    this.registerOutputs({
+      hostName: this.hostName,
+      instanceId: this.instanceId,
+      publicIp: this.publicIp,
+      addressInstanceId: this.addressInstanceId,
+      privateIp: this.privateIp,
+      dataVolumeId: this.dataVolumeId,
+      availabilityZone: this.availabilityZone,
+      hostPublicKey: this.hostPublicKey,
+      sshUser: this.sshUser,
+      hostKeyParameter: this.hostKeyParameter,
+      securityGroupId: this.securityGroupId,
+    });
+  }
+
+  private tags(part?: string): Record<string, string> {
+    return hostTags(this.tagInputs, part);
+  }
+
+  /** The newest image of the pinned OS family, and a subnet of the default VPC (one per AZ, hosts spread by ordinal). */
+  private placement(): HostPlacement {
+    const { args } = this;
     const region = args.region;
     const invokeOpts: pulumi.InvokeOutputOptions = { parent: this };
-
-    // The newest image of the pinned OS family in this region.
     const ami = aws.ec2.getAmiOutput({ ...amiQuery(args.os.info, args.os.architecture), region }, invokeOpts);
-
-    // Default VPC; one default subnet per AZ, hosts spread over them by ordinal.
     const vpc = aws.ec2.getVpcOutput({ default: true, region }, invokeOpts);
     const subnetIds = aws.ec2.getSubnetsOutput(
       { region, filters: [{ name: "vpc-id", values: [vpc.id] }, { name: "default-for-az", values: ["true"] }] },
@@ -371,27 +445,37 @@ export class DockerHost extends pulumi.ComponentResource {
       const subnets = await Promise.all(ids.map((id) => aws.ec2.getSubnet({ id, region }, { parent: this })));
       return pickSubnet(subnets.map((s) => ({ id: s.id, availabilityZone: s.availabilityZone })), args.ordinal, `stack "${args.stack}": region ${region}: default VPC`);
     });
-    const subnetId = subnet.id;
-    const availabilityZone = subnet.availabilityZone;
+    return { amiId: ami.id, vpcId: vpc.id, subnetId: subnet.id, availabilityZone: subnet.availabilityZone };
+  }
 
-    // Minimal ingress, all egress. Inline rules make this resource the only owner of the
-    // group's rules, so a rule added by hand is removed on the next `up`.
-    const sg = new aws.ec2.SecurityGroup(
-      `${name}-sg`,
+  /**
+   * Minimal ingress, all egress. Inline rules make this resource the only owner of the
+   * group's rules, so a rule added by hand is removed on the next `up`.
+   */
+  private securityGroup(vpcId: pulumi.Output<string>, ingress: IngressRule[]): aws.ec2.SecurityGroup {
+    return new aws.ec2.SecurityGroup(
+      `${this.name}-sg`,
       {
-        region,
-        vpcId: vpc.id,
-        description: `Dockyard host ${host}: SSH from sshCidrs, service ports from ingressCidrs`,
+        region: this.args.region,
+        vpcId,
+        description: `Dockyard host ${this.tagInputs.hostName}: SSH from sshCidrs, service ports from ingressCidrs`,
         ingress,
         egress: egressRules(),
-        tags: tags("sg"),
+        tags: this.tags("sg"),
       },
       { parent: this },
     );
+  }
+
+  /** The host's identity: key pair (optional), SSH host key in SSM, and the instance role and profile. */
+  private identity(): HostIdentity {
+    const { args, name } = this;
+    const region = args.region;
+    const host = this.tagInputs.hostName;
 
     // Optional EC2 key pair; without one, operators reach the host through SSM Session Manager.
     const keyPair = args.access.sshPublicKey
-      ? new aws.ec2.KeyPair(`${name}-key`, { region, publicKey: args.access.sshPublicKey, tags: tags("key") }, { parent: this })
+      ? new aws.ec2.KeyPair(`${name}-key`, { region, publicKey: args.access.sshPublicKey, tags: this.tags("key") }, { parent: this })
       : undefined;
 
     // The host's SSH host key, generated once and kept in state (as a secret) and in SSM, so a
@@ -406,16 +490,16 @@ export class DockerHost extends pulumi.ComponentResource {
         type: "SecureString",
         description: `SSH host private key (ed25519) of Dockyard host ${host}`,
         value: pulumi.secret(hostKey.privateKeyOpenssh),
-        tags: tags("host-key"),
+        tags: this.tags("host-key"),
       },
       { parent: this, additionalSecretOutputs: ["value"] },
     );
 
     // Instance identity: SSM management, pulls from the stack's ECR namespace, and reading its own host key only.
-    const partition = aws.getPartitionOutput({}, invokeOpts).partition;
+    const partition = aws.getPartitionOutput({}, { parent: this }).partition;
     const role = new aws.iam.Role(
       `${name}-role`,
-      { description: `Dockyard host ${host}`, assumeRolePolicy: ec2AssumeRolePolicy(), tags: tags("role") },
+      { description: `Dockyard host ${host}`, assumeRolePolicy: ec2AssumeRolePolicy(), tags: this.tags("role") },
       { parent: this },
     );
     const ssmCore = new aws.iam.RolePolicyAttachment(
@@ -432,83 +516,94 @@ export class DockerHost extends pulumi.ComponentResource {
       { role: role.name, policy: hostKeyParam.arn.apply(hostKeyReadPolicy) },
       { parent: this },
     );
-    const profile = new aws.iam.InstanceProfile(`${name}-profile`, { role: role.name, tags: tags("profile") }, { parent: this });
+    const profile = new aws.iam.InstanceProfile(`${name}-profile`, { role: role.name, tags: this.tags("profile") }, { parent: this });
+    return { keyPair, hostKey, hostKeyParameter, hostKeyParam, profile, bootGrants: [hostKeyParam, hostKeyRead, ssmCore, ...(ecrPull ? [ecrPull] : [])] };
+  }
 
-    // The data volume: Docker's data-root and the services' volumes live here, not on the
-    // instance. It outlives the instance: retainOnDelete makes Pulumi drop it from the stack
-    // without calling EC2's DeleteVolume (pkg/resource/deploy/step.go, DeleteStep.Apply), so
-    // lowering a group's count, removing a group or `pulumi destroy` leave the volume (and its
-    // data) in the account, tagged with its host, for the operator to reattach or delete.
-    // Not `protect`: Pulumi refuses every plan that would delete a protected resource
-    // (deleteProtectedError), so a smaller count or a destroy would fail outright.
-    // A final snapshot is taken if it is ever deleted through the provider anyway.
-    const dataVolume = new aws.ebs.Volume(
-      `${name}-data`,
+  /**
+   * The data volume: Docker's data-root and the services' volumes live here, not on the
+   * instance. It outlives the instance: retainOnDelete makes Pulumi drop it from the stack
+   * without calling EC2's DeleteVolume (pkg/resource/deploy/step.go, DeleteStep.Apply), so
+   * lowering a group's count, removing a group or `pulumi destroy` leave the volume (and its
+   * data) in the account, tagged with its host, for the operator to reattach or delete.
+   * Not `protect`: Pulumi refuses every plan that would delete a protected resource
+   * (deleteProtectedError), so a smaller count or a destroy would fail outright.
+   * A final snapshot is taken if it is ever deleted through the provider anyway.
+   */
+  private dataVolume(availabilityZone: pulumi.Output<string>): aws.ebs.Volume {
+    return new aws.ebs.Volume(
+      `${this.name}-data`,
       {
-        region,
+        region: this.args.region,
         availabilityZone,
         type: "gp3",
-        size: args.group.dataVolumeGb,
+        size: this.args.group.dataVolumeGb,
         encrypted: true,
         finalSnapshot: true,
-        tags: tags("data"),
+        tags: this.tags("data"),
       },
       { parent: this, retainOnDelete: true },
     );
+  }
 
-    const userData = args.userData({ hostName: host, dataDevice: dataVolume.id.apply(dataDevicePath), hostKeyParameter });
-
-    // The VM. Changing user-data (a new engine version or daemon settings) replaces it.
-    const instance = new aws.ec2.Instance(
-      `${name}-instance`,
+  /** The VM. Changing user-data (a new engine version or daemon settings) replaces it. */
+  private instance(placement: HostPlacement, sg: aws.ec2.SecurityGroup, identity: HostIdentity, userData: pulumi.Input<string>): aws.ec2.Instance {
+    const { args } = this;
+    const host = this.tagInputs.hostName;
+    return new aws.ec2.Instance(
+      `${this.name}-instance`,
       {
-        region,
-        ami: ami.id,
+        region: args.region,
+        ami: placement.amiId,
         instanceType: args.group.instanceType,
-        subnetId,
+        subnetId: placement.subnetId,
         vpcSecurityGroupIds: [sg.id],
         // Outbound access during boot, before the Elastic IP is associated.
         associatePublicIpAddress: true,
-        iamInstanceProfile: profile.name,
-        keyName: keyPair?.keyName,
+        iamInstanceProfile: identity.profile.name,
+        keyName: identity.keyPair?.keyName,
         metadataOptions: metadataOptions(args.group.containerImds),
         rootBlockDevice: {
           volumeType: "gp3",
           volumeSize: args.group.rootVolumeGb,
           encrypted: true,
           deleteOnTermination: true,
-          tags: tags("root"),
+          tags: this.tags("root"),
         },
         userDataBase64: pulumi.output(userData).apply((text) => userDataBase64(text, `stack "${args.stack}": host ${host}: user-data`)),
         userDataReplaceOnChange: true,
-        tags: tags(),
+        tags: this.tags(),
       },
       {
         parent: this,
         // The boot script reads the host key and pulls from ECR: grant both before the VM exists.
-        dependsOn: [hostKeyParam, hostKeyRead, ssmCore, ...(ecrPull ? [ecrPull] : [])],
+        dependsOn: identity.bootGrants,
         ignoreChanges: args.replaceOnNewImage ? [] : ["ami"],
       },
     );
+  }
 
-    // Attaching the data volume, and moving it when the instance is replaced.
-    //
-    // A replacement (user-data change) runs in this order:
-    //  1. the new instance is created (create-before-delete) and boots; its boot script waits
-    //     (bounded) for the data device to appear before starting Docker;
-    //  2. the attachment's instanceId changed, so it is replaced. deleteBeforeReplace makes
-    //     Pulumi delete the old attachment first: stopInstanceBeforeDetaching stops the OLD
-    //     instance (containers and dockerd shut down cleanly, file systems flushed), then the
-    //     volume is detached;
-    //  3. the new attachment attaches the volume to the new instance; its boot continues;
-    //  4. the Elastic IP association moves to the new instance;
-    //  5. the old (stopped) instance is deleted; its root volume goes with it, the data volume does not.
-    // Without deleteBeforeReplace the new attachment is created first and fails with
-    // VolumeInUse (pulumi-aws#2769). forceDetach stays off: it can corrupt the file system.
-    const attachment = new aws.ec2.VolumeAttachment(
-      `${name}-data-attachment`,
+  /**
+   * Attaching the data volume, and moving it when the instance is replaced.
+   *
+   * A replacement (user-data change) runs in this order:
+   *  1. the new instance is created (create-before-delete) and boots; its boot script waits
+   *     (bounded) for the data device to appear before starting Docker;
+   *  2. the attachment's instanceId changed, so it is replaced. deleteBeforeReplace makes
+   *     Pulumi delete the old attachment first: stopInstanceBeforeDetaching stops the OLD
+   *     instance (containers and dockerd shut down cleanly, file systems flushed), then the
+   *     volume is detached;
+   *  3. the new attachment attaches the volume to the new instance; its boot continues;
+   *  4. the Elastic IP association moves to the new instance;
+   *  5. the old (stopped) instance is deleted; its root volume goes with it, the data volume does not.
+   * Without deleteBeforeReplace the new attachment is created first and fails with
+   * VolumeInUse (pulumi-aws#2769). forceDetach stays off: it can corrupt the file system.
+   */
+  private attachDataVolume(instance: aws.ec2.Instance, dataVolume: aws.ebs.Volume): aws.ec2.VolumeAttachment {
+    return new aws.ec2.VolumeAttachment(
+      `${this.name}-data-attachment`,
       {
-        region,
+        region: this.args.region,
         instanceId: instance.id,
         volumeId: dataVolume.id,
         deviceName: DATA_DEVICE_NAME,
@@ -518,43 +613,17 @@ export class DockerHost extends pulumi.ComponentResource {
       },
       { parent: this, deleteBeforeReplace: true },
     );
+  }
 
-    // The host's public address, kept across instance replacement.
-    const eip = new aws.ec2.Eip(`${name}-eip`, { region, domain: "vpc", tags: tags("eip") }, { parent: this });
+  /** The host's public address, kept across instance replacement: an Elastic IP and its association with the current instance. */
+  private address(instance: aws.ec2.Instance): aws.ec2.EipAssociation {
+    const region = this.args.region;
+    const eip = new aws.ec2.Eip(`${this.name}-eip`, { region, domain: "vpc", tags: this.tags("eip") }, { parent: this });
     // Disassociate from the old instance first, then associate with the new one.
-    const association = new aws.ec2.EipAssociation(
-      `${name}-eip-association`,
+    return new aws.ec2.EipAssociation(
+      `${this.name}-eip-association`,
       { region, allocationId: eip.allocationId, instanceId: instance.id, allowReassociation: true },
       { parent: this, deleteBeforeReplace: true },
     );
-
-    this.hostName = host;
-    this.instanceId = instance.id;
-    // terraform-provider-aws ec2_eip_association.go: Create waits for the association, then
-    // Read sets public_ip and instance_id from DescribeAddresses.
-    this.publicIp = association.publicIp;
-    this.addressInstanceId = association.instanceId;
-    this.privateIp = instance.privateIp;
-    // Depend on the attachment, so consumers (the fleet) wait until the data volume is attached.
-    this.dataVolumeId = pulumi.all([dataVolume.id, attachment.id]).apply(([id]) => id);
-    this.availabilityZone = availabilityZone;
-    this.hostPublicKey = hostKey.publicKeyOpenssh.apply((k) => k.trim());
-    this.sshUser = args.os.sshUser;
-    this.hostKeyParameter = hostKeyParameter;
-    this.securityGroupId = sg.id;
-
-    this.registerOutputs({
-      hostName: this.hostName,
-      instanceId: this.instanceId,
-      publicIp: this.publicIp,
-      addressInstanceId: this.addressInstanceId,
-      privateIp: this.privateIp,
-      dataVolumeId: this.dataVolumeId,
-      availabilityZone: this.availabilityZone,
-      hostPublicKey: this.hostPublicKey,
-      sshUser: this.sshUser,
-      hostKeyParameter: this.hostKeyParameter,
-      securityGroupId: this.securityGroupId,
-    });
   }
 }

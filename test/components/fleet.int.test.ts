@@ -39,7 +39,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { useMocks, settle } from "../helpers/pulumi";
 import type { RecordedResource } from "../../scripts/lib/mocks";
 import type { ServiceSpec } from "../../stacks";
-import { ContainerFleet, sshOptions } from "../../components/fleet";
+import { ContainerFleet } from "../../components/fleet";
+import { sshOptions } from "../../components/connection";
 
 const mocks = useMocks("dev");
 
@@ -87,7 +88,7 @@ async function render(publishPort: number, env: Record<string, string>) {
   const ready = new pulumi.ComponentResource("dockyard:test:EngineReady", `${name}-ready`);
   new ContainerFleet(name, {
     stack: RUN,
-    hosts: [{ name: "h1", group: "app", address: "127.0.0.1", sshUser: "root", hostPublicKey: HOST_KEY, ready }],
+    hosts: [{ name: "h1", group: "app", connection: { host: "127.0.0.1", user: "root", hostPublicKey: HOST_KEY }, ready }],
     services: [webService(publishPort, env)],
     secrets: {},
     architecture: "x86_64",

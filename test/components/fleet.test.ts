@@ -5,7 +5,20 @@ import { DockyardMocks } from "../../scripts/lib/mocks";
 import { loadStackSpec, STACKS, type ServiceSpec } from "../../stacks";
 import { DockerEngine } from "../../components/engine";
 import { renderHaproxyConfig } from "../../components/proxy";
-import { ContainerFleet, sshOptions, knownHostsLine, specHash, healthWaitSeconds, hostProxy, proxyRoutes, placeFleet, STOP_GRACE_SECONDS } from "../../components/fleet";
+import {
+  ContainerFleet,
+  specHash,
+  healthWaitSeconds,
+  hostProxy,
+  proxyRoutes,
+  placeFleet,
+  replicaContainerArgs,
+  proxyContainerArgs,
+  replicaLabels,
+  proxyLabels,
+  serviceEnv,
+  STOP_GRACE_SECONDS,
+} from "../../components/fleet";
 
 /**
  * The shared mock runtime, plus one failure the real provider has: a container whose
@@ -67,6 +80,8 @@ const isSecretValue = (v: unknown) => !!v && typeof v === "object" && Object.val
 
 
 const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl dockyard-host";
+/** The key as the command provider pins it: `<type> <base64>`, comment dropped. */
+const HOST_KEY_LINE = HOST_KEY.split(" ").slice(0, 2).join(" ");
 const DIGEST_A = "sha256:" + "a".repeat(64);
 const DIGEST_B = "sha256:" + "b".repeat(64);
 
@@ -83,7 +98,7 @@ function makeHosts(prefix: string, n: number, group = "app") {
       engine: DEV.engine,
       hostId: `i-${prefix}${i}`,
     });
-    return { name, group, address, sshUser: "admin", hostPublicKey: HOST_KEY, ready };
+    return { name, group, connection: { host: address, user: "admin", hostPublicKey: HOST_KEY }, ready };
   });
 }
 
@@ -198,7 +213,7 @@ describe("ContainerFleet on the mock runtime", () => {
     const pull = mocks.get("command:remote:Command", "f1-f1-app-1-web-pull");
     expect(pull.inputs.create).toBe(`docker pull --quiet --platform linux/amd64 ${service().repository}@${DIGEST_A}`);
     expect(isSecretValue(pull.inputs.connection)).toBe(true);
-    expect((pull.inputs.connection as { value: Record<string, unknown> }).value).toMatchObject({ host: "203.0.113.10", user: "admin", hostKey: HOST_KEY });
+    expect((pull.inputs.connection as { value: Record<string, unknown> }).value).toMatchObject({ host: "203.0.113.10", user: "admin", hostKey: HOST_KEY_LINE });
     expect(reg("f1-f1-app-1-web-image").dependencies).toContain(reg("f1-f1-app-1-web-pull").urn);
     const containers = byPrefix("docker:index/container:Container", "f1-f1-app-1-web-");
     expect(containers).toHaveLength(1);
@@ -258,7 +273,7 @@ describe("ContainerFleet on the mock runtime", () => {
     for (const [i, h] of hosts.entries()) {
       const pull = mocks.get("command:remote:Command", `f1-${h.name}-proxy-pull`);
       expect(pull.inputs.create).toBe(`docker pull --quiet --platform linux/amd64 ${PROXY}`);
-      expect((pull.inputs.connection as { value: Record<string, unknown> }).value).toMatchObject({ host: `203.0.113.${10 + i}`, user: "admin", hostKey: HOST_KEY });
+      expect((pull.inputs.connection as { value: Record<string, unknown> }).value).toMatchObject({ host: `203.0.113.${10 + i}`, user: "admin", hostKey: HOST_KEY_LINE });
       expect(reg(`f1-${h.name}-proxy-image`).dependencies).toContain(reg(`f1-${h.name}-proxy-pull`).urn);
       const image = mocks.get("docker:index/remoteImage:RemoteImage", `f1-${h.name}-proxy-image`);
       const svcImage = mocks.get("docker:index/remoteImage:RemoteImage", `f1-${h.name}-web-image`);
@@ -388,17 +403,56 @@ describe("container names follow the spec", () => {
 });
 
 describe("pure helpers", () => {
-  it("knownHostsLine drops the comment and rejects a non-key", () => {
-    expect(knownHostsLine("203.0.113.10", HOST_KEY)).toBe(`203.0.113.10 ${HOST_KEY.split(" ").slice(0, 2).join(" ")}`);
-    expect(() => knownHostsLine("203.0.113.10", "not a key")).toThrow(/OpenSSH public key/);
-    expect(() => knownHostsLine("a b", HOST_KEY)).toThrow(/not an IP address/);
+  it("a replica's env is its plain env, then its secrets' values, and says when a value is secret", () => {
+    expect(serviceEnv(service(), { "api-token": "t" })).toEqual({ lines: ["LOG_LEVEL=info", "API_TOKEN=t"], secret: true });
+    expect(serviceEnv(service({ secrets: {} }), {})).toEqual({ lines: ["LOG_LEVEL=info"], secret: false });
   });
 
-  it("sshOptions are flag/value pairs ssh(1) accepts as separate argv entries", () => {
-    const opts = sshOptions(HOST_KEY);
-    expect(opts.length % 2).toBe(0);
-    for (let i = 0; i < opts.length; i += 2) expect(opts[i]).toBe("-o");
-    expect(() => sshOptions("ssh-ed25519")).toThrow();
+  it("labels a replica with its stack, service, digest, slot and spec; a proxy with its role and config hash", () => {
+    expect(replicaLabels("dev", service(), 1, "abcd1234")).toEqual([
+      { label: "dockyard.stack", value: "dev" },
+      { label: "dockyard.service", value: "web" },
+      { label: "dockyard.digest", value: DIGEST_A },
+      { label: "dockyard.slot", value: "1" },
+      { label: "dockyard.spec", value: "abcd1234" },
+    ]);
+    const a = proxyLabels("dev", "config a");
+    expect(a.map((l) => l.label)).toEqual(["dockyard.stack", "dockyard.role", "dockyard.config"]);
+    expect(a[2].value).toMatch(/^[0-9a-f]{12}$/);
+    expect(proxyLabels("dev", "config b")[2].value).not.toBe(a[2].value);
+  });
+
+  it("builds a replica's container arguments from its spec alone", () => {
+    const args = replicaContainerArgs("dev", service({ readOnlyRootFilesystem: false }), LOGGING, { image: "sha256:img", envs: ["A=1"], network: "dev-web", slot: 0, hash: "h" });
+    expect(args).toMatchObject({
+      image: "sha256:img",
+      envs: ["A=1"],
+      readOnly: false,
+      tmpfs: undefined,
+      memory: 128,
+      memorySwap: 128,
+      cpus: "0.5",
+      logDriver: "local",
+      logOpts: { "max-size": "10m", "max-file": "5" },
+      init: true,
+      networksAdvanced: [{ name: "dev-web", aliases: ["web"] }],
+      mounts: [{ type: "volume", source: "dev-web-uploads", target: "/srv/uploads" }],
+    });
+  });
+
+  it("builds a proxy's container arguments: one published port and one network per route", () => {
+    const routes = [
+      { service: "web", publishPort: 80, containerPort: 8080, healthPath: "/healthz", replicas: 1 },
+      { service: "api", publishPort: 8443, containerPort: 9000, healthPath: "/", replicas: 2 },
+    ];
+    const args = proxyContainerArgs("dev", routes, "cfg", LOGGING, "sha256:p", { web: "dev-web", api: "dev-api" });
+    expect(args.ports).toEqual([
+      { internal: 80, external: 80, protocol: "tcp" },
+      { internal: 8443, external: 8443, protocol: "tcp" },
+    ]);
+    expect(args.networksAdvanced).toEqual([{ name: "dev-web" }, { name: "dev-api" }]);
+    expect(args.uploads).toEqual([{ file: "/usr/local/etc/haproxy/haproxy.cfg", content: "cfg" }]);
+    expect(args.labels).toEqual(proxyLabels("dev", "cfg"));
   });
 
   it("health wait covers start period plus every retry, at least 60s", () => {

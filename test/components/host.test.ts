@@ -23,7 +23,7 @@ import {
   type HostBootContext,
 } from "../../components/host";
 import { loadStackSpec, OS_FAMILIES, type EnvironmentSpec } from "../../stacks";
-import { parseEcrRegistry } from "../../components/registry";
+import { parseEcrRegistry } from "../../stacks/ecr";
 
 // Three default subnets, listed out of AZ order on purpose: placement must not depend on it.
 const SUBNET_AZ: Record<string, string> = { "subnet-0ccc": "eu-west-1c", "subnet-0aaa": "eu-west-1a", "subnet-0bbb": "eu-west-1b" };
@@ -452,6 +452,16 @@ describe("DockerHost (dev)", () => {
     // once the address points at this instance (the EIP's own publicIp is known before).
     expect(await known(b.host.publicIp, "publicIp")).toBe("computed(dev-app-1-eip-association.publicIp)");
     expect(await known(b.host.addressInstanceId, "addressInstanceId")).toBe(b.r(T.instance, "instance").id);
+  });
+
+  it("builds its one connection from the association's address, the OS user and its own host key", async () => {
+    const b = await devHost;
+    const c = b.host.connection;
+    expect(await known(c.host, "connection.host")).toBe("computed(dev-app-1-eip-association.publicIp)");
+    expect(c.user).toBe(OS_FAMILIES[b.spec.os.family].sshUser);
+    expect(await known(c.hostPublicKey, "connection.hostPublicKey")).toBe(await known(b.host.hostPublicKey, "hostPublicKey"));
+    expect(await known(c.hostPublicKey, "connection.hostPublicKey")).toMatch(/^ssh-ed25519 \S+$/);
+    expect(c.privateKey).toBeUndefined();
   });
 
   it("gives the instance a role for SSM, pulls from its stack's ECR namespace and reading only its own host key", async () => {
