@@ -7,7 +7,7 @@
  *  - the ONLY rule expires UNTAGGED images older than `untaggedExpiryDays`; no rule ever
  *    selects a tagged image (a rule on tagged images could match an image that also
  *    carries a pin tag, and ECR would expire it);
- *  - every digest a stack file pins carries the immutable tag `pinTag(digest)`
+ *  - every digest a stack file pins carries the immutable tag `pinTag(digest)` (stacks/schema)
  *    ("pin-sha256-<hex>"; an index's child manifests each get their own, since a child
  *    of a tagged index is itself untagged), put there by `promote` and `rollback` for the digests they
  *    write, and by `dockyard pin` for every digest ANY stack file pins (the manifest's
@@ -19,24 +19,11 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
-import { pinTag, type EnvironmentSpec, type ServiceSpec } from "../stacks/schema";
+import type { EnvironmentSpec, ServiceSpec } from "../stacks/schema";
+import { parseEcrRegistry } from "../stacks/ecr";
 
-/** An ECR registry prefix `<account>.dkr.ecr.<region>.amazonaws.com/<namespace>`, parsed. */
-export interface EcrRegistry {
-  accountId: string;
-  region: string;
-  /** Registry host, e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com. */
-  host: string;
-  /** Repository namespace, e.g. dockyard-dev. */
-  namespace: string;
-}
-
-/** Parses an ECR registry prefix; undefined if the prefix is not ECR (e.g. a local registry). */
-export function parseEcrRegistry(prefix: string): EcrRegistry | undefined {
-  const m = /^([0-9]{12})\.dkr\.ecr\.([a-z]{2}(?:-gov)?-[a-z]+-[0-9])\.amazonaws\.com\/(.+)$/.exec(prefix);
-  if (!m) return undefined;
-  return { accountId: m[1], region: m[2], host: `${m[1]}.dkr.ecr.${m[2]}.amazonaws.com`, namespace: m[3] };
-}
+// engine.ts (helper A's part of issue 9) still imports it from here until it moves to stacks/ecr.
+export { parseEcrRegistry };
 
 /** ECR repository name (path after the host) of a service's full repository reference. */
 export function repositoryName(repository: string): string {
@@ -44,9 +31,6 @@ export function repositoryName(repository: string): string {
   if (slash < 0) throw new Error(`repository ${JSON.stringify(repository)} has no registry host`);
   return repository.slice(slash + 1);
 }
-
-/** The immutable tag that protects a pinned digest from the lifecycle policy (defined with the schema, used by the scripts too). */
-export { pinTag };
 
 /** The lifecycle policy document: expire untagged images older than `days`; nothing else. */
 export function lifecyclePolicy(untaggedExpiryDays: number): string {
@@ -79,9 +63,9 @@ export function pinnedDigests(specs: readonly Pick<EnvironmentSpec, "services">[
 export interface ImageRegistryArgs {
   /** Stack name; tags every repository. */
   stack: string;
-  /** The stack's registry prefix `<account>.dkr.ecr.<region>.amazonaws.com/<namespace>`; must be ECR. */
+  /** The stack's registry prefix `<ECR host>/<namespace>` (stacks/ecr's grammar, FIPS and other partitions included); must be ECR. */
   registry: string;
-  /** Services whose repositories to create (their `repository` lies under `registry`). */
+  /** Services whose repositories to create (their `repository` lies under `registry`, as the schema makes it). */
   services: Pick<ServiceSpec, "name" | "repository">[];
   /** Extra repository names under the namespace (e.g. "haproxy" for the proxy mirror). Default none. */
   extraRepositories?: string[];
@@ -110,18 +94,14 @@ export class ImageRegistry extends pulumi.ComponentResource {
     if (!ecr) {
       throw new Error(
         `stack "${args.stack}": config.dockyard:registry: "${args.registry}" is not an ECR registry; ` +
-          `ImageRegistry needs '<12-digit account>.dkr.ecr.<region>.amazonaws.com/<namespace>'`,
+          `ImageRegistry needs '<12-digit account>.dkr.ecr[-fips].<region>.amazonaws.com/<namespace>'`,
       );
     }
     this.registryHost = ecr.host;
     const policy = lifecyclePolicy(args.untaggedExpiryDays ?? 14);
     const entries: { key: string; repoName: string }[] = [
-      ...args.services.map((s) => {
-        if (!s.repository.startsWith(`${args.registry}/`)) {
-          throw new Error(`stack "${args.stack}": service "${s.name}": repository ${s.repository} is not under config.dockyard:registry ${args.registry}`);
-        }
-        return { key: s.name, repoName: repositoryName(s.repository) };
-      }),
+      // The schema puts every service's repository under the registry (`<registry>/<repository>`).
+      ...args.services.map((s) => ({ key: s.name, repoName: repositoryName(s.repository) })),
       ...(args.extraRepositories ?? []).map((r) => ({ key: r, repoName: `${ecr.namespace}/${r}` })),
     ];
     const out: Record<string, pulumi.Output<RepositoryOutput>> = {};

@@ -19,6 +19,7 @@ import {
   amiQuery,
   egressRules,
   hostKeyReadPolicy,
+  ecrPullPolicy,
   type DockerHostArgs,
   type HostBootContext,
 } from "../../components/host";
@@ -282,6 +283,15 @@ describe("hostKeyReadPolicy", () => {
 // ---------------------------------------------------------------------------------
 // The component, on the mock runtime
 // ---------------------------------------------------------------------------------
+
+describe("ecrPullPolicy", () => {
+  it("grants pulls from the stack's namespace of a FIPS-endpoint registry too (the hosts' credential helper serves it)", () => {
+    const ecr = parseEcrRegistry("123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com/dockyard-gov");
+    expect(ecr).toBeDefined();
+    const doc = JSON.parse(ecrPullPolicy("aws-us-gov", ecr!));
+    expect(doc.Statement[1].Resource).toBe("arn:aws-us-gov:ecr:us-gov-west-1:123456789012:repository/dockyard-gov/*");
+  });
+});
 
 describe("DockerHost (dev)", () => {
   it("creates exactly the expected children, named ${name}-<role> and parented to the host", async () => {

@@ -1,21 +1,14 @@
 import { describe, it, expect } from "vitest";
 import { useMocks, promisify, settle } from "../helpers/pulumi";
-import { loadStackSpec, STACKS } from "../../stacks";
-import { ImageRegistry, lifecyclePolicy, pinTag, pinnedDigests, parseEcrRegistry, repositoryName } from "../../components/registry";
+import { loadStackSpec, pinTag, STACKS } from "../../stacks";
+import { ImageRegistry, lifecyclePolicy, pinnedDigests, repositoryName } from "../../components/registry";
 
 const mocks = useMocks("dev");
 
 const D1 = "sha256:" + "1".repeat(64);
 
 describe("pure registry helpers", () => {
-  it("parses ECR prefixes and refuses others", () => {
-    expect(parseEcrRegistry("123456789012.dkr.ecr.eu-west-1.amazonaws.com/dockyard-dev")).toEqual({
-      accountId: "123456789012",
-      region: "eu-west-1",
-      host: "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
-      namespace: "dockyard-dev",
-    });
-    expect(parseEcrRegistry("127.0.0.1:5001/dockyard")).toBeUndefined();
+  it("names a repository by its path after the registry host", () => {
     expect(repositoryName("123456789012.dkr.ecr.eu-west-1.amazonaws.com/dockyard-dev/web")).toBe("dockyard-dev/web");
   });
 
@@ -63,6 +56,18 @@ describe("ImageRegistry on the mock runtime", () => {
     const out = await promisify(reg.repositories);
     expect(out.web.name).toBe("dockyard-prod/web");
     expect(reg.registryHost).toBe("123456789012.dkr.ecr.eu-west-1.amazonaws.com");
+  });
+
+  it("creates FIPS-endpoint repositories in the region the registry host names", async () => {
+    const reg = new ImageRegistry("fips", {
+      stack: "gov",
+      registry: "123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com/dockyard-gov",
+      services: [{ name: "web", repository: "123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com/dockyard-gov/web" }],
+    });
+    await settle(30);
+    const repo = mocks.ofType("aws:ecr/repository:Repository").find((r) => r.name === "fips-web")!;
+    expect(repo.inputs).toMatchObject({ region: "us-gov-west-1", name: "dockyard-gov/web" });
+    expect(reg.registryHost).toBe("123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com");
   });
 
   it("refuses a registry that is not ECR, naming the stack and key", () => {

@@ -12,7 +12,7 @@ import { gunzipSync } from "node:zlib";
 import * as YAML from "yaml";
 import { isComputed } from "../../scripts/lib/mocks";
 import { isSecretValue, resourceKey, type Rendered, type RenderedResource } from "../../scripts/lib/render";
-import { parseEcrRegistry } from "../../components/registry";
+import { parseEcrRegistry } from "../../stacks/ecr";
 import { EC2_USER_DATA_LIMIT, CLOUD_INIT_INSTANCE_ID } from "../../components/engine";
 
 export interface Rule {
