@@ -14,6 +14,13 @@
 export const ECR_HOST_RE =
   /^([0-9]{12})\.dkr[.-]ecr(-fips)?\.([a-z0-9][a-z0-9_-]*)\.(amazonaws\.(?:com(?:\.cn)?|eu)|on\.(?:aws|amazonwebservices\.com\.cn)|sc2s\.sgov\.gov|c2s\.ic\.gov|cloud\.adc-e\.uk|csp\.hci\.ic\.gov)$/;
 
+/**
+ * A host that looks like ECR (`.dkr.ecr.`/`.dkr-ecr.`, or any amazonaws.com host). The
+ * schema refuses such a registry unless ECR_HOST_RE accepts it: hosts would get no ECR
+ * credential helper for it and every pull would fail.
+ */
+export const ECR_LOOKALIKE_RE = /\.dkr\.ecr[.-]|\.amazonaws\.com/;
+
 /** A parsed ECR registry host. */
 export interface EcrHost {
   /** The registry host itself, e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com. */

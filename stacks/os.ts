@@ -63,6 +63,15 @@ export const OS_FAMILIES: Record<OsFamily, OsFamilyInfo> = {
   },
 };
 
+/**
+ * True when the `docker-ce` channel can install on this family: Docker's apt repository is
+ * offered for it, it installs with apt, and it has the release codename the repository is
+ * laid out by.
+ */
+export function dockerCeOffered(info: OsFamilyInfo): info is OsFamilyInfo & { dockerCeRepo: string; codename: string; packageManager: "apt" } {
+  return info.dockerCeRepo !== undefined && info.packageManager === "apt" && info.codename !== undefined;
+}
+
 /** Docker/OCI platform string for an architecture, e.g. `linux/amd64`. */
 export function dockerPlatform(arch: Architecture): string {
   return arch === "arm64" ? "linux/arm64" : "linux/amd64";

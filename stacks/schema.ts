@@ -12,7 +12,9 @@
  * Pulumi, so scripts and tests use it directly.
  */
 import { z } from "zod";
-import { OS_FAMILIES, instanceArchitecture, type Architecture, type OsFamily, type OsFamilyInfo } from "./os";
+import { ECR_LOOKALIKE_RE, isEcrHost, registryHost } from "./ecr";
+import { OS_FAMILIES, dockerCeOffered, instanceArchitecture, type OsFamily, type OsFamilyInfo } from "./os";
+import { parseSshPublicKey, SSH_KEY_ALLOWED } from "./ssh";
 
 /** The Pulumi project name; stack config keys are namespaced by it. */
 export const PROJECT = "dockyard";
@@ -52,9 +54,19 @@ export const SECURITY_GROUP_INBOUND_RULES = 60;
 export const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
 
 /**
- * The immutable tag that protects a pinned digest from the registry's lifecycle policy
- * (components/registry.ts): "pin-sha256-<hex>", 75 characters, within the 128 a tag may have.
- * `promote`, `rollback` and `dockyard pin` put it on every digest a stack file pins.
+ * The pin tag of a digest, `pin-sha256-<64 hex>` (75 characters, within the 128 a tag may
+ * have). This is the one place that tells what it is for; other places refer here.
+ *
+ * Each stack's registry expires untagged images after some days (the lifecycle policy in
+ * components/registry.ts), and an ECR lifecycle rule cannot select by digest, so "keep
+ * what a stack file pins" is said with a tag: every digest a stack file pins (services'
+ * `dockyard:images`, the proxy's `dockyard:proxyImage`) carries this immutable tag, and
+ * on a multi-platform index each child manifest carries its own, so no untagged child of a
+ * pinned index expires. Because tags are immutable, a pin tag always names the digest it
+ * was made from. `promote` and `rollback` put it on each digest before they write it to a
+ * stack file; `dockyard pin` puts it on every digest any stack file pins (the manifest's
+ * own bytes under the tag, nothing re-uploaded), and `pin --check` fails while one is
+ * missing. An image no stack file pins stays untagged and expires.
  */
 export function pinTag(digest: string): string {
   if (!DIGEST_RE.test(digest)) throw new Error(`pinTag: ${JSON.stringify(digest)} is not a digest 'sha256:<64 hex>'`);
@@ -108,6 +120,60 @@ const port = int(1, 65535);
 const absPath = z.string().regex(/^\/[A-Za-z0-9._/-]*$/, { error: "must be an absolute path" });
 
 /**
+ * The readiness marker DockerEngine's user-data writes last and its ready check waits for.
+ * components/engine.ts READY_MARKER must be this same path (test/stacks/schema.test.ts
+ * compares them): a data volume mounted over it would hide it.
+ */
+export const ENGINE_READY_MARKER = "/var/lib/cloud/dockyard-engine-ready";
+/** Directories a host group's data volume may not be mounted on, nor above. */
+export const SYSTEM_DIRECTORIES = ["/etc", "/usr", "/var", "/var/lib", "/boot", "/proc", "/sys", "/dev", "/run", "/tmp", "/home", "/root"] as const;
+
+/** What is wrong with a host group's dataMount, or undefined when it is usable. */
+export function dataMountProblem(path: string): string | undefined {
+  const allowed = "allowed: a dedicated absolute directory such as /var/lib/dockyard";
+  const mount = path.replace(/\/+$/, "");
+  if (!/^\/[A-Za-z0-9._/-]*$/.test(path) || mount === "") {
+    return `"${path}" must be an absolute path other than / (letters, digits, '.', '_', '-' between slashes); ${allowed}`;
+  }
+  if (mount.split("/").slice(1).some((seg) => seg === "" || seg === "." || seg === "..")) {
+    return `"${path}" has an empty, '.' or '..' segment; ${allowed}`;
+  }
+  const under = (dir: string) => dir === mount || dir.startsWith(`${mount}/`);
+  const system = SYSTEM_DIRECTORIES.find(under);
+  if (system !== undefined) return `"${path}" would shadow the system directory ${system}; ${allowed}, not one of ${SYSTEM_DIRECTORIES.join(", ")} or above them`;
+  if (under(ENGINE_READY_MARKER) || mount.startsWith(`${ENGINE_READY_MARKER}/`)) {
+    return `"${path}" would hide the engine's readiness marker ${ENGINE_READY_MARKER}; ${allowed}`;
+  }
+  return undefined;
+}
+/** A data volume's mount point, trailing slashes trimmed ("/var/lib/dockyard/" -> "/var/lib/dockyard"): components use it as is. */
+const dataMount = z
+  .string({ error: "must be an absolute path such as /var/lib/dockyard" })
+  .refine((v) => dataMountProblem(v) === undefined, { error: (iss) => dataMountProblem(iss.input as string) })
+  .transform((v) => v.replace(/\/+$/, ""));
+
+/** host[:port]: lower-case DNS name or IPv4 address (docker reference grammar, minus IPv6). */
+const REGISTRY_HOST_RE = /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*(?::([0-9]{1,5}))?$/;
+const REGISTRY_NAMESPACE_RE = /^[a-z0-9]+([._-][a-z0-9]+)*(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/;
+const REGISTRY_ALLOWED = "'<registry host>[:port]/<namespace>', e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com/dockyard-dev or 127.0.0.1:5000/dockyard";
+
+/** What is wrong with a registry prefix `<host>[:port]/<namespace>`, or undefined when it is usable. */
+export function registryProblem(prefix: string): string | undefined {
+  const host = registryHost(prefix);
+  const namespace = prefix.slice(host.length + 1);
+  const m = REGISTRY_HOST_RE.exec(host);
+  if (!m || (m[1] !== undefined && (Number(m[1]) < 1 || Number(m[1]) > 65535))) {
+    return `"${host}" is not a registry host (a lower-case DNS name or IPv4 address with an optional :port from 1 to 65535); must be ${REGISTRY_ALLOWED}`;
+  }
+  if (!REGISTRY_NAMESPACE_RE.test(namespace)) return `"${prefix}" has no valid namespace after the host; must be ${REGISTRY_ALLOWED}`;
+  if (ECR_LOOKALIKE_RE.test(host) && !isEcrHost(host)) {
+    // Hosts get the ECR credential helper only for hosts isEcrHost accepts: every pull would fail.
+    return `"${host}" looks like ECR but is not an ECR registry host '<12-digit account>.dkr.ecr[-fips].<region>.amazonaws.com' (no port), so hosts would get no ECR credential helper; must be ${REGISTRY_ALLOWED}`;
+  }
+  return undefined;
+}
+
+/**
  * Pulumi.yaml gives optional string keys the default "" (the CLI requires every project key
  * without a default, pkg/workspace/config.go mergeConfig), and the CLI hands that default to
  * the program: "" therefore means "not set".
@@ -152,15 +218,20 @@ const EngineSchema = strict({
    * Exact package version to install and hold. Required for docker-ce
    * (e.g. "5:28.5.1-1~debian.12~bookworm"); for distro, optional (unset: the release's version).
    */
-  version: z.string().regex(/^[0-9][A-Za-z0-9.:+~_-]*$/, { error: "must be a package version string" }).optional(),
+  version: z
+    .string({ error: "must be a package version string" })
+    .regex(/^[0-9][A-Za-z0-9.:+~_-]*$/, {
+      error: (iss) => `${JSON.stringify(iss.input)} is not a package version string; allowed: a digit, then letters, digits and . : + ~ _ - (e.g. 5:28.5.1-1~debian.12~bookworm)`,
+    })
+    .optional(),
   daemon: DaemonSchema.default(DaemonSchema.parse({})),
 });
 
 const HostGroupDefSchema = strict({
   /** What the hosts of this group are for; becomes the `role` tag. */
   role: name("role"),
-  /** Where the data volume is mounted; the engine's data-root lives under it. */
-  dataMount: absPath.default("/var/lib/dockyard"),
+  /** Where the data volume is mounted (no trailing slash); the engine's data-root lives under it. */
+  dataMount: dataMount.default("/var/lib/dockyard"),
   /** Let containers reach the instance metadata service (IMDSv2 hop limit 2 instead of 1). */
   containerImds: z.boolean().default(false),
 });
@@ -227,32 +298,53 @@ const HostGroupKnobsSchema = strict({
 });
 
 /**
- * Every key a stack file may set. `dockyard:` keys are the project's; `aws:region` is
- * the AWS provider's. Anything else is rejected, so an environment difference cannot
- * hide in a stack file.
+ * Every key a stack file may set: the one list of stack knobs. `dockyard:` keys are the
+ * project's (Pulumi.yaml declares each, from knobDeclarations(); test/stacks/knobs.test.ts
+ * holds the two equal) and `aws:region` is the AWS provider's. Anything else is rejected,
+ * so an environment difference cannot hide in a stack file. Each knob's description is its
+ * one text: Pulumi.yaml's `description` and README's knob table (knobTable()) are it.
  */
 export const StackKnobsSchema = strict({
-  "aws:region": z.string().regex(/^[a-z]{2}(-gov)?-[a-z]+-[0-9]$/, { error: "must be an AWS region like eu-west-1" }),
-  /** Image repository prefix `<registry host>/<namespace>`; each service's repository lives under it. */
+  "aws:region": z
+    .string()
+    .regex(/^[a-z]{2}(-gov)?-[a-z]+-[0-9]$/, { error: "must be an AWS region like eu-west-1" })
+    .meta({ description: "AWS region of the stack's hosts, e.g. `eu-west-1`." }),
   "dockyard:registry": z
     .string()
-    .regex(/^[a-z0-9.-]+(:[0-9]+)?(\/[a-z0-9]+([._-][a-z0-9]+)*)+$/, {
-      error: "must be '<registry host>[:port]/<namespace>', e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com/dockyard-dev",
-    }),
-  "dockyard:hostGroups": z.record(z.string(), HostGroupKnobsSchema),
-  "dockyard:sshCidrs": z.array(cidr).default([]),
-  "dockyard:ingressCidrs": z.array(cidr).default([]),
-  /** OpenSSH public key installed for the SSH user; unset: SSM Session Manager only. */
-  "dockyard:sshPublicKey": unsetIfEmpty(z
-    .string()
-    .regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$/, { error: "must be an OpenSSH public key" })
-    .optional()),
-  "dockyard:images": z.record(z.string(), digest),
-  /** Digest of the per-host reverse proxy image (HAProxy, mirrored to `<registry>/haproxy`); required when a service publishes a port. */
-  "dockyard:proxyImage": unsetIfEmpty(digest.optional()),
-  "dockyard:replicas": z.record(z.string(), int(0, 100)).default({}),
-  /** Secret values referenced by services; set with `pulumi config set --secret`. */
-  "dockyard:secrets": z.record(z.string(), z.string()).default({}),
+    .refine((v) => registryProblem(v) === undefined, { error: (iss) => registryProblem(iss.input as string) })
+    .meta({ description: "Image repository prefix `<registry host>/<namespace>`; each service's repository lives under it." }),
+  "dockyard:hostGroups": z
+    .record(z.string(), HostGroupKnobsSchema)
+    .meta({ description: "Per host group (declared in `stacks/environment.yaml`): `instanceType`, `count`, `rootVolumeGb`, `dataVolumeGb`." }),
+  "dockyard:sshCidrs": z
+    .array(cidr)
+    .default([])
+    .meta({ description: "IPv4 CIDRs allowed to reach SSH (22/tcp) on the hosts. Empty means SSM Session Manager only." }),
+  "dockyard:ingressCidrs": z
+    .array(cidr)
+    .default([])
+    .meta({ description: "IPv4 CIDRs allowed to reach the services' published ports." }),
+  "dockyard:sshPublicKey": unsetIfEmpty(
+    z
+      .string()
+      .refine((v) => parseSshPublicKey(v) !== undefined, { error: `must be ${SSH_KEY_ALLOWED}` })
+      .optional(),
+  ).meta({ description: "OpenSSH public key installed for the hosts' SSH user (empty, the default: no key pair; SSM only)." }),
+  "dockyard:images": z
+    .record(z.string(), digest)
+    .meta({ description: "Service name -> image digest `sha256:<64 hex>` this stack runs. Changed by `npm run promote`." }),
+  "dockyard:proxyImage": unsetIfEmpty(digest.optional()).meta({
+    description:
+      "Digest `sha256:<64 hex>` of the per-host reverse proxy (HAProxy) in `<registry>/haproxy`; required when a service publishes a port.",
+  }),
+  "dockyard:replicas": z
+    .record(z.string(), int(0, 100))
+    .default({})
+    .meta({ description: "Service name -> replica count for this stack (default from `stacks/environment.yaml`)." }),
+  "dockyard:secrets": z
+    .record(z.string(), z.string())
+    .default({})
+    .meta({ description: "Secret name -> value used by services; always set with `pulumi config set --secret --path 'dockyard:secrets.<name>'`." }),
 });
 export type StackKnobs = z.infer<typeof StackKnobsSchema>;
 
@@ -260,67 +352,133 @@ export type StackKnobs = z.infer<typeof StackKnobsSchema>;
 export const KNOB_KEYS = Object.keys(StackKnobsSchema.shape) as (keyof StackKnobs)[];
 
 // ---------------------------------------------------------------------------------
-// The typed result
+// The knobs as Pulumi.yaml declares them and README lists them
 // ---------------------------------------------------------------------------------
 
-export type DaemonSettings = z.infer<typeof DaemonSchema>;
-export type HealthCheck = z.infer<typeof HealthSchema>;
-
-export interface EngineSpec {
-  channel: "docker-ce" | "distro";
-  /** Exact version to install and hold; undefined for distro without pin. */
-  version?: string;
-  daemon: DaemonSettings;
+type PulumiType = "string" | "integer" | "boolean" | "array" | "object";
+/** A project config key as Pulumi.yaml declares it (the CLI's ProjectConfigType). */
+export interface KnobDeclaration {
+  type: PulumiType;
+  items?: { type: PulumiType };
+  /** Absent: the key is required (the CLI refuses a stack without it). */
+  default?: unknown;
+  secret?: boolean;
+  description: string;
 }
 
-export interface HostGroupSpec {
-  name: string;
-  role: string;
-  instanceType: string;
-  count: number;
-  rootVolumeGb: number;
-  dataVolumeGb: number;
-  dataMount: string;
-  containerImds: boolean;
+function pulumiType(t: z.core.$ZodType): PulumiType {
+  const kind = t._zod.def.type;
+  if (kind === "string" || kind === "boolean") return kind;
+  if (kind === "number") return "integer";
+  if (kind === "array") return "array";
+  if (kind === "record" || kind === "object") return "object";
+  throw new Error(`knob type ${kind} has no Pulumi.yaml declaration`);
 }
 
-export interface ServiceSpec {
-  name: string;
-  group: string;
-  /** Full repository reference without digest: `<registry>/<repository>`. */
-  repository: string;
-  /** Image digest the stack runs. */
-  digest: string;
-  replicas: number;
-  containerPort: number;
-  publishPort?: number;
-  health: HealthCheck;
-  env: Record<string, string>;
-  /** Env var -> secret name (values are in EnvironmentSpec.secrets). */
-  secrets: Record<string, string>;
-  volumes: Record<string, string>;
-  restart: "always" | "unless-stopped" | "on-failure";
-  memoryMb: number;
-  cpus: number;
-  user?: string;
-  readOnlyRootFilesystem: boolean;
+/** How Pulumi.yaml declares one knob, read from its schema. */
+function declarationOf(key: string, schema: z.ZodType): KnobDeclaration {
+  const meta = z.globalRegistry.get(schema) ?? {};
+  if (typeof meta.description !== "string") throw new Error(`knob ${key} has no description`);
+  let t: z.core.$ZodType = schema;
+  let dflt: { value: unknown } | undefined;
+  let optional = false;
+  for (;;) {
+    const def = t._zod.def as z.core.$ZodTypeDef & Record<string, unknown>;
+    if (def.type === "default") [dflt, t] = [{ value: def.defaultValue }, def.innerType as z.core.$ZodType];
+    else if (def.type === "optional") [optional, t] = [true, def.innerType as z.core.$ZodType];
+    // unsetIfEmpty: the preprocess that reads "" as unset, then the value's own schema.
+    else if (def.type === "pipe" && (def.in as z.core.$ZodType)._zod.def.type === "transform") t = def.out as z.core.$ZodType;
+    else break;
+  }
+  const type = pulumiType(t);
+  if (optional && dflt === undefined) {
+    // The CLI requires a key without a default, so an optional knob declares "" (= unset).
+    if (type !== "string" || schema.safeParse("").data !== undefined) throw new Error(`optional knob ${key} must read "" as unset`);
+    dflt = { value: "" };
+  }
+  return {
+    type,
+    ...(type === "array" ? { items: { type: pulumiType((t._zod.def as z.core.$ZodArrayDef).element) } } : {}),
+    ...(dflt !== undefined ? { default: dflt.value } : {}),
+    ...(meta.secret === true ? { secret: true } : {}),
+    description: meta.description,
+  };
 }
+
+/** Every knob's declaration, in the schema's order (`aws:region` included). */
+export function allKnobDeclarations(): Record<string, KnobDeclaration> {
+  return Object.fromEntries(Object.entries(StackKnobsSchema.shape).map(([k, v]) => [k, declarationOf(k, v)]));
+}
+
+/** Pulumi.yaml's `config:` declarations: each project (`dockyard:`) knob, keyed without the prefix. */
+export function knobDeclarations(): Record<string, KnobDeclaration> {
+  return Object.fromEntries(
+    Object.entries(allKnobDeclarations())
+      .filter(([k]) => k.startsWith(`${PROJECT}:`))
+      .map(([k, d]) => [k.slice(PROJECT.length + 1), d]),
+  );
+}
+
+/** README's table of the stack knobs (Markdown), rendered from the schema. */
+export function knobTable(): string {
+  const cell = (s: string) => s.replace(/\|/g, "\\|");
+  const rows = Object.entries(allKnobDeclarations()).map(([k, d]) => {
+    const type = d.type === "array" ? `array of ${d.items?.type}` : d.type;
+    const dflt = d.default === undefined ? "required" : d.default === "" ? "unset" : `\`${JSON.stringify(d.default)}\``;
+    return `| \`${k}\` | ${type}${d.secret ? ", secret" : ""} | ${dflt} | ${cell(d.description)} |`;
+  });
+  return ["| key | type | default | what |", "|---|---|---|---|", ...rows].join("\n");
+}
+
+// ---------------------------------------------------------------------------------
+// The typed result: every field's type comes from the schemas above
+// ---------------------------------------------------------------------------------
+
+/** Spells out an intersection as one object type (editors then show its fields). */
+type Flat<T> = { [K in keyof T]: T[K] } & {};
+
+type HostGroupDef = EnvironmentFile["hostGroups"][string];
+type ServiceDef = EnvironmentFile["services"][string];
+type HostGroupKnobs = z.output<typeof HostGroupKnobsSchema>;
+
+export type DaemonSettings = z.output<typeof DaemonSchema>;
+export type HealthCheck = z.output<typeof HealthSchema>;
+/** Channel, exact version to install and hold (undefined: distro without pin), daemon settings. */
+export type EngineSpec = z.output<typeof EngineSchema>;
+
+/** A host group: its definition in environment.yaml and this stack's knobs for it. */
+export type HostGroupSpec = Flat<{ name: string } & HostGroupDef & HostGroupKnobs>;
+
+/** A service: its definition in environment.yaml, resolved against this stack's knobs. */
+export type ServiceSpec = Flat<
+  {
+    name: string;
+    /** Full repository reference without digest: `<registry>/<repository>`. */
+    repository: string;
+    /** Image digest the stack runs. */
+    digest: StackKnobs["dockyard:images"][string];
+  } & Omit<ServiceDef, "repository">
+>;
 
 export interface EnvironmentSpec {
   project: string;
   stack: string;
-  region: string;
-  os: { family: OsFamily; architecture: Architecture; info: OsFamilyInfo; sshUser: string };
+  region: StackKnobs["aws:region"];
+  os: Flat<EnvironmentFile["os"] & { info: OsFamilyInfo; sshUser: OsFamilyInfo["sshUser"] }>;
   engine: EngineSpec;
-  access: { sshCidrs: string[]; ingressCidrs: string[]; sshPublicKey?: string };
+  access: {
+    sshCidrs: StackKnobs["dockyard:sshCidrs"];
+    ingressCidrs: StackKnobs["dockyard:ingressCidrs"];
+    sshPublicKey?: StackKnobs["dockyard:sshPublicKey"];
+  };
   /** Repository prefix `<registry host>/<namespace>`. */
-  registry: string;
+  registry: StackKnobs["dockyard:registry"];
   /** The per-host reverse proxy image `<registry>/haproxy@<digest>`; set when any service publishes a port. */
   proxyImage?: string;
   hostGroups: HostGroupSpec[];
   services: ServiceSpec[];
   /** Secret name -> value. Plain strings here; components wrap them as Pulumi secrets. */
-  secrets: Record<string, string>;
+  secrets: StackKnobs["dockyard:secrets"];
 }
 
 // ---------------------------------------------------------------------------------
@@ -364,117 +522,203 @@ export interface RawStackFile {
   other?: Record<string, unknown>;
 }
 
-const STACK_FILE_TOP_KEYS = new Set(["config", "encryptionsalt", "secretsprovider", "encryptedkey"]);
+/** Where a problem is: the stack's two files, as every message names them. */
+interface Where {
+  stack: string;
+  /** `stack "<stack>": stacks/environment.yaml` */
+  env: string;
+  /** `stack "<stack>": stacks/Pulumi.<stack>.yaml` */
+  stackFile: string;
+}
+
+/** The result of one parse step: the value (well-formed parts only when not ok) and its problems. */
+interface Parsed<T> {
+  ok: boolean;
+  value: T;
+  problems: string[];
+}
 
 /**
  * Parses the environment definition and a stack's knobs into one EnvironmentSpec.
  * Throws ConfigError listing every problem found.
+ *
+ * The steps: check the stack file's top-level keys, parse environment.yaml, read the
+ * stack's config values (secure values as placeholders), parse the knobs, check what
+ * the two files say about each other, then resolve host groups and services. Cross
+ * references are checked even when a field failed to parse, on whatever is well-formed,
+ * so one run reports every problem.
  */
 export function parseEnvironment(stack: string, envDoc: unknown, stackFile: RawStackFile): EnvironmentSpec {
-  const envWhere = `stack "${stack}": stacks/environment.yaml`;
-  const stackWhere = `stack "${stack}": stacks/Pulumi.${stack}.yaml`;
-  const problems: string[] = [];
+  const at: Where = { stack, env: `stack "${stack}": stacks/environment.yaml`, stackFile: `stack "${stack}": stacks/Pulumi.${stack}.yaml` };
+  const env = parseEnvironmentFile(at, envDoc);
+  const config = readConfigValues(at, stackFile.config ?? {});
+  const knobs = parseKnobs(at, config.value);
+  const problems = [
+    ...topLevelKeyProblems(at, stackFile),
+    ...env.problems,
+    ...config.problems,
+    ...knobs.problems,
+    ...crossReferenceProblems(at, env.value, knobs.value, knobs.ok),
+  ];
+  if (problems.length > 0 || !env.ok || !knobs.ok) throw new ConfigError(stack, problems);
+  return resolveSpec(stack, env.value, knobs.value);
+}
 
-  for (const k of Object.keys(stackFile.other ?? {})) {
-    if (!STACK_FILE_TOP_KEYS.has(k)) problems.push(`${stackWhere}: ${k}: unknown top-level key; allowed: ${[...STACK_FILE_TOP_KEYS].join(", ")}`);
-  }
+const STACK_FILE_TOP_KEYS = new Set(["config", "encryptionsalt", "secretsprovider", "encryptedkey"]);
 
-  const envParsed = EnvironmentFileSchema.safeParse(envDoc ?? {});
-  if (!envParsed.success) problems.push(...zodProblems(envWhere, envParsed.error));
+/** A stack file holds `config:` and Pulumi's own encryption keys, nothing else. */
+function topLevelKeyProblems(at: Where, stackFile: RawStackFile): string[] {
+  return Object.keys(stackFile.other ?? {})
+    .filter((k) => !STACK_FILE_TOP_KEYS.has(k))
+    .map((k) => `${at.stackFile}: ${k}: unknown top-level key; allowed: ${[...STACK_FILE_TOP_KEYS].join(", ")}`);
+}
 
-  // Secure values appear as { secure: "..." } when read from the file without decryption.
-  const config: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(stackFile.config ?? {})) config[k] = v;
+/** environment.yaml against its schema; when it fails, its well-formed parts. */
+function parseEnvironmentFile(at: Where, envDoc: unknown): Parsed<EnvironmentFile> {
+  const parsed = EnvironmentFileSchema.safeParse(envDoc ?? {});
+  return parsed.success
+    ? { ok: true, value: parsed.data, problems: [] }
+    : { ok: false, value: looseEnvironment(envDoc), problems: zodProblems(at.env, parsed.error) };
+}
+
+/**
+ * The stack's config values. Secure values appear as { secure: "..." } when read from the
+ * file without decryption: in dockyard:secrets they stand as SECRET_PLACEHOLDER, anywhere
+ * else they are refused.
+ */
+function readConfigValues(at: Where, raw: Record<string, unknown>): Parsed<Record<string, unknown>> {
+  const config: Record<string, unknown> = { ...raw };
   const rawSecrets = config["dockyard:secrets"];
-  if (rawSecrets && typeof rawSecrets === "object" && !Array.isArray(rawSecrets)) {
-    const secrets: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(rawSecrets as Record<string, unknown>)) {
-      secrets[k] = isSecureValue(v) ? SECRET_PLACEHOLDER : v;
-    }
-    config["dockyard:secrets"] = secrets;
+  if (isMap(rawSecrets)) {
+    config["dockyard:secrets"] = Object.fromEntries(Object.entries(rawSecrets).map(([k, v]) => [k, isSecureValue(v) ? SECRET_PLACEHOLDER : v]));
   }
-  for (const [k, v] of Object.entries(config)) {
-    if (isSecureValue(v) && k !== "dockyard:secrets") {
-      problems.push(`${stackWhere}: config.${k}: only dockyard:secrets may hold secure values`);
-    }
-  }
-  const knobsParsed = StackKnobsSchema.safeParse(config);
-  if (!knobsParsed.success) {
-    problems.push(
-      ...zodProblems(stackWhere, knobsParsed.error).map((p) =>
-        p.startsWith(`${stackWhere}: dockyard:`) || p.startsWith(`${stackWhere}: aws:`)
-          ? p.replace(`${stackWhere}: `, `${stackWhere}: config.`)
-          : p.replace(`${stackWhere}: `, `${stackWhere}: config: `),
-      ),
-    );
-  }
+  const problems = Object.entries(config)
+    .filter(([k, v]) => isSecureValue(v) && k !== "dockyard:secrets")
+    .map(([k]) => `${at.stackFile}: config.${k}: only dockyard:secrets may hold secure values`);
+  return { ok: problems.length === 0, value: config, problems };
+}
 
-  // Cross-references are checked even when a field failed above, on whatever is
-  // well-formed, so one run reports every problem.
-  const env = envParsed.success ? envParsed.data : looseEnvironment(envDoc);
-  const knobs = knobsParsed.success ? knobsParsed.data : looseKnobs(config);
-  const info = OS_FAMILIES[env.os.family] ?? OS_FAMILIES["debian-12"];
+/** The stack's knobs against StackKnobsSchema; when they fail, their well-formed parts. */
+function parseKnobs(at: Where, config: Record<string, unknown>): Parsed<StackKnobs> {
+  const parsed = StackKnobsSchema.safeParse(config);
+  if (parsed.success) return { ok: true, value: parsed.data, problems: [] };
+  const problems = zodProblems(at.stackFile, parsed.error).map((p) =>
+    p.startsWith(`${at.stackFile}: dockyard:`) || p.startsWith(`${at.stackFile}: aws:`)
+      ? p.replace(`${at.stackFile}: `, `${at.stackFile}: config.`)
+      : p.replace(`${at.stackFile}: `, `${at.stackFile}: config: `),
+  );
+  return { ok: false, value: looseKnobs(config), problems };
+}
 
-  // Cross-references and combinations that a per-field schema cannot see.
+// ---------------------------------------------------------------------------------
+// What the two files say about each other (a per-field schema cannot see it)
+// ---------------------------------------------------------------------------------
+
+function crossReferenceProblems(at: Where, env: EnvironmentFile, knobs: StackKnobs, knobsOk: boolean): string[] {
+  return [
+    ...serviceProblems(at, env, knobs),
+    ...repositoryProblems(at, env),
+    ...publishPortProblems(at, env),
+    ...engineProblems(at, env),
+    ...hostGroupProblems(at, env, knobs),
+    ...imageAndReplicaProblems(at, env, knobs, knobsOk),
+    ...unusedSecretProblems(at, env, knobs),
+  ];
+}
+
+/** Host groups exist, each service names one, and its secrets are set in the stack. */
+function serviceProblems(at: Where, env: EnvironmentFile, knobs: StackKnobs): string[] {
+  const p: string[] = [];
   const groupNames = Object.keys(env.hostGroups);
-  const serviceNames = Object.keys(env.services);
-  if (groupNames.length === 0) problems.push(`${envWhere}: hostGroups: must declare at least one host group`);
+  if (groupNames.length === 0) p.push(`${at.env}: hostGroups: must declare at least one host group`);
   for (const [svc, def] of Object.entries(env.services)) {
     if (!env.hostGroups[def.group]) {
-      problems.push(`${envWhere}: services.${svc}.group: unknown host group "${def.group}"; declared groups: ${groupNames.join(", ") || "(none)"}`);
+      p.push(`${at.env}: services.${svc}.group: unknown host group "${def.group}"; declared groups: ${groupNames.join(", ") || "(none)"}`);
     }
     for (const [envName, secretName] of Object.entries(def.secrets)) {
       if (!(secretName in knobs["dockyard:secrets"])) {
-        problems.push(
-          `${stackWhere}: config.dockyard:secrets.${secretName}: missing; service "${svc}" needs it for ${envName} (set it with: npx pulumi config set --secret --path 'dockyard:secrets.${secretName}' VALUE --stack ${stack})`,
+        p.push(
+          `${at.stackFile}: config.dockyard:secrets.${secretName}: missing; service "${svc}" needs it for ${envName} (set it with: npx pulumi config set --secret --path 'dockyard:secrets.${secretName}' VALUE --stack ${at.stack})`,
         );
       }
-      if (envName in def.env) problems.push(`${envWhere}: services.${svc}.secrets.${envName}: also set in env; a variable is either plain or secret`);
+      if (envName in def.env) p.push(`${at.env}: services.${svc}.secrets.${envName}: also set in env; a variable is either plain or secret`);
     }
   }
+  return p;
+}
+
+/**
+ * One repository per service: each service's repository is created, pinned and promoted on
+ * its own, and a host holds one image resource per service (removed when its digest moves
+ * on, which Docker refuses while another service's container still uses it). The proxy's
+ * name and repository are nobody else's.
+ */
+function repositoryProblems(at: Where, env: EnvironmentFile): string[] {
+  const p: string[] = [];
   const repositoryOwner = new Map<string, string>();
   for (const [svc, def] of Object.entries(env.services)) {
-    // One repository per service: each service's repository is created, pinned and promoted
-    // on its own, and a host holds one image resource per service (removed when its digest
-    // moves on, which Docker refuses while another service's container still uses it).
     const repo = def.repository ?? svc;
     const other = repositoryOwner.get(repo);
-    if (other !== undefined && repo !== PROXY_REPOSITORY) problems.push(`${envWhere}: services.${svc}.repository: "${repo}" is already service "${other}"'s repository; each service has its own`);
+    if (other !== undefined && repo !== PROXY_REPOSITORY) p.push(`${at.env}: services.${svc}.repository: "${repo}" is already service "${other}"'s repository; each service has its own`);
     repositoryOwner.set(repo, svc);
     if (svc === PROXY_REPOSITORY) {
-      problems.push(`${envWhere}: services.${svc}: "${PROXY_REPOSITORY}" names the per-host proxy (dockyard:proxyImage, in <registry>/${PROXY_REPOSITORY}); give the service another name`);
-    } else if ((def.repository ?? svc) === PROXY_REPOSITORY) {
-      problems.push(`${envWhere}: services.${svc}.repository: "${PROXY_REPOSITORY}" is the per-host proxy's repository (dockyard:proxyImage); use another repository`);
+      p.push(`${at.env}: services.${svc}: "${PROXY_REPOSITORY}" names the per-host proxy (dockyard:proxyImage, in <registry>/${PROXY_REPOSITORY}); give the service another name`);
+    } else if (repo === PROXY_REPOSITORY) {
+      p.push(`${at.env}: services.${svc}.repository: "${PROXY_REPOSITORY}" is the per-host proxy's repository (dockyard:proxyImage); use another repository`);
     }
   }
+  return p;
+}
+
+/** Published ports: never Docker's API ports or SSH, and one service per port in a group. */
+function publishPortProblems(at: Where, env: EnvironmentFile): string[] {
+  const p: string[] = [];
   const published = new Map<number, string>();
   for (const [svc, def] of Object.entries(env.services)) {
     if (def.publishPort === undefined) continue;
     if (def.publishPort === 2375 || def.publishPort === 2376) {
-      problems.push(`${envWhere}: services.${svc}.publishPort: 2375/2376 are Docker API ports and are never published`);
+      p.push(`${at.env}: services.${svc}.publishPort: 2375/2376 are Docker API ports and are never published`);
     }
-    if (def.publishPort === 22) problems.push(`${envWhere}: services.${svc}.publishPort: 22 is reserved for SSH`);
+    if (def.publishPort === 22) p.push(`${at.env}: services.${svc}.publishPort: 22 is reserved for SSH`);
     const other = published.get(def.publishPort);
     if (other && env.services[other].group === def.group) {
-      problems.push(`${envWhere}: services.${svc}.publishPort: ${def.publishPort} is already published by service "${other}" in group "${def.group}"`);
+      p.push(`${at.env}: services.${svc}.publishPort: ${def.publishPort} is already published by service "${other}" in group "${def.group}"`);
     }
     published.set(def.publishPort, svc);
   }
-  if (env.engine.channel === "docker-ce") {
-    if (!info.dockerCeRepo) {
-      problems.push(`${envWhere}: engine.channel: docker-ce is not offered for ${env.os.family}; use "distro"`);
-    }
-    if (!env.engine.version) {
-      problems.push(`${envWhere}: engine.version: required for channel docker-ce (an exact apt version like 5:28.5.1-1~${info.distro}.12~${info.codename ?? "codename"})`);
-    } else if (info.codename && !env.engine.version.endsWith(`~${info.codename}`)) {
-      problems.push(`${envWhere}: engine.version: "${env.engine.version}" is not a ${info.codename} build; docker-ce versions for ${env.os.family} end in ~${info.codename}`);
-    }
-  }
+  return p;
+}
 
+/** Channel docker-ce: offered for the OS family (dockerCeOffered), with an exact version built for its codename. */
+function engineProblems(at: Where, env: EnvironmentFile): string[] {
+  if (env.engine.channel !== "docker-ce") return [];
+  const p: string[] = [];
+  const info = OS_FAMILIES[env.os.family] ?? OS_FAMILIES["debian-12"];
+  if (!dockerCeOffered(info)) p.push(`${at.env}: engine.channel: docker-ce is not offered for ${env.os.family}; use "distro"`);
+  if (!env.engine.version) {
+    p.push(`${at.env}: engine.version: required for channel docker-ce (an exact apt version like 5:28.5.1-1~${info.distro}.12~${info.codename ?? "codename"})`);
+  } else if (info.codename && !env.engine.version.endsWith(`~${info.codename}`)) {
+    p.push(`${at.env}: engine.version: "${env.engine.version}" is not a ${info.codename} build; docker-ce versions for ${env.os.family} end in ~${info.codename}`);
+  }
+  return p;
+}
+
+/** A host name is a DNS label: it is the host's hostname. */
+const HOST_NAME_RE = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
+
+/**
+ * The stack's host groups against the declared ones, and what AWS would refuse at
+ * `pulumi up`: too many inbound rules, an instance type of the other architecture, host
+ * names that are not DNS labels, too long, or make security group names start with sg-.
+ */
+function hostGroupProblems(at: Where, env: EnvironmentFile, knobs: StackKnobs): string[] {
+  const p: string[] = [];
+  const groupNames = Object.keys(env.hostGroups);
   for (const g of Object.keys(knobs["dockyard:hostGroups"])) {
-    if (!env.hostGroups[g]) problems.push(`${stackWhere}: config.dockyard:hostGroups.${g}: unknown host group; declared groups: ${groupNames.join(", ")}`);
+    if (!env.hostGroups[g]) p.push(`${at.stackFile}: config.dockyard:hostGroups.${g}: unknown host group; declared groups: ${groupNames.join(", ")}`);
   }
   for (const g of groupNames) {
+    const where = `${at.stackFile}: config.dockyard:hostGroups.${g}`;
     // EC2 counts each CIDR of a rule as one rule, at most 60 inbound per security group
     // (Amazon VPC quotas, "Inbound or outbound rules per security group"; components/host.ts ingressRules).
     const ports = new Set(Object.values(env.services).filter((d) => d.group === g && d.publishPort !== undefined).map((d) => d.publishPort));
@@ -482,60 +726,81 @@ export function parseEnvironment(stack: string, envDoc: unknown, stackFile: RawS
     const ingressCidrs = Array.isArray(knobs["dockyard:ingressCidrs"]) ? new Set(knobs["dockyard:ingressCidrs"]).size : 0;
     const inbound = sshCidrs + (ingressCidrs > 0 ? ports.size * ingressCidrs : 0);
     if (inbound > SECURITY_GROUP_INBOUND_RULES) {
-      problems.push(
-        `${stackWhere}: config.dockyard:ingressCidrs: host group "${g}" would need ${inbound} inbound security group rules (${sshCidrs} sshCidrs + ${ports.size} published ports x ${ingressCidrs} ingressCidrs); EC2 allows at most ${SECURITY_GROUP_INBOUND_RULES}: use fewer or wider CIDRs`,
+      p.push(
+        `${at.stackFile}: config.dockyard:ingressCidrs: host group "${g}" would need ${inbound} inbound security group rules (${sshCidrs} sshCidrs + ${ports.size} published ports x ${ingressCidrs} ingressCidrs); EC2 allows at most ${SECURITY_GROUP_INBOUND_RULES}: use fewer or wider CIDRs`,
       );
     }
     const type = knobs["dockyard:hostGroups"][g]?.instanceType;
     if (typeof type === "string" && env.os?.architecture && instanceArchitecture(type) !== env.os.architecture) {
-      problems.push(
-        `${stackWhere}: config.dockyard:hostGroups.${g}.instanceType: ${type} is an ${instanceArchitecture(type)} instance type, but stacks/environment.yaml os.architecture is ${env.os.architecture} (EC2 refuses an AMI of the other architecture); allowed: an ${env.os.architecture} type${env.os.architecture === "arm64" ? " (Graviton: c7g, m7g, t4g, ...)" : " (not a Graviton type such as c7g or t4g)"}`,
+      p.push(
+        `${where}.instanceType: ${type} is an ${instanceArchitecture(type)} instance type, but stacks/environment.yaml os.architecture is ${env.os.architecture} (EC2 refuses an AMI of the other architecture); allowed: an ${env.os.architecture} type${env.os.architecture === "arm64" ? " (Graviton: c7g, m7g, t4g, ...)" : " (not a Graviton type such as c7g or t4g)"}`,
       );
     }
     const count = knobs["dockyard:hostGroups"][g]?.count;
-    const longest = hostNameFor(stack, g, typeof count === "number" && count > 0 ? count : 1);
+    const longest = hostNameFor(at.stack, g, typeof count === "number" && count > 0 ? count : 1);
+    if (!HOST_NAME_RE.test(longest)) {
+      p.push(`${where}: host names '<stack>-<group>-<n>' ("${longest}") are the hosts' hostnames and must be DNS labels: a-z, 0-9 and '-' inside; use a lower-case stack name of a-z, 0-9 and '-'`);
+    }
     if (/^sg-/.test(longest)) {
-      problems.push(`${stackWhere}: config.dockyard:hostGroups.${g}: host names begin with "sg-", and so would each host's security group name, which EC2 refuses (CreateSecurityGroup: names cannot start with sg-): use another stack name`);
+      p.push(`${where}: host names begin with "sg-", and so would each host's security group name, which EC2 refuses (CreateSecurityGroup: names cannot start with sg-): use another stack name`);
     }
     if (longest.length > HOST_NAME_MAX_LENGTH) {
-      problems.push(
-        `${stackWhere}: config.dockyard:hostGroups.${g}: host names '<stack>-<group>-<n>' reach ${longest.length} characters ("${longest}"); at most ${HOST_NAME_MAX_LENGTH} are allowed (each host's IAM role is '<host>-role' plus Pulumi's 8-character random suffix, and IAM role names end at 64): use a shorter stack or group name`,
+      p.push(
+        `${where}: host names '<stack>-<group>-<n>' reach ${longest.length} characters ("${longest}"); at most ${HOST_NAME_MAX_LENGTH} are allowed (each host's IAM role is '<host>-role' plus Pulumi's 8-character random suffix, and IAM role names end at 64): use a shorter stack or group name`,
       );
     }
-    if (!knobs["dockyard:hostGroups"][g]) problems.push(`${stackWhere}: config.dockyard:hostGroups.${g}: missing; every host group needs instanceType and count`);
+    if (!knobs["dockyard:hostGroups"][g]) p.push(`${where}: missing; every host group needs instanceType and count`);
   }
+  return p;
+}
+
+/** Images and replica counts name declared services; every service has a digest and hosts for its replicas; a published port needs the proxy. */
+function imageAndReplicaProblems(at: Where, env: EnvironmentFile, knobs: StackKnobs, knobsOk: boolean): string[] {
+  const p: string[] = [];
+  const serviceNames = Object.keys(env.services);
   for (const key of ["dockyard:images", "dockyard:replicas"] as const) {
     for (const s of Object.keys(knobs[key])) {
-      if (!env.services[s]) problems.push(`${stackWhere}: config.${key}.${s}: unknown service; declared services: ${serviceNames.join(", ") || "(none)"}`);
+      if (!env.services[s]) p.push(`${at.stackFile}: config.${key}.${s}: unknown service; declared services: ${serviceNames.join(", ") || "(none)"}`);
     }
   }
   for (const s of serviceNames) {
-    if (!knobs["dockyard:images"][s]) problems.push(`${stackWhere}: config.dockyard:images.${s}: missing; every service needs a digest 'sha256:<64 hex>'`);
+    if (!knobs["dockyard:images"][s]) p.push(`${at.stackFile}: config.dockyard:images.${s}: missing; every service needs a digest 'sha256:<64 hex>'`);
   }
   for (const [s, def] of Object.entries(env.services)) {
     const replicas = knobs["dockyard:replicas"][s] ?? def.replicas;
     const hosts = knobs["dockyard:hostGroups"][def.group]?.count;
     if (replicas > 0 && hosts === 0) {
-      problems.push(`${stackWhere}: config.dockyard:hostGroups.${def.group}.count: is 0 but service "${s}" needs ${replicas} replica(s) on that group`);
+      p.push(`${at.stackFile}: config.dockyard:hostGroups.${def.group}.count: is 0 but service "${s}" needs ${replicas} replica(s) on that group`);
     }
   }
   const publishing = Object.entries(env.services).filter(([, d]) => d.publishPort !== undefined).map(([s]) => s);
-  if (publishing.length > 0 && !knobs["dockyard:proxyImage"] && knobsParsed.success) {
-    problems.push(
-      `${stackWhere}: config.dockyard:proxyImage: missing; services ${publishing.join(", ")} publish ports through the per-host proxy, which needs an image digest 'sha256:<64 hex>' in <registry>/haproxy`,
+  if (publishing.length > 0 && !knobs["dockyard:proxyImage"] && knobsOk) {
+    p.push(
+      `${at.stackFile}: config.dockyard:proxyImage: missing; services ${publishing.join(", ")} publish ports through the per-host proxy, which needs an image digest 'sha256:<64 hex>' in <registry>/haproxy`,
     );
   }
-  const usedSecrets = new Set(Object.values(env.services).flatMap((d) => Object.values(d.secrets)));
-  for (const s of Object.keys(knobs["dockyard:secrets"])) {
-    if (!usedSecrets.has(s)) problems.push(`${stackWhere}: config.dockyard:secrets.${s}: not used by any service`);
-  }
-  if (problems.length > 0 || !envParsed.success || !knobsParsed.success) throw new ConfigError(stack, problems);
+  return p;
+}
 
+/** A secret the stack sets that no service uses is a mistake (a typo, or a leftover). */
+function unusedSecretProblems(at: Where, env: EnvironmentFile, knobs: StackKnobs): string[] {
+  const used = new Set(Object.values(env.services).flatMap((d) => Object.values(d.secrets)));
+  return Object.keys(knobs["dockyard:secrets"])
+    .filter((s) => !used.has(s))
+    .map((s) => `${at.stackFile}: config.dockyard:secrets.${s}: not used by any service`);
+}
+
+// ---------------------------------------------------------------------------------
+// Resolving the checked files into the spec
+// ---------------------------------------------------------------------------------
+
+function resolveSpec(stack: string, env: EnvironmentFile, knobs: StackKnobs): EnvironmentSpec {
+  const info = OS_FAMILIES[env.os.family];
   return {
     project: PROJECT,
     stack,
     region: knobs["aws:region"],
-    os: { family: env.os.family, architecture: env.os.architecture, info, sshUser: info.sshUser },
+    os: { ...env.os, info, sshUser: info.sshUser },
     engine: { channel: env.engine.channel, version: env.engine.version, daemon: env.engine.daemon },
     access: {
       sshCidrs: knobs["dockyard:sshCidrs"],
@@ -544,36 +809,27 @@ export function parseEnvironment(stack: string, envDoc: unknown, stackFile: RawS
     },
     registry: knobs["dockyard:registry"],
     proxyImage: knobs["dockyard:proxyImage"] ? `${proxyRepository(knobs["dockyard:registry"])}@${knobs["dockyard:proxyImage"]}` : undefined,
-    hostGroups: groupNames.map((g) => ({
-      name: g,
-      role: env.hostGroups[g].role,
-      dataMount: env.hostGroups[g].dataMount,
-      containerImds: env.hostGroups[g].containerImds,
-      ...knobs["dockyard:hostGroups"][g],
-    })),
-    services: serviceNames.map((s) => {
-      const def = env.services[s];
-      return {
-        name: s,
-        group: def.group,
-        repository: `${knobs["dockyard:registry"]}/${def.repository ?? s}`,
-        digest: knobs["dockyard:images"][s],
-        replicas: knobs["dockyard:replicas"][s] ?? def.replicas,
-        containerPort: def.containerPort,
-        publishPort: def.publishPort,
-        health: def.health,
-        env: def.env,
-        secrets: def.secrets,
-        volumes: def.volumes,
-        restart: def.restart,
-        memoryMb: def.memoryMb,
-        cpus: def.cpus,
-        user: def.user,
-        readOnlyRootFilesystem: def.readOnlyRootFilesystem,
-      };
-    }),
+    hostGroups: resolveHostGroups(env, knobs),
+    services: resolveServices(env, knobs),
     secrets: knobs["dockyard:secrets"],
   };
+}
+
+/** Each declared host group with this stack's knobs for it, in environment.yaml's order. */
+function resolveHostGroups(env: EnvironmentFile, knobs: StackKnobs): HostGroupSpec[] {
+  return Object.entries(env.hostGroups).map(([name, def]) => ({ name, ...def, ...knobs["dockyard:hostGroups"][name] }));
+}
+
+/** Each declared service with its full repository, this stack's digest and replica count. */
+function resolveServices(env: EnvironmentFile, knobs: StackKnobs): ServiceSpec[] {
+  return Object.entries(env.services).map(([name, { group, repository, replicas, ...def }]) => ({
+    name,
+    group,
+    repository: `${knobs["dockyard:registry"]}/${repository ?? name}`,
+    digest: knobs["dockyard:images"][name],
+    replicas: knobs["dockyard:replicas"][name] ?? replicas,
+    ...def,
+  }));
 }
 
 /** An image a stack pins by digest: a service's (`dockyard:images.<name>`) or the per-host proxy's (`dockyard:proxyImage`, named PROXY_REPOSITORY). */

@@ -2,9 +2,15 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
+import { READY_MARKER } from "../../components/engine";
 import {
   ConfigError,
+  dockerCeOffered,
+  ENGINE_READY_MARKER,
   isCidr,
+  OS_FAMILIES,
+  SSH_KEY_ALLOWED,
+  SYSTEM_DIRECTORIES,
   KNOB_KEYS,
   loadStackSpec,
   parseEnvironment,
@@ -281,6 +287,124 @@ describe("environment definition rules", () => {
     expect(spec.engine.daemon).toEqual({
       logDriver: "local", logMaxSize: "10m", logMaxFile: 5, liveRestore: true, metricsPort: 9323, icc: false, userlandProxy: false, noNewPrivileges: true,
     });
+  });
+});
+
+// components/engine.ts renders user-data from the spec without checking it again: each rule
+// it relies on is the schema's, with its own test here.
+describe("rules the components trust", () => {
+  const withMount = (dataMount: unknown) => {
+    const e = env();
+    e.hostGroups.app.dataMount = dataMount;
+    return e;
+  };
+  const mountKey = 'stack "dev": stacks/environment.yaml: hostGroups.app.dataMount: ';
+
+  it("dataMount: an absolute path other than /, without empty, '.' or '..' segments", () => {
+    for (const bad of ["/", "//", "var/lib/dockyard", "", "/srv/da ta", "/srv/../etc", "/srv/./data", "/srv//data", "/srv/.."]) {
+      const p = problems(validConfig(), withMount(bad));
+      expect(p, bad).toHaveLength(1);
+      expect(p[0].startsWith(`${mountKey}"${bad}" `), p[0]).toBe(true);
+      expect(p[0]).toMatch(/allowed: a dedicated absolute directory such as \/var\/lib\/dockyard$/);
+    }
+    expect(problems(validConfig(), withMount(42))[0]).toMatch(/hostGroups\.app\.dataMount: must be an absolute path/);
+  });
+
+  it("dataMount: neither a system directory nor above one", () => {
+    for (const dir of SYSTEM_DIRECTORIES) {
+      expect(problems(validConfig(), withMount(dir))).toEqual([
+        `${mountKey}"${dir}" would shadow the system directory ${dir}; allowed: a dedicated absolute directory such as /var/lib/dockyard, not one of ${SYSTEM_DIRECTORIES.join(", ")} or above them`,
+      ]);
+    }
+    expect(problems(validConfig(), withMount("/var/")).join()).toMatch(/would shadow the system directory \/var;/);
+    expect(problems(validConfig(), withMount("/srv/data"))).toEqual([]);
+    expect(problems(validConfig(), withMount("/usr/local/dockyard"))).toEqual([]);
+  });
+
+  it("dataMount: never over the engine's readiness marker (the same path as components/engine.ts READY_MARKER)", () => {
+    expect(ENGINE_READY_MARKER).toBe(READY_MARKER);
+    for (const bad of ["/var/lib/cloud", ENGINE_READY_MARKER, `${ENGINE_READY_MARKER}/x`]) {
+      expect(problems(validConfig(), withMount(bad))).toEqual([
+        `${mountKey}"${bad}" would hide the engine's readiness marker ${ENGINE_READY_MARKER}; allowed: a dedicated absolute directory such as /var/lib/dockyard`,
+      ]);
+    }
+  });
+
+  it("dataMount is normalised: trailing slashes trimmed, so components use it as is", () => {
+    expect(parseEnvironment("dev", withMount("/var/lib/dockyard/"), { config: validConfig() }).hostGroups[0].dataMount).toBe("/var/lib/dockyard");
+    expect(parseEnvironment("dev", withMount("/srv/data//"), { config: validConfig() }).hostGroups[0].dataMount).toBe("/srv/data");
+    const e = env();
+    delete e.hostGroups.app.dataMount;
+    expect(parseEnvironment("dev", e, { config: validConfig() }).hostGroups[0].dataMount).toBe("/var/lib/dockyard");
+  });
+
+  it("engine.version: a package version string", () => {
+    for (const bad of ["latest", "v28.5.1", "28.5.1 && reboot", "5:28.5.1$(id)"]) {
+      const e = env();
+      e.engine.version = bad;
+      expect(problems(validConfig(), e)[0]).toBe(
+        `stack "dev": stacks/environment.yaml: engine.version: ${JSON.stringify(bad)} is not a package version string; allowed: a digit, then letters, digits and . : + ~ _ - (e.g. 5:28.5.1-1~debian.12~bookworm)`,
+      );
+    }
+  });
+
+  it("docker-ce: offered only for a family with Docker's apt repository, apt and a codename", () => {
+    expect(Object.entries(OS_FAMILIES).filter(([, i]) => dockerCeOffered(i)).map(([f]) => f)).toEqual(["debian-12", "ubuntu-24.04"]);
+    const debian = OS_FAMILIES["debian-12"];
+    expect(dockerCeOffered({ ...debian, codename: undefined })).toBe(false);
+    expect(dockerCeOffered({ ...debian, packageManager: "dnf" })).toBe(false);
+    expect(dockerCeOffered({ ...debian, dockerCeRepo: undefined })).toBe(false);
+  });
+
+  const withRegistry = (registry: string) => ({ ...validConfig(), "dockyard:registry": registry });
+  const registryKey = 'stack "dev": stacks/Pulumi.dev.yaml: config.dockyard:registry: ';
+
+  it("registry: a DNS name or IPv4 host with an optional port from 1 to 65535, then a namespace", () => {
+    for (const ok of ["127.0.0.1:5000/dockyard", "registry.example.com/team/app", "localhost:65535/a", "123456789012.dkr.ecr.eu-west-1.amazonaws.com/dockyard-dev"]) {
+      expect(problems(withRegistry(ok)), ok).toEqual([]);
+    }
+    for (const bad of ["-bad.example/ns", "a..b/ns", "Registry.example/ns", "reg_istry/ns", "registry:0/ns", "registry:65536/ns", "registry:/ns"]) {
+      const p = problems(withRegistry(bad));
+      expect(p, bad).toHaveLength(1);
+      expect(p[0]).toMatch(new RegExp(`^${registryKey.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}".*" is not a registry host \\(a lower-case DNS name or IPv4 address with an optional :port from 1 to 65535\\); must be '<registry host>\\[:port\\]/<namespace>'`));
+    }
+    for (const bad of ["registry.example.com", "registry.example.com/", "registry.example.com/Team", "registry.example.com/a//b"]) {
+      expect(problems(withRegistry(bad))[0], bad).toMatch(/has no valid namespace after the host; must be '<registry host>\[:port\]\/<namespace>'/);
+    }
+  });
+
+  it("registry: a host that looks like ECR but is not one the hosts' credential helper serves is refused", () => {
+    expect(problems(withRegistry("123456789012.dkr.ecr-fips.us-east-1.amazonaws.com/dockyard"))).toEqual([]);
+    for (const bad of [
+      "123456789012.dkr.ecr.eu-west-1.amazonaws.com:443/dockyard", // a port: the helper does not match it
+      "12345.dkr.ecr.eu-west-1.amazonaws.com/dockyard", // not a 12-digit account
+      "123456789012.dkr.ecr.eu-west-1.example.com/dockyard",
+      "public.ecr.aws.amazonaws.com/dockyard",
+    ]) {
+      const host = bad.slice(0, bad.indexOf("/"));
+      expect(problems(withRegistry(bad)), bad).toEqual([
+        `${registryKey}"${host}" looks like ECR but is not an ECR registry host '<12-digit account>.dkr.ecr[-fips].<region>.amazonaws.com' (no port), so hosts would get no ECR credential helper; must be '<registry host>[:port]/<namespace>', e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com/dockyard-dev or 127.0.0.1:5000/dockyard`,
+      ]);
+    }
+  });
+
+  it("sshPublicKey: an OpenSSH public key as stacks/ssh.ts parses it; empty means unset", () => {
+    const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGZha2Uta2V5 me@laptop";
+    expect(parseEnvironment("dev", env(), { config: { ...validConfig(), "dockyard:sshPublicKey": key } }).access.sshPublicKey).toBe(key);
+    expect(parseEnvironment("dev", env(), { config: { ...validConfig(), "dockyard:sshPublicKey": "" } }).access.sshPublicKey).toBeUndefined();
+    for (const bad of ["ssh-dss AAAAB3NzaC1kc3M=", "ssh-ed25519", "ssh-ed25519 not*base64", "-----BEGIN OPENSSH PRIVATE KEY-----"]) {
+      expect(problems({ ...validConfig(), "dockyard:sshPublicKey": bad }), bad).toEqual([
+        `stack "dev": stacks/Pulumi.dev.yaml: config.dockyard:sshPublicKey: must be ${SSH_KEY_ALLOWED}`,
+      ]);
+    }
+  });
+
+  it("host names '<stack>-<group>-<n>' are DNS labels: a stack name with upper case or '_' is refused", () => {
+    for (const stack of ["Dev", "my_stack"]) {
+      expect(problems(validConfig(), env(), stack)).toEqual([
+        `stack "${stack}": stacks/Pulumi.${stack}.yaml: config.dockyard:hostGroups.app: host names '<stack>-<group>-<n>' ("${stack}-app-1") are the hosts' hostnames and must be DNS labels: a-z, 0-9 and '-' inside; use a lower-case stack name of a-z, 0-9 and '-'`,
+      ]);
+    }
   });
 });
 
