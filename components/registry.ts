@@ -1,25 +1,13 @@
 /**
- * ImageRegistry: one ECR repository per service per environment.
- *
- * Why images pinned by a stack file never expire. An ECR lifecycle rule can select by
- * tag status, tag prefix/pattern, age and count, never by digest, so "keep what the
- * stack files pin" has to be expressed with tags:
- *  - the ONLY rule expires UNTAGGED images older than `untaggedExpiryDays`; no rule ever
- *    selects a tagged image (a rule on tagged images could match an image that also
- *    carries a pin tag, and ECR would expire it);
- *  - every digest a stack file pins carries the immutable tag `pinTag(digest)` (stacks/schema)
- *    ("pin-sha256-<hex>"; an index's child manifests each get their own, since a child
- *    of a tagged index is itself untagged), put there by `promote` and `rollback` for the digests they
- *    write, and by `dockyard pin` for every digest ANY stack file pins (the manifest's
- *    own bytes PUT under the tag: nothing re-uploaded); `dockyard pin --check` fails
- *    while one is missing;
- *  - tags are IMMUTABLE, so a pin tag always names the digest it was made from.
- * A CI build pushed by digest and never pinned is untagged and expires; anything pinned
- * (and so tagged) stays until a human deletes its tag.
+ * ImageRegistry: one ECR repository per service per environment, tags immutable, and a
+ * lifecycle policy whose ONLY rule expires UNTAGGED images older than `untaggedExpiryDays`.
+ * No rule ever selects a tagged image: a rule on tagged images could match an image that
+ * also carries a pin tag, and ECR would expire it. What keeps a pinned digest is its pin
+ * tag: see pinTag in stacks/schema.ts, the one home of that story.
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
-import type { EnvironmentSpec, ServiceSpec } from "../stacks/schema";
+import type { ServiceSpec } from "../stacks/schema";
 import { parseEcrRegistry } from "../stacks/ecr";
 
 // engine.ts (helper A's part of issue 9) still imports it from here until it moves to stacks/ecr.
@@ -47,17 +35,6 @@ export function lifecyclePolicy(untaggedExpiryDays: number): string {
       },
     ],
   });
-}
-
-/**
- * Every digest any of `specs` pins, per full repository reference (deduplicated, sorted).
- * Pass the specs of ALL stack files (shipped and developers'), so one environment's
- * cleanup never removes what another still runs.
- */
-export function pinnedDigests(specs: readonly Pick<EnvironmentSpec, "services">[]): Record<string, string[]> {
-  const out: Record<string, Set<string>> = {};
-  for (const spec of specs) for (const s of spec.services) (out[s.repository] ??= new Set()).add(s.digest);
-  return Object.fromEntries(Object.entries(out).sort(([a], [b]) => a.localeCompare(b)).map(([r, d]) => [r, [...d].sort()]));
 }
 
 export interface ImageRegistryArgs {
@@ -121,7 +98,7 @@ export class ImageRegistry extends pulumi.ComponentResource {
         },
         { parent: this },
       );
-      // Only untagged images expire; pinned digests carry a pin- tag (see the file comment).
+      // Only untagged images expire; pinned digests carry a pin- tag (pinTag, stacks/schema).
       new aws.ecr.LifecyclePolicy(`${name}-${key}-lifecycle`, { region: ecr.region, repository: repo.name, policy }, { parent: this });
       out[key] = pulumi.all([repo.name, repo.repositoryUrl, repo.arn]).apply(([n, url, arn]) => ({ name: n, url, arn }));
     }

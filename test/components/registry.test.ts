@@ -1,7 +1,7 @@
 import { describe, it, expect } from "vitest";
 import { useMocks, promisify, settle } from "../helpers/pulumi";
-import { loadStackSpec, pinTag, STACKS } from "../../stacks";
-import { ImageRegistry, lifecyclePolicy, pinnedDigests, repositoryName } from "../../components/registry";
+import { loadStackSpec, pinTag } from "../../stacks";
+import { ImageRegistry, lifecyclePolicy, repositoryName } from "../../components/registry";
 
 const mocks = useMocks("dev");
 
@@ -28,13 +28,6 @@ describe("pure registry helpers", () => {
     expect(pinTag(D1)).toBe(`pin-sha256-${"1".repeat(64)}`);
     expect(pinTag(D1).length).toBeLessThanOrEqual(128);
     expect(() => pinTag("latest")).toThrow(/not a digest/);
-  });
-
-  it("collects every digest pinned by every shipped stack file, per repository", () => {
-    const specs = STACKS.map((s) => loadStackSpec(s));
-    const pinned = pinnedDigests(specs);
-    for (const spec of specs) for (const s of spec.services) expect(pinned[s.repository]).toContain(s.digest);
-    expect(pinnedDigests([{ services: [] }])).toEqual({});
   });
 });
 
