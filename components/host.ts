@@ -23,32 +23,10 @@ import type { HostConnection } from "./connection";
 // Pure helpers
 // ---------------------------------------------------------------------------------
 
-/** Ports that are never opened: the Docker Engine API (plain and TLS). The engine is reached over SSH. */
-export const DOCKER_API_PORTS: readonly number[] = [2375, 2376];
 /** SSH, opened only to the stack's sshCidrs. */
 export const SSH_PORT = 22;
 /** Device name the data volume is attached as; on Nitro instances it shows up as NVMe, see dataDevicePath(). */
 export const DATA_DEVICE_NAME = "/dev/sdf";
-
-const LABEL_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-
-/**
- * The host's name, `${stack}-${group}-${ordinal}` (ordinal 1-based). It becomes the Linux
- * hostname, the Name tag and part of the SSM parameter path, so it must be a DNS label.
- */
-export function hostName(stack: string, group: string, ordinal: number): string {
-  if (!Number.isInteger(ordinal) || ordinal < 1) {
-    throw new Error(`stack "${stack}": host group "${group}": host ordinal must be an integer >= 1 (got ${ordinal})`);
-  }
-  const name = hostNameFor(stack, group, ordinal);
-  if (!LABEL_RE.test(name)) {
-    throw new Error(
-      `stack "${stack}": host group "${group}": host name "${name}" is not a valid hostname; ` +
-        `stack and group names must be lowercase a-z, 0-9 and '-', and the name at most 63 characters`,
-    );
-  }
-  return name;
-}
 
 /** A host a stack declares: its name, its group and its 1-based ordinal in the group (which decides its subnet, pickSubnet). */
 export interface StackHost {
@@ -62,7 +40,7 @@ export interface StackHost {
  * the program creates, in the order the fleet places replicas on them.
  */
 export function stackHosts(spec: Pick<EnvironmentSpec, "stack" | "hostGroups">): StackHost[] {
-  return spec.hostGroups.flatMap((group) => Array.from({ length: group.count }, (_, i) => ({ name: hostName(spec.stack, group.name, i + 1), group, ordinal: i + 1 })));
+  return spec.hostGroups.flatMap((group) => Array.from({ length: group.count }, (_, i) => ({ name: hostNameFor(spec.stack, group.name, i + 1), group, ordinal: i + 1 })));
 }
 
 /**
@@ -134,22 +112,10 @@ export interface IngressInputs {
 
 /**
  * The minimal inbound rules of a host: SSH only from sshCidrs, each published service port
- * only from ingressCidrs, nothing else. Throws if asked to open the Docker API ports
- * (2375/2376) or SSH's port as a service port, naming the stack and the key.
+ * only from ingressCidrs, nothing else. The ports come from the parsed spec, whose schema
+ * refuses 22, 2375/2376 (the Docker API is never exposed) and anything outside 1-65535.
  */
 export function ingressRules(i: IngressInputs): IngressRule[] {
-  const problems: string[] = [];
-  for (const p of i.servicePorts) {
-    const where = `stack "${i.stack}": host group "${i.group}": services.*.publishPort ${p}`;
-    if (!Number.isInteger(p) || p < 1 || p > 65535) problems.push(`${where}: must be an integer port from 1 to 65535`);
-    else if (DOCKER_API_PORTS.includes(p)) {
-      problems.push(`${where}: is a Docker Engine API port; Dockyard never exposes the Docker API on TCP (the engine is reached over SSH). Allowed: any port 1-65535 except 22, 2375, 2376`);
-    } else if (p === SSH_PORT) {
-      problems.push(`${where}: is the SSH port, which only dockyard:sshCidrs may reach. Allowed: any port 1-65535 except 22, 2375, 2376`);
-    }
-  }
-  if (problems.length > 0) throw new Error(`Refusing to open host ports:\n  - ${problems.join("\n  - ")}`);
-
   const rules: IngressRule[] = [];
   const ssh = [...new Set(i.sshCidrs)].sort();
   if (ssh.length > 0) {
@@ -292,7 +258,7 @@ export interface DockerHostArgs {
   os: EnvironmentSpec["os"];
   /** Network access: sshCidrs (port 22), ingressCidrs (service ports), optional sshPublicKey for an EC2 key pair (unset: SSM only). */
   access: EnvironmentSpec["access"];
-  /** Ports the per-host proxy publishes for services on this group; opened to ingressCidrs only. 22, 2375 and 2376 are refused. */
+  /** Ports the per-host proxy publishes for services on this group; opened to ingressCidrs only (never 22, 2375 or 2376: the schema refuses them). */
   servicePorts: number[];
   /** The stack's ECR registry (parsed dockyard:registry); the host may pull from its namespace only. Unset: no ECR permissions. */
   ecr?: Pick<EcrRegistry, "accountId" | "region" | "namespace">;
@@ -372,8 +338,8 @@ export class DockerHost extends pulumi.ComponentResource {
   private readonly tagInputs: HostTagInputs;
 
   constructor(name: string, args: DockerHostArgs, opts?: pulumi.ComponentResourceOptions) {
-    // Validated before anything is registered (not even this component): bad input changes nothing.
-    const host = hostName(args.stack, args.group.name, args.ordinal);
+    super("dockyard:index:DockerHost", name, {}, opts);
+    const host = hostNameFor(args.stack, args.group.name, args.ordinal);
     const ingress = ingressRules({
       stack: args.stack,
       group: args.group.name,
@@ -381,7 +347,6 @@ export class DockerHost extends pulumi.ComponentResource {
       ingressCidrs: args.access.ingressCidrs,
       servicePorts: args.servicePorts,
     });
-    super("dockyard:index:DockerHost", name, {}, opts);
     this.args = args;
     this.name = name;
     this.tagInputs = { stack: args.stack, project: args.project, group: args.group.name, role: args.group.role, hostName: host };

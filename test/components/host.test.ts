@@ -10,7 +10,6 @@ import {
   DockerHost,
   dataDevicePath,
   hostTags,
-  hostName,
   hostKeyParameterName,
   ingressRules,
   pickSubnet,
@@ -133,21 +132,6 @@ const devHost = build("dev-app-1", "dev", 1);
 // Pure helpers
 // ---------------------------------------------------------------------------------
 
-describe("hostName", () => {
-  it("is stack-group-ordinal", () => {
-    expect(hostName("dev", "app", 1)).toBe("dev-app-1");
-    expect(hostName("prod", "workers", 12)).toBe("prod-workers-12");
-  });
-  it("rejects ordinals that are not 1-based integers, naming stack and group", () => {
-    expect(() => hostName("dev", "app", 0)).toThrow(/stack "dev": host group "app": host ordinal must be an integer >= 1 \(got 0\)/);
-    expect(() => hostName("dev", "app", 1.5)).toThrow(/ordinal/);
-  });
-  it("rejects names that are not hostnames", () => {
-    expect(() => hostName("Alice_dev", "app", 1)).toThrow(/stack "Alice_dev".*not a valid hostname/);
-    expect(() => hostName("d".repeat(60), "app", 1)).toThrow(/at most 63/);
-  });
-});
-
 describe("dataDevicePath", () => {
   it("is the udev by-id link of the NVMe device whose serial is the volume id without its hyphen", () => {
     expect(dataDevicePath("vol-0123456789abcdef0")).toBe("/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0123456789abcdef0");
@@ -199,23 +183,6 @@ describe("ingressRules", () => {
     const rules = ingressRules({ ...base, sshCidrs: ["10.0.0.0/8", "10.0.0.0/8"], servicePorts: [443, 80, 443] });
     expect(rules.map((r) => [r.fromPort, r.toPort])).toEqual([[22, 22], [80, 80], [443, 443]]);
     expect(rules[0].cidrBlocks).toEqual(["10.0.0.0/8"]);
-  });
-  it.each([2375, 2376])("refuses the Docker API port %i, naming the stack, group and key", (port) => {
-    expect(() => ingressRules({ ...base, servicePorts: [80, port] })).toThrow(
-      new RegExp(`stack "dev": host group "app": services\\.\\*\\.publishPort ${port}: is a Docker Engine API port.*Allowed: any port 1-65535 except 22, 2375, 2376`),
-    );
-  });
-  it("refuses SSH's port as a service port and out-of-range ports, reporting all problems", () => {
-    let message = "";
-    try {
-      ingressRules({ ...base, servicePorts: [22, 0, 70000, 2375] });
-    } catch (e) {
-      message = (e as Error).message;
-    }
-    expect(message).toMatch(/publishPort 22: is the SSH port/);
-    expect(message).toMatch(/publishPort 0: must be an integer port from 1 to 65535/);
-    expect(message).toMatch(/publishPort 70000: must be/);
-    expect(message).toMatch(/publishPort 2375: is a Docker Engine API port/);
   });
 });
 
@@ -552,27 +519,6 @@ describe("DockerHost (dev)", () => {
   it("replaces the instance for a newer AMI only when asked to", async () => {
     const b = await build("dev-fresh-1", "dev", 1, { replaceOnNewImage: true });
     expect(b.rec.get("dev-fresh-1-instance")!.opts.ignoreChanges).toEqual([]);
-  });
-
-  it.each([2375, 2376])("refuses to publish %i and registers nothing", (port) => {
-    const spec = loadStackSpec("dev");
-    const before = mocks.resources.length;
-    expect(
-      () =>
-        new DockerHost(`dev-bad-${port}`, {
-          stack: "dev",
-          project: spec.project,
-          group: spec.hostGroups[0],
-          ordinal: 1,
-          region: spec.region,
-          os: spec.os,
-          access: spec.access,
-          servicePorts: [80, port],
-          userData: () => "#cloud-config\n",
-        }),
-    ).toThrow(new RegExp(`stack "dev": host group "app": services\\.\\*\\.publishPort ${port}: is a Docker Engine API port`));
-    expect(mocks.resources.length).toBe(before);
-    expect(mocks.resources.some((r) => r.name.startsWith(`dev-bad-${port}`))).toBe(false);
   });
 });
 
