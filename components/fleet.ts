@@ -40,8 +40,8 @@ export interface FleetHost {
   /**
    * How to reach the host (DockerHost's `connection`): its Elastic IP, the SSH user (in the
    * docker group there) and its pinned host key, the only key SSH accepts. The Docker
-   * provider and the image pulls both dial it. `privateKey` is used by the pulls; without it,
-   * and always for the Docker provider's ssh://, the deployer's SSH agent is used.
+   * provider and the image pulls both dial it. `privateKey`, when set, goes to the pulls
+   * (commandConnection); dockerProviderArgs passes no private key to the Docker provider.
    */
   connection: HostConnection;
   /** Engine readiness; every Docker resource on the host depends on it. */
