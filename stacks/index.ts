@@ -12,6 +12,7 @@ export * from "./schema";
 export * from "./os";
 export * from "./ecr";
 export * from "./ssh";
+export * from "./knobs";
 
 /** Directory holding environment.yaml and the Pulumi.<stack>.yaml files. */
 export const STACKS_DIR = __dirname;

@@ -356,6 +356,10 @@ describe("rules the components trust", () => {
     expect(dockerCeOffered({ ...debian, dockerCeRepo: undefined })).toBe(false);
   });
 
+  it("os: every family's SSH user (from the catalog, not the stack) is a POSIX user name", () => {
+    for (const info of Object.values(OS_FAMILIES)) expect(info.sshUser).toMatch(/^[a-z_][a-z0-9_-]*$/);
+  });
+
   const withRegistry = (registry: string) => ({ ...validConfig(), "dockyard:registry": registry });
   const registryKey = 'stack "dev": stacks/Pulumi.dev.yaml: config.dockyard:registry: ';
 
