@@ -12,7 +12,7 @@
  * Pulumi, so scripts and tests use it directly.
  */
 import { z } from "zod";
-import { ECR_LOOKALIKE_RE, isEcrHost, registryHost } from "./ecr";
+import { ECR_LOOKALIKE_RE, parseEcrHost, registryHost } from "./ecr";
 import { OS_FAMILIES, dockerCeOffered, instanceArchitecture, type OsFamily, type OsFamilyInfo } from "./os";
 import { parseSshPublicKey, SSH_KEY_ALLOWED } from "./ssh";
 
@@ -51,7 +51,10 @@ export const HOST_NAME_MAX_LENGTH = 51;
 /** EC2's default quota of inbound rules per security group; each CIDR of a rule counts as one. */
 export const SECURITY_GROUP_INBOUND_RULES = 60;
 
+/** An image digest, `sha256:<64 lower-case hex>`: the one pattern (scripts/lib/oci.ts imports it). */
 export const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
+/** An AWS region name like eu-west-1 or us-gov-west-1 (`aws:region`, and the region an ECR registry host names). */
+const AWS_REGION_RE = /^[a-z]{2}(-gov)?-[a-z]+-[0-9]$/;
 
 /**
  * The pin tag of a digest, `pin-sha256-<64 hex>` (75 characters, within the 128 a tag may
@@ -166,9 +169,14 @@ export function registryProblem(prefix: string): string | undefined {
     return `"${host}" is not a registry host (a lower-case DNS name or IPv4 address with an optional :port from 1 to 65535); must be ${REGISTRY_ALLOWED}`;
   }
   if (!REGISTRY_NAMESPACE_RE.test(namespace)) return `"${prefix}" has no valid namespace after the host; must be ${REGISTRY_ALLOWED}`;
-  if (ECR_LOOKALIKE_RE.test(host) && !isEcrHost(host)) {
-    // Hosts get the ECR credential helper only for hosts isEcrHost accepts: every pull would fail.
+  const ecr = parseEcrHost(host);
+  if (ECR_LOOKALIKE_RE.test(host) && !ecr) {
+    // Hosts get the ECR credential helper only for hosts stacks/ecr.ts accepts: every pull would fail.
     return `"${host}" looks like ECR but is not an ECR registry host '<12-digit account>.dkr.ecr[-fips].<region>.amazonaws.com' (no port), so hosts would get no ECR credential helper; must be ${REGISTRY_ALLOWED}`;
+  }
+  if (ecr && !AWS_REGION_RE.test(ecr.region)) {
+    // The repositories are created in that region, which AWS would refuse at `pulumi up`.
+    return `"${host}" names the region "${ecr.region}", which is not an AWS region like eu-west-1; must be ${REGISTRY_ALLOWED}`;
   }
   return undefined;
 }
@@ -307,7 +315,7 @@ const HostGroupKnobsSchema = strict({
 export const StackKnobsSchema = strict({
   "aws:region": z
     .string()
-    .regex(/^[a-z]{2}(-gov)?-[a-z]+-[0-9]$/, { error: "must be an AWS region like eu-west-1" })
+    .regex(AWS_REGION_RE, { error: "must be an AWS region like eu-west-1" })
     .meta({ description: "AWS region of the stack's hosts, e.g. `eu-west-1`." }),
   "dockyard:registry": z
     .string()

@@ -392,6 +392,13 @@ describe("rules the components trust", () => {
     }
   });
 
+  it("registry: an ECR host must name an AWS region (its repositories are created there)", () => {
+    expect(problems(withRegistry("123456789012.dkr.ecr.mars.amazonaws.com/dockyard"))).toEqual([
+      `${registryKey}"123456789012.dkr.ecr.mars.amazonaws.com" names the region "mars", which is not an AWS region like eu-west-1; must be '<registry host>[:port]/<namespace>', e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com/dockyard-dev or 127.0.0.1:5000/dockyard`,
+    ]);
+    expect(problems(withRegistry("123456789012.dkr.ecr.us-gov-west-1.amazonaws.com/dockyard"))).toEqual([]);
+  });
+
   it("sshPublicKey: an OpenSSH public key as stacks/ssh.ts parses it; empty means unset", () => {
     const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGZha2Uta2V5 me@laptop";
     expect(parseEnvironment("dev", env(), { config: { ...validConfig(), "dockyard:sshPublicKey": key } }).access.sshPublicKey).toBe(key);
