@@ -32,7 +32,8 @@ import * as fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as YAML from "yaml";
 import { DOCKER_APT_KEY_FINGERPRINT, DOCKER_KEYRING, DOCKER_SOURCE, ECR_CRED_HELPER, engineFingerprint, renderDaemonJson, renderReadyCommand, stepsFor } from "../../components/engine";
-import { dockerHostUrl, imageRef, sshOptions } from "../../components/fleet";
+import { imageRef } from "../../components/fleet";
+import { dockerHostUrl, sshOptions } from "../../components/connection";
 import { STACKS } from "../../stacks";
 import * as h from "./harness";
 
