@@ -10,9 +10,6 @@ import * as aws from "@pulumi/aws";
 import type { ServiceSpec } from "../stacks/schema";
 import { parseEcrRegistry } from "../stacks/ecr";
 
-// engine.ts (helper A's part of issue 9) still imports it from here until it moves to stacks/ecr.
-export { parseEcrRegistry };
-
 /** ECR repository name (path after the host) of a service's full repository reference. */
 export function repositoryName(repository: string): string {
   const slash = repository.indexOf("/");

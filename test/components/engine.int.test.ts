@@ -18,7 +18,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as YAML from "yaml";
 import { OS_FAMILIES, loadStackSpec, type OsFamily } from "../../stacks";
-import { LIB_PATH, renderReadyCommand, renderUserData, stepScript, type UserDataInput } from "../../components/engine";
+import { CRED_HELPER_SCRIPT, ENV_PATH, LIB_PATH, renderReadyCommand, renderUserData, stepScript, type UserDataInput } from "../../components/engine";
 
 const STACKS = ["dev", "test", "prod"] as const;
 const DEVICE = "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0123456789abcdef0";
@@ -121,7 +121,15 @@ describe("cloud-init schema and shellcheck on the rendered user-data", () => {
         fs.writeFileSync(p, s.content);
         paths.push(p);
       }
-      const sc = run("shellcheck", ["--shell=bash", "--severity=style", ...paths]);
+      // The env file is sourced by bash: it is checked as shell too.
+      const env = path.join(dir, "env.sh");
+      fs.writeFileSync(env, doc.write_files.find((f) => f.path === ENV_PATH)!.content);
+      paths.push(env);
+      // Laid out as in the repository, so `# shellcheck source=components/engine/lib.sh` is followed
+      // (-x): the scripts are checked knowing lib.sh's functions.
+      fs.mkdirSync(path.join(dir, "components/engine"), { recursive: true });
+      fs.writeFileSync(path.join(dir, "components/engine/lib.sh"), doc.write_files.find((f) => f.path === LIB_PATH)!.content);
+      const sc = run("shellcheck", ["--shell=bash", "--severity=style", "-x", "-P", dir, ...paths]);
       expect(sc.out).toBe("");
       expect(sc.code).toBe(0);
 
@@ -254,12 +262,13 @@ describe("the data-volume script on a real block device", () => {
     });
     const files = (YAML.parse(ud) as { write_files: WriteFile[] }).write_files;
     fs.writeFileSync(path.join(dir, "lib.sh"), files.find((f) => f.path === LIB_PATH)!.content);
+    fs.writeFileSync(path.join(dir, "env"), files.find((f) => f.path === ENV_PATH)!.content);
     fs.writeFileSync(path.join(dir, "data-volume.sh"), files.find((f) => f.path === stepScript("data-volume"))!.content);
     const libDir = path.dirname(LIB_PATH);
     const script = [
       "set -e",
       `mount -t tmpfs dockyard-lib ${path.dirname(libDir)}`,
-      `mkdir -p ${libDir} && cp ${dir}/lib.sh ${LIB_PATH}`,
+      `mkdir -p ${libDir} && cp ${dir}/lib.sh ${LIB_PATH} && cp ${dir}/env ${ENV_PATH}`,
       `mount --bind ${fstab} /etc/fstab`,
       // No systemd here: the script's `systemctl daemon-reload || true` must not matter.
       `bash ${dir}/data-volume.sh`,
@@ -304,7 +313,7 @@ describe("the data-volume script on a real block device", () => {
       "bash",
       "-c",
       `set -e; mount -t tmpfs bound ${mnt}; mount -t tmpfs dockyard-lib ${path.dirname(path.dirname(LIB_PATH))}; mkdir -p ${path.dirname(LIB_PATH)}; ` +
-        `cp ${dir}/lib.sh ${LIB_PATH}; mount --bind ${fstab} /etc/fstab; bash ${dir}/data-volume.sh; findmnt -n -o FSTYPE ${mnt}`,
+        `cp ${dir}/lib.sh ${LIB_PATH}; cp ${dir}/env ${ENV_PATH}; mount --bind ${fstab} /etc/fstab; bash ${dir}/data-volume.sh; findmnt -n -o FSTYPE ${mnt}`,
     ]);
     expect(r.code, r.out).toBe(0);
     expect(r.out).toContain("already a mount point");
@@ -321,6 +330,8 @@ describe("the registry-auth script against real docker client configs", () => {
   const helperLog = path.join(base, "helper.log");
   let scriptText = "";
   let libText = "";
+  let envText = "";
+  let helperText = "";
 
   beforeAll(() => {
     fs.mkdirSync(fake, { recursive: true });
@@ -338,6 +349,8 @@ describe("the registry-auth script against real docker client configs", () => {
     const files = (YAML.parse(ud) as { write_files: WriteFile[] }).write_files;
     scriptText = files.find((f) => f.path === stepScript("registry-auth"))!.content;
     libText = files.find((f) => f.path === LIB_PATH)!.content;
+    envText = files.find((f) => f.path === ENV_PATH)!.content;
+    helperText = files.find((f) => f.path === CRED_HELPER_SCRIPT)!.content;
     // Stands in for docker-credential-ecr-login (which would need the instance role): records
     // what the docker CLI asks and answers with a dummy token.
     fs.writeFileSync(
@@ -358,6 +371,8 @@ describe("the registry-auth script against real docker client configs", () => {
     fs.writeFileSync(path.join(dir, "passwd"), `root:x:0:0:root:${rootHome}:/bin/bash\nadmin:x:4242:4242::${adminHome}:/bin/bash\n`);
     fs.writeFileSync(path.join(dir, "group"), "root:x:0:\nadmin:x:4242:\n");
     fs.writeFileSync(path.join(dir, "lib.sh"), libText);
+    fs.writeFileSync(path.join(dir, "env"), envText);
+    fs.writeFileSync(path.join(dir, "set-cred-helper.py"), helperText);
     fs.writeFileSync(path.join(dir, "registry-auth.sh"), scriptText);
     return { dir, adminConfig: path.join(adminHome, ".docker/config.json"), rootConfig: path.join(rootHome, ".docker/config.json") };
   }
@@ -368,7 +383,7 @@ describe("the registry-auth script against real docker client configs", () => {
     const script = [
       "set -e",
       `mount -t tmpfs dockyard-lib ${path.dirname(libDir)}`,
-      `mkdir -p ${libDir} && cp ${dir}/lib.sh ${LIB_PATH}`,
+      `mkdir -p ${libDir} && cp ${dir}/lib.sh ${LIB_PATH} && cp ${dir}/env ${ENV_PATH} && cp ${dir}/set-cred-helper.py ${CRED_HELPER_SCRIPT}`,
       `mount --bind ${dir}/passwd /etc/passwd`,
       `mount --bind ${dir}/group /etc/group`,
       `PATH=${fake}:$PATH bash ${dir}/registry-auth.sh`,

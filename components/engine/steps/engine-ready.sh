@@ -1,0 +1,31 @@
+#!/bin/bash
+# Dockyard: start the engine, check it, then write the readiness marker
+# Part of components/engine/ (written as it is; the values come from the env file); safe to run again.
+set -euo pipefail
+# shellcheck source=components/engine/lib.sh
+. /usr/local/lib/dockyard/lib.sh
+
+systemctl daemon-reload
+containerd_unit=$(first_unit containerd.service) || die "no containerd.service unit"
+systemctl enable --now "$containerd_unit"
+# enable --now leaves a running engine alone.
+systemctl enable --now docker.service
+
+retry 60 2 docker info >/dev/null 2>&1 || die "docker info did not answer within 2 minutes"
+server=$(docker version --format '{{.Server.Version}}')
+root=$(docker info --format '{{.DockerRootDir}}')
+[ "$root" = "$DATA_ROOT" ] || die "engine data-root is $root, expected $DATA_ROOT on the data volume"
+
+# The engine must not listen on TCP, except the metrics endpoint on loopback.
+command -v ss >/dev/null 2>&1 || need_cmd ss iproute2 iproute
+listeners=$(ss -Hltnp | awk '/users:\(\("dockerd",/ { print $4 }' | sort -u)
+for l in $listeners; do
+  [ -n "$METRICS_ADDR" ] && [ "$l" = "$METRICS_ADDR" ] && continue
+  die "dockerd listens on TCP $l; only the unix socket (and metrics on $METRICS_ADDR) is allowed"
+done
+
+tmp=$(mktemp "$READY_MARKER.XXXXXX")
+printf 'fingerprint=%s\nchannel=%s\nversion=%s\nserver=%s\n' "$ENGINE_FINGERPRINT" "$ENGINE_CHANNEL" "$ENGINE_VERSION" "$server" >"$tmp"
+chmod 0644 "$tmp"
+mv "$tmp" "$READY_MARKER"
+log "engine $server ready (data-root $root); wrote $READY_MARKER"
