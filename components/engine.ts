@@ -257,7 +257,7 @@ export const EC2_USER_DATA_LIMIT = 16384;
  * The user-data as EC2 receives it: the cloud-config gzip-compressed, base64-encoded
  * (aws.ec2.Instance `userDataBase64`). cloud-init recognises gzip by its magic bytes and
  * decompresses before parsing (cloudinit/user_data.py: util.decomp_gzip), so the rendered
- * cloud-config (~19 KB) ships well under EC2's 16 KB raw limit.
+ * cloud-config (~24 KB) ships well under EC2's 16 KB raw limit.
  *
  * Compressed with fflate (pure JavaScript), not node:zlib: Node bundles Chromium's zlib,
  * whose output may differ between Node versions and CPU features, and any change in these
@@ -271,10 +271,6 @@ export function userDataBase64(cloudConfig: string, where = "user-data"): string
   }
   return Buffer.from(gz).toString("base64");
 }
-
-// ---------------------------------------------------------------------------------
-// The files (every script: bash, set -euo pipefail, idempotent, shellcheck-clean)
-// ---------------------------------------------------------------------------------
 
 // ---------------------------------------------------------------------------------
 // The small files rendered here (the scripts are files in components/engine/)

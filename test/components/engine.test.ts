@@ -215,6 +215,46 @@ describe("renderEnvironment: the one part of the scripts that varies", () => {
     );
   });
 
+  it("dev on the distro channel, loopback registry, metrics off: every value, the unused ones empty", () => {
+    const spec = loadStackSpec("dev");
+    const engine: EngineSpec = { ...spec.engine, channel: "distro", version: undefined, daemon: { ...spec.engine.daemon, metricsPort: 0 } };
+    const input = inputFor("dev", { os: osFor("debian-12"), engine, dataDevice: "/dev/xvdf", registryHost: "127.0.0.1:5000" });
+    expect(renderEnvironment(input)).toBe(
+      [
+        "# Dockyard: the values rendered for this host (components/engine.ts renderEnvironment)",
+        "# shellcheck shell=bash disable=SC2034 # read by the scripts that source this file",
+        "DOCKYARD_LIB='/usr/local/lib/dockyard'",
+        "SCRIPT_DIR='/usr/local/sbin'",
+        "STEPS='hostkey data-volume engine-install engine-ready'",
+        "SSH_USER='admin'",
+        `HOSTKEY_REGION='${spec.region}'`,
+        "HOSTKEY_PARAMETER='/dockyard/dev/hosts/dev-app-1/ssh-host-key'",
+        "SSH_HOST_KEY='/etc/ssh/ssh_host_ed25519_key'",
+        "SSHD_DROPIN='/etc/ssh/sshd_config.d/10-dockyard-hostkey.conf'",
+        "DATA_DEVICE='/dev/xvdf'",
+        "DATA_MOUNT='/var/lib/dockyard'",
+        "DATA_ROOT='/var/lib/dockyard/docker'",
+        "DAEMON_JSON='/etc/docker/daemon.json'",
+        "ENGINE_CHANNEL='distro'",
+        "ENGINE_VERSION=''",
+        "ENGINE_INSTALL='apt'",
+        `ENGINE_FINGERPRINT='${engineFingerprint(engine)}'`,
+        "DISTRO_PACKAGE='docker.io'",
+        "DOCKER_REPO=''",
+        "DOCKER_KEY_FINGERPRINT=''",
+        "DOCKER_KEYRING='/etc/apt/keyrings/docker.asc'",
+        "DOCKER_SOURCE_STAGED='/usr/local/share/dockyard/docker.sources'",
+        "DOCKER_SOURCE='/etc/apt/sources.list.d/docker.sources'",
+        "REGISTRY_HOST=''",
+        "ECR_CRED_HELPER='ecr-login'",
+        "ECR_CRED_HELPER_PACKAGE='amazon-ecr-credential-helper'",
+        "METRICS_ADDR=''",
+        `READY_MARKER='${READY_MARKER}'`,
+        "",
+      ].join("\n"),
+    );
+  });
+
   it("a hostile value reaches bash exactly as given, never as code", () => {
     const hostile = `/x'; touch /tmp/pwned; echo '$(id) \`id\` "q" \\ $HOME`;
     const env = sourced(renderEnvironment(inputFor("dev", { hostKey: { ssmParameter: hostile, region: "eu-west-1" } })));
