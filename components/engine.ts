@@ -24,7 +24,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import * as YAML from "yaml";
 import { gzipSync } from "fflate";
-import { isEcrHost, type EngineSpec, type EnvironmentSpec } from "../stacks";
+import { ENGINE_READY_MARKER, isEcrHost, type EngineSpec, type EnvironmentSpec } from "../stacks";
 import { commandConnection, type HostConnection } from "./connection";
 
 // ---------------------------------------------------------------------------------
@@ -34,9 +34,10 @@ import { commandConnection, type HostConnection } from "./connection";
 /**
  * Readiness marker, on the ROOT filesystem (never on the data volume: a replacement host
  * that re-attaches the volume must not look ready before its own engine is up). It lives
- * in cloud-init's state directory, so `cloud-init clean` also clears it.
+ * in cloud-init's state directory, so `cloud-init clean` also clears it. The path is the
+ * schema's (stacks ENGINE_READY_MARKER), which refuses a dataMount that would hide it.
  */
-export const READY_MARKER = "/var/lib/cloud/dockyard-engine-ready";
+export const READY_MARKER = ENGINE_READY_MARKER;
 
 /** Fingerprint of Docker's release signing key (docs.docker.com/engine/install/debian). */
 export const DOCKER_APT_KEY_FINGERPRINT = "9DC858229FC7DD38854AE2D88D81803C0EBFCD88";
