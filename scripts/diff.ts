@@ -23,7 +23,7 @@ import type { Argv, CommandModule } from "yargs";
 import { ConfigError, KNOB_KEYS, SECRET_PLACEHOLDER } from "../stacks";
 import { COMPUTED_RE } from "./lib/mocks";
 import { displayValue, isSecretValue, prepareRender, renderStack, resourceKey, type Rendered, type RenderedResource, type RenderOptions } from "./lib/render";
-import { EXIT, reportError } from "./plan";
+import { EXIT, reportError } from "./lib/cli";
 
 /** One difference between two rendered stacks. */
 export interface Difference {

@@ -11,7 +11,8 @@ import yargs, { type CommandModule } from "yargs";
 import { hideBin } from "yargs/helpers";
 import { diffCommand } from "./diff";
 import { pinCommand } from "./pin";
-import { EXIT, planCommand } from "./plan";
+import { EXIT, quietOnClosedStdout, reportError } from "./lib/cli";
+import { planCommand } from "./plan";
 import { promoteCommand } from "./promote";
 import { rollbackCommand } from "./rollback";
 
@@ -36,11 +37,8 @@ export async function main(argv: string[]): Promise<void> {
     .version(false)
     .wrap(Math.min(110, process.stdout.columns ?? 110))
     .fail((msg, err) => {
-      // Errors thrown by a handler are failures (1); everything yargs rejects is usage (2).
-      if (err) {
-        process.stderr.write(`${err.stack ?? err.message}\n`);
-        process.exit(EXIT.failure);
-      }
+      // Errors thrown by a handler: their own exit code (reportError); everything yargs rejects is usage (2).
+      if (err) process.exit(reportError(err));
       process.stderr.write(`${msg}\n\nRun with --help for usage.\n`);
       process.exit(EXIT.usage);
     });
@@ -49,8 +47,6 @@ export async function main(argv: string[]): Promise<void> {
 }
 
 if (require.main === module) {
-  main(hideBin(process.argv)).catch((e) => {
-    process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-    process.exit(EXIT.failure);
-  });
+  quietOnClosedStdout();
+  main(hideBin(process.argv)).catch((e) => process.exit(reportError(e)));
 }

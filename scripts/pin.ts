@@ -17,7 +17,8 @@ import * as fs from "node:fs";
 import type { Argv, CommandModule } from "yargs";
 import { pinnedImages, pinTag, shortDigest } from "../stacks";
 import { isUnreachable, parseRepository, pinImage, type ClientOptions, type TagOutcome, type TransferStats } from "./lib/oci";
-import { ClientPool, DockyardError, loadSpec, resolveStacksDir, standalone } from "./promote";
+import { DockyardError, standalone } from "./lib/cli";
+import { ClientPool, loadSpec, resolveStacksDir } from "./lib/change";
 
 export interface PinOptions {
   /** Stacks whose pinned digests are tagged; default every Pulumi.<stack>.yaml in stacksDir. */

@@ -6,12 +6,8 @@
  * Exit 0 ok, 1 the program failed, 2 bad configuration or usage.
  */
 import type { Argv, CommandModule } from "yargs";
-import { PlacementError } from "../components/placement";
-import { ConfigError } from "../stacks";
-import { buildPlan, formatPlan, prepareRender, renderStack, RenderError, type RenderOptions } from "./lib/render";
-
-/** Exit codes shared by every subcommand. */
-export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
+import { EXIT, reportError, withSourceOptions } from "./lib/cli";
+import { buildPlan, formatPlan, prepareRender, renderStack, type RenderOptions } from "./lib/render";
 
 export interface PlanArgs {
   stack: string;
@@ -24,30 +20,6 @@ export interface PlanArgs {
   zones?: number;
   stacksDir?: string;
   environment?: string;
-}
-
-/** Options that point a render at other stack files or another environment definition. */
-export function withSourceOptions<T>(y: Argv<T>) {
-  return y
-    .option("stacks-dir", { type: "string", describe: "Directory with the Pulumi.<stack>.yaml files (default: stacks/)" })
-    .option("environment", { type: "string", describe: "Environment definition to use instead of stacks/environment.yaml" })
-    // Tests render a small fixture program instead of index.ts.
-    .option("program", { type: "string", hidden: true, describe: "Program to run instead of index.ts" });
-}
-
-/** Prints a ConfigError or RenderError the way every subcommand does; returns the exit code. */
-export function reportError(e: unknown, write: (s: string) => void = (s) => process.stderr.write(s)): number {
-  // A placement the schema let through but the fleet cannot make is bad input too.
-  if (e instanceof ConfigError || e instanceof PlacementError) {
-    write(`${e.message}\n`);
-    return EXIT.usage;
-  }
-  if (e instanceof RenderError) {
-    write(`${e.message}\n`);
-    return EXIT.failure;
-  }
-  write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-  return EXIT.failure;
 }
 
 /**

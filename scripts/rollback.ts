@@ -9,24 +9,23 @@
  * (action "rollback") is appended.
  */
 import type { Argv, CommandModule } from "yargs";
-import { pinnedImages, PROXY_REPOSITORY, stackFilePath } from "../stacks";
+import { DIGEST_RE, pinnedImages, PROXY_REPOSITORY, stackFilePath } from "../stacks";
 import { ledgerPath, LedgerError, previousDigest, readLedger } from "./lib/ledger";
-import { DIGEST_RE, emptyStats, manifestReferences, parseRepository } from "./lib/oci";
+import { emptyStats, manifestReferences, parseRepository } from "./lib/oci";
 import { assertReplaceable } from "./lib/stackfile";
+import { DockyardError, standalone } from "./lib/cli";
 import {
   ClientPool,
   commonOptions,
-  DockyardError,
   loadSpec,
   resolveStacksDir,
   runCommand,
   selectImages,
-  standalone,
   verifyAndApply,
   type ChangeResult,
   type CommonOptions,
   type PlanItem,
-} from "./promote";
+} from "./lib/change";
 
 export interface RollbackOptions extends CommonOptions {
   stack: string;

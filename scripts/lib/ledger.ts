@@ -8,7 +8,7 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { DIGEST_RE } from "./oci";
+import { DIGEST_RE } from "../../stacks";
 
 export const LEDGER_FILE = "promotions.jsonl";
 

@@ -20,7 +20,7 @@ import * as https from "node:https";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Readable } from "node:stream";
-import { DIGEST_RE, pinTag } from "../../stacks/schema";
+import { DIGEST_RE, parseEcrHost, pinTag } from "../../stacks";
 
 export const MEDIA_TYPES = {
   ociIndex: "application/vnd.oci.image.index.v1+json",
@@ -37,7 +37,6 @@ export const MANIFEST_ACCEPT = [
   MEDIA_TYPES.dockerManifest,
 ].join(", ");
 
-export { DIGEST_RE };
 
 export function isIndexMediaType(mt: string): boolean {
   return mt === MEDIA_TYPES.ociIndex || mt === MEDIA_TYPES.dockerManifestList;
@@ -66,14 +65,6 @@ export function parseRepository(ref: string): RepositoryRef {
 export function isLoopbackHost(registry: string): boolean {
   const host = registry.startsWith("[") ? registry.slice(1, registry.indexOf("]")) : registry.replace(/:[0-9]+$/, "");
   return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
-}
-
-const ECR_HOST_RE = /^(\d{12})\.dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$/;
-
-/** The AWS account and region of an ECR registry host, or undefined if it is not ECR. */
-export function parseEcrHost(registry: string): { accountId: string; region: string } | undefined {
-  const m = ECR_HOST_RE.exec(registry);
-  return m ? { accountId: m[1], region: m[2] } : undefined;
 }
 
 /** Parses a `WWW-Authenticate` header: scheme and its parameters. */

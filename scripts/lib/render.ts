@@ -22,6 +22,7 @@ import {
   parseEnvironment,
   readEnvironmentFile,
   readStackFile,
+  isSecureValue,
   stackFilePath,
   type EnvironmentSpec,
   type RawStackFile,
@@ -128,10 +129,6 @@ export function resourceKey(r: { type: string; name: string }): string {
   return `${r.type}::${r.name}`;
 }
 
-function isSecure(v: unknown): boolean {
-  return !!v && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 1 && "secure" in v;
-}
-
 /**
  * Turns a stack file's `config:` mapping into what the Pulumi engine passes a program:
  * every value a string, structured values as JSON. Encrypted values cannot be read
@@ -143,14 +140,14 @@ export function toPulumiConfig(raw: RawStackFile): { config: Record<string, stri
   for (const [key, value] of Object.entries(raw.config ?? {})) {
     let v = value;
     let secret = false;
-    if (isSecure(v)) {
+    if (isSecureValue(v)) {
       v = SECRET_PLACEHOLDER;
       secret = true;
     } else if (v && typeof v === "object" && !Array.isArray(v)) {
       // Pulumi keeps a map with a secure leaf secret as a whole (config set --secret --path).
       const entries = Object.entries(v as Record<string, unknown>).map(([k, x]) => {
-        if (isSecure(x)) secret = true;
-        return [k, isSecure(x) ? SECRET_PLACEHOLDER : x] as const;
+        if (isSecureValue(x)) secret = true;
+        return [k, isSecureValue(x) ? SECRET_PLACEHOLDER : x] as const;
       });
       v = Object.fromEntries(entries);
     }

@@ -3,7 +3,7 @@
  * systemd as PID 1, cloud-init reading a NoCloud seed with the REAL user-data that
  * components/engine.ts renders, a data volume on a real block device (a loop device),
  * and a stub `aws` that answers the one SSM call the user-data makes with the test's
- * own ed25519 host key. Used by test/host/*.int.test.ts and scripts/bench/engine.ts.
+ * own ed25519 host key. Used by test/host/*.int.test.ts and test/bench/engine.ts.
  */
 import { execFile, execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";

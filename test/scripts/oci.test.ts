@@ -12,12 +12,12 @@ import {
   isUnreachable,
   mapLimit,
   parseChallenge,
-  parseEcrHost,
   parseRepository,
   RegistryClient,
   RegistryError,
   withRetry,
 } from "../../scripts/lib/oci";
+import { parseEcrHost } from "../../stacks";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -42,7 +42,10 @@ describe("references and hosts", () => {
   });
 
   it("recognises ECR hosts", () => {
-    expect(parseEcrHost("123456789012.dkr.ecr.eu-west-1.amazonaws.com")).toEqual({ accountId: "123456789012", region: "eu-west-1" });
+    expect(parseEcrHost("123456789012.dkr.ecr.eu-west-1.amazonaws.com")).toEqual({ host: "123456789012.dkr.ecr.eu-west-1.amazonaws.com", accountId: "123456789012", region: "eu-west-1", fips: false });
+    // The same grammar as the hosts' credential helper (stacks/ecr): FIPS and China endpoints are ECR too.
+    expect(parseEcrHost("123456789012.dkr.ecr-fips.us-east-1.amazonaws.com")).toMatchObject({ region: "us-east-1", fips: true });
+    expect(parseEcrHost("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn")).toMatchObject({ region: "cn-north-1", fips: false });
     expect(parseEcrHost("127.0.0.1:5001")).toBeUndefined();
   });
 
@@ -84,6 +87,9 @@ describe("credentials", () => {
     expect(regions).toEqual(["eu-west-1"]);
     expect(commands).toEqual(["GetAuthorizationTokenCommand"]);
     expect(await creds("other.example.com")).toEqual({ username: "u", password: "p" });
+    // A FIPS-endpoint registry gets its token from the region's ECR API as well.
+    expect(await creds("123456789012.dkr.ecr-fips.us-east-1.amazonaws.com")).toEqual({ username: "AWS", password: "ecr-password" });
+    expect(regions).toEqual(["eu-west-1", "us-east-1"]);
   });
 
   it("reads auths from a Docker config file", async () => {

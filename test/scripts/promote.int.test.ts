@@ -8,7 +8,8 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readLedger } from "../../scripts/lib/ledger";
 import { pin, pinExitCode } from "../../scripts/pin";
-import { DockyardError, promote } from "../../scripts/promote";
+import { DockyardError } from "../../scripts/lib/cli";
+import { promote } from "../../scripts/promote";
 import { pinTag, PROXY_REPOSITORY } from "../../stacks";
 import { rollback } from "../../scripts/rollback";
 import {

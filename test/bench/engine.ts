@@ -15,7 +15,7 @@
  */
 import * as fs from "node:fs";
 import yargs from "yargs";
-import * as h from "../../test/host/harness";
+import * as h from "../host/harness";
 
 interface Result {
   host: string;
@@ -120,14 +120,4 @@ export async function run(argv: string[]): Promise<number> {
     log(`median ${summary.medianSeconds ?? "-"} s, max ${summary.maxSeconds ?? "-"} s (target: max < ${args.target} s): ${summary.met ? "met" : "MISSED"}`);
   }
   return summary.met ? 0 : 1;
-}
-
-if (require.main === module) {
-  run(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (e) => {
-      process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-      process.exit(1);
-    },
-  );
 }

@@ -23,8 +23,10 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { Readable } from "node:stream";
 import * as zlib from "node:zlib";
-import { MEDIA_TYPES, RegistryClient, sha256Digest } from "../lib/oci";
-import { formatBytes, promote } from "../promote";
+import { DIGEST_RE } from "../../stacks";
+import { formatBytes } from "../../scripts/lib/change";
+import { MEDIA_TYPES, RegistryClient, sha256Digest } from "../../scripts/lib/oci";
+import { promote } from "../../scripts/promote";
 
 const REGISTRY_A_PORT = 5001;
 const REGISTRY_B_PORT = 5002;
@@ -156,7 +158,7 @@ function stacksDir(dir: string, testRegistry: string, prodRegistry: string, dige
     const text = fs.readFileSync(path.join(REPO_ROOT, `stacks/Pulumi.${stack}.yaml`), "utf8");
     fs.writeFileSync(
       path.join(dir, `Pulumi.${stack}.yaml`),
-      text.replace(/^(\s*dockyard:registry:\s*).*$/m, `$1${reg}`).replace(/^(\s*web:\s*)sha256:[a-f0-9]{64}/m, `$1${d}`),
+      text.replace(/^(\s*dockyard:registry:\s*).*$/m, `$1${reg}`).replace(new RegExp(`^(\\s*web:\\s*)${DIGEST_RE.source.slice(1, -1)}`, "m"), `$1${d}`),
     );
   }
   fs.writeFileSync(path.join(dir, "test.outputs.json"), JSON.stringify({ services: { web: { digest, image: "", replicas: 1, hosts: [] } } }));

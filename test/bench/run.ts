@@ -1,18 +1,19 @@
 /**
- * Benchmark entry: `npm run bench -- <name> [options]` runs scripts/bench/<name>.ts.
+ * Benchmark entry: `npm run bench -- <name> [options]` runs test/bench/<name>.ts. The benchmarks
+ * are developer measurements, not operator commands: the engine's needs the host harness (test/host).
  * Each benchmark module exports `run(argv: string[]): Promise<number>` and returns the
  * exit code: 0 targets met, 1 a target missed or the run failed, 2 bad usage.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 
-const BENCH_DIR = path.join(__dirname, "bench");
+const BENCH_DIR = __dirname;
 
 function available(): string[] {
   try {
     return fs
       .readdirSync(BENCH_DIR)
-      .filter((f) => f.endsWith(".ts") && !f.endsWith(".d.ts"))
+      .filter((f) => f.endsWith(".ts") && !f.endsWith(".d.ts") && f !== path.basename(__filename))
       .map((f) => f.replace(/\.ts$/, ""))
       .sort();
   } catch {
@@ -33,7 +34,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const mod = (await import(path.join(BENCH_DIR, `${name}.ts`))) as { run?: (argv: string[]) => Promise<number | void> };
   if (typeof mod.run !== "function") {
-    process.stderr.write(`scripts/bench/${name}.ts does not export run(argv)\n`);
+    process.stderr.write(`test/bench/${name}.ts does not export run(argv)\n`);
     return 2;
   }
   return (await mod.run(rest)) ?? 0;
