@@ -23,7 +23,7 @@ import type { Argv, CommandModule } from "yargs";
 import { ConfigError, KNOB_KEYS, SECRET_PLACEHOLDER } from "../stacks";
 import { COMPUTED_RE } from "./lib/mocks";
 import { displayValue, isSecretValue, prepareRender, renderStack, resourceKey, type Rendered, type RenderedResource, type RenderOptions } from "./lib/render";
-import { EXIT, reportError } from "./lib/cli";
+import { EXIT, reported, toStderr, toStdout, type Write } from "./lib/cli";
 
 /** One difference between two rendered stacks. */
 export interface Difference {
@@ -387,16 +387,14 @@ export interface DiffArgs extends DiffSources {
 /** Runs `diff` and returns the exit code. */
 export async function runDiff(
   args: DiffArgs,
-  out: (s: string) => void = (s) => process.stdout.write(s),
-  err: (s: string) => void = (s) => process.stderr.write(s),
+  out: Write = toStdout,
+  err: Write = toStderr,
 ): Promise<number> {
-  try {
+  return reported(err, async () => {
     const report = await checkParity(args.stackA, args.stackB, args, err);
     out(args.json ? `${JSON.stringify(report, null, 2)}\n` : formatParity(report));
     return report.identical ? EXIT.ok : EXIT.failure;
-  } catch (e) {
-    return reportError(e, err);
-  }
+  });
 }
 
 export const diffCommand: CommandModule<object, DiffArgs> = {

@@ -6,7 +6,7 @@
  * Exit 0 ok, 1 the program failed, 2 bad configuration or usage.
  */
 import type { Argv, CommandModule } from "yargs";
-import { EXIT, reportError, withSourceOptions } from "./lib/cli";
+import { EXIT, reported, toStderr, toStdout, type Write, withSourceOptions } from "./lib/cli";
 import { buildPlan, formatPlan, prepareRender, renderStack, type RenderOptions } from "./lib/render";
 
 export interface PlanArgs {
@@ -37,8 +37,8 @@ export function planUsageProblem(args: Pick<PlanArgs, "map" | "zones" | "json" |
 /** Runs `plan` and returns the exit code; output goes to the given writers. */
 export async function runPlan(
   args: PlanArgs,
-  out: (s: string) => void = (s) => process.stdout.write(s),
-  err: (s: string) => void = (s) => process.stderr.write(s),
+  out: Write = toStdout,
+  err: Write = toStderr,
 ): Promise<number> {
   const usage = planUsageProblem(args);
   if (usage) {
@@ -46,7 +46,7 @@ export async function runPlan(
     return EXIT.usage;
   }
   const opts: RenderOptions = { stacksDir: args.stacksDir, environmentFile: args.environment, program: args.program };
-  try {
+  return reported(err, async () => {
     if (args.map) {
       // The map needs the parsed spec and the fleet's placement rules, not a render. Loaded
       // here: it pulls in the components (and @pulumi/aws), which other commands do not need.
@@ -60,9 +60,7 @@ export async function runPlan(
     const plan = buildPlan(rendered, { all: args.all });
     out(args.json ? `${JSON.stringify(plan, null, 2)}\n` : formatPlan(plan));
     return EXIT.ok;
-  } catch (e) {
-    return reportError(e, err);
-  }
+  });
 }
 
 export const planCommand: CommandModule<object, PlanArgs> = {

@@ -23,14 +23,13 @@ import { ledgerPath } from "./lib/ledger";
 import {
   copyImage,
   copyStrategy,
-  emptyStats,
   parseRepository,
   type CopyResult,
 } from "./lib/oci";
-import { assertReplaceable } from "./lib/stackfile";
 import { DockyardError, standalone } from "./lib/cli";
 import {
-  ClientPool,
+  beginChange,
+  runChange,
   commonOptions,
   formatBytes,
   loadSpec,
@@ -145,23 +144,9 @@ export async function promote(opts: PromoteOptions): Promise<ChangeResult> {
     throw new DockyardError(`refusing to promote ${opts.from} -> ${opts.to}: only digests the source stack has run are promoted; nothing was changed:\n${refused.map((r) => `  - ${r}`).join("\n")}`, 1);
   }
 
-  const result: ChangeResult = { from: opts.from, to: opts.to, action: "promote", dryRun: !!opts.dryRun, stackFile, items, stats: emptyStats(), ledger: [], elapsedMs: 0 };
-  if (opts.dryRun) {
-    result.elapsedMs = performance.now() - t0;
-    return result;
-  }
-  // Fail before any slow copy if the stack file cannot be replaced.
-  if (items.some((i) => !i.unchanged)) {
-    try {
-      assertReplaceable(stackFile);
-    } catch (e) {
-      throw new DockyardError(`${(e as Error).message}; nothing was copied or changed`, 1);
-    }
-  }
-
-  const pool = new ClientPool({ log, ...opts.client });
-  result.stats = pool.stats;
-  try {
+  // Fails before any slow copy if the stack file cannot be replaced.
+  const result = beginChange({ from: opts.from, to: opts.to, action: "promote", dryRun: !!opts.dryRun, stackFile, items }, "nothing was copied or changed");
+  return runChange(result, t0, { log, ...opts.client }, async (pool) => {
     for (const it of items) {
       const src = parseRepository(it.sourceRepository);
       const dst = parseRepository(it.targetRepository);
@@ -195,11 +180,7 @@ export async function promote(opts: PromoteOptions): Promise<ChangeResult> {
       if (e instanceof DockyardError) throw e;
       throw new DockyardError(`verifying in the target failed; ${stackFile} was not changed: ${(e as Error).message}`, 1);
     });
-  } finally {
-    pool.close();
-  }
-  result.elapsedMs = performance.now() - t0;
-  return result;
+  });
 }
 
 interface PromoteArgs {

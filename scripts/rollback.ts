@@ -11,11 +11,11 @@
 import type { Argv, CommandModule } from "yargs";
 import { DIGEST_RE, pinnedImages, PROXY_REPOSITORY, stackFilePath } from "../stacks";
 import { ledgerPath, LedgerError, previousDigest, readLedger } from "./lib/ledger";
-import { emptyStats, manifestReferences, parseRepository } from "./lib/oci";
-import { assertReplaceable } from "./lib/stackfile";
+import { manifestReferences, parseRepository } from "./lib/oci";
 import { DockyardError, standalone } from "./lib/cli";
 import {
-  ClientPool,
+  beginChange,
+  runChange,
   commonOptions,
   loadSpec,
   resolveStacksDir,
@@ -80,21 +80,8 @@ export async function rollback(opts: RollbackOptions): Promise<ChangeResult> {
   if (missing.length > 0) throw new DockyardError(`cannot roll back stack ${opts.stack}; nothing was changed:\n${missing.map((m) => `  - ${m}`).join("\n")}`, 1);
   if (items.length === 0) throw new DockyardError(`nothing to roll back in stack ${opts.stack}: the ledger ${ledgerFile} records no earlier digest for its current ones; pass --service and --to DIGEST`, 1);
 
-  const result: ChangeResult = { from: opts.stack, to: opts.stack, action: "rollback", dryRun: !!opts.dryRun, stackFile, items, stats: emptyStats(), ledger: [], elapsedMs: 0 };
-  if (opts.dryRun) {
-    result.elapsedMs = performance.now() - t0;
-    return result;
-  }
-  if (items.some((i) => !i.unchanged)) {
-    try {
-      assertReplaceable(stackFile);
-    } catch (e) {
-      throw new DockyardError(`${(e as Error).message}; nothing was changed`, 1);
-    }
-  }
-  const pool = new ClientPool({ log, ...opts.client });
-  result.stats = pool.stats;
-  try {
+  const result = beginChange({ from: opts.stack, to: opts.stack, action: "rollback", dryRun: !!opts.dryRun, stackFile, items }, "nothing was changed");
+  return runChange(result, t0, { log, ...opts.client }, async (pool) => {
     // The image must still be complete in the stack's repository: read its manifest tree.
     for (const it of items) {
       const ref = parseRepository(it.targetRepository);
@@ -110,11 +97,7 @@ export async function rollback(opts: RollbackOptions): Promise<ChangeResult> {
       if (e instanceof DockyardError) throw e;
       throw new DockyardError(`verifying ${opts.stack}'s repository failed; ${stackFile} was not changed: ${(e as Error).message}`, 1);
     });
-  } finally {
-    pool.close();
-  }
-  result.elapsedMs = performance.now() - t0;
-  return result;
+  });
 }
 
 interface RollbackArgs {

@@ -10,7 +10,7 @@ import { ConfigError, loadStackSpec, pinnedImages, PROXY_REPOSITORY, shortDigest
 import { DockyardError, exitCodeOf } from "./cli";
 import { appendLedger, currentActor, type LedgerEntry } from "./ledger";
 import { emptyStats, parseRepository, pinImage, RegistryClient, verifyImage, type ClientOptions, type CopyStrategy, type PinOutcome, type RepositoryRef, type TransferStats } from "./oci";
-import { setImageDigests, withFileLock, type WriteHooks } from "./stackfile";
+import { assertReplaceable, setImageDigests, withFileLock, type WriteHooks } from "./stackfile";
 
 /** Options shared by promote and rollback. */
 export interface CommonOptions {
@@ -261,3 +261,37 @@ export async function runCommand(json: boolean, body: (log: (l: string) => void)
   }
 }
 
+
+/**
+ * A change's result before anything is copied; for a real run that changes a digest, first
+ * checks the stack file can be replaced (fails before any slow copy, `nothingDone` says what
+ * was not done).
+ */
+export function beginChange(r: Pick<ChangeResult, "from" | "to" | "action" | "dryRun" | "stackFile" | "items">, nothingDone: string): ChangeResult {
+  if (!r.dryRun && r.items.some((i) => !i.unchanged)) {
+    try {
+      assertReplaceable(r.stackFile);
+    } catch (e) {
+      throw new DockyardError(`${(e as Error).message}; ${nothingDone}`, 1);
+    }
+  }
+  return { ...r, stats: emptyStats(), ledger: [], elapsedMs: 0 };
+}
+
+/**
+ * Runs a change that beginChange opened: nothing on a dry run; otherwise `body` with one
+ * client pool (its transfer counts become the result's stats), closed afterwards.
+ */
+export async function runChange(result: ChangeResult, t0: number, client: ClientOptions, body: (pool: ClientPool) => Promise<void>): Promise<ChangeResult> {
+  if (!result.dryRun) {
+    const pool = new ClientPool(client);
+    result.stats = pool.stats;
+    try {
+      await body(pool);
+    } finally {
+      pool.close();
+    }
+  }
+  result.elapsedMs = performance.now() - t0;
+  return result;
+}

@@ -10,6 +10,11 @@ import { LedgerError } from "./ledger";
 import { RenderError } from "./render";
 import { StackFileError } from "./stackfile";
 
+/** Where a command writes: its result to stdout, progress and errors to stderr (tests pass their own). */
+export type Write = (s: string) => void;
+export const toStdout: Write = (s) => void process.stdout.write(s);
+export const toStderr: Write = (s) => void process.stderr.write(s);
+
 /** Exit codes shared by every command: 0 ok, 1 failure or difference found, 2 bad usage or bad input. */
 export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
 
@@ -35,13 +40,22 @@ export function exitCodeOf(e: unknown): number {
   return EXIT.failure;
 }
 
+/** Runs a command's body; an error becomes its report on `err` and its exit code (reportError). */
+export async function reported(err: Write, body: () => Promise<number>): Promise<number> {
+  try {
+    return await body();
+  } catch (e) {
+    return reportError(e, err);
+  }
+}
+
 /** Errors whose message is the whole story for an operator: printed without a stack trace. */
 function isExpected(e: unknown): e is Error {
   return e instanceof DockyardError || e instanceof ConfigError || e instanceof PlacementError || e instanceof RenderError || e instanceof LedgerError || e instanceof StackFileError;
 }
 
 /** Prints an error the way every command does and returns its exit code (exitCodeOf). */
-export function reportError(e: unknown, write: (s: string) => void = (s) => process.stderr.write(s)): number {
+export function reportError(e: unknown, write: Write = toStderr): number {
   write(`${isExpected(e) ? e.message : e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
   return exitCodeOf(e);
 }
