@@ -253,6 +253,25 @@ describe("bad stack input: each class is reported with stack, file, key path and
 });
 
 describe("environment definition rules", () => {
+  // The proxy (components/proxy.ts) trusts these two; its own re-checks were removed in issue 9.
+  it("one publish port per host group: a second service on the same port is refused", () => {
+    const e = env();
+    e.services.api = { ...structuredClone(e.services.web), repository: "api" };
+    const c = validConfig() as Record<string, any>;
+    c["dockyard:images"] = { ...c["dockyard:images"], api: c["dockyard:images"].web };
+    expect(problems(c, e)).toContain(
+      `stack "dev": stacks/environment.yaml: services.api.publishPort: ${e.services.web.publishPort} is already published by service "web" in group "${e.services.web.group}"`,
+    );
+  });
+
+  it("a health check path is an HTTP path: no spaces, starts with /", () => {
+    for (const bad of ["/health z", "healthz", "/a\tb"]) {
+      const e = env();
+      e.services.web.health.path = bad;
+      expect(problems(validConfig(), e).join("\n"), bad).toMatch(/services\.web\.health\.path: must be an HTTP path starting with \//);
+    }
+  });
+
   it("never publishes the Docker API ports", () => {
     const e = env();
     e.services.web.publishPort = 2375;
