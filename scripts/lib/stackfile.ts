@@ -251,12 +251,15 @@ function readHolder(lock: string): LockHolder | undefined {
 }
 
 /**
- * Removes the stale lock `lock` if it is still the file (inode `ino`) judged stale. Breakers
+ * Removes the stale lock `lock` if it is still the file (inode `ino`) judged stale, and is
+ * still stale when judged again under the guard: an inode number freed by a breaker is
+ * reused at once by the next file created (tmpfs, ext4), so a lock another writer took
+ * since we looked can carry the very inode we judged. Breakers
  * take `<lock>.break` first (created the same way as the lock), so two writers that both saw
  * the same stale lock cannot remove it once and then the lock the first of them took
  * afterwards. Returns false if another writer is breaking it now.
  */
-function breakLock(lock: string, ino: number, staleMs: number): boolean {
+export function breakLock(lock: string, ino: number, staleMs: number): boolean {
   const guard = `${lock}.break`;
   let guardIno = takeLock(guard);
   if (guardIno === undefined) {
@@ -274,7 +277,7 @@ function breakLock(lock: string, ino: number, staleMs: number): boolean {
   }
   try {
     const st = fs.statSync(lock, { throwIfNoEntry: false });
-    if (st?.ino === ino) fs.rmSync(lock, { force: true });
+    if (st?.ino === ino && staleReason(readHolder(lock), st.mtimeMs, staleMs)) fs.rmSync(lock, { force: true });
     return true;
   } finally {
     if (fs.statSync(guard, { throwIfNoEntry: false })?.ino === guardIno) fs.rmSync(guard, { force: true });

@@ -3,7 +3,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
-import { assertReplaceable, rewriteDigests, setImageDigests, StackFileError, withFileLock, writeFileAtomic } from "../../scripts/lib/stackfile";
+import { assertReplaceable, breakLock, rewriteDigests, setImageDigests, StackFileError, withFileLock, writeFileAtomic } from "../../scripts/lib/stackfile";
 
 const A = `sha256:${"a".repeat(64)}`;
 const B = `sha256:${"b".repeat(64)}`;
@@ -176,6 +176,22 @@ describe("withFileLock", () => {
     expect(() => withFileLock(f, () => 1, FAST)).toThrow(/pid \d+ on some-other-host/);
     age(`${f}.lock`, 3600);
     expect(withFileLock(f, () => 2, { ...FAST, staleMs: 600_000 })).toBe(2);
+  });
+
+  it("a breaker that judged a dead writer's lock stale never removes the live lock now at the same inode", () => {
+    // CI caught two writers holding the lock at once: the dead writer's lock was removed by one
+    // breaker, the next lock (taken by a live writer) got the freed inode number, and a second
+    // breaker, which had judged the old lock stale, matched the inode and removed the live lock.
+    const f = tmpFile(SAMPLE);
+    const lock = `${f}.lock`;
+    fs.writeFileSync(lock, holder(process.pid)); // alive: this process
+    const ino = fs.statSync(lock).ino; // the inode the second breaker saw on the dead lock
+    expect(breakLock(lock, ino, 60_000)).toBe(true);
+    expect(fs.existsSync(lock)).toBe(true);
+    // A lock still held by the dead writer is removed.
+    fs.writeFileSync(lock, holder(exitedPid()));
+    expect(breakLock(lock, fs.statSync(lock).ino, 60_000)).toBe(true);
+    expect(fs.existsSync(lock)).toBe(false);
   });
 
   it.each([
