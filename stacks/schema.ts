@@ -200,6 +200,9 @@ const strict = <T extends z.ZodRawShape>(shape: T) =>
 // The environment definition (stacks/environment.yaml)
 // ---------------------------------------------------------------------------------
 
+/** Names daemon.json `default-ulimits` accepts (docker/go-units ulimit.go ulimitNameMapping, as moby vendors it). */
+export const ULIMIT_NAMES = ["core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack"] as const;
+
 const DaemonSchema = strict({
   /** Container log driver; rotation below applies to both. */
   logDriver: z.enum(["json-file", "local"]).default("local"),
@@ -217,6 +220,22 @@ const DaemonSchema = strict({
   userlandProxy: z.boolean().default(false),
   /** Containers may not gain privileges via setuid binaries. */
   noNewPrivileges: z.boolean().default(true),
+  /**
+   * Resource limits every container starts with unless it sets its own (daemon.json
+   * `default-ulimits`; CIS Docker Benchmark 2.8). Name -> soft and hard limit.
+   */
+  defaultUlimits: z
+    .partialRecord(
+      z.enum(ULIMIT_NAMES, { error: `must be a ulimit name; allowed: ${ULIMIT_NAMES.join(", ")}` }),
+      strict({ soft: int(0, 2 ** 31 - 1), hard: int(0, 2 ** 31 - 1) }).refine((l) => l.soft <= l.hard, { error: "soft must not exceed hard" }),
+    )
+    .default({ nofile: { soft: 65536, hard: 65536 } }),
+  /**
+   * Run containers in a remapped user namespace (daemon.json `userns-remap: default`; CIS
+   * 2.9): root in a container is an unprivileged uid on the host. Off by default; the
+   * trade-off is in README ("CIS Docker Benchmark").
+   */
+  userNamespaceRemap: z.boolean().default(false),
 });
 
 const EngineSchema = strict({
@@ -233,6 +252,16 @@ const EngineSchema = strict({
     })
     .optional(),
   daemon: DaemonSchema.default(DaemonSchema.parse({})),
+  /**
+   * Install auditd with rules watching the Docker daemon, containerd, runc, their
+   * configuration, unit and socket (CIS Docker Benchmark 1.1.3-1.1.18).
+   */
+  audit: z.boolean().default(true),
+  /**
+   * Install AppArmor, so containers run under the docker-default profile (CIS 5.2): the
+   * engine is installed without Recommends, where AppArmor comes from.
+   */
+  apparmor: z.boolean().default(true),
 });
 
 const HostGroupDefSchema = strict({
@@ -279,6 +308,26 @@ const ServiceDefSchema = strict({
   /** User the process runs as; default: the image's. */
   user: z.string().regex(/^[0-9a-z_][0-9a-z_-]*(:[0-9a-z_][0-9a-z_-]*)?$/).optional(),
   readOnlyRootFilesystem: z.boolean().default(true),
+  /** Most processes (threads count) the container may run: a fork bomb stops there (CIS 5.29). */
+  pidsLimit: int(16, 65536).default(512),
+});
+
+/**
+ * The per-host reverse proxy's container (it runs on every host of a group that publishes
+ * a port). Its root filesystem is always read-only (the configuration is mounted).
+ */
+const ProxySchema = strict({
+  /** CPU limit in cores (CIS 5.12). */
+  cpus: z.number().positive().max(256).default(0.5),
+  /** Memory limit in MiB. */
+  memoryMb: int(16, 1048576).default(128),
+  /** Most processes the proxy may run (CIS 5.29). */
+  pidsLimit: int(16, 65536).default(128),
+  /** uid:gid the proxy runs as, never root (CIS 4.1); default the official haproxy image's haproxy user. */
+  user: z
+    .string()
+    .regex(/^[1-9][0-9]*:[1-9][0-9]*$/, { error: "must be a numeric uid:gid other than root, e.g. 99:99" })
+    .default("99:99"),
 });
 
 export const EnvironmentFileSchema = strict({
@@ -289,6 +338,7 @@ export const EnvironmentFileSchema = strict({
   engine: EngineSchema,
   hostGroups: z.record(name("host group"), HostGroupDefSchema),
   services: z.record(name("service"), ServiceDefSchema).default({}),
+  proxy: ProxySchema.default(ProxySchema.parse({})),
 });
 export type EnvironmentFile = z.infer<typeof EnvironmentFileSchema>;
 
@@ -372,6 +422,8 @@ type HostGroupKnobs = z.output<typeof HostGroupKnobsSchema>;
 
 export type DaemonSettings = z.output<typeof DaemonSchema>;
 export type HealthCheck = z.output<typeof HealthSchema>;
+/** The per-host proxy's container settings (environment.yaml `proxy:`). */
+export type ProxySettings = z.output<typeof ProxySchema>;
 /** Channel, exact version to install and hold (undefined: distro without pin), daemon settings. */
 export type EngineSpec = z.output<typeof EngineSchema>;
 
@@ -395,6 +447,8 @@ export interface EnvironmentSpec {
   region: StackKnobs["aws:region"];
   os: Flat<EnvironmentFile["os"] & { info: OsFamilyInfo; sshUser: OsFamilyInfo["sshUser"] }>;
   engine: EngineSpec;
+  /** The per-host proxy's container settings. */
+  proxy: ProxySettings;
   access: {
     sshCidrs: StackKnobs["dockyard:sshCidrs"];
     ingressCidrs: StackKnobs["dockyard:ingressCidrs"];
@@ -730,7 +784,8 @@ function resolveSpec(stack: string, env: EnvironmentFile, knobs: StackKnobs): En
     stack,
     region: knobs["aws:region"],
     os: { ...env.os, info, sshUser: info.sshUser },
-    engine: { channel: env.engine.channel, version: env.engine.version, daemon: env.engine.daemon },
+    engine: { channel: env.engine.channel, version: env.engine.version, daemon: env.engine.daemon, audit: env.engine.audit, apparmor: env.engine.apparmor },
+    proxy: env.proxy,
     access: {
       sshCidrs: knobs["dockyard:sshCidrs"],
       ingressCidrs: knobs["dockyard:ingressCidrs"],

@@ -78,6 +78,7 @@ function webService(publishPort: number, env: Record<string, string>): ServiceSp
     cpus: 0.5,
     user: "65534:65534",
     readOnlyRootFilesystem: true,
+    pidsLimit: 512,
   };
 }
 

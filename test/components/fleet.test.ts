@@ -148,6 +148,7 @@ function service(over: Partial<ServiceSpec> = {}): ServiceSpec {
     cpus: 0.5,
     user: "65534:65534",
     readOnlyRootFilesystem: true,
+    pidsLimit: 512,
     ...over,
   };
 }

@@ -305,7 +305,31 @@ describe("environment definition rules", () => {
     const spec = parseEnvironment("dev", e, { config: validConfig() });
     expect(spec.engine.daemon).toEqual({
       logDriver: "local", logMaxSize: "10m", logMaxFile: 5, liveRestore: true, metricsPort: 9323, icc: false, userlandProxy: false, noNewPrivileges: true,
+      defaultUlimits: { nofile: { soft: 65536, hard: 65536 } }, userNamespaceRemap: false,
     });
+  });
+
+  it("defaults the CIS hardening settings the file leaves out: audit, AppArmor, pids limits, the proxy's limits and user", () => {
+    const e = env();
+    delete e.engine.audit;
+    delete e.engine.apparmor;
+    delete e.proxy;
+    for (const s of Object.values(e.services) as Record<string, unknown>[]) delete s.pidsLimit;
+    const spec = parseEnvironment("dev", e, { config: validConfig() });
+    expect([spec.engine.audit, spec.engine.apparmor]).toEqual([true, true]);
+    expect(spec.services.map((s) => s.pidsLimit)).toEqual(spec.services.map(() => 512));
+    expect(spec.proxy).toEqual({ cpus: 0.5, memoryMb: 128, pidsLimit: 128, user: "99:99" });
+  });
+
+  it("refuses a root proxy user, an unknown ulimit and a soft limit above the hard one", () => {
+    const e = env();
+    e.proxy = { user: "0:0" };
+    e.engine.daemon = { defaultUlimits: { nofiles: { soft: 1, hard: 2 }, nproc: { soft: 10, hard: 5 } } };
+    expect(problems(validConfig(), e)).toEqual(expect.arrayContaining([
+      expect.stringMatching(/environment\.yaml: proxy\.user: must be a numeric uid:gid other than root/),
+      expect.stringMatching(/engine\.daemon\.defaultUlimits\.nofiles: .*allowed: core, cpu/),
+      expect.stringMatching(/engine\.daemon\.defaultUlimits\.nproc: soft must not exceed hard/),
+    ]));
   });
 });
 
