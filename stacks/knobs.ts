@@ -35,10 +35,12 @@ function declarationOf(key: string, schema: z.ZodType): KnobDeclaration {
   let optional = false;
   for (;;) {
     const def = t._zod.def as z.core.$ZodTypeDef & Record<string, unknown>;
-    if (def.type === "default") [dflt, t] = [{ value: def.defaultValue }, def.innerType as z.core.$ZodType];
+    if (def.type === "default" || def.type === "prefault") [dflt, t] = [{ value: def.defaultValue }, def.innerType as z.core.$ZodType];
     else if (def.type === "optional") [optional, t] = [true, def.innerType as z.core.$ZodType];
     // unsetIfEmpty: the preprocess that reads "" as unset, then the value's own schema.
     else if (def.type === "pipe" && (def.in as z.core.$ZodType)._zod.def.type === "transform") t = def.out as z.core.$ZodType;
+    // schema's record(): the record, then the transform to a null-prototype object.
+    else if (def.type === "pipe" && (def.out as z.core.$ZodType)._zod.def.type === "transform") t = def.in as z.core.$ZodType;
     else break;
   }
   const type = pulumiType(t);

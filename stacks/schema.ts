@@ -33,7 +33,32 @@ export const STACKS = ["dev", "test", "prod"] as const;
 
 const NAME_RE = /^[a-z][a-z0-9-]{0,30}[a-z0-9]$/;
 const name = (what: string) =>
-  z.string().regex(NAME_RE, { error: `${what} must be 2-32 chars of a-z, 0-9 and '-', starting with a letter` });
+  z.string({ error: `must be a ${what} name (a string)` }).regex(NAME_RE, {
+    error: `must be a ${what} name: 2-32 chars of a-z, 0-9 and '-', starting with a letter and ending with a letter or digit`,
+  });
+
+/**
+ * A stack's name: it begins every host's name (a DNS label) and names its file, so only
+ * a-z, 0-9 and '-', starting with a letter (Pulumi itself would also take '_', '.' and
+ * capitals, none of which a hostname may hold).
+ */
+const STACK_NAME_RE = /^[a-z]([a-z0-9-]*[a-z0-9])?$/;
+/** What is wrong with a stack name, as the whole message, or undefined when it is usable. */
+export function stackNameProblem(stack: string): string | undefined {
+  if (STACK_NAME_RE.test(stack)) return undefined;
+  return `stack "${stack}": the stack name is not allowed; allowed: a-z, 0-9 and '-', starting with a letter and ending with a letter or digit (it begins every host's name, which must be a DNS label, and names stacks/Pulumi.<stack>.yaml), e.g. dev, prod, dev-alice`;
+}
+
+/**
+ * A mapping of names to values, parsed into a null-prototype object: `"constructor" in
+ * record` is true only when the file sets it (zod builds records on a plain {}, where
+ * every name Object.prototype has would seem present).
+ */
+const record = <K extends z.core.$ZodRecordKey, V extends z.ZodType>(key: K, value: V) =>
+  z.record(key, value).transform((r) => Object.assign(Object.create(null) as typeof r, r));
+/** A string a process environment can hold: no NUL (execve's strings end at one). */
+const envString = (what: string) =>
+  z.string({ error: `must be a string (${what})` }).refine((v) => !v.includes("\u0000"), { error: `contains a NUL character, which no process environment can hold; allowed: any other text (${what})` });
 
 /** A host's name, `<stack>-<group>-<ordinal>` (ordinal 1-based): its hostname, Name tag and the prefix of its resources' names. */
 export function hostNameFor(stack: string, group: string, ordinal: number): string {
@@ -193,7 +218,9 @@ const strict = <T extends z.ZodRawShape>(shape: T) =>
     error: (iss) =>
       iss.code === "unrecognized_keys"
         ? `unknown key ${iss.keys.map((k) => JSON.stringify(k)).join(", ")}; allowed: ${Object.keys(shape).join(", ")}`
-        : `must be a mapping with keys ${Object.keys(shape).join(", ")}`,
+        : iss.input === undefined
+          ? `missing; required: a mapping with keys ${Object.keys(shape).join(", ")}`
+          : `must be a mapping with keys ${Object.keys(shape).join(", ")} (got ${kindOf(iss.input)})`,
   });
 
 // ---------------------------------------------------------------------------------
@@ -295,11 +322,11 @@ const ServiceDefSchema = strict({
   replicas: int(0, 100).default(1),
   health: HealthSchema,
   /** Plain environment variables (never secrets). */
-  env: z.record(z.string().regex(/^[A-Z_][A-Z0-9_]*$/, { error: "env names must be UPPER_SNAKE" }), z.string()).default({}),
+  env: record(z.string().regex(/^[A-Z_][A-Z0-9_]*$/, { error: "must be an env name in UPPER_SNAKE: A-Z, 0-9 and '_', not starting with a digit" }), envString("the variable's value")).prefault({}),
   /** Environment variable -> name of a secret in the stack file's dockyard:secrets. */
-  secrets: z.record(z.string().regex(/^[A-Z_][A-Z0-9_]*$/, { error: "env names must be UPPER_SNAKE" }), name("secret")).default({}),
+  secrets: record(z.string().regex(/^[A-Z_][A-Z0-9_]*$/, { error: "must be an env name in UPPER_SNAKE: A-Z, 0-9 and '_', not starting with a digit" }), name("secret")).prefault({}),
   /** Named volume -> mount path in the container; volumes live on the data volume. */
-  volumes: z.record(name("volume"), absPath).default({}),
+  volumes: record(name("volume"), absPath).prefault({}),
   restart: z.enum(["always", "unless-stopped", "on-failure"]).default("unless-stopped"),
   /** Memory limit in MiB. */
   memoryMb: int(16, 1048576).default(256),
@@ -336,8 +363,8 @@ export const EnvironmentFileSchema = strict({
     architecture: z.enum(["x86_64", "arm64"]).default("x86_64"),
   }),
   engine: EngineSchema,
-  hostGroups: z.record(name("host group"), HostGroupDefSchema),
-  services: z.record(name("service"), ServiceDefSchema).default({}),
+  hostGroups: record(name("host group"), HostGroupDefSchema),
+  services: record(name("service"), ServiceDefSchema).prefault({}),
   proxy: ProxySchema.default(ProxySchema.parse({})),
 });
 export type EnvironmentFile = z.infer<typeof EnvironmentFileSchema>;
@@ -371,8 +398,7 @@ export const StackKnobsSchema = strict({
     .string()
     .refine((v) => registryProblem(v) === undefined, { error: (iss) => registryProblem(iss.input as string) })
     .meta({ description: "Image repository prefix `<registry host>/<namespace>`; each service's repository lives under it." }),
-  "dockyard:hostGroups": z
-    .record(z.string(), HostGroupKnobsSchema)
+  "dockyard:hostGroups": record(z.string(), HostGroupKnobsSchema)
     .meta({ description: "Per host group (declared in `stacks/environment.yaml`): `instanceType`, `count`, `rootVolumeGb`, `dataVolumeGb`." }),
   "dockyard:sshCidrs": z
     .array(cidr)
@@ -388,20 +414,17 @@ export const StackKnobsSchema = strict({
       .refine((v) => parseSshPublicKey(v) !== undefined, { error: `must be ${SSH_KEY_ALLOWED}` })
       .optional(),
   ).meta({ description: "OpenSSH public key installed for the hosts' SSH user (empty, the default: no key pair; SSM only)." }),
-  "dockyard:images": z
-    .record(z.string(), digest)
+  "dockyard:images": record(z.string(), digest)
     .meta({ description: "Service name -> image digest `sha256:<64 hex>` this stack runs. Changed by `npm run promote`." }),
   "dockyard:proxyImage": unsetIfEmpty(digest.optional()).meta({
     description:
       "Digest `sha256:<64 hex>` of the per-host reverse proxy (HAProxy) in `<registry>/haproxy`; required when a service publishes a port.",
   }),
-  "dockyard:replicas": z
-    .record(z.string(), int(0, 100))
-    .default({})
+  "dockyard:replicas": record(z.string(), int(0, 100))
+    .prefault({})
     .meta({ description: "Service name -> replica count for this stack (default from `stacks/environment.yaml`)." }),
-  "dockyard:secrets": z
-    .record(z.string(), z.string())
-    .default({})
+  "dockyard:secrets": record(z.string(), envString("a secret's value"))
+    .prefault({})
     .meta({ description: "Secret name -> value used by services; always set with `pulumi config set --secret --path 'dockyard:secrets.<name>'`." }),
 });
 export type StackKnobs = z.infer<typeof StackKnobsSchema>;
@@ -488,19 +511,50 @@ function keyPath(path: PropertyKey[]): string {
 
 function zodProblems(where: string, err: z.ZodError): string[] {
   return err.issues.map((iss) => {
-    // Unknown keys are reported per key so each message names its full path.
     const path = keyPath(iss.path);
-    const message =
-      iss.code === "invalid_type" && /received undefined/.test(iss.message)
-        ? `missing; required (${iss.message.replace(/^Invalid input: /, "").replace(/, received undefined/, "")})`
-        : iss.message;
+    let message = iss.message;
+    if (iss.code === "invalid_type" && /received undefined/.test(iss.message)) {
+      message = `missing; required (${iss.message.replace(/^Invalid input: /, "").replace(/, received undefined/, "")})`;
+    } else if (iss.code === "invalid_type" && /^Invalid input: expected/.test(iss.message)) {
+      // zod's default wording ("expected array, received string") in an operator's words.
+      const received = /received (\w+)/.exec(iss.message)?.[1] ?? "";
+      message = `must be ${KIND_NAMES[iss.expected] ?? iss.expected} (got ${KIND_NAMES[received] ?? received})`;
+    } else if (iss.code === "invalid_key") {
+      // A record's key failed its rule: say the rule (what is allowed), not "Invalid key in record".
+      message = iss.issues.map((i) => i.message).join("; ");
+    } else if (iss.code === "unrecognized_keys" && /^Unrecognized key/.test(iss.message)) {
+      // A mapping with a fixed set of names (defaultUlimits): name the allowed ones.
+      const allowed = allowedKeysAt(iss.path);
+      message = `unknown key ${iss.keys.map((k) => JSON.stringify(k)).join(", ")}${allowed ? `; allowed: ${allowed}` : ""}`;
+    }
     return path ? `${where}: ${path}: ${message}` : `${where}: ${message}`;
   });
+}
+
+const KIND_NAMES: Record<string, string> = { array: "a list", object: "a mapping", record: "a mapping", string: "a string", number: "a number", boolean: "true or false" };
+/** What a YAML value is, in an operator's words. */
+function kindOf(v: unknown): string {
+  if (v === null || v === undefined) return "nothing";
+  if (Array.isArray(v)) return "a list";
+  if (typeof v === "object") return "a mapping";
+  return `${KIND_NAMES[typeof v] ?? typeof v} ${JSON.stringify(v)}`.slice(0, 80);
+}
+
+/** The names a fixed-key mapping allows, by the path zod reports an unknown key at. */
+function allowedKeysAt(path: PropertyKey[]): string | undefined {
+  return path.at(-1) === "defaultUlimits" ? ULIMIT_NAMES.join(", ") : undefined;
 }
 
 export interface RawStackFile {
   /** The `config:` mapping of the stack file (secure values as `{ secure: ... }` or decrypted strings). */
   config: Record<string, unknown>;
+  /**
+   * True when `config` holds the values the Pulumi engine handed the program (secrets
+   * decrypted); otherwise it is the file as committed, where each secret must be a secure value.
+   */
+  decrypted?: boolean;
+  /** With `decrypted`: the stack file's `config:` as committed, whose secrets are checked instead. */
+  committed?: Record<string, unknown>;
   /** Other top-level keys of the stack file. */
   other?: Record<string, unknown>;
 }
@@ -532,11 +586,15 @@ interface Parsed<T> {
  * so one run reports every problem.
  */
 export function parseEnvironment(stack: string, envDoc: unknown, stackFile: RawStackFile): EnvironmentSpec {
+  const nameProblem = stackNameProblem(stack);
+  if (nameProblem) throw new ConfigError(stack, [nameProblem]);
   const at: Where = { stack, env: `stack "${stack}": stacks/environment.yaml`, stackFile: `stack "${stack}": stacks/Pulumi.${stack}.yaml` };
-  const env = parseEnvironmentFile(at, envDoc);
-  const config = readConfigValues(at, stackFile.config ?? {});
-  const knobs = parseKnobs(at, config.value);
+  const reserved: string[] = [];
+  const env = parseEnvironmentFile(at, withoutReservedKeys(envDoc ?? {}, `${at.env}: `, reserved));
+  const config = readConfigValues(at, withoutReservedKeys(stackFile.config ?? {}, `${at.stackFile}: config.`, reserved) as Record<string, unknown>, stackFile);
+  const knobs = parseKnobs(at, config.value, config.problems);
   const problems = [
+    ...reserved,
     ...topLevelKeyProblems(at, stackFile),
     ...env.problems,
     ...config.problems,
@@ -569,27 +627,75 @@ function parseEnvironmentFile(at: Where, envDoc: unknown): Parsed<EnvironmentFil
  * file without decryption: in dockyard:secrets they stand as SECRET_PLACEHOLDER, anywhere
  * else they are refused.
  */
-function readConfigValues(at: Where, raw: Record<string, unknown>): Parsed<Record<string, unknown>> {
-  const config: Record<string, unknown> = { ...raw };
+function readConfigValues(at: Where, raw: Record<string, unknown>, source: Pick<RawStackFile, "decrypted" | "committed">): Parsed<Record<string, unknown>> {
+  const config: Record<string, unknown> = Object.assign(Object.create(null), raw);
+  const committed = source.decrypted ? (source.committed ?? {}) : raw;
   const rawSecrets = config["dockyard:secrets"];
-  if (isMap(rawSecrets)) {
-    config["dockyard:secrets"] = Object.fromEntries(Object.entries(rawSecrets).map(([k, v]) => [k, isSecureValue(v) ? SECRET_PLACEHOLDER : v]));
+  if (isMap(rawSecrets) && !source.decrypted) {
+    // Read from the file: a secret's value is its ciphertext, standing as the placeholder. A
+    // plaintext or malformed one is reported once, by committedSecretProblems, not again as a type.
+    const stands = (v: unknown) => isSecureValue(v) || typeof v === "string" || (isMap(v) && "secure" in v);
+    config["dockyard:secrets"] = Object.assign(
+      Object.create(null),
+      Object.fromEntries(Object.entries(rawSecrets).map(([k, v]) => [k, stands(v) ? SECRET_PLACEHOLDER : v])),
+    );
   }
-  const problems = Object.entries(config)
-    .filter(([k, v]) => isSecureValue(v) && k !== "dockyard:secrets")
-    .map(([k]) => `${at.stackFile}: config.${k}: only dockyard:secrets may hold secure values`);
+  const misplaced = Object.keys(committed).filter((k) => isSecureValue(committed[k]) && k !== "dockyard:secrets");
+  for (const k of misplaced) delete config[k];
+  const problems = [
+    ...misplaced.map((k) => `${at.stackFile}: config.${k}: only dockyard:secrets may hold secure values`),
+    ...committedSecretProblems(at, committed["dockyard:secrets"]),
+  ];
   return { ok: problems.length === 0, value: config, problems };
 }
 
+/**
+ * A committed stack file holds each secret as Pulumi's ciphertext `{ secure: ... }`: a
+ * plaintext value would be in git for anyone to read (Pulumi itself would take it, as a
+ * plain config value).
+ */
+function committedSecretProblems(at: Where, secrets: unknown): string[] {
+  if (!isMap(secrets)) return [];
+  const setIt = (k: string) => `npx pulumi config set --secret --path 'dockyard:secrets.${k}' VALUE --stack ${at.stack}`;
+  return Object.entries(secrets).flatMap(([k, v]) => {
+    if (isSecureValue(v)) return [];
+    if (isMap(v) && "secure" in v) return [`${at.stackFile}: config.dockyard:secrets.${k}: is not a secure value (secure: must be Pulumi's ciphertext string, alone); set it again with: ${setIt(k)}`];
+    if (typeof v === "string") return [`${at.stackFile}: config.dockyard:secrets.${k}: is plaintext; allowed: a secure value, never the secret itself in a committed file (remove it, rotate it if it was pushed, and set it with: ${setIt(k)})`];
+    return [];
+  });
+}
+
+/** Keys no mapping may use: JavaScript would take `__proto__` as the object's prototype (zod drops it without a word). */
+const RESERVED_KEYS = new Set(["__proto__"]);
+
+/** A copy of a document without reserved keys, each one reported on `problems` with its path. */
+function withoutReservedKeys(v: unknown, prefix: string, problems: string[], path = ""): unknown {
+  if (Array.isArray(v)) return v.map((x, i) => withoutReservedKeys(x, prefix, problems, path ? `${path}.${i}` : String(i)));
+  if (!isMap(v)) return v;
+  const out = Object.create(null) as Record<string, unknown>;
+  for (const k of Object.keys(v)) {
+    const p = path ? `${path}.${k}` : k;
+    if (RESERVED_KEYS.has(k)) {
+      problems.push(`${prefix}${p}: the key "${k}" is not allowed (JavaScript reserves it for an object's prototype); use another name`);
+    } else {
+      out[k] = withoutReservedKeys(v[k], prefix, problems, p);
+    }
+  }
+  return out;
+}
+
 /** The stack's knobs against StackKnobsSchema; when they fail, their well-formed parts. */
-function parseKnobs(at: Where, config: Record<string, unknown>): Parsed<StackKnobs> {
+function parseKnobs(at: Where, config: Record<string, unknown>, reported: string[] = []): Parsed<StackKnobs> {
   const parsed = StackKnobsSchema.safeParse(config);
   if (parsed.success) return { ok: true, value: parsed.data, problems: [] };
-  const problems = zodProblems(at.stackFile, parsed.error).map((p) =>
-    p.startsWith(`${at.stackFile}: dockyard:`) || p.startsWith(`${at.stackFile}: aws:`)
-      ? p.replace(`${at.stackFile}: `, `${at.stackFile}: config.`)
-      : p.replace(`${at.stackFile}: `, `${at.stackFile}: config: `),
-  );
+  const problems = zodProblems(at.stackFile, parsed.error)
+    .map((p) =>
+      p.startsWith(`${at.stackFile}: dockyard:`) || p.startsWith(`${at.stackFile}: aws:`)
+        ? p.replace(`${at.stackFile}: `, `${at.stackFile}: config.`)
+        : p.replace(`${at.stackFile}: `, `${at.stackFile}: config: `),
+    )
+    // A key readConfigValues already reported (a secure value out of place) is not reported again as missing.
+    .filter((p) => !reported.some((r) => p.startsWith(`${r.slice(0, r.indexOf(": ", at.stackFile.length + 2))}: `)));
   return { ok: false, value: looseKnobs(config), problems };
 }
 
@@ -615,16 +721,16 @@ function serviceProblems(at: Where, env: EnvironmentFile, knobs: StackKnobs): st
   const groupNames = Object.keys(env.hostGroups);
   if (groupNames.length === 0) p.push(`${at.env}: hostGroups: must declare at least one host group`);
   for (const [svc, def] of Object.entries(env.services)) {
-    if (!env.hostGroups[def.group]) {
-      p.push(`${at.env}: services.${svc}.group: unknown host group "${def.group}"; declared groups: ${groupNames.join(", ") || "(none)"}`);
+    if (!Object.hasOwn(env.hostGroups, def.group)) {
+      p.push(`${at.env}: services.${svc}.group: unknown host group "${def.group}"; declared groups: ${listOrNone(groupNames)}`);
     }
     for (const [envName, secretName] of Object.entries(def.secrets)) {
-      if (!(secretName in knobs["dockyard:secrets"])) {
+      if (!Object.hasOwn(knobs["dockyard:secrets"], secretName)) {
         p.push(
           `${at.stackFile}: config.dockyard:secrets.${secretName}: missing; service "${svc}" needs it for ${envName} (set it with: npx pulumi config set --secret --path 'dockyard:secrets.${secretName}' VALUE --stack ${at.stack})`,
         );
       }
-      if (envName in def.env) p.push(`${at.env}: services.${svc}.secrets.${envName}: also set in env; a variable is either plain or secret`);
+      if (Object.hasOwn(def.env, envName)) p.push(`${at.env}: services.${svc}.secrets.${envName}: also set in env; a variable is either plain or secret`);
     }
   }
   return p;
@@ -698,9 +804,10 @@ function hostGroupProblems(at: Where, env: EnvironmentFile, knobs: StackKnobs): 
   const p: string[] = [];
   const groupNames = Object.keys(env.hostGroups);
   for (const g of Object.keys(knobs["dockyard:hostGroups"])) {
-    if (!env.hostGroups[g]) p.push(`${at.stackFile}: config.dockyard:hostGroups.${g}: unknown host group; declared groups: ${groupNames.join(", ")}`);
+    if (!Object.hasOwn(env.hostGroups, g)) p.push(`${at.stackFile}: config.dockyard:hostGroups.${g}: unknown host group; declared groups: ${listOrNone(groupNames)}`);
   }
-  for (const g of groupNames) {
+  // Names that failed their own rule are reported once, there, not again as host names.
+  for (const g of groupNames.filter((n) => NAME_RE.test(n))) {
     const where = `${at.stackFile}: config.dockyard:hostGroups.${g}`;
     // EC2 counts each CIDR of a rule as one rule, at most 60 inbound per security group
     // (Amazon VPC quotas, "Inbound or outbound rules per security group"; components/host.ts ingressRules).
@@ -720,7 +827,7 @@ function hostGroupProblems(at: Where, env: EnvironmentFile, knobs: StackKnobs): 
       );
     }
     const count = knobs["dockyard:hostGroups"][g]?.count;
-    const longest = hostNameFor(at.stack, g, typeof count === "number" && count > 0 ? count : 1);
+    const longest = hostNameFor(at.stack, g, Number.isInteger(count) && (count as number) > 0 ? (count as number) : 1);
     if (!HOST_NAME_RE.test(longest)) {
       p.push(`${where}: host names '<stack>-<group>-<n>' ("${longest}") are the hosts' hostnames and must be DNS labels: a-z, 0-9 and '-' inside; use a lower-case stack name of a-z, 0-9 and '-'`);
     }
@@ -732,7 +839,7 @@ function hostGroupProblems(at: Where, env: EnvironmentFile, knobs: StackKnobs): 
         `${where}: host names '<stack>-<group>-<n>' reach ${longest.length} characters ("${longest}"); at most ${HOST_NAME_MAX_LENGTH} are allowed (each host's IAM role is '<host>-role' plus Pulumi's 8-character random suffix, and IAM role names end at 64): use a shorter stack or group name`,
       );
     }
-    if (!knobs["dockyard:hostGroups"][g]) p.push(`${where}: missing; every host group needs instanceType and count`);
+    if (!Object.hasOwn(knobs["dockyard:hostGroups"], g)) p.push(`${where}: missing; every host group needs instanceType and count`);
   }
   return p;
 }
@@ -743,11 +850,11 @@ function imageAndReplicaProblems(at: Where, env: EnvironmentFile, knobs: StackKn
   const serviceNames = Object.keys(env.services);
   for (const key of ["dockyard:images", "dockyard:replicas"] as const) {
     for (const s of Object.keys(knobs[key])) {
-      if (!env.services[s]) p.push(`${at.stackFile}: config.${key}.${s}: unknown service; declared services: ${serviceNames.join(", ") || "(none)"}`);
+      if (!Object.hasOwn(env.services, s)) p.push(`${at.stackFile}: config.${key}.${s}: unknown service; declared services: ${listOrNone(serviceNames)}`);
     }
   }
   for (const s of serviceNames) {
-    if (!knobs["dockyard:images"][s]) p.push(`${at.stackFile}: config.dockyard:images.${s}: missing; every service needs a digest 'sha256:<64 hex>'`);
+    if (!Object.hasOwn(knobs["dockyard:images"], s)) p.push(`${at.stackFile}: config.dockyard:images.${s}: missing; every service needs a digest 'sha256:<64 hex>'`);
   }
   for (const [s, def] of Object.entries(env.services)) {
     const replicas = knobs["dockyard:replicas"][s] ?? def.replicas;
@@ -834,7 +941,10 @@ export function pinnedImages(spec: Pick<EnvironmentSpec, "services" | "proxyImag
 }
 
 const isMap = (v: unknown): v is Record<string, unknown> => !!v && typeof v === "object" && !Array.isArray(v);
-const mapOf = (v: unknown): Record<string, unknown> => (isMap(v) ? v : {});
+/** A mapping's own entries on a null-prototype object; {} for anything else. */
+const mapOf = (v: unknown): Record<string, unknown> => Object.assign(Object.create(null), isMap(v) ? v : {});
+/** Names as a message lists them; "(none)" for none. */
+const listOrNone = (names: readonly string[]): string => names.join(", ") || "(none)";
 
 /** The well-formed parts of an environment file that failed validation, for cross-reference checks. */
 function looseEnvironment(doc: unknown): EnvironmentFile {
@@ -876,5 +986,5 @@ export const SECRET_PLACEHOLDER = "[secret]";
 
 /** A Pulumi secure value as a stack file holds it, `{ secure: "<ciphertext>" }` (not decrypted). */
 export function isSecureValue(v: unknown): boolean {
-  return !!v && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 1 && "secure" in v;
+  return isMap(v) && Object.keys(v).length === 1 && typeof v.secure === "string" && v.secure.length > 0;
 }

@@ -11,7 +11,6 @@
  * The plan and diff subcommands are built on this; so are the whole-program tests.
  */
 import { spawn } from "node:child_process";
-import * as fs from "node:fs";
 import * as path from "node:path";
 import {
   ConfigError,
@@ -23,7 +22,6 @@ import {
   readEnvironmentFile,
   readStackFile,
   isSecureValue,
-  stackFilePath,
   type EnvironmentSpec,
   type RawStackFile,
 } from "../../stacks";
@@ -167,12 +165,9 @@ export function prepareRender(stack: string, opts: RenderOptions = {}): { reques
   const stacksDir = opts.stacksDir ?? STACKS_DIR;
   const knobsStack = opts.knobsFrom ?? stack;
   const environmentFile = opts.environmentFile ? path.resolve(opts.environmentFile) : ENVIRONMENT_FILE;
-  for (const [s, dir] of [[stack, stacksDir], [knobsStack, opts.knobsDir ?? stacksDir]] as const) {
-    if (!fs.existsSync(stackFilePath(s, dir))) {
-      const known = fs.existsSync(dir) ? fs.readdirSync(dir).map((f) => /^Pulumi\.(.+)\.yaml$/.exec(f)?.[1]).filter((x): x is string => !!x) : [];
-      throw new ConfigError(s, [`${path.relative(process.cwd(), stackFilePath(s, dir)) || stackFilePath(s, dir)}: no such stack file; stacks: ${known.sort().join(", ") || "(none)"}`]);
-    }
-  }
+  // The rendered stack's file must exist even when its knobs come from another stack's
+  // (readStackFile refuses a bad stack name before any path is made of it).
+  if (knobsStack !== stack) readStackFile(stack, stacksDir);
   const env = readEnvironmentFile(stack, environmentFile);
   let stackFile: RawStackFile;
   try {

@@ -30,7 +30,8 @@ export function writeLargeStack(): RenderOptions {
   const groups = [nameOf("workers", 32), nameOf("edge", 32), nameOf("batch", 32)];
   env.hostGroups = Object.fromEntries(groups.map((g) => [g, { role: nameOf("role", 32), dataMount: "/var/lib/dockyard" }]));
   env.services = {};
-  const secrets: Record<string, string> = {};
+  // As a committed stack file holds them: Pulumi's ciphertext (a plaintext one is refused).
+  const secrets: Record<string, { secure: string }> = {};
   const images: Record<string, string> = {};
   const replicas: Record<string, number> = {};
   for (let i = 0; i < 12; i++) {
@@ -47,8 +48,8 @@ export function writeLargeStack(): RenderOptions {
       volumes: { [nameOf(`data${i}`, 32)]: "/srv/data", [nameOf(`cache${i}`, 32)]: "/srv/cache" },
     };
     delete env.services[name].repository;
-    secrets[nameOf(`secret${i}`, 32)] = `value-${i}`;
-    secrets[nameOf(`password${i}`, 32)] = `password-${i}`;
+    secrets[nameOf(`secret${i}`, 32)] = { secure: `v1:c2VjcmV0:value-${i}` };
+    secrets[nameOf(`password${i}`, 32)] = { secure: `v1:cGFzc3dk:password-${i}` };
     images[name] = digest(i + 1);
     replicas[name] = 2 * LARGE_HOSTS + 1;
   }
