@@ -302,7 +302,14 @@ const HostGroupDefSchema = strict({
 
 const HealthSchema = strict({
   /** HTTP path that answers 2xx when the service is healthy. */
-  path: z.string().regex(/^\/[^\s]*$/, { error: "must be an HTTP path starting with /" }),
+  /**
+   * HTTP path (and query) that answers 2xx when the service is healthy: RFC 3986 path and
+   * query characters, without the ones HAProxy's configuration reads itself (quotes, '#'
+   * starts a comment, '\\' escapes), as the proxy's `http-check send ... uri <path>` holds it.
+   */
+  path: z.string().regex(/^\/[A-Za-z0-9._~!$&()*+,;=:@%/?-]*$/, {
+    error: "must be an HTTP path starting with /; allowed: letters, digits and . _ ~ ! $ & ( ) * + , ; = : @ % / ? - (no spaces, quotes, '#' or '\\')",
+  }),
   interval: duration.default("10s"),
   timeout: duration.default("3s"),
   retries: int(1, 20).default(3),

