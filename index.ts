@@ -49,13 +49,17 @@ const hosts = stackHosts(spec).map(({ name, group, ordinal }) => {
   return { group, host, engine };
 });
 
-// This environment's image repositories (ECR), one per service plus the proxy's.
-const registry = new ImageRegistry("registry", {
-  stack: spec.stack,
-  registry: spec.registry,
-  services: spec.services,
-  extraRepositories: spec.proxyImage ? [PROXY_REPOSITORY] : [],
-});
+// This environment's image repositories (ECR), one per service plus the proxy's. Another
+// registry is not Dockyard's to manage: its repositories exist already, and hosts pull from
+// it without credentials (README "Registries"), as Dockyard holds no registry password.
+const registry = ecr
+  ? new ImageRegistry("registry", {
+      stack: spec.stack,
+      registry: spec.registry,
+      services: spec.services,
+      extraRepositories: spec.proxyImage ? [PROXY_REPOSITORY] : [],
+    })
+  : undefined;
 
 // The containers: images by digest, replicas spread over the hosts, a proxy per host.
 const fleet = new ContainerFleet("fleet", {
@@ -96,5 +100,5 @@ export const hostsByName = Object.fromEntries(
 export const services = fleet.services;
 /** The proxy image every host's proxy runs, `<repo>@<digest>`, once every proxy was created; undefined without proxy. */
 export const proxyImage = fleet.proxyImage;
-/** The image repositories of this environment. */
-export const repositories = registry.repositories;
+/** The image repositories of this environment (ECR; none when the registry is another one). */
+export const repositories = registry?.repositories ?? {};

@@ -6,6 +6,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import * as zlib from "node:zlib";
 import { describe, expect, it } from "vitest";
 import * as YAML from "yaml";
 import { STACKS, hostNameFor, loadStackSpec, readStackFile } from "../stacks";
@@ -85,5 +86,35 @@ describe.each(STACKS.filter((s) => s !== "prod"))("stack %s against prod", (stac
     expect(report.real).toEqual([]);
     expect(report.identical).toBe(true);
     expect(report.allowed.length).toBeGreaterThan(0);
+  });
+});
+
+describe("a stack whose registry is not ECR (issue 10: the README and the program agree)", () => {
+  it("renders: no ECR repository or ECR grant, no credential helper, hosts pull from that registry by digest", async () => {
+    const raw = readStackFile("dev");
+    const config = structuredClone(raw.config) as Record<string, any>;
+    config["dockyard:registry"] = "registry.example.com/dockyard";
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dockyard-registry-"));
+    let r: Rendered;
+    try {
+      fs.writeFileSync(path.join(dir, "Pulumi.dev.yaml"), YAML.stringify({ ...raw.other, config }));
+      r = await renderStack("dev", { stacksDir: dir });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    expect(r.resources.filter((x) => x.type.startsWith("aws:ecr/")).map(resourceKey)).toEqual([]);
+    expect(JSON.stringify(r.resources.filter((x) => x.type.startsWith("aws:iam/")).map((x) => x.inputs))).not.toMatch(/ecr:/);
+    const pulls = r.resources.filter((x) => x.type === "command:remote:Command" && /docker pull/.test(String(x.inputs.create)));
+    expect(pulls.length).toBeGreaterThan(0);
+    for (const p of pulls) expect(String(p.inputs.create)).toMatch(/ registry\.example\.com\/dockyard\/(web|haproxy)@sha256:[0-9a-f]{64}$/);
+    expect(r.outputs.repositories).toEqual({});
+    const instances = r.resources.filter((x) => x.type === "aws:ec2/instance:Instance");
+    expect(instances.length).toBeGreaterThan(0);
+    for (const i of instances) {
+      const userData = zlib.gunzipSync(Buffer.from(String(i.inputs.userDataBase64), "base64")).toString("utf8");
+      expect(userData).toContain("REGISTRY_HOST=''");
+      // The env file names the helper always; the step that installs and configures it is not there.
+      expect(userData).not.toMatch(/registry-auth\.sh|set-cred-helper/);
+    }
   });
 });
