@@ -59,7 +59,8 @@ export async function rollback(opts: RollbackOptions): Promise<ChangeResult> {
   try {
     entries = readLedger(ledgerFile);
   } catch (e) {
-    if (e instanceof LedgerError) throw new DockyardError(e.message, 1);
+    // A ledger line that is not an entry is bad input: the operator fixes the file (exit 2).
+    if (e instanceof LedgerError) throw new DockyardError(`${e.message}; nothing was changed`, 2);
     throw e;
   }
   const explicit = names.length > 0;

@@ -355,6 +355,8 @@ describe("bad input and misuse at the CLI: exit 2, one message, no stack trace, 
   const proto = fs.mkdtempSync(path.join(tmp, "cli-proto-"));
   fs.writeFileSync(path.join(proto, "Pulumi.dev.yaml"), insertAfter(DEV_TEXT, "  dockyard:replicas:", "    __proto__: 3"));
   const DIGEST_ARG = `sha256:${"c".repeat(64)}`;
+  const badLedger = path.join(tmp, "bad-ledger.jsonl");
+  fs.writeFileSync(badLedger, '{"time": "2026-11-28T00:00:00Z"\n');
   const cases: { args: string[]; stderr: RegExp }[] = [
     { args: ["plan", "staging"], stderr: /stack "staging": stacks\/Pulumi\.staging\.yaml: no such stack file; stacks: dev, prod, test/ },
     { args: ["plan", "x/../Pulumi.dev"], stderr: /stack "x\/\.\.\/Pulumi\.dev": the stack name is not allowed; allowed: / },
@@ -367,6 +369,7 @@ describe("bad input and misuse at the CLI: exit 2, one message, no stack trace, 
     { args: ["rollback", "prod", "--service", "nosuch"], stderr: /--service nosuch: stack prod .* has no such service; services: web/ },
     { args: ["rollback", "prod", "--service", "web", "--to", "latest"], stderr: /--to latest: must be an image digest/ },
     { args: ["rollback", "prod", "--to", DIGEST_ARG], stderr: /--to needs --service/ },
+    { args: ["rollback", "prod", "--ledger", badLedger], stderr: /bad-ledger\.jsonl:1: not a JSON line; nothing was changed/ },
     { args: ["plan"], stderr: /Not enough non-option arguments|stack/ },
     { args: ["plan", "dev", "--no-such-option"], stderr: /Unknown argument/ },
     { args: ["launch", "dev"], stderr: /Unknown argument|Unknown command/ },
