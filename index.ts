@@ -75,6 +75,7 @@ const fleet = new ContainerFleet("fleet", {
   architecture: spec.os.architecture,
   logging: spec.engine.daemon,
   proxyImage: spec.proxyImage,
+  proxy: spec.proxy,
 });
 
 export const stack = spec.stack;

@@ -25,11 +25,11 @@ import * as crypto from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import * as docker from "@pulumi/docker";
 import * as command from "@pulumi/command";
-import type { DaemonSettings, ServiceSpec } from "../stacks/schema";
+import type { DaemonSettings, ProxySettings, ServiceSpec } from "../stacks/schema";
 import { dockerPlatform, type Architecture } from "../stacks/os";
 import { commandConnection, dockerProviderArgs, type HostConnection } from "./connection";
 import { placeReplicas, replicaSlots, hostsWithReplicas, type Placement } from "./placement";
-import { PROXY_CONFIG_PATH, renderHaproxyConfig, type ProxyRoute } from "./proxy";
+import { PROXY_CONFIG_DIR, PROXY_CONFIG_PATH, renderHaproxyConfig, type ProxyRoute } from "./proxy";
 
 /** A host the fleet deploys to, as the host and engine components describe it. */
 export interface FleetHost {
@@ -67,6 +67,8 @@ export interface ContainerFleetArgs {
    * Unset: no proxy is created and no service port is published.
    */
   proxyImage?: string;
+  /** The proxy container's limits and user (environment.yaml `proxy:`). */
+  proxy: ProxySettings;
 }
 
 /** What the promote command reads from the stack output `services`. */
@@ -229,8 +231,39 @@ export function proxyLabels(stack: string, config: string): DockerLabel[] {
   return [
     { label: "dockyard.stack", value: stack },
     { label: "dockyard.role", value: "proxy" },
-    { label: "dockyard.config", value: crypto.createHash("sha256").update(config).digest("hex").slice(0, 12) },
+    { label: "dockyard.config", value: configHash(config) },
   ];
+}
+
+function configHash(config: string): string {
+  return crypto.createHash("sha256").update(config).digest("hex").slice(0, 12);
+}
+
+/** The host file a proxy configuration is written to: named by its hash, so a new configuration is a new file. */
+export function proxyConfigFile(config: string): string {
+  return `${PROXY_CONFIG_DIR}/haproxy-${configHash(config)}.cfg`;
+}
+
+/**
+ * The shell command that writes a proxy configuration (its stdin) to its host file: via a
+ * temporary file and a rename, so the proxy never mounts half a file.
+ */
+export function writeConfigCommand(file: string): string {
+  return `set -e; umask 022; cat > '${file}.tmp'; mv -f '${file}.tmp' '${file}'`;
+}
+
+/**
+ * `docker update --pids-limit` for containers already created: pulumi-docker 5.2's Container
+ * has no pids-limit input (kreuzwerker/terraform-provider-docker's docker_container neither;
+ * only its docker_service has a TODO), and dockerd has no default. `docker update` stores it
+ * in the container's hostconfig (moby daemon/update.go: update, then CheckpointTo), so it
+ * holds across restarts and reboots. Each group: a limit and the container ids it applies to.
+ */
+export function pidsLimitCommand(groups: { limit: number; ids: string[] }[]): string {
+  return groups
+    .filter((g) => g.ids.length > 0)
+    .map((g) => `docker update --pids-limit ${g.limit} ${g.ids.join(" ")} >/dev/null`)
+    .join(" && ");
 }
 
 /** Engine log settings, as every container sets them explicitly. */
@@ -279,6 +312,7 @@ export function replicaContainerArgs(stack: string, svc: ServiceSpec, logging: F
     memory: svc.memoryMb,
     memorySwap: svc.memoryMb,
     cpus: String(svc.cpus),
+    // No pids-limit input in the provider: see pidsLimitCommand.
     capabilities: { drops: ["ALL"] },
     securityOpts: ["no-new-privileges:true"],
     ...containerLogging(logging),
@@ -307,7 +341,8 @@ export function replicaContainerArgs(stack: string, svc: ServiceSpec, logging: F
 
 /**
  * The container arguments of a host's proxy: `image` its pulled image id, `config` the
- * rendered HAProxy configuration, `networks` service name -> network name, for each route.
+ * rendered HAProxy configuration (mounted from its host file, proxyConfigFile), `networks`
+ * service name -> network name, for each route, `settings` its limits and user.
  */
 export function proxyContainerArgs(
   stack: string,
@@ -316,20 +351,27 @@ export function proxyContainerArgs(
   logging: FleetLogging,
   image: pulumi.Input<string>,
   networks: Record<string, pulumi.Input<string>>,
+  settings: ProxySettings,
 ): docker.ContainerArgs {
   return {
     image,
     restart: "unless-stopped",
-    // Not read-only: Docker refuses `uploads` (the config) into a read-only rootfs
-    // ("container rootfs is marked read-only"), found by fleet.int.test.ts.
-    readOnly: false,
+    // CIS 5.13: a read-only root. The configuration is a read-only bind mount of its host
+    // file (Docker refuses `uploads` into a read-only rootfs: "container rootfs is marked
+    // read-only", found by fleet.int.test.ts).
+    readOnly: true,
     tmpfs: { "/tmp": "rw,noexec,nosuid,size=16m" },
+    mounts: [{ type: "bind", source: proxyConfigFile(config), target: PROXY_CONFIG_PATH, readOnly: true }],
+    // CIS 4.1: never root; it binds the published ports (< 1024 too) through this sysctl.
+    user: settings.user,
     sysctls: { "net.ipv4.ip_unprivileged_port_start": "0" },
     capabilities: { drops: ["ALL"] },
     securityOpts: ["no-new-privileges:true"],
-    memory: 128,
+    memory: settings.memoryMb,
+    memorySwap: settings.memoryMb,
+    // CIS 5.12.
+    cpus: String(settings.cpus),
     ...containerLogging(logging),
-    uploads: [{ file: PROXY_CONFIG_PATH, content: config }],
     healthcheck: { tests: proxyHealthcheckTests(), ...PROXY_HEALTH },
     wait: true,
     waitTimeout: healthWaitSeconds(PROXY_HEALTH),
@@ -441,12 +483,15 @@ export class ContainerFleet extends pulumi.ComponentResource {
     for (const host of hosts) {
       const on: OnHost = { host, provider: this.hostProvider(host), parent: this, platform: this.platform };
       const networks: Record<string, docker.Network> = {};
+      const limits: { limit: number; containers: docker.Container[] }[] = [];
       for (const svc of services.filter((s) => (this.placed[s.name]?.[host.name] ?? 0) > 0)) {
         const objects = this.serviceObjects(on, svc);
         networks[svc.name] = objects.network;
-        this.replicas(on, svc, objects);
+        limits.push({ limit: svc.pidsLimit, containers: this.replicas(on, svc, objects) });
       }
-      this.proxy(on, networks);
+      const proxy = this.proxy(on, networks);
+      if (proxy) limits.push({ limit: args.proxy.pidsLimit, containers: [proxy] });
+      this.pidsLimits(on, limits);
     }
 
     // Outputs resolve only once the containers they describe were created (and healthy).
@@ -498,12 +543,13 @@ export class ContainerFleet extends pulumi.ComponentResource {
    * The service's replicas on one host. Named by spec hash: a new digest or spec is a new
    * container, created and health-waited before the old one is deleted at the end of the update.
    */
-  private replicas(on: OnHost, svc: ServiceSpec, objects: ServiceOnHost): void {
+  private replicas(on: OnHost, svc: ServiceSpec, objects: ServiceOnHost): docker.Container[] {
     const { stack, logging, secrets } = this.args;
     const { host } = on;
     const hash = specHash(svc, { logging, platform: this.platform });
     const env = serviceEnv(svc, secrets);
     const envs = env.secret ? pulumi.secret(env.lines) : env.lines;
+    const made: docker.Container[] = [];
     for (const { slot } of replicaSlots(svc.name, { [host.name]: this.placed[svc.name][host.name] })) {
       const container = new docker.Container(
         `${this.name}-${host.name}-${svc.name}-${slot}-${hash}`,
@@ -517,7 +563,9 @@ export class ContainerFleet extends pulumi.ComponentResource {
         },
       );
       this.containersOf[svc.name].push(container);
+      made.push(container);
     }
+    return made;
   }
 
   /**
@@ -525,19 +573,28 @@ export class ContainerFleet extends pulumi.ComponentResource {
    * healthy replicas. It holds the host ports, so a config change replaces it delete-first:
    * a gap on this host only, because the proxies are replaced one host at a time.
    */
-  private proxy(on: OnHost, networks: Record<string, docker.Network>): void {
+  private proxy(on: OnHost, networks: Record<string, docker.Network>): docker.Container | undefined {
     const { host } = on;
     const spec = hostProxy(this.args.proxyImage, this.args.services, this.placed, host.name);
-    if (!spec) return;
+    if (!spec) return undefined;
     const { routes } = spec;
     const config = renderHaproxyConfig(routes);
+    // The configuration's host file, which the proxy mounts read-only. A new configuration is
+    // a new file (and a new proxy, as the mount source changed); the old file is removed when
+    // this command is replaced, after the new proxy was created.
+    const file = proxyConfigFile(config);
+    const configFile = new command.remote.Command(
+      `${this.name}-${host.name}-proxy-config`,
+      { connection: commandConnection(host.connection), create: writeConfigCommand(file), stdin: config, delete: `rm -f '${file}'` },
+      { parent: this, dependsOn: [host.ready] },
+    );
     // Pulled on the host like service images: a RemoteImage alone would pull anonymously.
     const image = pulledImage(`${this.name}-${host.name}-proxy`, spec.image, on);
     const previous = this.proxies.at(-1);
     const networkNames = Object.fromEntries(routes.map((r) => [r.service, networks[r.service].name]));
     const proxy = new docker.Container(
       `${this.name}-${host.name}-proxy`,
-      proxyContainerArgs(this.args.stack, routes, config, this.args.logging, image.imageId, networkNames),
+      proxyContainerArgs(this.args.stack, routes, config, this.args.logging, image.imageId, networkNames, this.args.proxy),
       {
         parent: this,
         provider: on.provider,
@@ -551,10 +608,29 @@ export class ContainerFleet extends pulumi.ComponentResource {
         // along dependents whose INPUTS depend on it (pkg/resource/deploy/step_generator.go,
         // calculateDependentReplacements: "the edge from B to A may be a simple dependsOn
         // edge ... neither B nor D would need to be deleted").
-        dependsOn: [host.ready, image, ...routes.map((r) => networks[r.service]), ...(previous ? [previous] : [])],
+        dependsOn: [host.ready, image, configFile, ...routes.map((r) => networks[r.service]), ...(previous ? [previous] : [])],
         deleteBeforeReplace: true,
       },
     );
     this.proxies.push(proxy);
+    return proxy;
+  }
+
+  /**
+   * The PIDs limit of every container on a host (CIS 5.29), set right after they were
+   * created and became healthy (pidsLimitCommand: the provider cannot set it at create).
+   * Until then, a few seconds per new container, the container has the engine's default of
+   * no limit. Any new container id on the host changes the command, which runs again (it is
+   * idempotent).
+   */
+  private pidsLimits(on: OnHost, limits: { limit: number; containers: docker.Container[] }[]): void {
+    const all = limits.flatMap((l) => l.containers);
+    if (all.length === 0) return;
+    const groups = pulumi.all(limits.map((l) => pulumi.all(l.containers.map((c) => c.id)).apply((ids) => ({ limit: l.limit, ids }))));
+    new command.remote.Command(
+      `${this.name}-${on.host.name}-pids-limit`,
+      { connection: commandConnection(on.host.connection), create: groups.apply(pidsLimitCommand) },
+      { parent: this, dependsOn: [on.host.ready, ...all] },
+    );
   }
 }

@@ -15,8 +15,14 @@
  *    503 may already have written something, so the client gets that 503.
  */
 
-/** Where the rendered configuration is uploaded inside the proxy container. */
+/** Where the rendered configuration is mounted (read-only) inside the proxy container. */
 export const PROXY_CONFIG_PATH = "/usr/local/etc/haproxy/haproxy.cfg";
+/**
+ * The host directory holding each proxy configuration, `haproxy-<hash>.cfg`, bind-mounted
+ * read-only into the proxy (its root filesystem is read-only: CIS Docker Benchmark 5.13).
+ * The host's user-data creates it, owned by the SSH user, who writes the files.
+ */
+export const PROXY_CONFIG_DIR = "/etc/dockyard/proxy";
 /** Docker's embedded DNS server, reachable from containers on user-defined networks. */
 export const DOCKER_DNS = "127.0.0.11:53";
 /**

@@ -24,12 +24,16 @@
  *    the old one at the end), not computed by the engine; the proxies' host-by-host chain
  *    is a unit test (fleet.test.ts) over the engine source it cites;
  *  - the proxy publishes on 127.0.0.1 only (the rendered ports bind all addresses);
+ *  - the proxy's configuration file is written by the rendered command (its create, with
+ *    its stdin) into a temporary directory standing in for the host's PROXY_CONFIG_DIR, and
+ *    the bind mount's source is moved there the same way; the pids-limit command runs as
+ *    rendered, with the mock container ids replaced by the real ones;
  *  - that the stop grace lets a draining service finish its requests: the example service
  *    does not drain (busybox httpd as PID 1 has no SIGTERM handler, so the signal is
  *    ignored and the delete takes the whole grace, serving until SIGKILL).
  */
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as http from "node:http";
 import * as net from "node:net";
@@ -40,6 +44,7 @@ import { useMocks, settle } from "../helpers/pulumi";
 import type { RecordedResource } from "../../scripts/lib/mocks";
 import type { ServiceSpec } from "../../stacks";
 import { ContainerFleet } from "../../components/fleet";
+import { PROXY_CONFIG_DIR } from "../../components/proxy";
 import { sshOptions } from "../../components/connection";
 
 const mocks = useMocks("dev");
@@ -55,6 +60,10 @@ const FAKE_DIGEST = "sha256:" + "e".repeat(64);
 const docker = (...args: string[]) => execFileSync("docker", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const created: string[] = [];
+/** Stands in for the host's PROXY_CONFIG_DIR. */
+const CONFIG_DIR = fs.mkdtempSync(path.join(os.tmpdir(), "dyit-proxy-config-"));
+const hostPath = (p: string) => p.replaceAll(PROXY_CONFIG_DIR, CONFIG_DIR);
+const PROXY_SETTINGS = { cpus: 0.5, memoryMb: 128, pidsLimit: 128, user: "99:99" };
 
 // ---------------------------------------------------------------------------------
 // The rendered fleet
@@ -95,6 +104,7 @@ async function render(publishPort: number, env: Record<string, string>) {
     architecture: "x86_64",
     logging: { logDriver: "local", logMaxSize: "1m", logMaxFile: 2 },
     proxyImage: `dockyard-test/haproxy@${FAKE_DIGEST}`,
+    proxy: PROXY_SETTINGS,
   });
   await settle(50);
   const mine = (type: string) => mocks.ofType(type).filter((r) => r.name.startsWith(`${name}-`));
@@ -103,10 +113,13 @@ async function render(publishPort: number, env: Record<string, string>) {
     if (xs.length !== 1) throw new Error(`expected one ${what}, got ${xs.map((x) => x.name).join(", ")}`);
     return xs[0];
   };
+  const commands = mine("command:remote:Command");
   return {
     replica: one(containers.filter((c) => !c.name.endsWith("-proxy")), "replica"),
     proxy: one(containers.filter((c) => c.name.endsWith("-proxy")), "proxy"),
     network: one(mine("docker:index/network:Network"), "network"),
+    proxyConfig: one(commands.filter((c) => c.name.endsWith("-proxy-config")), "proxy config command"),
+    pidsLimit: one(commands.filter((c) => c.name.endsWith("-pids-limit")), "pids-limit command"),
   };
 }
 
@@ -176,12 +189,23 @@ function engineCreateRequest(inputs: Record<string, any>, image: string): Record
       LogConfig: { Type: inputs.logDriver ?? "", Config: inputs.logOpts ?? {} },
       // Deviation: loopback only (the rendered ports bind every address).
       PortBindings: Object.fromEntries(ports.map((p) => [`${p.internal}/${p.protocol}`, [{ HostIp: "127.0.0.1", HostPort: String(p.external) }]])),
-      Mounts: (inputs.mounts ?? []).map((m: { type: string; source: string; target: string }) => ({ Type: m.type, Source: m.source, Target: m.target })),
+      Mounts: (inputs.mounts ?? []).map((m: { type: string; source: string; target: string; readOnly?: boolean }) => ({
+        Type: m.type,
+        Source: m.type === "bind" ? hostPath(m.source) : m.source,
+        Target: m.target,
+        ReadOnly: m.readOnly ?? false,
+      })),
     },
   };
 }
 
 /** A container as the provider creates it; resolves once created (and healthy, with `wait`), rejects as the provider fails. */
+/** A remote command as the command provider runs it on the host: its create, its stdin on standard input. */
+function runOnHost(cmd: RecordedResource, replace: (create: string) => string = (x) => x, stdin?: string): void {
+  const inputs = cmd.inputs as { create: string; stdin?: string };
+  execFileSync("bash", ["-c", hostPath(replace(inputs.create))], { input: stdin ?? inputs.stdin ?? "", stdio: ["pipe", "pipe", "pipe"] });
+}
+
 async function createAsProvider(label: string, c: RecordedResource, overrides: { uploads?: { file: string; content: string }[] } = {}): Promise<string> {
   const inputs = c.inputs as Record<string, any>;
   const image = c.name.endsWith("-proxy") ? PROXY : WEB;
@@ -282,7 +306,9 @@ beforeAll(async () => {
   const n = base.network.inputs as { name: string; driver: string; labels: { label: string; value: string }[] };
   expect(n.name).toBe(NET);
   docker("network", "create", "--driver", n.driver, ...n.labels.flatMap((l) => ["--label", `${l.label}=${l.value}`]), "--label", `dockyard.test=${RUN}`, n.name);
-  // The proxy as rendered, created (config uploaded before start) and health-waited as the provider does.
+  // The proxy's configuration written to its host file by the rendered command, then the
+  // proxy as rendered (read-only root, the file mounted, uid 99), created and health-waited as the provider does.
+  runOnHost(base.proxyConfig);
   await createAsProvider("proxy", base.proxy);
 });
 
@@ -290,6 +316,7 @@ afterAll(() => {
   for (const c of created) {
     try { docker("rm", "-f", c); } catch { /* already gone */ }
   }
+  fs.rmSync(CONFIG_DIR, { recursive: true, force: true });
   try { docker("network", "rm", NET); } catch { /* in use or gone */ }
 });
 
@@ -298,7 +325,8 @@ describe("the rendered proxy and replicas against the real engine", () => {
     expect(await healthStatus("proxy")).toBe("healthy");
     const other = await render(await freePort(), { WEB_VERSION: "v1" });
     const broken = { ...other.proxy, inputs: { ...other.proxy.inputs, waitTimeout: SHORT_WAIT } };
-    await expect(createAsProvider("proxy-broken", broken, { uploads: [{ file: "/usr/local/etc/haproxy/haproxy.cfg", content: "this is not a haproxy configuration\n" }] })).rejects.toThrow(/failed to be in healthy state/);
+    runOnHost(other.proxyConfig, (x) => x, "this is not a haproxy configuration\n");
+    await expect(createAsProvider("proxy-broken", broken)).rejects.toThrow(/failed to be in healthy state/);
     expect(await healthStatus("proxy-broken")).not.toBe("healthy");
     await deleteAsProvider("proxy-broken", broken);
   });
@@ -386,6 +414,54 @@ describe("the rendered proxy and replicas against the real engine", () => {
     const took = (Date.now() - t0) / 1000;
     expect((base.proxy.inputs as { destroyGraceSeconds: number }).destroyGraceSeconds).toBeGreaterThan(30);
     expect(took).toBeLessThan(10);
+  });
+});
+
+describe("CIS Docker Benchmark settings on the running fleet containers (docker inspect)", () => {
+  interface Inspect {
+    State: { Pid: number };
+    Config: { User: string; Healthcheck?: { Test: string[] } };
+    HostConfig: { PidsLimit: number | null; ReadonlyRootfs: boolean; NanoCpus: number; Memory: number; CapDrop: string[]; SecurityOpt: string[] };
+  }
+  const inspect = (name: string) => JSON.parse(docker("inspect", name))[0] as Inspect;
+
+  it("PIDs limits as rendered (5.29), set by the rendered docker update; a fork past it fails", async () => {
+    // A fleet of their own on another port: a replica and a proxy, its config written by its command.
+    const cis = await render(await freePort(), { WEB_VERSION: "v1" });
+    runOnHost(cis.proxyConfig);
+    await createAsProvider("cis", cis.replica);
+    await createAsProvider("cis-proxy", cis.proxy);
+    const real: Record<string, string> = { [cis.replica.name]: `${RUN}-cis`, [cis.proxy.name]: `${RUN}-cis-proxy` };
+    // The rendered command names the mock ids (computed(<resource>.id) at preview, <resource>_id on update).
+    runOnHost(cis.pidsLimit, (create) => create.replace(/computed\(([^)]+)\.id\)|(\S+)_id\b/g, (m, a: string, b: string) => real[a ?? b] ?? m));
+    expect(inspect(`${RUN}-cis`).HostConfig.PidsLimit).toBe(512);
+    expect(inspect(`${RUN}-cis-proxy`).HostConfig.PidsLimit).toBe(PROXY_SETTINGS.pidsLimit);
+    // The limit holds: 600 background sleeps cannot all start in a container limited to 512.
+    const r = await new Promise<string>((resolve) =>
+      execFile("docker", ["exec", `${RUN}-cis`, "sh", "-c", "n=0; while [ $n -lt 600 ]; do sleep 30 & n=$((n+1)); done 2>&1 | head -1; echo started"], (_e, out, err) => resolve(`${out}${err}`)),
+    );
+    expect(r).toMatch(/can't fork|Resource temporarily unavailable|fork/i);
+  });
+
+  it("the proxy: read-only root (5.13), not root (4.1), CPU (5.12) and memory limits, health check (5.27); every container: no capabilities, no-new-privileges", () => {
+    const proxy = inspect(`${RUN}-cis-proxy`);
+    expect(proxy.HostConfig.ReadonlyRootfs).toBe(true);
+    expect(proxy.Config.User).toBe("99:99");
+    // The process itself, as the kernel sees it.
+    expect(fs.readFileSync(`/proc/${proxy.State.Pid}/status`, "utf8")).toMatch(/^Uid:\s+99\s+99\s+99\s+99$/m);
+    expect(proxy.HostConfig.NanoCpus).toBe(0.5e9);
+    expect(proxy.HostConfig.Memory).toBe(128 * 1024 * 1024);
+    expect(proxy.Config.Healthcheck?.Test[0]).toBe("CMD");
+    for (const name of [`${RUN}-cis-proxy`, `${RUN}-cis`]) {
+      const c = inspect(name);
+      expect(c.HostConfig.CapDrop).toEqual(["ALL"]);
+      expect(c.HostConfig.SecurityOpt).toContain("no-new-privileges:true");
+      expect(c.Config.Healthcheck).toBeTruthy();
+      expect(c.HostConfig.NanoCpus).toBeGreaterThan(0);
+    }
+    // Its root is read-only indeed, and its configuration is the mounted file.
+    expect(() => docker("exec", `${RUN}-cis-proxy`, "/usr/sbin/haproxy", "-c", "-q", "-f", "/usr/local/etc/haproxy/haproxy.cfg")).not.toThrow();
+    expect(() => docker("exec", `${RUN}-cis-proxy`, "/usr/sbin/haproxy", "-c", "-q", "-f", "/nonexistent")).toThrow();
   });
 });
 

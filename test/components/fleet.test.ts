@@ -16,6 +16,8 @@ import {
   proxyContainerArgs,
   replicaLabels,
   proxyLabels,
+  proxyConfigFile,
+  pidsLimitCommand,
   serviceEnv,
   STOP_GRACE_SECONDS,
 } from "../../components/fleet";
@@ -154,10 +156,11 @@ function service(over: Partial<ServiceSpec> = {}): ServiceSpec {
 }
 
 const LOGGING = { logDriver: "local" as const, logMaxSize: "10m", logMaxFile: 5 };
+const PROXY_SETTINGS = { cpus: 0.5, memoryMb: 128, pidsLimit: 128, user: "99:99" };
 const PROXY = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/dockyard-dev/haproxy@sha256:" + "c".repeat(64);
 
 function fleet(name: string, hosts: ReturnType<typeof makeHosts>, services: ServiceSpec[], secrets: Record<string, string> = { "api-token": "s3cr3t-token-value" }) {
-  return new ContainerFleet(name, { stack: "dev", hosts, services, secrets, architecture: "x86_64", logging: LOGGING, proxyImage: PROXY });
+  return new ContainerFleet(name, { stack: "dev", hosts, services, secrets, architecture: "x86_64", logging: LOGGING, proxyImage: PROXY, proxy: PROXY_SETTINGS });
 }
 
 const byPrefix = (type: string, prefix: string) => mocks.ofType(type).filter((r) => r.name.startsWith(prefix));
@@ -198,13 +201,33 @@ describe("ContainerFleet on the mock runtime", () => {
       const mine = registrations.filter((r) => r.name.startsWith(`f1-${h.name}`) && (r.type.startsWith("docker:") || r.type === "pulumi:providers:docker" || r.type === "command:remote:Command"));
       // provider, network, volume, pull, image, 1 container, proxy pull, proxy image, proxy
       expect(mine.map((r) => r.name.slice(`f1-${h.name}`.length).replace(/^-web-0-[0-9a-f]{8}$/, "-web-0-<spec>")).sort()).toEqual(
-        ["", "-proxy", "-proxy-image", "-proxy-pull", "-web-0-<spec>", "-web-image", "-web-net", "-web-pull", "-web-uploads"],
+        ["", "-pids-limit", "-proxy", "-proxy-config", "-proxy-image", "-proxy-pull", "-web-0-<spec>", "-web-image", "-web-net", "-web-pull", "-web-uploads"],
       );
       for (const r of mine) expect(r.dependencies, `${r.name} depends on ${h.name}-engine-ready`).toContain(readyUrn);
       // Docker resources go through this host's provider, not the default one.
       const providerUrn = reg(`f1-${h.name}`).urn!;
       for (const r of mine.filter((x) => x.type.startsWith("docker:"))) expect(r.provider.startsWith(providerUrn)).toBe(true);
     }
+  });
+
+  it("writes each proxy's configuration to its host file first (stdin, via a rename; removed with the command), and the proxy mounts that file", () => {
+    const proxy = mocks.get("docker:index/container:Container", "f1-f1-app-1-proxy");
+    const cmd = mocks.get("command:remote:Command", "f1-f1-app-1-proxy-config");
+    const mount = (proxy.inputs.mounts as { source: string }[])[0];
+    expect(cmd.inputs.create).toBe(`set -e; umask 022; cat > '${mount.source}.tmp'; mv -f '${mount.source}.tmp' '${mount.source}'`);
+    expect(cmd.inputs.delete).toBe(`rm -f '${mount.source}'`);
+    expect(mount.source).toBe(proxyConfigFile(cmd.inputs.stdin as string));
+    expect(cmd.inputs.stdin).toMatch(/^global/m);
+    expect(reg("f1-f1-app-1-proxy").dependencies).toContain(reg("f1-f1-app-1-proxy-config").urn);
+  });
+
+  it("sets the PIDs limit (CIS 5.29) of every container on a host with one docker update per limit, after they exist", () => {
+    const cmd = mocks.get("command:remote:Command", "f1-f1-app-1-pids-limit");
+    const replica = byPrefix("docker:index/container:Container", "f1-f1-app-1-web-")[0];
+    expect(cmd.inputs.create).toBe(
+      `docker update --pids-limit ${service().pidsLimit} computed(${replica.name}.id) >/dev/null && docker update --pids-limit 128 computed(f1-f1-app-1-proxy.id) >/dev/null`,
+    );
+    expect(reg("f1-f1-app-1-pids-limit").dependencies).toEqual(expect.arrayContaining([reg(replica.name).urn, reg("f1-f1-app-1-proxy").urn]));
   });
 
   it("pulls on the host by digest with the platform pinned, and the container takes the image id", () => {
@@ -261,11 +284,12 @@ describe("ContainerFleet on the mock runtime", () => {
     expect(i.image).toBe("computed(f1-f1-app-1-proxy-image.imageId)");
     expect(i.ports).toEqual([{ internal: 80, external: 80, protocol: "tcp" }]);
     expect(i.networksAdvanced).toEqual([{ name: "dev-web" }]);
-    expect(i.uploads[0].file).toBe("/usr/local/etc/haproxy/haproxy.cfg");
-    expect(i.uploads[0].content).toContain("server-template web 10 web:8080 check");
+    const config = mocks.get("command:remote:Command", "f1-f1-app-1-proxy-config").inputs.stdin as string;
+    expect(i.mounts).toEqual([{ type: "bind", source: proxyConfigFile(config), target: "/usr/local/etc/haproxy/haproxy.cfg", readOnly: true }]);
+    expect(config).toContain("server-template web 10 web:8080 check");
     expect(reg("f1-f1-app-1-proxy").deleteBeforeReplace).toBe(true);
-    // Docker refuses uploads into a read-only rootfs (see fleet.int.test.ts).
-    expect(i.readOnly).toBe(false);
+    // CIS 5.13: read-only root; the configuration is mounted.
+    expect(i.readOnly).toBe(true);
     expect(i.sysctls).toEqual({ "net.ipv4.ip_unprivileged_port_start": "0" });
     expect(mocks.get("docker:index/remoteImage:RemoteImage", "f1-f1-app-1-proxy-image").inputs.name).toBe(PROXY);
   });
@@ -372,7 +396,7 @@ describe("the outputs promote trusts wait for the containers", () => {
   });
 
   it("a fleet without proxy image reports none", async () => {
-    const f = new ContainerFleet("x3", { stack: "dev", hosts: makeHosts("x3", 1), services: [service({ publishPort: undefined })], secrets: { "api-token": "v" }, architecture: "x86_64", logging: LOGGING });
+    const f = new ContainerFleet("x3", { stack: "dev", hosts: makeHosts("x3", 1), services: [service({ publishPort: undefined })], secrets: { "api-token": "v" }, architecture: "x86_64", logging: LOGGING, proxy: PROXY_SETTINGS });
     expect(await outcome(f.proxyImage)).toBe("resolved");
     expect(await promisify(f.proxyImage)).toBeUndefined();
   });
@@ -446,14 +470,31 @@ describe("pure helpers", () => {
       { service: "web", publishPort: 80, containerPort: 8080, healthPath: "/healthz", replicas: 1 },
       { service: "api", publishPort: 8443, containerPort: 9000, healthPath: "/", replicas: 2 },
     ];
-    const args = proxyContainerArgs("dev", routes, "cfg", LOGGING, "sha256:p", { web: "dev-web", api: "dev-api" });
+    const args = proxyContainerArgs("dev", routes, "cfg", LOGGING, "sha256:p", { web: "dev-web", api: "dev-api" }, PROXY_SETTINGS);
     expect(args.ports).toEqual([
       { internal: 80, external: 80, protocol: "tcp" },
       { internal: 8443, external: 8443, protocol: "tcp" },
     ]);
     expect(args.networksAdvanced).toEqual([{ name: "dev-web" }, { name: "dev-api" }]);
-    expect(args.uploads).toEqual([{ file: "/usr/local/etc/haproxy/haproxy.cfg", content: "cfg" }]);
     expect(args.labels).toEqual(proxyLabels("dev", "cfg"));
+  });
+
+  it("hardens the proxy (CIS 4.1, 5.12, 5.13): read-only root with the configuration mounted read-only from its host file, non-root, CPU and memory limits", () => {
+    const routes = [{ service: "web", publishPort: 80, containerPort: 8080, healthPath: "/healthz", replicas: 1 }];
+    const args = proxyContainerArgs("dev", routes, "cfg-a", LOGGING, "sha256:p", { web: "dev-web" }, PROXY_SETTINGS);
+    expect(args.uploads).toBeUndefined();
+    expect(args.readOnly).toBe(true);
+    expect(args.mounts).toEqual([{ type: "bind", source: proxyConfigFile("cfg-a"), target: "/usr/local/etc/haproxy/haproxy.cfg", readOnly: true }]);
+    expect(proxyConfigFile("cfg-a")).toMatch(/^\/etc\/dockyard\/proxy\/haproxy-[0-9a-f]{12}\.cfg$/);
+    expect(proxyConfigFile("cfg-b")).not.toBe(proxyConfigFile("cfg-a"));
+    expect([args.user, args.cpus, args.memory, args.memorySwap]).toEqual(["99:99", "0.5", 128, 128]);
+    expect(args.healthcheck).toBeDefined();
+  });
+
+  it("pidsLimitCommand: one docker update per limit, over its containers; none for an empty group", () => {
+    expect(pidsLimitCommand([{ limit: 256, ids: ["a1", "a2"] }, { limit: 128, ids: ["p"] }, { limit: 64, ids: [] }])).toBe(
+      "docker update --pids-limit 256 a1 a2 >/dev/null && docker update --pids-limit 128 p >/dev/null",
+    );
   });
 
   it("health wait covers start period plus every retry, at least 60s", () => {
@@ -489,7 +530,7 @@ describe("every shipped stack places its fleet", () => {
         expect(Math.max(...counts) - Math.min(...counts)).toBeLessThanOrEqual(1);
       }
       const real = makeHosts(`w${stack}`, hosts.length).map((h, i) => ({ ...h, name: hosts[i].name, group: hosts[i].group }));
-      const f = new ContainerFleet(`w${stack}`, { stack, hosts: real, services: spec.services, secrets: spec.secrets, architecture: spec.os.architecture, logging: spec.engine.daemon, proxyImage: PROXY });
+      const f = new ContainerFleet(`w${stack}`, { stack, hosts: real, services: spec.services, secrets: spec.secrets, architecture: spec.os.architecture, logging: spec.engine.daemon, proxyImage: PROXY, proxy: spec.proxy });
       await settle(50);
       const out = await promisify(f.services);
       for (const s of spec.services) {

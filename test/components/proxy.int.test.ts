@@ -275,12 +275,16 @@ describe("the rendered proxy config in the real HAProxy", () => {
 describe.each([...STACKS])("haproxy -c on the proxy config stack %s renders", (stack) => {
   it("accepts every host's config", async () => {
     const r = await renderStack(stack);
-    const configs = r.resources
-      .filter((x) => x.type === "docker:index/container:Container")
-      .flatMap((x) => (x.inputs.uploads as { file: string; content: string }[] | undefined) ?? [])
-      .filter((u) => u.file === PROXY_CONFIG_PATH)
-      .map((u) => u.content);
-    expect(configs.length).toBeGreaterThan(0);
+    // Each proxy mounts its configuration at PROXY_CONFIG_PATH from the host file its
+    // -proxy-config command writes (the command's stdin).
+    const proxies = r.resources.filter((x) => x.type === "docker:index/container:Container" && x.name.endsWith("-proxy"));
+    expect(proxies.length).toBeGreaterThan(0);
+    const configs = proxies.map((p) => {
+      const mount = (p.inputs.mounts as { source: string; target: string }[]).find((m) => m.target === PROXY_CONFIG_PATH);
+      const cmd = r.resources.find((x) => x.type === "command:remote:Command" && x.name === `${p.name}-config`);
+      expect(mount && cmd && String(cmd.inputs.create).endsWith(`'${mount.source}'`), p.name).toBe(true);
+      return String(cmd!.inputs.stdin);
+    });
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), `dockyard-proxy-${stack}-`));
     try {
       for (const [i, content] of configs.entries()) {
