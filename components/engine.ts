@@ -26,6 +26,7 @@ import * as YAML from "yaml";
 import { gzipSync } from "fflate";
 import { ENGINE_READY_MARKER, isEcrHost, type EngineSpec, type EnvironmentSpec } from "../stacks";
 import { commandConnection, type HostConnection } from "./connection";
+import { PROXY_CONFIG_DIR } from "./proxy";
 
 // ---------------------------------------------------------------------------------
 // Constants
@@ -70,7 +71,13 @@ export const STEPS = ["hostkey", "data-volume", "engine-install", "engine-ready"
  * credential helper and points the docker CLI of the SSH user and root at it.
  */
 export const REGISTRY_AUTH_STEP = "registry-auth" as const;
-export type Step = (typeof STEPS)[number] | typeof REGISTRY_AUTH_STEP;
+/** Extra step when engine.apparmor: installs AppArmor before the engine (CIS 5.2). */
+export const APPARMOR_STEP = "apparmor" as const;
+/** Extra step when engine.audit: auditd and the engine's audit rules (CIS 1.1.3-1.1.18). */
+export const AUDIT_STEP = "audit" as const;
+export type Step = (typeof STEPS)[number] | typeof REGISTRY_AUTH_STEP | typeof APPARMOR_STEP | typeof AUDIT_STEP;
+/** The engine's audit rules; auditd loads /etc/audit/rules.d at boot (augenrules). */
+export const AUDIT_RULES = "/etc/audit/rules.d/dockyard-docker.rules";
 export const BOOTSTRAP_SCRIPT = `${SCRIPT_DIR}/dockyard-bootstrap.sh`;
 export function stepScript(step: Step): string {
   return `${SCRIPT_DIR}/dockyard-${step}.sh`;
@@ -81,13 +88,15 @@ export const ECR_CRED_HELPER = "ecr-login";
 export const ECR_CRED_HELPER_PACKAGE = "amazon-ecr-credential-helper";
 
 /**
- * The steps this host runs, in order: STEPS, plus registry-auth before engine-ready when
- * the registry is ECR (so the readiness marker still means every step succeeded).
+ * The steps this host runs, in order: STEPS, with apparmor before engine-install (dockerd
+ * loads its profile at start), and audit and (ECR registry) registry-auth before
+ * engine-ready, so the readiness marker still means every step succeeded.
  */
-export function stepsFor(input: Pick<UserDataInput, "registryHost">): Step[] {
-  if (!isEcrHost(input.registryHost)) return [...STEPS];
+export function stepsFor(input: Pick<UserDataInput, "registryHost"> & { engine: Pick<EngineSpec, "audit" | "apparmor"> }): Step[] {
   const out: Step[] = [...STEPS];
-  out.splice(out.indexOf("engine-ready"), 0, REGISTRY_AUTH_STEP);
+  if (input.engine.apparmor) out.splice(out.indexOf("engine-install"), 0, APPARMOR_STEP);
+  if (input.engine.audit) out.splice(out.indexOf("engine-ready"), 0, AUDIT_STEP);
+  if (isEcrHost(input.registryHost)) out.splice(out.indexOf("engine-ready"), 0, REGISTRY_AUTH_STEP);
   return out;
 }
 
@@ -144,6 +153,11 @@ export function renderDaemonJson(engine: EngineSpec, dataMount: string): Record<
     "userland-proxy": d.userlandProxy,
     "no-new-privileges": d.noNewPrivileges,
   };
+  // CIS 2.8: limits every container starts with (moby daemon/config: map of go-units Ulimit).
+  const ulimits = Object.entries(d.defaultUlimits);
+  if (ulimits.length > 0) cfg["default-ulimits"] = Object.fromEntries(ulimits.map(([name, l]) => [name, { Name: name, Hard: l?.hard, Soft: l?.soft }]));
+  // CIS 2.9: "default" makes dockerd create the dockremap user and its subordinate ids (moby daemon_unix.go defaultIDSpecifier).
+  if (d.userNamespaceRemap) cfg["userns-remap"] = "default";
   // metrics-addr is not experimental since Engine 20.10 (docker/cli#4391), which is the
   // oldest engine we install (Debian bookworm's docker.io 20.10.24); no "experimental".
   if (d.metricsPort > 0) cfg["metrics-addr"] = `127.0.0.1:${d.metricsPort}`;
@@ -160,6 +174,8 @@ export function engineFingerprint(engine: EngineSpec): string {
   const canonical = JSON.stringify({
     channel: engine.channel,
     version: engine.version ?? null,
+    audit: engine.audit,
+    apparmor: engine.apparmor,
     daemon: Object.fromEntries(Object.keys(d).sort().map((k) => [k, d[k as keyof typeof d]])),
   });
   return createHash("sha256").update(canonical).digest("hex").slice(0, 16);
@@ -206,6 +222,9 @@ export function renderEnvironment(input: UserDataInput): string {
     ["ECR_CRED_HELPER_PACKAGE", ECR_CRED_HELPER_PACKAGE],
     ["METRICS_ADDR", d.metricsPort > 0 ? `127.0.0.1:${d.metricsPort}` : ""],
     ["READY_MARKER", READY_MARKER],
+    ["AUDIT_RULES", AUDIT_RULES],
+    ["APPARMOR", input.engine.apparmor ? "1" : ""],
+    ["PROXY_CONFIG_DIR", PROXY_CONFIG_DIR],
   ];
   return `# Dockyard: the values rendered for this host (components/engine.ts renderEnvironment)\n# shellcheck shell=bash disable=SC2034 # read by the scripts that source this file\n${env.map(([k, v]) => `${k}=${shq(v)}`).join("\n")}\n`;
 }

@@ -249,14 +249,16 @@ const DaemonSchema = strict({
   noNewPrivileges: z.boolean().default(true),
   /**
    * Resource limits every container starts with unless it sets its own (daemon.json
-   * `default-ulimits`; CIS Docker Benchmark 2.8). Name -> soft and hard limit.
+   * `default-ulimits`; CIS Docker Benchmark 2.8). Name -> soft and hard limit. A limit
+   * above what dockerd itself may set fails every container start ("error setting
+   * rlimits"): on a VM dockerd may raise it, in a container (the test harness) it may not.
    */
   defaultUlimits: z
     .partialRecord(
       z.enum(ULIMIT_NAMES, { error: `must be a ulimit name; allowed: ${ULIMIT_NAMES.join(", ")}` }),
       strict({ soft: int(0, 2 ** 31 - 1), hard: int(0, 2 ** 31 - 1) }).refine((l) => l.soft <= l.hard, { error: "soft must not exceed hard" }),
     )
-    .default({ nofile: { soft: 65536, hard: 65536 } }),
+    .default({ nofile: { soft: 16384, hard: 16384 } }),
   /**
    * Run containers in a remapped user namespace (daemon.json `userns-remap: default`; CIS
    * 2.9): root in a container is an unprivileged uid on the host. Off by default; the

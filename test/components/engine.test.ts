@@ -185,7 +185,7 @@ describe("renderEnvironment: the one part of the scripts that varies", () => {
         "# shellcheck shell=bash disable=SC2034 # read by the scripts that source this file",
         "DOCKYARD_LIB='/usr/local/lib/dockyard'",
         "SCRIPT_DIR='/usr/local/sbin'",
-        "STEPS='hostkey data-volume engine-install registry-auth engine-ready'",
+        "STEPS='hostkey data-volume apparmor engine-install audit registry-auth engine-ready'",
         `SSH_USER='${spec.os.sshUser}'`,
         `HOSTKEY_REGION='${spec.region}'`,
         "HOSTKEY_PARAMETER='/dockyard/prod/hosts/prod-app-1/ssh-host-key'",
@@ -210,6 +210,9 @@ describe("renderEnvironment: the one part of the scripts that varies", () => {
         "ECR_CRED_HELPER_PACKAGE='amazon-ecr-credential-helper'",
         `METRICS_ADDR='127.0.0.1:${spec.engine.daemon.metricsPort}'`,
         `READY_MARKER='${READY_MARKER}'`,
+        "AUDIT_RULES='/etc/audit/rules.d/dockyard-docker.rules'",
+        "APPARMOR='1'",
+        "PROXY_CONFIG_DIR='/etc/dockyard/proxy'",
         "",
       ].join("\n"),
     );
@@ -225,7 +228,7 @@ describe("renderEnvironment: the one part of the scripts that varies", () => {
         "# shellcheck shell=bash disable=SC2034 # read by the scripts that source this file",
         "DOCKYARD_LIB='/usr/local/lib/dockyard'",
         "SCRIPT_DIR='/usr/local/sbin'",
-        "STEPS='hostkey data-volume engine-install engine-ready'",
+        "STEPS='hostkey data-volume apparmor engine-install audit engine-ready'",
         "SSH_USER='admin'",
         `HOSTKEY_REGION='${spec.region}'`,
         "HOSTKEY_PARAMETER='/dockyard/dev/hosts/dev-app-1/ssh-host-key'",
@@ -250,6 +253,9 @@ describe("renderEnvironment: the one part of the scripts that varies", () => {
         "ECR_CRED_HELPER_PACKAGE='amazon-ecr-credential-helper'",
         "METRICS_ADDR=''",
         `READY_MARKER='${READY_MARKER}'`,
+        "AUDIT_RULES='/etc/audit/rules.d/dockyard-docker.rules'",
+        "APPARMOR='1'",
+        "PROXY_CONFIG_DIR='/etc/dockyard/proxy'",
         "",
       ].join("\n"),
     );
@@ -269,7 +275,7 @@ describe("renderEnvironment: the one part of the scripts that varies", () => {
     expect([al.ENGINE_INSTALL, al.ENGINE_VERSION, al.DISTRO_PACKAGE]).toEqual(["dnf", "", OS_FAMILIES["amazon-linux-2023"].distroPackage]);
     const local = sourced(renderEnvironment(inputFor("dev", { registryHost: "127.0.0.1:5000", engine: { ...spec.engine, daemon: { ...spec.engine.daemon, metricsPort: 0 } } })));
     expect([local.REGISTRY_HOST, local.METRICS_ADDR]).toEqual(["", ""]);
-    expect(local.STEPS).toBe(STEPS.join(" "));
+    expect(local.STEPS).toBe("hostkey data-volume apparmor engine-install audit engine-ready");
   });
 });
 
@@ -303,6 +309,24 @@ describe("renderUserData: Docker's apt source", () => {
     expect(renderDaemonJson(spec.engine, "/data")["metrics-addr"]).toBe(`127.0.0.1:${spec.engine.daemon.metricsPort}`);
     expect(renderDaemonJson({ ...spec.engine, daemon: { ...spec.engine.daemon, metricsPort: 0 } }, "/data")).not.toHaveProperty("metrics-addr");
     expect(renderDaemonJson(spec.engine, "/data")).not.toHaveProperty("hosts");
+  });
+
+  it("daemon.json: default ulimits in moby's form (CIS 2.8), userns-remap only when asked (CIS 2.9)", () => {
+    const spec = loadStackSpec("dev");
+    expect(renderDaemonJson(spec.engine, "/data")["default-ulimits"]).toEqual({ nofile: { Name: "nofile", Hard: 16384, Soft: 16384 } });
+    expect(renderDaemonJson(spec.engine, "/data")).not.toHaveProperty("userns-remap");
+    const remap = { ...spec.engine, daemon: { ...spec.engine.daemon, userNamespaceRemap: true, defaultUlimits: {} } };
+    expect(renderDaemonJson(remap, "/data")["userns-remap"]).toBe("default");
+    expect(renderDaemonJson(remap, "/data")).not.toHaveProperty("default-ulimits");
+  });
+
+  it("the env file names the audit rules, AppArmor and the proxy's configuration directory; the fingerprint changes with audit or AppArmor", () => {
+    const input = inputFor("prod");
+    const env = sourced(renderEnvironment(input));
+    expect([env.AUDIT_RULES, env.APPARMOR, env.PROXY_CONFIG_DIR]).toEqual(["/etc/audit/rules.d/dockyard-docker.rules", "1", "/etc/dockyard/proxy"]);
+    expect(sourced(renderEnvironment({ ...input, engine: { ...input.engine, apparmor: false } })).APPARMOR).toBe("");
+    expect(engineFingerprint({ ...input.engine, audit: false })).not.toBe(engineFingerprint(input.engine));
+    expect(engineFingerprint({ ...input.engine, apparmor: false })).not.toBe(engineFingerprint(input.engine));
   });
 });
 
@@ -420,16 +444,23 @@ describe("DockerEngine on the mock runtime", () => {
 
 describe("ECR credentials through the instance role (registryHost)", () => {
   it("stepsFor puts registry-auth right before engine-ready, only for an ECR host (stacks/ecr)", () => {
-    expect(stepsFor({ registryHost: ECR })).toEqual(["hostkey", "data-volume", "engine-install", "registry-auth", "engine-ready"]);
-    expect(stepsFor({ registryHost: "127.0.0.1:5000" })).toEqual([...STEPS]);
-    expect(stepsFor({})).toEqual([...STEPS]);
+    const off = { engine: { audit: false, apparmor: false } };
+    expect(stepsFor({ registryHost: ECR, ...off })).toEqual(["hostkey", "data-volume", "engine-install", "registry-auth", "engine-ready"]);
+    expect(stepsFor({ registryHost: "127.0.0.1:5000", ...off })).toEqual([...STEPS]);
+    expect(stepsFor(off)).toEqual([...STEPS]);
+  });
+
+  it("stepsFor: AppArmor before the engine is installed (dockerd loads its profile at start), audit rules once the engine's files exist", () => {
+    expect(stepsFor({ registryHost: ECR, engine: { audit: true, apparmor: true } })).toEqual([
+      "hostkey", "data-volume", "apparmor", "engine-install", "audit", "registry-auth", "engine-ready",
+    ]);
   });
 
   it("a FIPS-endpoint ECR registry gets the credential helper too (promote already got it a token)", () => {
     // The old engine.ts parsed ECR hosts with a pattern that had no dkr.ecr-fips form: such a
     // stack's hosts got no credential helper and every pull was refused.
     const fips = "123456789012.dkr.ecr-fips.us-east-1.amazonaws.com";
-    expect(stepsFor({ registryHost: fips })).toContain(REGISTRY_AUTH_STEP);
+    expect(stepsFor({ registryHost: fips, engine: { audit: true, apparmor: true } })).toContain(REGISTRY_AUTH_STEP);
     expect(sourced(renderEnvironment(inputFor("prod", { registryHost: fips }))).REGISTRY_HOST).toBe(fips);
   });
 

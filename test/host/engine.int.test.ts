@@ -225,8 +225,46 @@ describe.each(STACKS)("stack %s: provisioned host", (stack) => {
     // Every bootstrap step ran, in order, and the last one reported the engine ready.
     const log = await h.exec(b.host, "cat /var/log/cloud-init-output.log");
     const steps = [...log.matchAll(/^dockyard: step (\S+)$/gm)].map((m) => m[1]);
-    expect(steps).toEqual(["hostkey", "data-volume", "engine-install", "engine-ready"]);
+    expect(steps).toEqual(stepsFor(b.input));
+    expect(steps).toEqual(["hostkey", "data-volume", "apparmor", "engine-install", "audit", "engine-ready"]);
     expect(log).toMatch(/dockyard: all steps done/);
+  });
+
+  it("CIS host settings: audit rules for the engine (1.1.3-1.1.18), AppArmor (5.2), default ulimits (2.8), the proxy's config directory", async () => {
+    const b = get(stack);
+    const installed = async (pkg: string) => (await h.tryExec(b.host, `dpkg-query -W -f='\${Status}' ${pkg}`)).out;
+    expect(await installed("auditd")).toMatch(/install ok installed/);
+    expect(await installed("apparmor")).toMatch(/install ok installed/);
+    // One watch per engine path that exists on this OS (Debian's docker.io: dockerd and runc in /usr/sbin).
+    const rules = (await h.exec(b.host, "cat /etc/audit/rules.d/dockyard-docker.rules")).split("\n").filter((l) => l.startsWith("-w "));
+    const watched = rules.map((l) => l.split(" ")[1]);
+    // Where this host really has them: the binaries on PATH, the units systemd loaded.
+    const binaries = (await h.exec(b.host, "for c in dockerd containerd runc; do readlink -f \"$(command -v $c)\"; done")).trim().split("\n");
+    const units = (await h.exec(b.host, "systemctl show -P FragmentPath docker.service docker.socket | xargs -n1 readlink -f")).trim().split("\n");
+    expect(binaries).toHaveLength(3);
+    expect(units).toHaveLength(2);
+    for (const p of [...binaries, ...units, `${b.input.dataMount}/docker`, "/etc/docker", "/etc/docker/daemon.json"]) {
+      expect(watched, p).toContain(p);
+    }
+    for (const l of rules) expect(l).toMatch(/^-w \S+ -p wa -k docker$/);
+    // Loaded where the kernel's audit interface answers (an EC2 instance); this harness host is a
+    // container, where it may not: then the step says so and leaves the rules for the next boot.
+    const status = await h.tryExec(b.host, "auditctl -s");
+    const log = await h.exec(b.host, "cat /var/log/cloud-init-output.log");
+    if (status.code === 0) {
+      const loaded = await h.exec(b.host, "auditctl -l");
+      for (const p of watched) expect(loaded).toContain(`-w ${p} -p wa -k docker`);
+    } else {
+      expect(log).toMatch(/WARNING: the kernel audit interface is not available here \(auditctl -s failed\); rules installed, not loaded/);
+    }
+    // AppArmor: containers get docker-default where the kernel has AppArmor; this machine's kernel has none.
+    const apparmor = (await h.tryExec(b.host, "cat /sys/module/apparmor/parameters/enabled")).out.trim();
+    const profile = (await h.exec(b.host, `id=$(docker create ${h.BUSYBOX_IMAGE} true); docker inspect -f '{{.AppArmorProfile}}' $id; docker rm $id >/dev/null`)).trim();
+    expect(profile).toBe(apparmor === "Y" ? "docker-default" : "");
+    // Default ulimits reach a container that sets none.
+    expect((await h.exec(b.host, `docker run --rm ${h.BUSYBOX_IMAGE} sh -c 'ulimit -n; ulimit -Hn'`)).trim().split("\n")).toEqual(["16384", "16384"]);
+    // The proxy's configuration directory: the SSH user writes it (the fleet's proxy-config command).
+    expect((await h.exec(b.host, "stat -c '%U %a' /etc/dockyard/proxy")).trim()).toBe(`${b.spec.os.sshUser} 755`);
   });
 
   it("installs the distro's docker.io at the release's version, and holds it", async () => {
@@ -453,7 +491,7 @@ describe("docker-ce channel without Docker's repository (the shipped environment
     expect(status).toMatch(/^status: error$/m);
     const log = await h.exec(host, "cat /var/log/cloud-init-output.log");
     const steps = [...log.matchAll(/^dockyard: step (\S+)$/gm)].map((m) => m[1]);
-    expect(steps).toEqual(["hostkey", "data-volume", "engine-install"]);
+    expect(steps).toEqual(["hostkey", "data-volume", "apparmor", "engine-install"]);
     expect(log).toContain(`cannot download ${spec.os.info.dockerCeRepo}/gpg`);
     expect(log).not.toMatch(/dockyard: all steps done/);
     expect((await h.tryExec(host, `test -e ${h.READY_MARKER}`)).code).not.toBe(0);
@@ -593,7 +631,7 @@ describe("docker-ce channel with a repository key that has the wrong fingerprint
     if (!host || !repo) throw new Error("the wrong-key host did not boot");
     expect(status).toMatch(/^status: error$/m);
     const log = await h.exec(host, "cat /var/log/cloud-init-output.log");
-    expect([...log.matchAll(/^dockyard: step (\S+)$/gm)].map((m) => m[1])).toEqual(["hostkey", "data-volume", "engine-install"]);
+    expect([...log.matchAll(/^dockyard: step (\S+)$/gm)].map((m) => m[1])).toEqual(["hostkey", "data-volume", "apparmor", "engine-install"]);
     // The key was downloaded (the certificate is trusted) and refused for its fingerprint.
     expect(log).toContain(`from ${repo.url}/gpg has fingerprint '${repo.keyFingerprint}', expected ${DOCKER_APT_KEY_FINGERPRINT}; refusing it`);
     expect(log).not.toMatch(/dockyard: all steps done/);

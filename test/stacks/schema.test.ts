@@ -305,7 +305,7 @@ describe("environment definition rules", () => {
     const spec = parseEnvironment("dev", e, { config: validConfig() });
     expect(spec.engine.daemon).toEqual({
       logDriver: "local", logMaxSize: "10m", logMaxFile: 5, liveRestore: true, metricsPort: 9323, icc: false, userlandProxy: false, noNewPrivileges: true,
-      defaultUlimits: { nofile: { soft: 65536, hard: 65536 } }, userNamespaceRemap: false,
+      defaultUlimits: { nofile: { soft: 16384, hard: 16384 } }, userNamespaceRemap: false,
     });
   });
 

@@ -110,3 +110,6 @@ if ! id -nG "$SSH_USER" | tr ' ' '\n' | grep -qx docker; then
   usermod -aG docker "$SSH_USER"
   log "added $SSH_USER to the docker group"
 fi
+# The per-host proxy's configuration files: written by the SSH user over SSH (the fleet's
+# proxy-config command), bind-mounted read-only into the proxy.
+install -d -m 0755 -o "$SSH_USER" -g "$(id -gn "$SSH_USER")" "$PROXY_CONFIG_DIR"

@@ -24,6 +24,11 @@ for l in $listeners; do
   die "dockerd listens on TCP $l; only the unix socket (and metrics on $METRICS_ADDR) is allowed"
 done
 
+# CIS 5.2: where the kernel has AppArmor, the engine must confine containers with it.
+if [ -n "$APPARMOR" ] && [ "$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)" = "Y" ]; then
+  docker info --format '{{json .SecurityOptions}}' | grep -q 'name=apparmor' || die "the kernel has AppArmor but the engine does not use it (docker info SecurityOptions)"
+fi
+
 tmp=$(mktemp "$READY_MARKER.XXXXXX")
 printf 'fingerprint=%s\nchannel=%s\nversion=%s\nserver=%s\n' "$ENGINE_FINGERPRINT" "$ENGINE_CHANNEL" "$ENGINE_VERSION" "$server" >"$tmp"
 chmod 0644 "$tmp"
