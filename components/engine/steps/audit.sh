@@ -18,9 +18,14 @@ else
 fi
 
 # CIS 1.1.3-1.1.18, each path where this OS family puts it; the data-root is on the data volume.
+# Every watch's parent directory must exist when auditd loads the rules at boot, long before
+# containerd starts: the kernel refuses a watch under a missing directory (ENOENT) and
+# `auditctl -R` (augenrules) stops at that line, dropping every rule after it. So watch
+# /run/containerd (/run always exists; a watch on a directory is `-F dir`, its whole
+# subtree: auditctl(8)), never /run/containerd/containerd.sock.
 paths=(
   /usr/bin/dockerd /usr/sbin/dockerd "$DATA_ROOT" /etc/docker "$DAEMON_JSON" /etc/default/docker /etc/sysconfig/docker
-  /run/containerd /run/containerd/containerd.sock /etc/containerd/config.toml
+  /run/containerd /etc/containerd/config.toml
   /usr/bin/containerd /usr/bin/containerd-shim /usr/bin/containerd-shim-runc-v1 /usr/bin/containerd-shim-runc-v2
   /usr/bin/runc /usr/sbin/runc
   /lib/systemd/system/docker.service /usr/lib/systemd/system/docker.service
@@ -34,7 +39,7 @@ echo "# Dockyard: CIS Docker Benchmark 1.1.3-1.1.18 (components/engine/steps/aud
 for p in "${paths[@]}"; do
   # /lib is /usr/lib on merged-/usr systems: watch the real path once.
   real=$(readlink -f "$p" 2>/dev/null || true)
-  [ -n "$real" ] && [ -e "$real" ] || continue
+  if [ -z "$real" ] || [ ! -e "$real" ]; then continue; fi
   grep -qx -- "-w $real -p wa -k docker" "$tmp" || echo "-w $real -p wa -k docker" >>"$tmp"
 done
 chmod 0640 "$tmp"
