@@ -75,6 +75,7 @@ const fleet = new ContainerFleet("fleet", {
   architecture: spec.os.architecture,
   logging: spec.engine.daemon,
   proxyImage: spec.proxyImage,
+  /** The proxy's CPU, memory and PIDs limits and its non-root user (CIS 5.12, 5.29, 4.1). */
   proxy: spec.proxy,
 });
 

@@ -67,7 +67,13 @@ export interface ContainerFleetArgs {
    * Unset: no proxy is created and no service port is published.
    */
   proxyImage?: string;
-  /** The proxy container's limits and user (environment.yaml `proxy:`). */
+  /**
+   * The proxy container's limits and user (environment.yaml `proxy:`; defaults 0.5 CPUs,
+   * 128 MiB, 128 PIDs, user "99:99", the official haproxy image's haproxy user). `user`
+   * must be able to read the image's haproxy binary and libraries; it binds the published
+   * ports, below 1024 too, through the container's ip_unprivileged_port_start sysctl.
+   * Unused without `proxyImage`.
+   */
   proxy: ProxySettings;
 }
 
@@ -246,24 +252,32 @@ export function proxyConfigFile(config: string): string {
 
 /**
  * The shell command that writes a proxy configuration (its stdin) to its host file: via a
- * temporary file and a rename, so the proxy never mounts half a file.
+ * temporary file and a rename, so the proxy never mounts half a file. 0644: the proxy
+ * reads it as its non-root user.
  */
 export function writeConfigCommand(file: string): string {
   return `set -e; umask 022; cat > '${file}.tmp'; mv -f '${file}.tmp' '${file}'`;
 }
 
 /**
- * `docker update --pids-limit` for containers already created: pulumi-docker 5.2's Container
- * has no pids-limit input (kreuzwerker/terraform-provider-docker's docker_container neither;
- * only its docker_service has a TODO), and dockerd has no default. `docker update` stores it
- * in the container's hostconfig (moby daemon/update.go: update, then CheckpointTo), so it
- * holds across restarts and reboots. Each group: a limit and the container ids it applies to.
+ * The shell command that removes a proxy configuration's host file, unless a container still
+ * mounts it (moby daemon/list.go: the `volume` filter matches a bind mount's source). The
+ * command is replaced without its file changing when only its connection changes; the
+ * running proxy then still mounts that file, and removing it would make its next start fail.
  */
-export function pidsLimitCommand(groups: { limit: number; ids: string[] }[]): string {
-  return groups
-    .filter((g) => g.ids.length > 0)
-    .map((g) => `docker update --pids-limit ${g.limit} ${g.ids.join(" ")} >/dev/null`)
-    .join(" && ");
+export function removeConfigCommand(file: string): string {
+  return `if [ -z "$(docker ps -aq --filter volume='${file}')" ]; then rm -f '${file}'; fi`;
+}
+
+/**
+ * `docker update --pids-limit` for a container already created (CIS 5.29). pulumi-docker
+ * 5.2's Container has no pids-limit input (kreuzwerker/terraform-provider-docker's
+ * docker_container neither), and dockerd has no daemon-wide default. `docker update` stores
+ * it in the container's hostconfig (moby daemon/update.go: UpdateContainer, then
+ * CheckpointTo writes it to disk), so it holds across restarts, engine restarts and reboots.
+ */
+export function pidsLimitCommand(limit: number, id: string): string {
+  return `docker update --pids-limit ${limit} ${id} >/dev/null`;
 }
 
 /** Engine log settings, as every container sets them explicitly. */
@@ -362,7 +376,9 @@ export function proxyContainerArgs(
     readOnly: true,
     tmpfs: { "/tmp": "rw,noexec,nosuid,size=16m" },
     mounts: [{ type: "bind", source: proxyConfigFile(config), target: PROXY_CONFIG_PATH, readOnly: true }],
-    // CIS 4.1: never root; it binds the published ports (< 1024 too) through this sysctl.
+    // CIS 4.1: never root; it binds the published ports (< 1024 too) through this sysctl,
+    // which the engine also sets on its own for a private network namespace (moby
+    // daemon/oci_linux.go withCommonOptions): explicit here, so it does not rest on that.
     user: settings.user,
     sysctls: { "net.ipv4.ip_unprivileged_port_start": "0" },
     capabilities: { drops: ["ALL"] },
@@ -483,15 +499,13 @@ export class ContainerFleet extends pulumi.ComponentResource {
     for (const host of hosts) {
       const on: OnHost = { host, provider: this.hostProvider(host), parent: this, platform: this.platform };
       const networks: Record<string, docker.Network> = {};
-      const limits: { limit: number; containers: docker.Container[] }[] = [];
       for (const svc of services.filter((s) => (this.placed[s.name]?.[host.name] ?? 0) > 0)) {
         const objects = this.serviceObjects(on, svc);
         networks[svc.name] = objects.network;
-        limits.push({ limit: svc.pidsLimit, containers: this.replicas(on, svc, objects) });
+        for (const replica of this.replicas(on, svc, objects)) this.limitPids(on, replica, svc.pidsLimit);
       }
       const proxy = this.proxy(on, networks);
-      if (proxy) limits.push({ limit: args.proxy.pidsLimit, containers: [proxy] });
-      this.pidsLimits(on, limits);
+      if (proxy) this.limitPids(on, proxy, args.proxy.pidsLimit);
     }
 
     // Outputs resolve only once the containers they describe were created (and healthy).
@@ -580,12 +594,20 @@ export class ContainerFleet extends pulumi.ComponentResource {
     const { routes } = spec;
     const config = renderHaproxyConfig(routes);
     // The configuration's host file, which the proxy mounts read-only. A new configuration is
-    // a new file (and a new proxy, as the mount source changed); the old file is removed when
-    // this command is replaced, after the new proxy was created.
+    // a new file (and a new proxy, as the mount source changed). `triggers`: pulumi-command
+    // 1.x only updates in place on a new create/stdin/delete (it runs the new create; the old
+    // delete never runs), so the file path replaces the command, and the old command's delete
+    // removes the old file at the end of the update, once the old proxy is gone.
     const file = proxyConfigFile(config);
     const configFile = new command.remote.Command(
       `${this.name}-${host.name}-proxy-config`,
-      { connection: commandConnection(host.connection), create: writeConfigCommand(file), stdin: config, delete: `rm -f '${file}'` },
+      {
+        connection: commandConnection(host.connection),
+        create: writeConfigCommand(file),
+        stdin: config,
+        delete: removeConfigCommand(file),
+        triggers: [file],
+      },
       { parent: this, dependsOn: [host.ready] },
     );
     // Pulled on the host like service images: a RemoteImage alone would pull anonymously.
@@ -617,20 +639,27 @@ export class ContainerFleet extends pulumi.ComponentResource {
   }
 
   /**
-   * The PIDs limit of every container on a host (CIS 5.29), set right after they were
-   * created and became healthy (pidsLimitCommand: the provider cannot set it at create).
-   * Until then, a few seconds per new container, the container has the engine's default of
-   * no limit. Any new container id on the host changes the command, which runs again (it is
-   * idempotent).
+   * A container's PIDs limit (CIS 5.29), set on the host right after the container was
+   * created (pidsLimitCommand: the provider cannot set it at create). Triggered by the
+   * container id, so a replaced container (a new id) gets it again.
+   *
+   * The window: from its start until this runs - its create and health wait (`wait`), a few
+   * seconds - the container has the engine's default of no PIDs limit. A container that
+   * fails its wait never gets the limit; Pulumi replaces it on the next update. Not at
+   * create instead: the only create-time knobs are an `nproc` ulimit (counts every process
+   * of the uid on the host, not the container's) or a `cgroupParent` made beforehand with
+   * pids.max (dockerd reports no PidsLimit then, and a cgroup under /sys/fs/cgroup is gone
+   * after a reboot, so the restarted container would run without it).
    */
-  private pidsLimits(on: OnHost, limits: { limit: number; containers: docker.Container[] }[]): void {
-    const all = limits.flatMap((l) => l.containers);
-    if (all.length === 0) return;
-    const groups = pulumi.all(limits.map((l) => pulumi.all(l.containers.map((c) => c.id)).apply((ids) => ({ limit: l.limit, ids }))));
+  private limitPids(on: OnHost, container: docker.Container, limit: number): void {
     new command.remote.Command(
-      `${this.name}-${on.host.name}-pids-limit`,
-      { connection: commandConnection(on.host.connection), create: groups.apply(pidsLimitCommand) },
-      { parent: this, dependsOn: [on.host.ready, ...all] },
+      `${pulumi.resourceName(container)}-pids-limit`,
+      {
+        connection: commandConnection(on.host.connection),
+        create: container.id.apply((id) => pidsLimitCommand(limit, id)),
+        triggers: [container.id],
+      },
+      { parent: this, dependsOn: [on.host.ready, container] },
     );
   }
 }

@@ -119,7 +119,8 @@ async function render(publishPort: number, env: Record<string, string>) {
     proxy: one(containers.filter((c) => c.name.endsWith("-proxy")), "proxy"),
     network: one(mine("docker:index/network:Network"), "network"),
     proxyConfig: one(commands.filter((c) => c.name.endsWith("-proxy-config")), "proxy config command"),
-    pidsLimit: one(commands.filter((c) => c.name.endsWith("-pids-limit")), "pids-limit command"),
+    /** Container resource name -> its pids-limit command. */
+    pidsLimit: Object.fromEntries(commands.filter((c) => c.name.endsWith("-pids-limit")).map((c) => [c.name.replace(/-pids-limit$/, ""), c])),
   };
 }
 
@@ -199,13 +200,15 @@ function engineCreateRequest(inputs: Record<string, any>, image: string): Record
   };
 }
 
-/** A container as the provider creates it; resolves once created (and healthy, with `wait`), rejects as the provider fails. */
-/** A remote command as the command provider runs it on the host: its create, its stdin on standard input. */
-function runOnHost(cmd: RecordedResource, replace: (create: string) => string = (x) => x, stdin?: string): void {
-  const inputs = cmd.inputs as { create: string; stdin?: string };
-  execFileSync("bash", ["-c", hostPath(replace(inputs.create))], { input: stdin ?? inputs.stdin ?? "", stdio: ["pipe", "pipe", "pipe"] });
+/** A remote command as the command provider runs it on the host: its create (stdin on standard input) or its delete. */
+function runOnHost(cmd: RecordedResource, replace: (create: string) => string = (x) => x, stdin?: string, which: "create" | "delete" = "create"): void {
+  const inputs = cmd.inputs as { create: string; delete?: string; stdin?: string };
+  const script = inputs[which];
+  if (!script) throw new Error(`${cmd.name} has no ${which} command`);
+  execFileSync("bash", ["-c", hostPath(replace(script))], { input: which === "create" ? (stdin ?? inputs.stdin ?? "") : "", stdio: ["pipe", "pipe", "pipe"] });
 }
 
+/** A container as the provider creates it; resolves once created (and healthy, with `wait`), rejects as the provider fails. */
 async function createAsProvider(label: string, c: RecordedResource, overrides: { uploads?: { file: string; content: string }[] } = {}): Promise<string> {
   const inputs = c.inputs as Record<string, any>;
   const image = c.name.endsWith("-proxy") ? PROXY : WEB;
@@ -419,29 +422,57 @@ describe("the rendered proxy and replicas against the real engine", () => {
 
 describe("CIS Docker Benchmark settings on the running fleet containers (docker inspect)", () => {
   interface Inspect {
-    State: { Pid: number };
+    State: { Pid: number; Running: boolean; Health?: { Status: string } };
     Config: { User: string; Healthcheck?: { Test: string[] } };
     HostConfig: { PidsLimit: number | null; ReadonlyRootfs: boolean; NanoCpus: number; Memory: number; CapDrop: string[]; SecurityOpt: string[] };
+    Mounts: { Type: string; Source: string; Destination: string; RW: boolean }[];
   }
   const inspect = (name: string) => JSON.parse(docker("inspect", name))[0] as Inspect;
+  /** The rendered command names mock ids (computed(<resource>.id) at preview, <resource>_id on update): the real ones instead. */
+  const realIds = (real: Record<string, string>) => (create: string) =>
+    create.replace(/computed\(([^)]+)\.id\)|(\S+)_id\b/g, (m, a: string | undefined, b: string | undefined) => real[(a ?? b)!] ?? m);
+  async function healthy(label: string): Promise<void> {
+    for (let i = 0; i < 30 && (await healthStatus(label)) !== "healthy"; i++) await sleep(1000);
+    expect(await healthStatus(label)).toBe("healthy");
+  }
 
-  it("PIDs limits as rendered (5.29), set by the rendered docker update; a fork past it fails", async () => {
-    // A fleet of their own on another port: a replica and a proxy, its config written by its command.
-    const cis = await render(await freePort(), { WEB_VERSION: "v1" });
+  // A fleet of its own on another port: a replica and a proxy, its config written by its command,
+  // each container's PIDs limit set by its own rendered command, as the fleet orders them.
+  let cis: Awaited<ReturnType<typeof render>>;
+  let cisPort: number;
+  beforeAll(async () => {
+    cisPort = await freePort();
+    cis = await render(cisPort, { WEB_VERSION: "v1" });
     runOnHost(cis.proxyConfig);
-    await createAsProvider("cis", cis.replica);
-    await createAsProvider("cis-proxy", cis.proxy);
-    const real: Record<string, string> = { [cis.replica.name]: `${RUN}-cis`, [cis.proxy.name]: `${RUN}-cis-proxy` };
-    // The rendered command names the mock ids (computed(<resource>.id) at preview, <resource>_id on update).
-    runOnHost(cis.pidsLimit, (create) => create.replace(/computed\(([^)]+)\.id\)|(\S+)_id\b/g, (m, a: string, b: string) => real[a ?? b] ?? m));
+    const real: Record<string, string> = {};
+    for (const [c, label] of [[cis.replica, "cis"], [cis.proxy, "cis-proxy"]] as const) {
+      real[c.name] = await createAsProvider(label, c);
+      runOnHost(cis.pidsLimit[c.name], realIds(real));
+    }
+  });
+
+  it("PIDs limits as rendered (5.29), each set by its container's docker update; a fork past it fails; they hold across a restart", async () => {
+    expect(Object.keys(cis.pidsLimit).sort()).toEqual([cis.proxy.name, cis.replica.name].sort());
     expect(inspect(`${RUN}-cis`).HostConfig.PidsLimit).toBe(512);
     expect(inspect(`${RUN}-cis-proxy`).HostConfig.PidsLimit).toBe(PROXY_SETTINGS.pidsLimit);
     // The limit holds: 600 background sleeps cannot all start in a container limited to 512.
-    const r = await new Promise<string>((resolve) =>
-      execFile("docker", ["exec", `${RUN}-cis`, "sh", "-c", "n=0; while [ $n -lt 600 ]; do sleep 30 & n=$((n+1)); done 2>&1 | head -1; echo started"], (_e, out, err) => resolve(`${out}${err}`)),
-    );
-    expect(r).toMatch(/can't fork|Resource temporarily unavailable|fork/i);
-  });
+    const forkPast = () =>
+      new Promise<string>((resolve) =>
+        execFile("docker", ["exec", `${RUN}-cis`, "sh", "-c", "n=0; while [ $n -lt 600 ]; do sleep 30 & n=$((n+1)); done 2>&1 | head -1; echo started"], (_e, out, err) => resolve(`${out}${err}`)),
+      );
+    expect(await forkPast()).toMatch(/can't fork|Resource temporarily unavailable|fork/i);
+    // docker update wrote it to the hostconfig (moby daemon/update.go, CheckpointTo): a restart keeps it,
+    // and the proxy comes back with its mounted configuration and serves again.
+    docker("restart", `${RUN}-cis`, `${RUN}-cis-proxy`);
+    expect(inspect(`${RUN}-cis`).HostConfig.PidsLimit).toBe(512);
+    expect(inspect(`${RUN}-cis-proxy`).HostConfig.PidsLimit).toBe(PROXY_SETTINGS.pidsLimit);
+    await healthy("cis");
+    // The kernel enforces it in the restarted container too (its new cgroup).
+    expect(await forkPast()).toMatch(/can't fork|Resource temporarily unavailable|fork/i);
+    await healthy("cis");
+    await healthy("cis-proxy");
+    expect((await get(cisPort, "/cgi-bin/whoami")).status).toBe(200);
+  }, 120_000);
 
   it("the proxy: read-only root (5.13), not root (4.1), CPU (5.12) and memory limits, health check (5.27); every container: no capabilities, no-new-privileges", () => {
     const proxy = inspect(`${RUN}-cis-proxy`);
@@ -452,16 +483,58 @@ describe("CIS Docker Benchmark settings on the running fleet containers (docker 
     expect(proxy.HostConfig.NanoCpus).toBe(0.5e9);
     expect(proxy.HostConfig.Memory).toBe(128 * 1024 * 1024);
     expect(proxy.Config.Healthcheck?.Test[0]).toBe("CMD");
+    // Its configuration: the host file the rendered command wrote, mounted read-only.
+    const mount = proxy.Mounts.find((m) => m.Destination === "/usr/local/etc/haproxy/haproxy.cfg");
+    expect(mount).toMatchObject({ Type: "bind", Source: hostPath((cis.proxy.inputs as { mounts: { source: string }[] }).mounts[0].source), RW: false });
+    expect(fs.readFileSync(mount!.Source, "utf8")).toBe(cis.proxyConfig.inputs.stdin);
     for (const name of [`${RUN}-cis-proxy`, `${RUN}-cis`]) {
       const c = inspect(name);
       expect(c.HostConfig.CapDrop).toEqual(["ALL"]);
       expect(c.HostConfig.SecurityOpt).toContain("no-new-privileges:true");
       expect(c.Config.Healthcheck).toBeTruthy();
+      expect(c.State.Health?.Status).toBe("healthy");
       expect(c.HostConfig.NanoCpus).toBeGreaterThan(0);
+      expect(c.HostConfig.PidsLimit).toBeGreaterThan(0);
+      expect(c.HostConfig.ReadonlyRootfs).toBe(true);
+      expect(c.Config.User).not.toMatch(/^(0|root)?(:|$)/);
     }
     // Its root is read-only indeed, and its configuration is the mounted file.
     expect(() => docker("exec", `${RUN}-cis-proxy`, "/usr/sbin/haproxy", "-c", "-q", "-f", "/usr/local/etc/haproxy/haproxy.cfg")).not.toThrow();
     expect(() => docker("exec", `${RUN}-cis-proxy`, "/usr/sbin/haproxy", "-c", "-q", "-f", "/nonexistent")).toThrow();
+  });
+
+  it("as uid 99 with a read-only root the proxy binds port 80 in the container (the rendered sysctl) and serves; with the port start at 1024 it cannot bind", async () => {
+    // The example service publishes 80: rendered so, published here on a free loopback port.
+    const p80 = await render(80, { WEB_VERSION: "v1" });
+    const free = await freePort();
+    const ports = (p80.proxy.inputs as { ports: { internal: number; external: number; protocol: string }[] }).ports;
+    expect(ports).toEqual([{ internal: 80, external: 80, protocol: "tcp" }]);
+    const remapped = { ...p80.proxy, inputs: { ...p80.proxy.inputs, ports: [{ ...ports[0], external: free }] } };
+    runOnHost(p80.proxyConfig);
+    await createAsProvider("p80", remapped);
+    expect(inspect(`${RUN}-p80`).Config.User).toBe("99:99");
+    expect((await get(free, "/cgi-bin/whoami")).status).toBe(200);
+    await deleteAsProvider("p80", remapped);
+    // The control: the same container with the kernel's default of 1024 (the engine would set 0
+    // on its own, moby daemon/oci_linux.go withCommonOptions; the rendered sysctl makes it explicit),
+    // started once (no restart, no wait): uid 99 cannot bind port 80.
+    const inputs = { ...remapped.inputs, restart: "no", wait: false, sysctls: { "net.ipv4.ip_unprivileged_port_start": "1024" } };
+    await createAsProvider("p80-nosysctl", { ...remapped, inputs });
+    for (let i = 0; i < 10 && inspect(`${RUN}-p80-nosysctl`).State.Running; i++) await sleep(500);
+    expect(inspect(`${RUN}-p80-nosysctl`).State.Running).toBe(false);
+    const logs = execFileSync("sh", ["-c", `docker logs ${RUN}-p80-nosysctl 2>&1`], { encoding: "utf8" });
+    expect(logs).toMatch(/cannot bind socket|Permission denied/);
+    docker("rm", "-f", `${RUN}-p80-nosysctl`);
+  });
+
+  it("the configuration's delete command keeps a file a container still mounts, and removes it once none does", async () => {
+    const file = hostPath((cis.proxy.inputs as { mounts: { source: string }[] }).mounts[0].source);
+    runOnHost(cis.proxyConfig, (x) => x, undefined, "delete");
+    expect(fs.existsSync(file)).toBe(true);
+    expect((await get(cisPort, "/cgi-bin/whoami")).status).toBe(200);
+    await deleteAsProvider("cis-proxy", cis.proxy);
+    runOnHost(cis.proxyConfig, (x) => x, undefined, "delete");
+    expect(fs.existsSync(file)).toBe(false);
   });
 });
 

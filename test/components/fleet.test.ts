@@ -18,6 +18,7 @@ import {
   proxyLabels,
   proxyConfigFile,
   pidsLimitCommand,
+  removeConfigCommand,
   serviceEnv,
   STOP_GRACE_SECONDS,
 } from "../../components/fleet";
@@ -200,8 +201,8 @@ describe("ContainerFleet on the mock runtime", () => {
       expect(readyUrn).toBeTruthy();
       const mine = registrations.filter((r) => r.name.startsWith(`f1-${h.name}`) && (r.type.startsWith("docker:") || r.type === "pulumi:providers:docker" || r.type === "command:remote:Command"));
       // provider, network, volume, pull, image, 1 container, proxy pull, proxy image, proxy
-      expect(mine.map((r) => r.name.slice(`f1-${h.name}`.length).replace(/^-web-0-[0-9a-f]{8}$/, "-web-0-<spec>")).sort()).toEqual(
-        ["", "-pids-limit", "-proxy", "-proxy-config", "-proxy-image", "-proxy-pull", "-web-0-<spec>", "-web-image", "-web-net", "-web-pull", "-web-uploads"],
+      expect(mine.map((r) => r.name.slice(`f1-${h.name}`.length).replace(/^-web-0-[0-9a-f]{8}/, "-web-0-<spec>")).sort()).toEqual(
+        ["", "-proxy", "-proxy-config", "-proxy-image", "-proxy-pids-limit", "-proxy-pull", "-web-0-<spec>", "-web-0-<spec>-pids-limit", "-web-image", "-web-net", "-web-pull", "-web-uploads"],
       );
       for (const r of mine) expect(r.dependencies, `${r.name} depends on ${h.name}-engine-ready`).toContain(readyUrn);
       // Docker resources go through this host's provider, not the default one.
@@ -215,19 +216,28 @@ describe("ContainerFleet on the mock runtime", () => {
     const cmd = mocks.get("command:remote:Command", "f1-f1-app-1-proxy-config");
     const mount = (proxy.inputs.mounts as { source: string }[])[0];
     expect(cmd.inputs.create).toBe(`set -e; umask 022; cat > '${mount.source}.tmp'; mv -f '${mount.source}.tmp' '${mount.source}'`);
-    expect(cmd.inputs.delete).toBe(`rm -f '${mount.source}'`);
+    expect(cmd.inputs.delete).toBe(removeConfigCommand(mount.source));
+    // The file path replaces the command (pulumi-command runs a changed create in place, and
+    // never the old delete): the old file is removed once the new one exists.
+    expect(cmd.inputs.triggers).toEqual([mount.source]);
     expect(mount.source).toBe(proxyConfigFile(cmd.inputs.stdin as string));
     expect(cmd.inputs.stdin).toMatch(/^global/m);
     expect(reg("f1-f1-app-1-proxy").dependencies).toContain(reg("f1-f1-app-1-proxy-config").urn);
   });
 
-  it("sets the PIDs limit (CIS 5.29) of every container on a host with one docker update per limit, after they exist", () => {
-    const cmd = mocks.get("command:remote:Command", "f1-f1-app-1-pids-limit");
+  it("sets the PIDs limit (CIS 5.29) of each container right after it exists, by a docker update triggered by its id", () => {
     const replica = byPrefix("docker:index/container:Container", "f1-f1-app-1-web-")[0];
-    expect(cmd.inputs.create).toBe(
-      `docker update --pids-limit ${service().pidsLimit} computed(${replica.name}.id) >/dev/null && docker update --pids-limit 128 computed(f1-f1-app-1-proxy.id) >/dev/null`,
-    );
-    expect(reg("f1-f1-app-1-pids-limit").dependencies).toEqual(expect.arrayContaining([reg(replica.name).urn, reg("f1-f1-app-1-proxy").urn]));
+    for (const [container, limit] of [[replica.name, service().pidsLimit], ["f1-f1-app-1-proxy", PROXY_SETTINGS.pidsLimit]] as const) {
+      const cmd = mocks.get("command:remote:Command", `${container}-pids-limit`);
+      expect(cmd.inputs.create).toBe(`docker update --pids-limit ${limit} computed(${container}.id) >/dev/null`);
+      // A replaced container (a new id) replaces the command, which sets the limit again.
+      expect(cmd.inputs.triggers).toEqual([`computed(${container}.id)`]);
+      expect(cmd.inputs.delete).toBeUndefined();
+      expect(reg(`${container}-pids-limit`).dependencies).toContain(reg(container).urn);
+    }
+    expect(service().pidsLimit).not.toBe(PROXY_SETTINGS.pidsLimit);
+    // One per container: two hosts, one replica and one proxy each.
+    expect(byPrefix("command:remote:Command", "f1-").filter((c) => c.name.endsWith("-pids-limit"))).toHaveLength(4);
   });
 
   it("pulls on the host by digest with the platform pinned, and the container takes the image id", () => {
@@ -491,9 +501,10 @@ describe("pure helpers", () => {
     expect(args.healthcheck).toBeDefined();
   });
 
-  it("pidsLimitCommand: one docker update per limit, over its containers; none for an empty group", () => {
-    expect(pidsLimitCommand([{ limit: 256, ids: ["a1", "a2"] }, { limit: 128, ids: ["p"] }, { limit: 64, ids: [] }])).toBe(
-      "docker update --pids-limit 256 a1 a2 >/dev/null && docker update --pids-limit 128 p >/dev/null",
+  it("pidsLimitCommand: docker update of one container; removeConfigCommand keeps a file a container still mounts", () => {
+    expect(pidsLimitCommand(256, "a1")).toBe("docker update --pids-limit 256 a1 >/dev/null");
+    expect(removeConfigCommand("/etc/dockyard/proxy/haproxy-0123456789ab.cfg")).toBe(
+      `if [ -z "$(docker ps -aq --filter volume='/etc/dockyard/proxy/haproxy-0123456789ab.cfg')" ]; then rm -f '/etc/dockyard/proxy/haproxy-0123456789ab.cfg'; fi`,
     );
   });
 

@@ -3,7 +3,11 @@
 #  - dockyard-test/web:local: the example service (stacks/services/web, busybox-static);
 #  - dockyard-test/haproxy:local: Debian's haproxy binary and the shared libraries it
 #    links, FROM scratch. It stands in for the per-host proxy image (in production the
-#    official haproxy image, mirrored into the stack's registry and pinned by digest).
+#    official haproxy image, mirrored into the stack's registry and pinned by digest),
+#    including its user: the official image runs as haproxy, uid:gid 99:99, and so does
+#    this one (USER, and the fleet renders user 99:99), so every file haproxy reads is
+#    world-readable and nothing in its root needs to be writable (the fleet mounts it
+#    read-only, with only a tmpfs /tmp).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 need_packages busybox-static haproxy openssh-client
@@ -21,13 +25,15 @@ ldd /usr/sbin/haproxy | awk '/=> \//{print $3} /^[ \t]*\/lib/{print $1}' | sort 
   mkdir -p "$ctx/root$(dirname "$lib")"
   cp -L "$lib" "$ctx/root$lib"
 done
+chmod -R a+rX "$ctx/root"
 chmod 1777 "$ctx/root/tmp"
-printf 'root:x:0:0:root:/:/sbin/nologin\nnobody:x:65534:65534:nobody:/:/sbin/nologin\n' >"$ctx/root/etc/passwd"
-printf 'root:x:0:\nnogroup:x:65534:\n' >"$ctx/root/etc/group"
+printf 'root:x:0:0:root:/:/sbin/nologin\nhaproxy:x:99:99:haproxy:/var/lib/haproxy:/sbin/nologin\nnobody:x:65534:65534:nobody:/:/sbin/nologin\n' >"$ctx/root/etc/passwd"
+printf 'root:x:0:\nhaproxy:x:99:\nnogroup:x:65534:\n' >"$ctx/root/etc/group"
 cat >"$ctx/Dockerfile" <<'DOCKERFILE'
 FROM scratch
 COPY root/ /
 STOPSIGNAL SIGUSR1
+USER haproxy
 ENTRYPOINT ["/usr/sbin/haproxy", "-W", "-db", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]
 DOCKERFILE
 DOCKER_BUILDKIT=0 docker build -q -t dockyard-test/haproxy:local "$ctx" >/dev/null 2>&1 \
