@@ -345,8 +345,8 @@ export const RULES: Rule[] = [
   },
   {
     id: "docker-containers",
-    rule: "`wait` fails a container without a health check; deleting a container without destroyGraceSeconds stops it with timeout 0 (SIGKILL at once); a host port can be bound by one container only, so a container publishing host ports must be replaced delete-first, and those are chained host by host so one proxy at a time is down",
-    source: "kreuzwerker/terraform-provider-docker (embedded in pulumi-docker) internal/provider/resource_docker_container_funcs.go: create's waitForHealthyState ('the container does not have a healthcheck defined'), resourceDockerContainerDelete (ContainerStop timeout = destroy_grace_seconds); moby portallocator ('port is already allocated'); pulumi/pulumi replacements are create-before-delete unless deleteBeforeReplace",
+    rule: "`wait` fails a container without a health check; deleting a container without destroyGraceSeconds stops it with timeout 0 (SIGKILL at once); a host port can be bound by one container only, so a container publishing host ports must be replaced delete-first, and those are chained host by host so one proxy at a time is down; `uploads` into a read-only root are refused; a bind mount's source must exist on the host, so a remote command the container depends on writes it",
+    source: "kreuzwerker/terraform-provider-docker (embedded in pulumi-docker) internal/provider/resource_docker_container_funcs.go: create's waitForHealthyState ('the container does not have a healthcheck defined'), resourceDockerContainerDelete (ContainerStop timeout = destroy_grace_seconds); moby portallocator ('port is already allocated'), daemon/archive_unix.go ('container rootfs is marked read-only'), daemon/volume/mounts/validate.go ('bind source path does not exist'); pulumi/pulumi replacements are create-before-delete unless deleteBeforeReplace",
     check(r) {
       const p: string[] = [];
       const keys = byKey(r);
@@ -355,6 +355,13 @@ export const RULES: Rule[] = [
         const hc = c.inputs.healthcheck as { tests?: string[] } | undefined;
         if (c.inputs.wait === true && !hc?.tests?.length) p.push(`${c.name}: wait without a health check`);
         if (!(Number(c.inputs.destroyGraceSeconds) > 0)) p.push(`${c.name}: no destroyGraceSeconds; deleting it kills it at once`);
+        if (c.inputs.readOnly === true && ((c.inputs.uploads ?? []) as unknown[]).length > 0) p.push(`${c.name}: uploads into a read-only root ('container rootfs is marked read-only')`);
+        const writers = (c.options?.dependsOn ?? []).map((d) => keys.get(d)).filter((x): x is RenderedResource => x?.type === T.remoteCommand);
+        for (const m of (c.inputs.mounts ?? []) as { type?: string; source?: string }[]) {
+          if (m.type !== "bind") continue;
+          const quoted = `'${m.source}'`;
+          if (!writers.some((w) => str(w.inputs.create).includes(quoted))) p.push(`${c.name}: bind-mounts ${m.source}, which no command it depends on writes ('bind source path does not exist')`);
+        }
         const ports = ((c.inputs.ports ?? []) as { external?: number }[]).filter((x) => x.external !== undefined);
         if (ports.length > 0) {
           publishing.push(c);
