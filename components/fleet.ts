@@ -648,8 +648,8 @@ export class ContainerFleet extends pulumi.ComponentResource {
    * fails its wait never gets the limit; Pulumi replaces it on the next update. Not at
    * create instead: the only create-time knobs are an `nproc` ulimit (counts every process
    * of the uid on the host, not the container's) or a `cgroupParent` made beforehand with
-   * pids.max (dockerd reports no PidsLimit then, and a cgroup under /sys/fs/cgroup is gone
-   * after a reboot, so the restarted container would run without it).
+   * pids.max (dockerd then reports no PidsLimit, which CIS audits read, and that cgroup must
+   * exist again, limited, before dockerd restarts the container after a reboot).
    */
   private limitPids(on: OnHost, container: docker.Container, limit: number): void {
     new command.remote.Command(

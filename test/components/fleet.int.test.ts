@@ -26,8 +26,12 @@
  *  - the proxy publishes on 127.0.0.1 only (the rendered ports bind all addresses);
  *  - the proxy's configuration file is written by the rendered command (its create, with
  *    its stdin) into a temporary directory standing in for the host's PROXY_CONFIG_DIR, and
- *    the bind mount's source is moved there the same way; the pids-limit command runs as
- *    rendered, with the mock container ids replaced by the real ones;
+ *    the bind mount's source is moved there the same way; the pids-limit commands run as
+ *    rendered, with the mock container ids replaced by the real ones; that the limit
+ *    outlives a restart is shown for a container restart, not an engine restart or a
+ *    reboot (dockerd is shared with the other tests): for those, the test reads the
+ *    container's hostconfig.json, which moby writes (daemon/update.go, CheckpointTo) and
+ *    reads back at start;
  *  - that the stop grace lets a draining service finish its requests: the example service
  *    does not drain (busybox httpd as PID 1 has no SIGTERM handler, so the signal is
  *    ignored and the delete takes the whole grace, serving until SIGKILL).
@@ -461,8 +465,14 @@ describe("CIS Docker Benchmark settings on the running fleet containers (docker 
         execFile("docker", ["exec", `${RUN}-cis`, "sh", "-c", "n=0; while [ $n -lt 600 ]; do sleep 30 & n=$((n+1)); done 2>&1 | head -1; echo started"], (_e, out, err) => resolve(`${out}${err}`)),
       );
     expect(await forkPast()).toMatch(/can't fork|Resource temporarily unavailable|fork/i);
-    // docker update wrote it to the hostconfig (moby daemon/update.go, CheckpointTo): a restart keeps it,
-    // and the proxy comes back with its mounted configuration and serves again.
+    // docker update wrote it to the container's hostconfig.json (moby daemon/update.go,
+    // CheckpointTo), which the engine reads back at its next start (readHostConfig).
+    const root = docker("info", "-f", "{{.DockerRootDir}}");
+    for (const [name, limit] of [[`${RUN}-cis`, 512], [`${RUN}-cis-proxy`, PROXY_SETTINGS.pidsLimit]] as const) {
+      const id = docker("inspect", "-f", "{{.Id}}", name);
+      expect(JSON.parse(fs.readFileSync(path.join(root, "containers", id, "hostconfig.json"), "utf8")).PidsLimit, name).toBe(limit);
+    }
+    // A restart keeps it, and the proxy comes back with its mounted configuration and serves again.
     docker("restart", `${RUN}-cis`, `${RUN}-cis-proxy`);
     expect(inspect(`${RUN}-cis`).HostConfig.PidsLimit).toBe(512);
     expect(inspect(`${RUN}-cis-proxy`).HostConfig.PidsLimit).toBe(PROXY_SETTINGS.pidsLimit);
