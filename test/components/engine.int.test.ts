@@ -18,7 +18,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as YAML from "yaml";
 import { OS_FAMILIES, loadStackSpec, type OsFamily } from "../../stacks";
-import { CRED_HELPER_SCRIPT, ENV_PATH, LIB_PATH, renderReadyCommand, renderUserData, stepScript, type UserDataInput } from "../../components/engine";
+import { BOOTSTRAP_SCRIPT, CRED_HELPER_SCRIPT, ENV_PATH, LIB_PATH, renderReadyCommand, renderUserData, stepScript, stepsFor, type UserDataInput } from "../../components/engine";
 
 const STACKS = ["dev", "test", "prod"] as const;
 const DEVICE = "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0123456789abcdef0";
@@ -114,7 +114,8 @@ describe("cloud-init schema and shellcheck on the rendered user-data", () => {
       expect(JSON.parse(py.stdout)).toEqual(doc);
 
       const scripts = doc.write_files.filter((f) => f.path.endsWith(".sh"));
-      expect(scripts.length).toBe(input.registryHost ? 7 : 6);
+      // Every step's script, lib.sh and the bootstrap.
+      expect(scripts.map((f) => f.path).sort()).toEqual([...stepsFor(input).map(stepScript), LIB_PATH, BOOTSTRAP_SCRIPT].sort());
       const paths: string[] = [];
       for (const s of scripts) {
         const p = path.join(dir, path.basename(s.path));
