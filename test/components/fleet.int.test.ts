@@ -213,7 +213,7 @@ function runOnHost(cmd: RecordedResource, replace: (create: string) => string = 
 }
 
 /** A container as the provider creates it; resolves once created (and healthy, with `wait`), rejects as the provider fails. */
-async function createAsProvider(label: string, c: RecordedResource, overrides: { uploads?: { file: string; content: string }[] } = {}): Promise<string> {
+async function createAsProvider(label: string, c: RecordedResource): Promise<string> {
   const inputs = c.inputs as Record<string, any>;
   const image = c.name.endsWith("-proxy") ? PROXY : WEB;
   const name = `${RUN}-${label}`;
@@ -223,7 +223,7 @@ async function createAsProvider(label: string, c: RecordedResource, overrides: {
   for (const n of inputs.networksAdvanced ?? []) await api("POST", `/networks/${n.name}/connect`, { Container: id, EndpointConfig: { Aliases: n.aliases ?? [] } });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dyit-up-"));
   try {
-    for (const u of overrides.uploads ?? inputs.uploads ?? []) {
+    for (const u of inputs.uploads ?? []) {
       fs.writeFileSync(path.join(dir, "f"), u.content);
       docker("cp", path.join(dir, "f"), `${id}:${u.file}`);
     }
