@@ -15,6 +15,7 @@ import { EXIT, quietOnClosedStdout, reportError } from "./lib/cli";
 import { planCommand } from "./plan";
 import { promoteCommand } from "./promote";
 import { rollbackCommand } from "./rollback";
+import { smokeCommand } from "./smoke";
 
 /** Every subcommand; add new ones here, one line each. */
 const COMMANDS: CommandModule<object, any>[] = [
@@ -23,6 +24,7 @@ const COMMANDS: CommandModule<object, any>[] = [
   promoteCommand,
   rollbackCommand,
   pinCommand,
+  smokeCommand,
 ];
 
 export async function main(argv: string[]): Promise<void> {
