@@ -93,6 +93,8 @@ export const hostsByName = Object.fromEntries(
       privateIp: host.privateIp,
       dataVolumeId: host.dataVolumeId,
       sshUser: host.sshUser,
+      /** What `ssh <sshUser>@<sshTarget>` dials: the instance id (hostAccess ssm, through Session Manager) or the address. */
+      sshTarget: host.connection.target,
       hostPublicKey: host.hostPublicKey,
       engineVersion: e.ready,
     },

@@ -1,34 +1,60 @@
 // How Pulumi reaches a host: one HostConnection value per host, built once by DockerHost
-// and handed to every consumer (the engine's ready check, the image pulls, the Docker
-// provider), each of which takes its form of it from a function here.
+// and handed to every consumer (the engine's ready check, the image pulls, the proxy's
+// configuration, the PIDs limits and the Docker provider). Every one of them runs the
+// system's OpenSSH client with the same options (sshOptions), so there is one path to a
+// host, whatever it is: SSM Session Manager or public SSH.
+//
+// Why the system ssh and not @pulumi/command's remote connection: that connection speaks
+// SSH itself (golang.org/x/crypto/ssh in pulumi-command provider/pkg/provider/remote/
+// connection.go) and can only dial TCP or hop through another SSH server (`proxy`); it has
+// no ProxyCommand, so it cannot go through Session Manager. The Docker provider already
+// runs the system ssh for ssh:// hosts (docker's connhelper: `ssh <sshOpts> -- <host>
+// docker system dial-stdio`). So the commands are command:local:Command whose
+// `interpreter` is that same ssh, and whose `create`/`delete` is the script the host runs.
 import * as pulumi from "@pulumi/pulumi";
 import type * as command from "@pulumi/command";
 import type * as docker from "@pulumi/docker";
 import { sshKeyLine } from "../stacks/ssh";
 
-/** SSH to one host, with its host key pinned. */
+/**
+ * SSH to one host, with its host key pinned.
+ *
+ * Authentication is always the deployer's ssh-agent (no private key is ever in the
+ * program, its state or the provider configuration). With `access: ssm` the agent's first
+ * key is pushed to the host for 60 seconds with EC2 Instance Connect by the ProxyCommand,
+ * right before each connection (README "Access to hosts").
+ */
 export interface HostConnection {
-  /** Address of the host (its Elastic IP). */
-  host: pulumi.Input<string>;
+  /** What ssh dials: the instance id (access ssm, through the ProxyCommand) or the host's Elastic IP (access public). */
+  target: pulumi.Input<string>;
   /** SSH user (the OS family's default user, a member of the docker group). */
   user: string;
   /** The host's SSH public key, `<type> <base64>`; every connection accepts this key and no other. */
   hostPublicKey: pulumi.Input<string>;
-  /** Private key for the user, as a Pulumi secret. Default: the deployer's SSH agent. */
-  privateKey?: pulumi.Input<string>;
+  /** ssh(1) ProxyCommand (with ssh's %h and %p), or undefined: ssh dials the target directly on port 22. */
+  proxyCommand?: string;
 }
 
 /** Dial retries for a host that is still booting (its pinned key is installed early by cloud-init). */
 export interface DialRetry {
   /** How many failed dials before giving up. */
-  dialErrorLimit: number;
-  /** Seconds per dial. */
-  perDialTimeout: number;
+  attempts: number;
+  /** Seconds between two dials. */
+  intervalSeconds: number;
 }
 
 /** The Docker daemon address of a host, over SSH. */
-export function dockerHostUrl(user: string, address: string): string {
-  return `ssh://${user}@${address}`;
+export function dockerHostUrl(user: string, target: string): string {
+  return `ssh://${user}@${target}`;
+}
+
+/**
+ * What may follow `user@` on ssh's command line: an instance id or an address from EC2,
+ * never an option (a leading "-") or anything with blanks, quotes or a shell's characters.
+ */
+function checkTarget(target: string): string {
+  if (!/^[0-9A-Za-z][0-9A-Za-z.:()_-]*$/.test(target)) throw new Error(`host connection target ${JSON.stringify(target)} is not an instance id, IP address or host name`);
+  return target;
 }
 
 /** One known_hosts line for a host: `<address> <type> <base64>` (comment dropped). */
@@ -38,14 +64,16 @@ export function knownHostsLine(address: string, hostPublicKey: string): string {
 }
 
 /**
- * ssh(1) options that make the Docker provider's ssh:// connection accept exactly this
- * host key and nothing else: no known_hosts file is read or written; the key comes from
- * KnownHostsCommand (OpenSSH >= 8.5; run without a shell, so the key is a plain
- * argument); StrictHostKeyChecking=yes fails on any other key; only the key's algorithm
- * is negotiated. `%H` is ssh's own name for the host in known_hosts terms (it adds the
- * `[addr]:port` form itself), so the line always matches the host ssh dialed.
+ * ssh(1) options that make a connection accept exactly this host key and nothing else:
+ * no known_hosts file is read or written; the key comes from KnownHostsCommand (OpenSSH
+ * >= 8.5; run without a shell, so the key is a plain argument); StrictHostKeyChecking=yes
+ * fails on any other key; only the key's algorithm is negotiated. `%H` is ssh's own name
+ * for the host in known_hosts terms (it adds the `[addr]:port` form itself), so the line
+ * always matches the host ssh dialed - an instance id through the ProxyCommand included.
+ * With a ProxyCommand, ssh runs it with the user's shell (`exec <command>`, sshconnect.c
+ * ssh_proxy_connect) after expanding %h (the target) and %p (22).
  */
-export function sshOptions(hostPublicKey: string): string[] {
+export function sshOptions(hostPublicKey: string, proxyCommand?: string): string[] {
   const [type, key] = sshKeyLine(hostPublicKey, "host public key").split(" ");
   return [
     "-o", "StrictHostKeyChecking=yes",
@@ -56,31 +84,84 @@ export function sshOptions(hostPublicKey: string): string[] {
     "-o", "CheckHostIP=no",
     "-o", "UpdateHostKeys=no",
     "-o", "BatchMode=yes",
-    "-o", "ConnectTimeout=20",
+    "-o", "ConnectTimeout=30",
     "-o", "ServerAliveInterval=15",
+    ...(proxyCommand !== undefined ? ["-o", `ProxyCommand=${proxyCommand}`] : []),
   ];
 }
 
 /**
- * The connection @pulumi/command's remote.Command dials (it speaks SSH itself, from
- * wherever Pulumi runs): the pinned host key in authorized_keys form, the private key
- * as a secret or else the SSH agent, and dial retries where the host may still be booting.
+ * The ProxyCommand of `access: ssm`: push the first key of the deployer's ssh-agent to
+ * the instance with EC2 Instance Connect (valid 60 s, for this OS user only), then carry
+ * the SSH connection over an SSM Session Manager session to the instance's port 22
+ * (document AWS-StartSSHSession). Both calls are authorised by IAM: who may push a key to
+ * which instance and user (ec2-instance-connect:SendSSHPublicKey, condition ec2:osuser),
+ * who may start a session (ssm:StartSession). Needs the aws CLI and the Session Manager
+ * plugin where Pulumi runs (README "Access to hosts").
+ *
+ * `sh -c '...' dockyard-ssm %h %p`: the target and port reach the script as "$1" "$2",
+ * never spliced into its text. `--region` is the stack's: the instance lives there.
  */
-export function commandConnection(c: HostConnection, opts: { port?: number; retry?: DialRetry } = {}): command.types.input.remote.ConnectionArgs {
+export function ssmProxyCommand(region: string, user: string): string {
+  if (!/^[a-z]{2}(-[a-z]+)+-\d$/.test(region)) throw new Error(`region ${JSON.stringify(region)} is not an AWS region`);
+  if (!/^[a-z_][a-z0-9_-]*$/.test(user)) throw new Error(`SSH user ${JSON.stringify(user)} is not a login name`);
+  return `sh -c '${SSM_PROXY_SCRIPT.replace(/@REGION@/g, region).replace(/@USER@/g, user)}' dockyard-ssm %h %p`;
+}
+
+/** The body of ssmProxyCommand (no single quote inside: it is wrapped in one). */
+export const SSM_PROXY_SCRIPT = [
+  `key=$(ssh-add -L 2>/dev/null | head -n 1)`,
+  `case "$key" in ssh-*|ecdsa-*|sk-*) ;; *) echo "dockyard: no key in ssh-agent (SSH_AUTH_SOCK): load one with ssh-add; see README Access to hosts" >&2; exit 1;; esac`,
+  `aws ec2-instance-connect send-ssh-public-key --region @REGION@ --instance-id "$1" --instance-os-user @USER@ --ssh-public-key "$key" --output text >/dev/null || exit 1`,
+  `exec aws ssm start-session --region @REGION@ --target "$1" --document-name AWS-StartSSHSession --parameters "portNumber=$2"`,
+].join("; ");
+
+/** The ssh command line of a connection, up to the destination; the remote command follows it. */
+export function sshArgv(c: { target: string; user: string; hostPublicKey: string; proxyCommand?: string }): string[] {
+  return ["ssh", ...sshOptions(c.hostPublicKey, c.proxyCommand), "--", `${c.user}@${checkTarget(c.target)}`];
+}
+
+/**
+ * A retrying form of an ssh command line, for a host that is still booting: ssh exits 255
+ * when it cannot connect or authenticate (ssh(1) EXIT STATUS), so 255 is retried after
+ * `intervalSeconds`, up to `attempts` dials; any other status is the remote command's and ends it.
+ */
+export const RETRY_SCRIPT = [
+  `attempts=$1; interval=$2; shift 2; n=1`,
+  `while :; do "$@"; rc=$?; if [ "$rc" -ne 255 ] || [ "$n" -ge "$attempts" ]; then exit "$rc"; fi`,
+  `echo "dockyard: ssh could not reach the host yet (attempt $n of $attempts); retrying in \${interval}s" >&2; n=$((n + 1)); sleep "$interval"; done`,
+].join("; ");
+
+/**
+ * What a command:local:Command needs to run a script on a host: the ssh command line as
+ * its `interpreter`, to which the provider appends the command (`create`, `update` or
+ * `delete`) as one more argument (pulumi-command local/commandOutputs.go run: args =
+ * interpreter + command, no shell). ssh sends that argument to the host, whose login shell
+ * runs it, as the remote connection's session.Run did; stdin goes along. The provider
+ * runs it with its own environment (os.Environ), so SSH_AUTH_SOCK and AWS credentials
+ * reach ssh and the ProxyCommand.
+ */
+export function hostCommandInterpreter(c: HostConnection, retry?: DialRetry): pulumi.Output<string[]> {
+  return pulumi.all([c.target, c.hostPublicKey]).apply(([target, hostPublicKey]) => {
+    const argv = sshArgv({ target, user: c.user, hostPublicKey, proxyCommand: c.proxyCommand });
+    return retry ? ["/bin/sh", "-c", RETRY_SCRIPT, "dockyard-ssh-retry", String(retry.attempts), String(retry.intervalSeconds), ...argv] : argv;
+  });
+}
+
+/** The parts of a command:local:Command that run a script on a host. */
+export function hostCommandArgs(c: HostConnection, script: Pick<command.local.CommandArgs, "create" | "delete" | "stdin" | "triggers">, retry?: DialRetry): command.local.CommandArgs {
   return {
-    host: c.host,
-    user: c.user,
-    ...(opts.port !== undefined ? { port: opts.port } : {}),
-    hostKey: pulumi.output(c.hostPublicKey).apply((k) => sshKeyLine(k, "connection.hostPublicKey")),
-    ...(opts.retry ?? {}),
-    ...(c.privateKey !== undefined ? { privateKey: pulumi.secret(c.privateKey) } : {}),
+    interpreter: hostCommandInterpreter(c, retry),
+    ...script,
+    // The previous run's stdout/stderr must not be sent along in the environment of the next.
+    addPreviousOutputInEnv: false,
   };
 }
 
-/** The Docker provider's arguments for a host: the daemon over ssh://, with ssh options that pin the host key. */
+/** The Docker provider's arguments for a host: the daemon over ssh://, with the same ssh options as every command. */
 export function dockerProviderArgs(c: HostConnection): docker.ProviderArgs {
   return {
-    host: pulumi.output(c.host).apply((address) => dockerHostUrl(c.user, address)),
-    sshOpts: pulumi.output(c.hostPublicKey).apply(sshOptions),
+    host: pulumi.output(c.target).apply((target) => dockerHostUrl(c.user, checkTarget(target))),
+    sshOpts: pulumi.output(c.hostPublicKey).apply((k) => sshOptions(k, c.proxyCommand)),
   };
 }

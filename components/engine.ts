@@ -25,7 +25,7 @@ import * as command from "@pulumi/command";
 import * as YAML from "yaml";
 import { gzipSync } from "fflate";
 import { ENGINE_READY_MARKER, isEcrHost, type EngineSpec, type EnvironmentSpec } from "../stacks";
-import { commandConnection, type HostConnection } from "./connection";
+import { hostCommandArgs, type HostConnection } from "./connection";
 import { PROXY_CONFIG_DIR } from "./proxy";
 
 // ---------------------------------------------------------------------------------
@@ -382,9 +382,9 @@ export interface DockerEngineArgs {
   /** Engine spec the host was rendered with (same value passed to renderUserData). */
   engine: EngineSpec;
   /**
-   * The id of the instance `connection.host` must reach (the EIP association's instanceId).
+   * The id of the instance `connection.target` must reach (the EIP association's instanceId).
    * A replaced host keeps its address and host key: this id re-runs the check for the new
-   * instance, and the check fails if the address still reaches another one.
+   * instance, and the check fails if the connection still reaches another one.
    */
   hostId?: pulumi.Input<string>;
   /** Upper bound for the wait on cloud-init, in seconds; default 1200. */
@@ -406,18 +406,23 @@ export class DockerEngine extends pulumi.ComponentResource {
     if (!Number.isInteger(timeout) || timeout < 60 || timeout > 7200) {
       throw new Error(`DockerEngine ${name}: timeoutSeconds must be an integer from 60 to 7200 (got ${timeout})`);
     }
-    // The host key is installed early by cloud-init; until then sshd presents another
-    // key and the dial fails verification, so allow retries while the host boots.
-    const connection = commandConnection(args.connection, { port: 22, retry: { dialErrorLimit: 120, perDialTimeout: 30 } });
+    // The host key is installed early by cloud-init; until then sshd presents another key
+    // (and, through Session Manager, the SSM agent is not registered yet), so the dial is
+    // retried while the host boots: up to 120 dials, 30 s apart, plus ssh's own 30 s
+    // ConnectTimeout each - the customTimeouts below still bound the whole.
+    const retry = { attempts: 120, intervalSeconds: 30 };
 
-    // Runs once per engine configuration (and per host: the connection changes with it).
-    const readyCmd = new command.remote.Command(
+    // Runs once per engine configuration (and per host: the target changes with it).
+    const readyCmd = new command.local.Command(
       `${name}-ready`,
-      {
-        connection,
-        create: args.hostId !== undefined ? pulumi.output(args.hostId).apply((id) => renderReadyCommand(args.engine, timeout, id)) : renderReadyCommand(args.engine, timeout),
-        triggers: args.hostId !== undefined ? [...readyTriggers(args.engine), args.hostId] : readyTriggers(args.engine),
-      },
+      hostCommandArgs(
+        args.connection,
+        {
+          create: args.hostId !== undefined ? pulumi.output(args.hostId).apply((id) => renderReadyCommand(args.engine, timeout, id)) : renderReadyCommand(args.engine, timeout),
+          triggers: args.hostId !== undefined ? [...readyTriggers(args.engine), args.hostId] : readyTriggers(args.engine),
+        },
+        retry,
+      ),
       { parent: this, customTimeouts: { create: `${timeout + 600}s`, update: `${timeout + 600}s` } },
     );
 

@@ -27,7 +27,7 @@ import * as docker from "@pulumi/docker";
 import * as command from "@pulumi/command";
 import type { DaemonSettings, ProxySettings, ServiceSpec } from "../stacks/schema";
 import { dockerPlatform, type Architecture } from "../stacks/os";
-import { commandConnection, dockerProviderArgs, type HostConnection } from "./connection";
+import { dockerProviderArgs, hostCommandArgs, type HostConnection } from "./connection";
 import { placeReplicas, replicaSlots, hostsWithReplicas, type Placement } from "./placement";
 import { PROXY_CONFIG_DIR, PROXY_CONFIG_PATH, renderHaproxyConfig, type ProxyRoute } from "./proxy";
 
@@ -38,10 +38,10 @@ export interface FleetHost {
   /** Host group the host belongs to. */
   group: string;
   /**
-   * How to reach the host (DockerHost's `connection`): its Elastic IP, the SSH user (in the
-   * docker group there) and its pinned host key, the only key SSH accepts. The Docker
-   * provider and the image pulls both dial it. `privateKey`, when set, goes to the pulls
-   * (commandConnection); dockerProviderArgs passes no private key to the Docker provider.
+   * How to reach the host (DockerHost's `connection`): the ssh target (instance id through
+   * Session Manager, or Elastic IP), the SSH user (in the docker group there) and its
+   * pinned host key, the only key SSH accepts. The Docker provider and every command on
+   * the host (hostCommandArgs) run the same ssh with the same options.
    */
   connection: HostConnection;
   /** Engine readiness; every Docker resource on the host depends on it. */
@@ -437,13 +437,12 @@ interface OnHost {
  */
 function pulledImage(resourceName: string, ref: string, on: OnHost): docker.RemoteImage {
   const { host } = on;
-  const pull = new command.remote.Command(
+  const pull = new command.local.Command(
     `${resourceName}-pull`,
-    {
-      connection: commandConnection(host.connection),
+    hostCommandArgs(host.connection, {
       create: `docker pull --quiet --platform ${on.platform} ${ref}`,
-      triggers: [host.connection.host],
-    },
+      triggers: [host.connection.target],
+    }),
     { parent: on.parent, dependsOn: [host.ready] },
   );
   return new docker.RemoteImage(
@@ -599,15 +598,14 @@ export class ContainerFleet extends pulumi.ComponentResource {
     // delete never runs), so the file path replaces the command, and the old command's delete
     // removes the old file at the end of the update, once the old proxy is gone.
     const file = proxyConfigFile(config);
-    const configFile = new command.remote.Command(
+    const configFile = new command.local.Command(
       `${this.name}-${host.name}-proxy-config`,
-      {
-        connection: commandConnection(host.connection),
+      hostCommandArgs(host.connection, {
         create: writeConfigCommand(file),
         stdin: config,
         delete: removeConfigCommand(file),
         triggers: [file],
-      },
+      }),
       { parent: this, dependsOn: [host.ready] },
     );
     // Pulled on the host like service images: a RemoteImage alone would pull anonymously.
@@ -652,13 +650,12 @@ export class ContainerFleet extends pulumi.ComponentResource {
    * exist again, limited, before dockerd restarts the container after a reboot).
    */
   private limitPids(on: OnHost, container: docker.Container, limit: number): void {
-    new command.remote.Command(
+    new command.local.Command(
       `${pulumi.resourceName(container)}-pids-limit`,
-      {
-        connection: commandConnection(on.host.connection),
+      hostCommandArgs(on.host.connection, {
         create: container.id.apply((id) => pidsLimitCommand(limit, id)),
         triggers: [container.id],
-      },
+      }),
       { parent: this, dependsOn: [on.host.ready, container] },
     );
   }

@@ -17,7 +17,7 @@ import { hostNameFor, type EnvironmentSpec, type HostGroupSpec } from "../stacks
 import type { Architecture, OsFamilyInfo } from "../stacks/os";
 import type { EcrRegistry } from "../stacks/ecr";
 import { userDataBase64 } from "./engine";
-import type { HostConnection } from "./connection";
+import { ssmProxyCommand, type HostConnection } from "./connection";
 
 // ---------------------------------------------------------------------------------
 // Pure helpers
@@ -323,9 +323,11 @@ export class DockerHost extends pulumi.ComponentResource {
   /** Login user of the OS image. */
   public readonly sshUser: string;
   /**
-   * How Pulumi reaches this host (principle 8, one way in): its public address, the login
-   * user and its pinned host key. The engine's ready check, the image pulls and the Docker
-   * provider all take their connection from this one value (components/connection.ts).
+   * How Pulumi reaches this host (principle 8, one way in), built once here: with access
+   * `ssm` the instance id behind the Elastic IP's association, through the Session Manager
+   * ProxyCommand; with `public` the Elastic IP itself. The login user and the pinned host
+   * key either way. The engine's ready check, every command on the host and the Docker
+   * provider take their connection from this one value (components/connection.ts).
    */
   public readonly connection: HostConnection;
   /** SSM parameter holding the SSH host private key. */
@@ -372,7 +374,12 @@ export class DockerHost extends pulumi.ComponentResource {
     this.availabilityZone = placement.availabilityZone;
     this.hostPublicKey = identity.hostKey.publicKeyOpenssh.apply((k) => k.trim());
     this.sshUser = args.os.sshUser;
-    this.connection = { host: this.publicIp, user: this.sshUser, hostPublicKey: this.hostPublicKey };
+    this.connection =
+      args.access.mode === "ssm"
+        ? // The association's instanceId: the instance the address is on, so a replaced host
+          // is reached once it took over (as the address is).
+          { target: this.addressInstanceId, user: this.sshUser, hostPublicKey: this.hostPublicKey, proxyCommand: ssmProxyCommand(args.region, this.sshUser) }
+        : { target: this.publicIp, user: this.sshUser, hostPublicKey: this.hostPublicKey };
     this.hostKeyParameter = identity.hostKeyParameter;
     this.securityGroupId = sg.id;
 
@@ -528,6 +535,9 @@ export class DockerHost extends pulumi.ComponentResource {
         iamInstanceProfile: identity.profile.name,
         keyName: identity.keyPair?.keyName,
         metadataOptions: metadataOptions(args.group.containerImds),
+        // Detailed (1-minute) CloudWatch metrics: the status checks and CPU of a host are
+        // seen within a minute, not five (a per-instance charge; on for every stack so dev is prod).
+        monitoring: true,
         rootBlockDevice: {
           volumeType: "gp3",
           volumeSize: args.group.rootVolumeGb,

@@ -20,6 +20,7 @@ export interface KnobDeclaration {
 function pulumiType(t: z.core.$ZodType): PulumiType {
   const kind = t._zod.def.type;
   if (kind === "string" || kind === "boolean") return kind;
+  if (kind === "enum") return "string";
   if (kind === "number") return "integer";
   if (kind === "array") return "array";
   if (kind === "record" || kind === "object") return "object";

@@ -398,6 +398,10 @@ const HostGroupKnobsSchema = strict({
  * so an environment difference cannot hide in a stack file. Each knob's description is its
  * one text: Pulumi.yaml's `description` and README's knob table (knobTable()) are it.
  */
+/** How hosts are reached (components/connection.ts): through Session Manager, or SSH to their public address. */
+export const HOST_ACCESS_MODES = ["ssm", "public"] as const;
+export type HostAccessMode = (typeof HOST_ACCESS_MODES)[number];
+
 export const StackKnobsSchema = strict({
   "aws:region": z
     .string()
@@ -409,10 +413,17 @@ export const StackKnobsSchema = strict({
     .meta({ description: "Image repository prefix `<registry host>/<namespace>`; each service's repository lives under it." }),
   "dockyard:hostGroups": record(z.string(), HostGroupKnobsSchema)
     .meta({ description: "Per host group (declared in `stacks/environment.yaml`): `instanceType`, `count`, `rootVolumeGb`, `dataVolumeGb`." }),
+  "dockyard:hostAccess": z
+    .enum(HOST_ACCESS_MODES)
+    .default("ssm")
+    .meta({
+      description:
+        "How Pulumi and operators reach the hosts: `ssm` (default) SSH carried over AWS Systems Manager Session Manager, the deployer's key pushed with EC2 Instance Connect, no inbound SSH needed; `public` SSH to each host's Elastic IP from `sshCidrs` with the key in `sshPublicKey`.",
+    }),
   "dockyard:sshCidrs": z
     .array(cidr)
     .default([])
-    .meta({ description: "IPv4 CIDRs allowed to reach SSH (22/tcp) on the hosts. Empty means SSM Session Manager only." }),
+    .meta({ description: "IPv4 CIDRs allowed to reach SSH (22/tcp) on the hosts. Empty (the default): no inbound SSH at all (with hostAccess ssm)." }),
   "dockyard:ingressCidrs": z
     .array(cidr)
     .default([])
@@ -422,7 +433,7 @@ export const StackKnobsSchema = strict({
       .string()
       .refine((v) => parseSshPublicKey(v) !== undefined, { error: `must be ${SSH_KEY_ALLOWED}` })
       .optional(),
-  ).meta({ description: "OpenSSH public key installed for the hosts' SSH user (empty, the default: no key pair; SSM only)." }),
+  ).meta({ description: "OpenSSH public key installed for the hosts' SSH user as an EC2 key pair (empty, the default: none; keys are pushed per connection with EC2 Instance Connect). Required with hostAccess public." }),
   "dockyard:images": record(z.string(), digest)
     .meta({ description: "Service name -> image digest `sha256:<64 hex>` this stack runs. Changed by `npm run promote`." }),
   "dockyard:proxyImage": unsetIfEmpty(digest.optional()).meta({
@@ -482,6 +493,8 @@ export interface EnvironmentSpec {
   /** The per-host proxy's container settings. */
   proxy: ProxySettings;
   access: {
+    /** `ssm`: ssh through Session Manager to the instance id; `public`: ssh to the Elastic IP. */
+    mode: HostAccessMode;
     sshCidrs: StackKnobs["dockyard:sshCidrs"];
     ingressCidrs: StackKnobs["dockyard:ingressCidrs"];
     sshPublicKey?: StackKnobs["dockyard:sshPublicKey"];
@@ -719,6 +732,7 @@ function crossReferenceProblems(at: Where, env: EnvironmentFile, knobs: StackKno
     ...publishPortProblems(at, env),
     ...engineProblems(at, env),
     ...hostGroupProblems(at, env, knobs),
+    ...accessProblems(at, knobs),
     ...imageAndReplicaProblems(at, env, knobs, knobsOk),
     ...unusedSecretProblems(at, env, knobs),
   ];
@@ -881,6 +895,23 @@ function imageAndReplicaProblems(at: Where, env: EnvironmentFile, knobs: StackKn
   return p;
 }
 
+/**
+ * `hostAccess: public` dials each host's address on 22 with the deployer's own key: it
+ * needs somewhere to dial from (sshCidrs) and a key on the hosts (sshPublicKey), or no
+ * `pulumi up` could ever reach a host.
+ */
+function accessProblems(at: Where, knobs: StackKnobs): string[] {
+  if (knobs["dockyard:hostAccess"] !== "public") return [];
+  const p: string[] = [];
+  if (Array.isArray(knobs["dockyard:sshCidrs"]) && knobs["dockyard:sshCidrs"].length === 0) {
+    p.push(`${at.stackFile}: config.dockyard:sshCidrs: empty, but hostAccess is public (SSH to the hosts' addresses); allowed: the CIDRs Pulumi runs from, or hostAccess ssm`);
+  }
+  if (!knobs["dockyard:sshPublicKey"]) {
+    p.push(`${at.stackFile}: config.dockyard:sshPublicKey: missing, but hostAccess is public (no EC2 Instance Connect push); allowed: ${SSH_KEY_ALLOWED}, or hostAccess ssm`);
+  }
+  return p;
+}
+
 /** A secret the stack sets that no service uses is a mistake (a typo, or a leftover). */
 function unusedSecretProblems(at: Where, env: EnvironmentFile, knobs: StackKnobs): string[] {
   const used = new Set(Object.values(env.services).flatMap((d) => Object.values(d.secrets)));
@@ -903,6 +934,7 @@ function resolveSpec(stack: string, env: EnvironmentFile, knobs: StackKnobs): En
     engine: { channel: env.engine.channel, version: env.engine.version, daemon: env.engine.daemon, audit: env.engine.audit, apparmor: env.engine.apparmor },
     proxy: env.proxy,
     access: {
+      mode: knobs["dockyard:hostAccess"],
       sshCidrs: knobs["dockyard:sshCidrs"],
       ingressCidrs: knobs["dockyard:ingressCidrs"],
       sshPublicKey: knobs["dockyard:sshPublicKey"],

@@ -104,7 +104,7 @@ describe("a stack whose registry is not ECR (issue 10: the README and the progra
     }
     expect(r.resources.filter((x) => x.type.startsWith("aws:ecr/")).map(resourceKey)).toEqual([]);
     expect(JSON.stringify(r.resources.filter((x) => x.type.startsWith("aws:iam/")).map((x) => x.inputs))).not.toMatch(/ecr:/);
-    const pulls = r.resources.filter((x) => x.type === "command:remote:Command" && /docker pull/.test(String(x.inputs.create)));
+    const pulls = r.resources.filter((x) => x.type === "command:local:Command" && /docker pull/.test(String(x.inputs.create)));
     expect(pulls.length).toBeGreaterThan(0);
     for (const p of pulls) expect(String(p.inputs.create)).toMatch(/ registry\.example\.com\/dockyard\/(web|haproxy)@sha256:[0-9a-f]{64}$/);
     expect(r.outputs.repositories).toEqual({});

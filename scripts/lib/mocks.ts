@@ -88,7 +88,6 @@ export const COMPUTED_OUTPUTS: Record<string, string[]> = {
   "docker:index/container:Container": ["hostname", "networkDatas"],
   "docker:index/network:Network": ["scope"],
   "docker:index/volume:Volume": ["mountpoint"],
-  "command:remote:Command": ["stdout", "stderr"],
   "command:local:Command": ["stdout", "stderr"],
 };
 

@@ -292,7 +292,6 @@ export const KEY_PROPERTIES: Record<string, string[]> = {
   "docker:index/network:Network": ["driver", "internal"],
   "docker:index/volume:Volume": ["driver"],
   // Commands: the script itself is long (plan --all shows it); triggers say what reruns it.
-  "command:remote:Command": ["triggers"],
   "command:local:Command": ["triggers"],
   "dockyard:index:DockerEngine": ["channel", "version"],
   "dockyard:index:DockerHost": ["instanceType", "group"],

@@ -5,6 +5,7 @@ import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import * as YAML from "yaml";
 import { useMocks, promisify } from "../helpers/pulumi";
+import { RETRY_SCRIPT, sshArgv, ssmProxyCommand } from "../../components/connection";
 import { OS_FAMILIES, loadStackSpec, sshKeyLine, type EngineSpec, type EnvironmentSpec, type OsFamily } from "../../stacks";
 import {
   renderUserData,
@@ -37,9 +38,6 @@ import {
 // mocks only need to be in place before a DockerEngine is constructed.
 const mocks = useMocks("dev");
 
-/** How the mock runtime receives a secret value (Pulumi's wire format). */
-const SECRET_SIG = "4dabf18193072939515e22adb298388d";
-const SECRET_VALUE = "1b47061264138c4ac30d75fd1eb44270";
 const DEVICE = "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0123456789abcdef0";
 const STACKS = ["dev", "test", "prod"] as const;
 const FAMILIES = Object.keys(OS_FAMILIES) as OsFamily[];
@@ -358,10 +356,10 @@ describe("DockerEngine on the mock runtime", () => {
   const engine = loadStackSpec("dev").engine;
   const hostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBkq0sJm2cX4l9gJz3wq8sOe0x6y6m5Yc3o3z0m0kQ2y";
 
-  it("runs the ready check with strict host key checking and reports the engine version", async () => {
+  it("runs the ready check over the host's ssh, host key pinned, retried while the host boots, and reports the engine version", async () => {
     const e = new DockerEngine("dev-app-1-engine", {
       hostName: "dev-app-1",
-      connection: { host: "203.0.113.10", user: "admin", hostPublicKey: `${hostKey} dockyard-host\n`, privateKey: "not-a-real-key" },
+      connection: { target: "203.0.113.10", user: "admin", hostPublicKey: `${hostKey} dockyard-host\n` },
       engine,
     });
     expect(await promisify(e.ready)).toBe("computed(dev-app-1-engine-ready.stdout)");
@@ -369,16 +367,14 @@ describe("DockerEngine on the mock runtime", () => {
     expect(await promisify(e.version)).toBe(engine.version);
     const comp = mocks.get("dockyard:index:DockerEngine", "dev-app-1-engine");
     expect(comp.custom).toBe(false);
-    const cmd = mocks.get("command:remote:Command", "dev-app-1-engine-ready");
-    // @pulumi/command always stores the connection (it may hold a private key) as a secret.
-    const wrapped = cmd.inputs.connection as Record<string, unknown>;
-    expect(wrapped[SECRET_SIG]).toBe(SECRET_VALUE);
-    const conn = wrapped.value as Record<string, unknown>;
-    expect(conn.privateKey).toBe("not-a-real-key");
-    expect(conn.hostKey).toBe(hostKey);
-    expect(conn.host).toBe("203.0.113.10");
-    expect(conn.user).toBe("admin");
-    expect(conn.dialErrorLimit).toBeGreaterThan(10);
+    const cmd = mocks.get("command:local:Command", "dev-app-1-engine-ready");
+    const argv = cmd.inputs.interpreter as string[];
+    // The retry wrapper, then exactly the ssh command line every connection to this host uses.
+    expect(argv.slice(0, 4)).toEqual(["/bin/sh", "-c", RETRY_SCRIPT, "dockyard-ssh-retry"]);
+    expect(Number(argv[4])).toBeGreaterThan(10);
+    expect(argv.slice(6)).toEqual(sshArgv({ target: "203.0.113.10", user: "admin", hostPublicKey: hostKey }));
+    expect(argv).toContain(`KnownHostsCommand=/bin/echo %H ${hostKey}`);
+    expect(cmd.inputs.addPreviousOutputInEnv).toBe(false);
     expect(cmd.inputs.create).toBe(renderReadyCommand(engine, 1200));
     expect(cmd.inputs.triggers).toEqual(readyTriggers(engine));
   });
@@ -387,16 +383,15 @@ describe("DockerEngine on the mock runtime", () => {
     const newer: EngineSpec = { ...engine, version: "5:28.5.2-1~debian.12~bookworm" };
     const e = new DockerEngine("dev-app-2-engine", {
       hostName: "dev-app-2",
-      connection: { host: "203.0.113.11", user: "admin", hostPublicKey: hostKey },
+      connection: { target: "i-0123456789abcdef0", user: "admin", hostPublicKey: hostKey, proxyCommand: ssmProxyCommand("eu-west-1", "admin") },
       engine: newer,
     });
     await promisify(e.ready);
-    const wrapped = mocks.get("command:remote:Command", "dev-app-2-engine-ready").inputs.connection as Record<string, unknown>;
-    const conn = wrapped.value as Record<string, unknown>;
-    expect(conn.hostKey).toBe(hostKey);
-    expect(conn).not.toHaveProperty("privateKey");
-    const a = mocks.get("command:remote:Command", "dev-app-1-engine-ready").inputs.triggers as string[];
-    const b = mocks.get("command:remote:Command", "dev-app-2-engine-ready").inputs.triggers as string[];
+    const argv = mocks.get("command:local:Command", "dev-app-2-engine-ready").inputs.interpreter as string[];
+    expect(argv.slice(-2)).toEqual(["--", "admin@i-0123456789abcdef0"]);
+    expect(argv).toContain(`ProxyCommand=${ssmProxyCommand("eu-west-1", "admin")}`);
+    const a = mocks.get("command:local:Command", "dev-app-1-engine-ready").inputs.triggers as string[];
+    const b = mocks.get("command:local:Command", "dev-app-2-engine-ready").inputs.triggers as string[];
     expect(b).not.toEqual(a);
     expect(b).toContain("5:28.5.2-1~debian.12~bookworm");
     expect(await promisify(e.version)).toBe("5:28.5.2-1~debian.12~bookworm");
@@ -405,19 +400,19 @@ describe("DockerEngine on the mock runtime", () => {
   it("re-runs the check for a replaced host (hostId is a trigger)", async () => {
     const e = new DockerEngine("dev-app-4-engine", {
       hostName: "dev-app-4",
-      connection: { host: "203.0.113.14", user: "admin", hostPublicKey: hostKey },
+      connection: { target: "203.0.113.14", user: "admin", hostPublicKey: hostKey },
       engine,
       hostId: "i-0123456789abcdef0",
     });
     await promisify(e.ready);
-    const t = mocks.get("command:remote:Command", "dev-app-4-engine-ready").inputs.triggers as string[];
+    const t = mocks.get("command:local:Command", "dev-app-4-engine-ready").inputs.triggers as string[];
     expect(t).toEqual([...readyTriggers(engine), "i-0123456789abcdef0"]);
   });
 
   it("reports the server version as `version` for an unpinned distro engine", async () => {
     const e = new DockerEngine("dev-app-3-engine", {
       hostName: "dev-app-3",
-      connection: { host: "203.0.113.12", user: "admin", hostPublicKey: hostKey },
+      connection: { target: "203.0.113.12", user: "admin", hostPublicKey: hostKey },
       engine: { ...engine, channel: "distro", version: undefined },
     });
     expect(await promisify(e.version)).toBe("computed(dev-app-3-engine-ready.stdout)");
@@ -434,7 +429,7 @@ describe("DockerEngine on the mock runtime", () => {
       () =>
         new DockerEngine("bad-engine", {
           hostName: "bad",
-          connection: { host: "203.0.113.13", user: "admin", hostPublicKey: hostKey },
+          connection: { target: "203.0.113.13", user: "admin", hostPublicKey: hostKey },
           engine,
           timeoutSeconds: 5,
         }),

@@ -102,7 +102,7 @@ async function render(publishPort: number, env: Record<string, string>) {
   const ready = new pulumi.ComponentResource("dockyard:test:EngineReady", `${name}-ready`);
   new ContainerFleet(name, {
     stack: RUN,
-    hosts: [{ name: "h1", group: "app", connection: { host: "127.0.0.1", user: "root", hostPublicKey: HOST_KEY }, ready }],
+    hosts: [{ name: "h1", group: "app", connection: { target: "127.0.0.1", user: "root", hostPublicKey: HOST_KEY }, ready }],
     services: [webService(publishPort, env)],
     secrets: {},
     architecture: "x86_64",
@@ -117,7 +117,7 @@ async function render(publishPort: number, env: Record<string, string>) {
     if (xs.length !== 1) throw new Error(`expected one ${what}, got ${xs.map((x) => x.name).join(", ")}`);
     return xs[0];
   };
-  const commands = mine("command:remote:Command");
+  const commands = mine("command:local:Command");
   return {
     replica: one(containers.filter((c) => !c.name.endsWith("-proxy")), "replica"),
     proxy: one(containers.filter((c) => c.name.endsWith("-proxy")), "proxy"),

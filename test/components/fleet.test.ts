@@ -1,3 +1,4 @@
+import { sshArgv } from "../../components/connection";
 import { describe, it, expect, beforeAll } from "vitest";
 import * as pulumi from "@pulumi/pulumi";
 import { promisify, settle } from "../helpers/pulumi";
@@ -97,11 +98,11 @@ function makeHosts(prefix: string, n: number, group = "app") {
     const address = `203.0.113.${10 + i}`;
     const ready = new DockerEngine(`${name}-engine`, {
       hostName: name,
-      connection: { host: address, user: "admin", hostPublicKey: HOST_KEY },
+      connection: { target: address, user: "admin", hostPublicKey: HOST_KEY },
       engine: DEV.engine,
       hostId: `i-${prefix}${i}`,
     });
-    return { name, group, connection: { host: address, user: "admin", hostPublicKey: HOST_KEY }, ready };
+    return { name, group, connection: { target: address, user: "admin", hostPublicKey: HOST_KEY }, ready };
   });
 }
 
@@ -199,7 +200,7 @@ describe("ContainerFleet on the mock runtime", () => {
       // dependsOn a component waits for its children, so this URN is what each resource waits on.
       const readyUrn = reg(`${h.name}-engine-ready`).urn!;
       expect(readyUrn).toBeTruthy();
-      const mine = registrations.filter((r) => r.name.startsWith(`f1-${h.name}`) && (r.type.startsWith("docker:") || r.type === "pulumi:providers:docker" || r.type === "command:remote:Command"));
+      const mine = registrations.filter((r) => r.name.startsWith(`f1-${h.name}`) && (r.type.startsWith("docker:") || r.type === "pulumi:providers:docker" || r.type === "command:local:Command"));
       // provider, network, volume, pull, image, 1 container, proxy pull, proxy image, proxy
       expect(mine.map((r) => r.name.slice(`f1-${h.name}`.length).replace(/^-web-0-[0-9a-f]{8}/, "-web-0-<spec>")).sort()).toEqual(
         ["", "-proxy", "-proxy-config", "-proxy-image", "-proxy-pids-limit", "-proxy-pull", "-web-0-<spec>", "-web-0-<spec>-pids-limit", "-web-image", "-web-net", "-web-pull", "-web-uploads"],
@@ -213,7 +214,7 @@ describe("ContainerFleet on the mock runtime", () => {
 
   it("writes each proxy's configuration to its host file first (stdin, via a rename; removed with the command), and the proxy mounts that file", () => {
     const proxy = mocks.get("docker:index/container:Container", "f1-f1-app-1-proxy");
-    const cmd = mocks.get("command:remote:Command", "f1-f1-app-1-proxy-config");
+    const cmd = mocks.get("command:local:Command", "f1-f1-app-1-proxy-config");
     const mount = (proxy.inputs.mounts as { source: string }[])[0];
     expect(cmd.inputs.create).toBe(`set -e; umask 022; cat > '${mount.source}.tmp'; mv -f '${mount.source}.tmp' '${mount.source}'`);
     expect(cmd.inputs.delete).toBe(removeConfigCommand(mount.source));
@@ -228,7 +229,7 @@ describe("ContainerFleet on the mock runtime", () => {
   it("sets the PIDs limit (CIS 5.29) of each container right after it exists, by a docker update triggered by its id", () => {
     const replica = byPrefix("docker:index/container:Container", "f1-f1-app-1-web-")[0];
     for (const [container, limit] of [[replica.name, service().pidsLimit], ["f1-f1-app-1-proxy", PROXY_SETTINGS.pidsLimit]] as const) {
-      const cmd = mocks.get("command:remote:Command", `${container}-pids-limit`);
+      const cmd = mocks.get("command:local:Command", `${container}-pids-limit`);
       expect(cmd.inputs.create).toBe(`docker update --pids-limit ${limit} computed(${container}.id) >/dev/null`);
       // A replaced container (a new id) replaces the command, which sets the limit again.
       expect(cmd.inputs.triggers).toEqual([`computed(${container}.id)`]);
@@ -237,17 +238,17 @@ describe("ContainerFleet on the mock runtime", () => {
     }
     expect(service().pidsLimit).not.toBe(PROXY_SETTINGS.pidsLimit);
     // One per container: two hosts, one replica and one proxy each.
-    expect(byPrefix("command:remote:Command", "f1-").filter((c) => c.name.endsWith("-pids-limit"))).toHaveLength(4);
+    expect(byPrefix("command:local:Command", "f1-").filter((c) => c.name.endsWith("-pids-limit"))).toHaveLength(4);
   });
 
   it("pulls on the host by digest with the platform pinned, and the container takes the image id", () => {
     const image = mocks.get("docker:index/remoteImage:RemoteImage", "f1-f1-app-1-web-image");
     expect(image.inputs.name).toBe(`${service().repository}@${DIGEST_A}`);
     expect(image.inputs.platform).toBe("linux/amd64");
-    const pull = mocks.get("command:remote:Command", "f1-f1-app-1-web-pull");
+    const pull = mocks.get("command:local:Command", "f1-f1-app-1-web-pull");
     expect(pull.inputs.create).toBe(`docker pull --quiet --platform linux/amd64 ${service().repository}@${DIGEST_A}`);
-    expect(isSecretValue(pull.inputs.connection)).toBe(true);
-    expect((pull.inputs.connection as { value: Record<string, unknown> }).value).toMatchObject({ host: "203.0.113.10", user: "admin", hostKey: HOST_KEY_LINE });
+    // The host's one ssh command line (no private key anywhere: the deployer's agent authenticates).
+    expect(pull.inputs.interpreter).toEqual(sshArgv({ target: "203.0.113.10", user: "admin", hostPublicKey: HOST_KEY_LINE }));
     expect(reg("f1-f1-app-1-web-image").dependencies).toContain(reg("f1-f1-app-1-web-pull").urn);
     const containers = byPrefix("docker:index/container:Container", "f1-f1-app-1-web-");
     expect(containers).toHaveLength(1);
@@ -294,7 +295,7 @@ describe("ContainerFleet on the mock runtime", () => {
     expect(i.image).toBe("computed(f1-f1-app-1-proxy-image.imageId)");
     expect(i.ports).toEqual([{ internal: 80, external: 80, protocol: "tcp" }]);
     expect(i.networksAdvanced).toEqual([{ name: "dev-web" }]);
-    const config = mocks.get("command:remote:Command", "f1-f1-app-1-proxy-config").inputs.stdin as string;
+    const config = mocks.get("command:local:Command", "f1-f1-app-1-proxy-config").inputs.stdin as string;
     expect(i.mounts).toEqual([{ type: "bind", source: proxyConfigFile(config), target: "/usr/local/etc/haproxy/haproxy.cfg", readOnly: true }]);
     expect(config).toContain("server-template web 10 web:8080 check");
     expect(reg("f1-f1-app-1-proxy").deleteBeforeReplace).toBe(true);
@@ -306,14 +307,14 @@ describe("ContainerFleet on the mock runtime", () => {
 
   it("pulls the proxy image on the host the way service images are pulled; the provider then finds it locally", () => {
     for (const [i, h] of hosts.entries()) {
-      const pull = mocks.get("command:remote:Command", `f1-${h.name}-proxy-pull`);
+      const pull = mocks.get("command:local:Command", `f1-${h.name}-proxy-pull`);
       expect(pull.inputs.create).toBe(`docker pull --quiet --platform linux/amd64 ${PROXY}`);
-      expect((pull.inputs.connection as { value: Record<string, unknown> }).value).toMatchObject({ host: `203.0.113.${10 + i}`, user: "admin", hostKey: HOST_KEY_LINE });
+      expect(pull.inputs.interpreter).toEqual(sshArgv({ target: `203.0.113.${10 + i}`, user: "admin", hostPublicKey: HOST_KEY_LINE }));
       expect(reg(`f1-${h.name}-proxy-image`).dependencies).toContain(reg(`f1-${h.name}-proxy-pull`).urn);
       const image = mocks.get("docker:index/remoteImage:RemoteImage", `f1-${h.name}-proxy-image`);
       const svcImage = mocks.get("docker:index/remoteImage:RemoteImage", `f1-${h.name}-web-image`);
       expect(image.inputs).toEqual({ ...svcImage.inputs, name: PROXY });
-      expect(pull.inputs.triggers).toEqual(mocks.get("command:remote:Command", `f1-${h.name}-web-pull`).inputs.triggers);
+      expect(pull.inputs.triggers).toEqual(mocks.get("command:local:Command", `f1-${h.name}-web-pull`).inputs.triggers);
     }
   });
 

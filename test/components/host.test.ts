@@ -23,6 +23,7 @@ import {
   type HostBootContext,
 } from "../../components/host";
 import { loadStackSpec, OS_FAMILIES, type EnvironmentSpec } from "../../stacks";
+import { ssmProxyCommand } from "../../components/connection";
 import { parseEcrRegistry } from "../../stacks/ecr";
 
 // Three default subnets, listed out of AZ order on purpose: placement must not depend on it.
@@ -431,14 +432,23 @@ describe("DockerHost (dev)", () => {
     expect(await known(b.host.addressInstanceId, "addressInstanceId")).toBe(b.r(T.instance, "instance").id);
   });
 
-  it("builds its one connection from the association's address, the OS user and its own host key", async () => {
+  it("builds its one connection from the association's instance (through Session Manager), the OS user and its own host key", async () => {
     const b = await devHost;
     const c = b.host.connection;
-    expect(await known(c.host, "connection.host")).toBe("computed(dev-app-1-eip-association.publicIp)");
+    expect(b.spec.access.mode).toBe("ssm");
+    // The association's instanceId (echoed from its input by the mock runtime): the instance the address is on.
+    expect(c.target).toBe(b.host.addressInstanceId);
+    expect(await known(c.target, "connection.target")).toBe(b.r(T.instance, "instance").id);
+    expect(c.proxyCommand).toBe(ssmProxyCommand(b.spec.region, OS_FAMILIES[b.spec.os.family].sshUser));
     expect(c.user).toBe(OS_FAMILIES[b.spec.os.family].sshUser);
     expect(await known(c.hostPublicKey, "connection.hostPublicKey")).toBe(await known(b.host.hostPublicKey, "hostPublicKey"));
     expect(await known(c.hostPublicKey, "connection.hostPublicKey")).toMatch(/^ssh-ed25519 \S+$/);
-    expect(c.privateKey).toBeUndefined();
+    expect(Object.keys(c)).not.toContain("privateKey");
+  });
+
+  it("turns detailed monitoring on for every instance", async () => {
+    const b = await devHost;
+    expect(b.r(T.instance, "instance").inputs.monitoring).toBe(true);
   });
 
   it("gives the instance a role for SSM, pulls from its stack's ECR namespace and reading only its own host key", async () => {
@@ -550,7 +560,6 @@ describe("DockerHost (prod)", () => {
       expect(b.rec.get(`${b.name}-data`)!.opts.protect).toBeUndefined();
       const ingress = (b.r(T.sg, "sg").inputs.ingress as { fromPort: number; cidrBlocks: string[] }[]).map((r) => [r.fromPort, r.cidrBlocks]);
       expect(ingress).toEqual([
-        [22, ["198.51.100.0/24"]],
         [80, ["0.0.0.0/0"]],
       ]);
     }

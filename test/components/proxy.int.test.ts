@@ -281,7 +281,7 @@ describe.each([...STACKS])("haproxy -c on the proxy config stack %s renders", (s
     expect(proxies.length).toBeGreaterThan(0);
     const configs = proxies.map((p) => {
       const mount = (p.inputs.mounts as { source: string; target: string }[]).find((m) => m.target === PROXY_CONFIG_PATH);
-      const cmd = r.resources.find((x) => x.type === "command:remote:Command" && x.name === `${p.name}-config`);
+      const cmd = r.resources.find((x) => x.type === "command:local:Command" && x.name === `${p.name}-config`);
       expect(mount && cmd && String(cmd.inputs.create).endsWith(`'${mount.source}'`), p.name).toBe(true);
       return String(cmd!.inputs.stdin);
     });

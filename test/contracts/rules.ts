@@ -11,7 +11,7 @@
 import { gunzipSync } from "node:zlib";
 import * as YAML from "yaml";
 import { isComputed } from "../../scripts/lib/mocks";
-import { isSecretValue, resourceKey, type Rendered, type RenderedResource } from "../../scripts/lib/render";
+import { resourceKey, type Rendered, type RenderedResource } from "../../scripts/lib/render";
 import { parseEcrRegistry } from "../../stacks/ecr";
 import { EC2_USER_DATA_LIMIT, CLOUD_INIT_INSTANCE_ID } from "../../components/engine";
 
@@ -41,13 +41,11 @@ export const T = {
   container: "docker:index/container:Container",
   image: "docker:index/remoteImage:RemoteImage",
   dockerProvider: "pulumi:providers:docker",
-  remoteCommand: "command:remote:Command",
+  hostCommand: "command:local:Command",
 } as const;
 
 const of = (r: Rendered, type: string) => r.resources.filter((x) => x.type === type);
 const str = (v: unknown) => (typeof v === "string" ? v : JSON.stringify(v));
-/** A secret input as the mock runtime records it (`{ <sig>: <secret sig>, value }`), unwrapped. */
-const plain = (v: unknown): unknown => (isSecretValue(v) ? (v as { value: unknown }).value : v);
 const byKey = (r: Rendered) => new Map(r.resources.map((x) => [resourceKey(x), x]));
 /** The resource a `computed(<name>.<field>)` value comes from, and the field. */
 function computedRef(v: unknown): { name: string; field: string } | undefined {
@@ -335,7 +333,7 @@ export const RULES: Rule[] = [
         if (prov.inputs.registryAuth !== undefined) p.push(`${prov.name}: carries registryAuth (a token in state)`);
       }
       for (const img of of(r, T.image)) {
-        const pulls = (img.options?.dependsOn ?? []).map((k) => keys.get(k)).filter((x): x is RenderedResource => x?.type === T.remoteCommand);
+        const pulls = (img.options?.dependsOn ?? []).map((k) => keys.get(k)).filter((x): x is RenderedResource => x?.type === T.hostCommand);
         const ref = str(img.inputs.name);
         const pulled = pulls.some((c) => new RegExp(`docker pull\\b[^\\n]* ${ref.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(\\s|$)`).test(str(c.inputs.create)));
         if (!pulled) p.push(`${img.name}: ${ref} is not pulled on the host before the provider looks for it`);
@@ -356,7 +354,7 @@ export const RULES: Rule[] = [
         if (c.inputs.wait === true && !hc?.tests?.length) p.push(`${c.name}: wait without a health check`);
         if (!(Number(c.inputs.destroyGraceSeconds) > 0)) p.push(`${c.name}: no destroyGraceSeconds; deleting it kills it at once`);
         if (c.inputs.readOnly === true && ((c.inputs.uploads ?? []) as unknown[]).length > 0) p.push(`${c.name}: uploads into a read-only root ('container rootfs is marked read-only')`);
-        const writers = (c.options?.dependsOn ?? []).map((d) => keys.get(d)).filter((x): x is RenderedResource => x?.type === T.remoteCommand);
+        const writers = (c.options?.dependsOn ?? []).map((d) => keys.get(d)).filter((x): x is RenderedResource => x?.type === T.hostCommand);
         for (const m of (c.inputs.mounts ?? []) as { type?: string; source?: string }[]) {
           if (m.type !== "bind") continue;
           const quoted = `'${m.source}'`;
@@ -381,25 +379,55 @@ export const RULES: Rule[] = [
   },
   {
     id: "one-way-in",
-    rule: "every SSH connection (engine readiness, pulls, the Docker provider) goes to the address the EIP ASSOCIATION reports, with the host key pinned; the readiness check insists on the instance that association names",
-    source: "terraform-provider-aws internal/service/ec2/ec2_eip_association.go (Create waits, Read sets public_ip and instance_id); issue 8 finding 4",
+    rule: "every SSH connection (engine readiness, pulls, proxy configuration, PIDs limits, the Docker provider) is the system ssh with the same options, to the host the EIP ASSOCIATION names: its instanceId through the Session Manager ProxyCommand (hostAccess ssm) or its publicIp (public), with the host key pinned; @pulumi/command's own SSH client has no ProxyCommand, so no command:remote:Command may exist; the readiness check insists on the instance that association names",
+    source: "terraform-provider-aws internal/service/ec2/ec2_eip_association.go (Create waits, Read sets public_ip and instance_id); pulumi-command provider/pkg/provider/remote/connection.go (x/crypto/ssh dial, `proxy` is an SSH jump host only) and local/commandOutputs.go (interpreter + command, os.Environ); docker cli connhelper (ssh <sshOpts> -- <host> docker system dial-stdio); issue 8 finding 4, issue 11",
     check(r) {
       const p: string[] = [];
-      const viaAssociation = (v: unknown) => {
-        const ref = computedRef(v) ?? computedRef(/@(computed\([^()]+\))$/.exec(str(v))?.[1]);
-        return !!ref && ref.field === "publicIp" && r.resources.some((x) => x.type === T.eipAssoc && x.name === ref.name);
+      if (r.resources.some((x) => x.type === "command:remote:Command")) p.push("a command:remote:Command dials with its own SSH client, which cannot use the Session Manager ProxyCommand");
+      /**
+       * `user@<x>` -> the association x comes from and which of its outputs: publicIp (computed
+       * by the cloud), or instanceId (the mock runtime echoes the association's input there).
+       */
+      const viaAssociation = (v: unknown): { assoc: string; field: string } | undefined => {
+        const dest = /@([^@]+)$/.exec(str(v))?.[1];
+        const ref = computedRef(dest);
+        if (ref && ref.field === "publicIp" && r.resources.some((x) => x.type === T.eipAssoc && x.name === ref.name)) return { assoc: ref.name, field: ref.field };
+        const assoc = r.resources.find((x) => x.type === T.eipAssoc && dest !== undefined && str(x.inputs.instanceId) === dest);
+        return assoc ? { assoc: assoc.name, field: "instanceId" } : undefined;
       };
-      for (const c of of(r, T.remoteCommand)) {
-        // @pulumi/command marks `connection` secret (it may carry a private key).
-        const conn = plain(c.inputs.connection) as { host?: unknown; hostKey?: unknown } | undefined;
-        if (!viaAssociation(conn?.host)) p.push(`${c.name}: connects to ${str(conn?.host)}, not the EIP association's publicIp`);
-        if (!conn?.hostKey) p.push(`${c.name}: the host key is not pinned`);
+      /** A connection's ssh options and destination, with what they must be. */
+      const check = (what: string, opts: string[], dest: unknown) => {
+        const via = viaAssociation(dest);
+        const proxy = opts.find((o) => o.startsWith("ProxyCommand="));
+        const want = proxy ? "instanceId" : "publicIp";
+        if (!via || via.field !== want) p.push(`${what}: dials ${str(dest)}, not the EIP association's ${want}${proxy ? " (through the ProxyCommand)" : ""}`);
+        if (!opts.includes("StrictHostKeyChecking=yes") || !opts.some((o) => o.startsWith("KnownHostsCommand="))) p.push(`${what}: ssh does not pin the host key`);
+        return via?.assoc;
+      };
+      const optsByHost = new Map<string, string>();
+      const same = (what: string, assoc: string | undefined, opts: string[]) => {
+        if (!assoc) return;
+        const key = JSON.stringify(opts);
+        const seen = optsByHost.get(assoc);
+        if (seen === undefined) optsByHost.set(assoc, key);
+        else if (seen !== key) p.push(`${what}: ssh options differ from another connection to the same host`);
+      };
+      for (const c of of(r, T.hostCommand)) {
+        const argv = (Array.isArray(c.inputs.interpreter) ? c.inputs.interpreter : []).map(str);
+        const ssh = argv.indexOf("ssh");
+        const dd = argv.indexOf("--", ssh);
+        if (ssh < 0 || dd < 0 || dd !== argv.length - 2) {
+          p.push(`${c.name}: its interpreter is not an ssh command line ending at the destination: ${JSON.stringify(argv)}`);
+          continue;
+        }
+        const opts = argv.slice(ssh + 1, dd).filter((_, i) => i % 2 === 1);
+        same(c.name, check(c.name, opts, argv[dd + 1]), opts);
       }
       for (const prov of of(r, T.dockerProvider)) {
-        if (!viaAssociation(prov.inputs.host)) p.push(`${prov.name}: host ${str(prov.inputs.host)} is not the EIP association's publicIp`);
-        if (!/StrictHostKeyChecking=yes/.test(str(prov.inputs.sshOpts))) p.push(`${prov.name}: ssh does not pin the host key`);
+        const opts = (Array.isArray(prov.inputs.sshOpts) ? prov.inputs.sshOpts : []).map(str).filter((_, i) => i % 2 === 1);
+        same(prov.name, check(prov.name, opts, prov.inputs.host), opts);
       }
-      for (const c of of(r, T.remoteCommand).filter((x) => x.name.endsWith("-engine-ready"))) {
+      for (const c of of(r, T.hostCommand).filter((x) => x.name.endsWith("-engine-ready"))) {
         const host = c.name.replace(/-engine-ready$/, "");
         const assoc = r.resources.find((x) => x.type === T.eipAssoc && x.name === `${host}-eip-association`);
         const want = str(assoc?.inputs.instanceId);

@@ -81,9 +81,18 @@ describe("shipped stacks", () => {
       const { instanceType, count, rootVolumeGb, dataVolumeGb } = g;
       expect({ instanceType, count, rootVolumeGb, dataVolumeGb }).toEqual(raw["dockyard:hostGroups"][g.name]);
     }
-    expect([spec.region, spec.registry, spec.access.sshCidrs, spec.access.ingressCidrs]).toEqual([
-      raw["aws:region"], raw["dockyard:registry"], raw["dockyard:sshCidrs"], raw["dockyard:ingressCidrs"],
+    // Knobs a file leaves out take Pulumi.yaml's default (hostAccess ssm, no sshCidrs).
+    expect([spec.region, spec.registry, spec.access.mode, spec.access.sshCidrs, spec.access.ingressCidrs]).toEqual([
+      raw["aws:region"], raw["dockyard:registry"], raw["dockyard:hostAccess"] ?? "ssm", raw["dockyard:sshCidrs"] ?? [], raw["dockyard:ingressCidrs"],
     ]);
+  });
+
+  it("no shipped stack opens SSH to the network or leaves Session Manager, except dev's office CIDR", () => {
+    const [dev, test, prod] = STACKS.map((s) => loadStackSpec(s));
+    for (const s of [dev, test, prod]) expect(s.access.mode).toBe("ssm");
+    expect(prod.access.sshCidrs).toEqual([]);
+    expect(test.access.sshCidrs).toEqual([]);
+    expect(dev.access.sshCidrs).toEqual(["198.51.100.0/24"]);
   });
 
   it("the three stack files are distinct: their knobs differ where the stacks are meant to", () => {
