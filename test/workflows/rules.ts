@@ -1,0 +1,238 @@
+/**
+ * Rules every workflow in .github/workflows must keep (issue 11, part 3), as pure checks
+ * over a parsed workflow: each returns the problems it finds, [] when the workflow keeps
+ * the rule. workflows.test.ts runs them on the real workflows (no problem allowed) and on
+ * test/workflows/fixtures/bad.yml (each rule must find its planted problem).
+ */
+import * as YAML from "yaml";
+
+export interface Workflow {
+  file: string;
+  text: string;
+  doc: any;
+}
+
+type Job = Record<string, any>;
+type Step = Record<string, any>;
+
+export function parseWorkflow(file: string, text: string): Workflow {
+  return { file, text, doc: YAML.parse(text) };
+}
+
+function jobs(wf: Workflow): [string, Job][] {
+  return Object.entries((wf.doc?.jobs ?? {}) as Record<string, Job>);
+}
+
+function steps(job: Job): Step[] {
+  return Array.isArray(job.steps) ? job.steps : [];
+}
+
+/** All `run:` scripts of a job. */
+function runs(job: Job): string[] {
+  return steps(job).map((s) => s.run).filter((r): r is string => typeof r === "string");
+}
+
+function uses(job: Job): string[] {
+  const u = steps(job).map((s) => s.uses).filter((x): x is string => typeof x === "string");
+  return typeof job.uses === "string" ? [...u, job.uses] : u;
+}
+
+function usesAction(job: Job, action: string): Step[] {
+  return steps(job).filter((s) => typeof s.uses === "string" && s.uses.split("@")[0] === action);
+}
+
+/** The stack a job operates on: its STACK env, the workflow's, or a literal --stack / stack-name. */
+export function jobStack(wf: Workflow, job: Job): string | undefined {
+  const env = job.env?.STACK ?? wf.doc?.env?.STACK;
+  if (typeof env === "string") return env;
+  for (const r of runs(job)) {
+    const m = /--stack\s+([a-z][a-z0-9-]*)/.exec(r);
+    if (m) return m[1];
+  }
+  const named = usesAction(job, "pulumi/actions").map((s) => s.with?.["stack-name"]).find((n) => typeof n === "string");
+  return named;
+}
+
+/** Does the job run `pulumi up` (CLI, or pulumi/actions with command up/update)? */
+export function runsUp(job: Job): boolean {
+  return runs(job).some((r) => /(^|[\s;&|(])(npx\s+)?pulumi\s+(up|update)\b/m.test(r)) ||
+    usesAction(job, "pulumi/actions").some((s) => ["up", "update"].includes(s.with?.command));
+}
+
+/** Does the job run `pulumi preview` (CLI, or pulumi/actions with command preview)? */
+export function runsPreview(job: Job): boolean {
+  return runs(job).some((r) => /(^|[\s;&|(])(npx\s+)?pulumi\s+preview\b/m.test(r)) ||
+    usesAction(job, "pulumi/actions").some((s) => s.with?.command === "preview");
+}
+
+const PINNED = /^[A-Za-z0-9_.-]+\/[A-Za-z0-9_./-]+@[0-9a-f]{40}$/;
+
+/** Every `uses:` names owner/repo@<40-hex commit>, with a `# vX.Y.Z` comment on its line. */
+export function checkPinnedActions(wf: Workflow): string[] {
+  const problems: string[] = [];
+  for (const [name, job] of jobs(wf)) {
+    for (const u of uses(job)) if (!PINNED.test(u)) problems.push(`${wf.file}: job ${name}: uses ${u}: not owner/repo@<full commit SHA>`);
+  }
+  wf.text.split("\n").forEach((line, i) => {
+    const m = /^\s*(?:-\s+)?uses:\s*(\S+)(.*)$/.exec(line);
+    if (m && !/#\s*v\d+\.\d+\.\d+\b/.test(m[2])) problems.push(`${wf.file}:${i + 1}: uses ${m[1]}: no "# vX.Y.Z" comment naming the release`);
+  });
+  return problems;
+}
+
+/** A top-level `permissions:` on every workflow. */
+export function checkPermissions(wf: Workflow): string[] {
+  return wf.doc?.permissions === undefined ? [`${wf.file}: no top-level permissions:`] : [];
+}
+
+/** Every job has a numeric timeout-minutes. */
+export function checkTimeouts(wf: Workflow): string[] {
+  return jobs(wf)
+    .filter(([, job]) => typeof job["timeout-minutes"] !== "number")
+    .map(([name]) => `${wf.file}: job ${name}: no timeout-minutes`);
+}
+
+/**
+ * id-token: write only where OIDC is used: never workflow-wide, and on a job exactly when
+ * it uses aws-actions/configure-aws-credentials (which needs it).
+ */
+export function checkIdToken(wf: Workflow): string[] {
+  const problems: string[] = [];
+  if (wf.doc?.permissions?.["id-token"] === "write" || wf.doc?.permissions === "write-all") {
+    problems.push(`${wf.file}: id-token: write at the workflow level (give it only to the jobs that use OIDC)`);
+  }
+  for (const [name, job] of jobs(wf)) {
+    const perms = job.permissions ?? wf.doc?.permissions;
+    const hasIdToken = perms === "write-all" || perms?.["id-token"] === "write";
+    const oidc = usesAction(job, "aws-actions/configure-aws-credentials").length > 0;
+    if (hasIdToken && !oidc) problems.push(`${wf.file}: job ${name}: id-token: write but no OIDC login`);
+    if (oidc && !hasIdToken) problems.push(`${wf.file}: job ${name}: configure-aws-credentials without id-token: write`);
+  }
+  return problems;
+}
+
+/**
+ * A job that runs `pulumi up` is in the concurrency group dockyard-stack-<stack> (its own
+ * or its workflow's) with cancel-in-progress: false, so updates of one stack queue.
+ */
+export function checkStackConcurrency(wf: Workflow): string[] {
+  const problems: string[] = [];
+  for (const [name, job] of jobs(wf)) {
+    if (!runsUp(job)) continue;
+    const stack = jobStack(wf, job);
+    if (!stack) {
+      problems.push(`${wf.file}: job ${name}: runs pulumi up but names no stack`);
+      continue;
+    }
+    const c = job.concurrency ?? wf.doc?.concurrency;
+    const group = typeof c === "string" ? c : c?.group;
+    if (group !== `dockyard-stack-${stack}`) problems.push(`${wf.file}: job ${name}: pulumi up on ${stack} outside concurrency group dockyard-stack-${stack} (got ${JSON.stringify(group)})`);
+    if (typeof c !== "object" || c === null || c["cancel-in-progress"] !== false) {
+      problems.push(`${wf.file}: job ${name}: its concurrency must say cancel-in-progress: false (a running update is never cancelled)`);
+    }
+  }
+  return problems;
+}
+
+function environmentName(job: Job): string | undefined {
+  return typeof job.environment === "string" ? job.environment : job.environment?.name;
+}
+
+function needsOf(job: Job): string[] {
+  return typeof job.needs === "string" ? [job.needs] : Array.isArray(job.needs) ? job.needs : [];
+}
+
+/**
+ * `pulumi up` on prod: only in environment prod (required reviewers), needing a job that
+ * previews prod, and skipped when that preview found nothing (its `if` reads the preview
+ * job's outputs).
+ */
+export function checkProdUp(wf: Workflow): string[] {
+  const problems: string[] = [];
+  const all = Object.fromEntries(jobs(wf));
+  for (const [name, job] of jobs(wf)) {
+    if (!runsUp(job) || jobStack(wf, job) !== "prod") continue;
+    if (environmentName(job) !== "prod") problems.push(`${wf.file}: job ${name}: pulumi up on prod outside environment prod`);
+    const previews = needsOf(job).filter((n) => all[n] && runsPreview(all[n]) && jobStack(wf, all[n]) === "prod");
+    if (previews.length === 0) problems.push(`${wf.file}: job ${name}: pulumi up on prod without needing a job that previews prod`);
+    else if (!previews.some((p) => typeof job.if === "string" && job.if.includes(`needs.${p}.outputs.`))) {
+      problems.push(`${wf.file}: job ${name}: not skipped on the preview's result (its if: should read needs.<preview>.outputs)`);
+    }
+  }
+  return problems;
+}
+
+/**
+ * A job that runs pulumi preview or up has what the host connection needs: AWS
+ * credentials by OIDC, the session-manager-plugin checked, and an ephemeral key in an
+ * ssh-agent whose socket later steps get through GITHUB_ENV.
+ */
+export function checkHostAccess(wf: Workflow): string[] {
+  const problems: string[] = [];
+  for (const [name, job] of jobs(wf)) {
+    if (!runsUp(job) && !runsPreview(job)) continue;
+    const script = runs(job).join("\n");
+    const need: [boolean, string][] = [
+      [usesAction(job, "aws-actions/configure-aws-credentials").length > 0, "aws-actions/configure-aws-credentials"],
+      [/session-manager-plugin/.test(script), "session-manager-plugin"],
+      [/ssh-keygen -q -t ed25519 -N '' .*-f "\$RUNNER_TEMP\/dockyard-key"/.test(script), "ssh-keygen of $RUNNER_TEMP/dockyard-key"],
+      [/ssh-agent -a "\$RUNNER_TEMP\/agent\.sock"/.test(script) && /ssh-add/.test(script), "ssh-agent and ssh-add"],
+      [/SSH_AUTH_SOCK=\$RUNNER_TEMP\/agent\.sock" >> "\$GITHUB_ENV"/.test(script), "SSH_AUTH_SOCK exported through $GITHUB_ENV"],
+    ];
+    for (const [ok, what] of need) if (!ok) problems.push(`${wf.file}: job ${name}: runs pulumi but lacks ${what}`);
+  }
+  return problems;
+}
+
+/** Node.js comes from package.json's engines (setup-node node-version-file), never a literal. */
+export function checkNodeVersion(wf: Workflow): string[] {
+  const problems: string[] = [];
+  for (const [name, job] of jobs(wf)) {
+    for (const s of usesAction(job, "actions/setup-node")) {
+      if (s.with?.["node-version-file"] !== "package.json" || s.with?.["node-version"] !== undefined) {
+        problems.push(`${wf.file}: job ${name}: setup-node must take node-version-file: package.json (engines.node)`);
+      }
+    }
+  }
+  return problems;
+}
+
+/** `npm run X` (and `npm run -s X`) in each run: script, as written. */
+export function npmScriptsCalled(wf: Workflow): string[] {
+  const out: string[] = [];
+  for (const [, job] of jobs(wf)) {
+    for (const r of runs(job)) for (const m of r.matchAll(/\bnpm\s+run(?:\s+-s|\s+--silent)?\s+([A-Za-z0-9:_-]+)/g)) out.push(m[1]);
+  }
+  return out;
+}
+
+/** Dockyard subcommands called: `npm run dockyard -- <sub>`, `npm run <script>` whose script is `tsx scripts/dockyard.ts <sub>`, or tsx scripts/dockyard.ts <sub>. */
+export function dockyardSubcommandsCalled(wf: Workflow, scripts: Record<string, string>): string[] {
+  const out: string[] = [];
+  for (const [, job] of jobs(wf)) {
+    for (const r of runs(job)) {
+      for (const m of r.matchAll(/\bnpm\s+run(?:\s+-s|\s+--silent)?\s+([A-Za-z0-9:_-]+)(?:\s+--\s+([a-z][a-z-]*))?/g)) {
+        const body = scripts[m[1]] ?? "";
+        const fixed = /scripts\/dockyard\.ts\s+([a-z][a-z-]*)/.exec(body);
+        if (fixed) out.push(fixed[1]);
+        else if (/scripts\/dockyard\.ts\s*$/.test(body) && m[2]) out.push(m[2]);
+      }
+      for (const m of r.matchAll(/scripts\/dockyard\.ts\s+([a-z][a-z-]*)/g)) out.push(m[1]);
+    }
+  }
+  return out;
+}
+
+export function checkNpmScripts(wf: Workflow, scripts: Record<string, string>): string[] {
+  return npmScriptsCalled(wf).filter((s) => !(s in scripts)).map((s) => `${wf.file}: npm run ${s}: no such script in package.json`);
+}
+
+export function checkDockyardSubcommands(wf: Workflow, scripts: Record<string, string>, commands: string[]): string[] {
+  return dockyardSubcommandsCalled(wf, scripts).filter((c) => !commands.includes(c)).map((c) => `${wf.file}: dockyard ${c}: no such subcommand (dockyard --help lists ${commands.join(", ")})`);
+}
+
+/** Subcommand names from `dockyard --help` (yargs' Commands: section, lines "  dockyard <name> ..."). */
+export function parseHelpCommands(help: string): string[] {
+  const section = help.split(/\nCommands:\n/)[1]?.split(/\n\n/)[0] ?? "";
+  return [...section.matchAll(/^\s+dockyard\s+([a-z][a-z-]*)/gm)].map((m) => m[1]);
+}

