@@ -1,5 +1,6 @@
 import { describe, it, expect } from "vitest";
-import { dockerHostUrl, knownHostsLine, sshOptions } from "../../components/connection";
+import { spawnSync } from "node:child_process";
+import { dockerHostUrl, knownHostsLine, RETRY_SCRIPT, sshArgv, sshOptions, ssmProxyCommand, SSM_PROXY_SCRIPT } from "../../components/connection";
 
 const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl dockyard-host";
 
@@ -19,5 +20,35 @@ describe("host connection forms", () => {
     expect(opts.length % 2).toBe(0);
     for (let i = 0; i < opts.length; i += 2) expect(opts[i]).toBe("-o");
     expect(() => sshOptions("ssh-ed25519")).toThrow();
+  });
+});
+
+describe("the Session Manager ProxyCommand and the retry wrapper (issue 11)", () => {
+  it("ssmProxyCommand passes target and port as arguments, never in the script's text, for the stack's region and user", () => {
+    const pc = ssmProxyCommand("eu-west-1", "admin");
+    expect(pc).toBe(`sh -c '${SSM_PROXY_SCRIPT.replace(/@REGION@/g, "eu-west-1").replace(/@USER@/g, "admin")}' dockyard-ssm %h %p`);
+    expect(SSM_PROXY_SCRIPT).not.toContain("'");
+    expect(SSM_PROXY_SCRIPT).not.toMatch(/%[hp]/);
+    expect(pc).toContain("--instance-os-user admin");
+    expect(pc).toContain("--document-name AWS-StartSSHSession");
+    expect(() => ssmProxyCommand("eu-west-1; rm -rf /", "admin")).toThrow(/not an AWS region/);
+    expect(() => ssmProxyCommand("eu-west-1", "ad'min")).toThrow(/not a login name/);
+  });
+
+  it("both scripts pass shellcheck as POSIX sh (the ProxyCommand runs under the user's shell, the wrapper under /bin/sh)", () => {
+    for (const [name, body] of [["ssm-proxy", SSM_PROXY_SCRIPT.replace(/@REGION@/g, "eu-west-1").replace(/@USER@/g, "admin")], ["retry", RETRY_SCRIPT]]) {
+      const r = spawnSync("shellcheck", ["--shell=sh", "-"], { input: `${body}\n`, encoding: "utf8" });
+      expect(r.error, "shellcheck is installed by test/infra/20-lint-tools.sh").toBeUndefined();
+      expect(`${name}: ${r.stdout}`).toBe(`${name}: `);
+    }
+  });
+
+  it("sshArgv ends at the destination, after `--`, and refuses a target that could be read as an option", () => {
+    const argv = sshArgv({ target: "i-0123456789abcdef0", user: "admin", hostPublicKey: HOST_KEY, proxyCommand: "true" });
+    expect(argv[0]).toBe("ssh");
+    expect(argv.slice(-2)).toEqual(["--", "admin@i-0123456789abcdef0"]);
+    expect(argv).toContain("ProxyCommand=true");
+    expect(() => sshArgv({ target: "-oProxyCommand=evil", user: "admin", hostPublicKey: HOST_KEY })).toThrow(/not an instance id/);
+    expect(() => sshArgv({ target: "a b", user: "admin", hostPublicKey: HOST_KEY })).toThrow(/not an instance id/);
   });
 });

@@ -49,7 +49,7 @@ import type { RecordedResource } from "../../scripts/lib/mocks";
 import type { ServiceSpec } from "../../stacks";
 import { ContainerFleet } from "../../components/fleet";
 import { PROXY_CONFIG_DIR } from "../../components/proxy";
-import { sshOptions } from "../../components/connection";
+import { RETRY_SCRIPT, ssmProxyCommand } from "../../components/connection";
 
 const mocks = useMocks("dev");
 
@@ -548,11 +548,26 @@ describe("CIS Docker Benchmark settings on the running fleet containers (docker 
   });
 });
 
-describe("sshOptions with the real OpenSSH client", () => {
-  // sshd from the test host image (test/infra/40-host-image.sh), published on loopback.
+describe("the host connection with the real OpenSSH client, through a stand-in Session Manager (issue 11)", () => {
+  // What this proves: the ssh command line a command:local:Command receives (interpreter +
+  // its create, stdin along) and the Docker provider's sshOpts, exactly as rendered for an
+  // `access: ssm` host (target an instance id, the real ssmProxyCommand), reach an sshd
+  // with the pinned host key, authenticate with the key in ssh-agent, refuse any other host
+  // key, and run the ProxyCommand the way ssh does: with the agent's key pushed for the
+  // instance and OS user, then a session to port 22 of the instance. The stand-in is the
+  // `aws` CLI only (first on PATH): it logs its arguments and, for `ssm start-session`,
+  // pipes stdin/stdout to the sshd (what the Session Manager plugin does). What it cannot
+  // show: IAM, EC2 Instance Connect placing the key in the instance metadata and the host's
+  // AuthorizedKeysCommand reading it (the sshd here authorizes the agent's key itself).
   const HOST_IMAGE = "dockyard/host:latest";
+  const INSTANCE = "i-0123456789abcdef0";
   let dir: string;
   let sshPort: number;
+  let agentPid = 0;
+  let env: NodeJS.ProcessEnv;
+  let rendered: { pull: RecordedResource; proxyConfig: RecordedResource; pids: RecordedResource[]; provider: RecordedResource };
+  const log = () => (fs.existsSync(path.join(dir, "aws.log")) ? fs.readFileSync(path.join(dir, "aws.log"), "utf8") : "");
+
   beforeAll(async () => {
     try {
       docker("image", "inspect", HOST_IMAGE);
@@ -567,30 +582,141 @@ describe("sshOptions with the real OpenSSH client", () => {
     docker(
       "run", "-d", "--name", `${RUN}-sshd`, "-p", `127.0.0.1:${sshPort}:22`,
       "-v", `${path.join(dir, "host")}:/etc/ssh/pinned_host_key:ro`, "-v", `${path.join(dir, "authorized_keys")}:/root/.ssh/authorized_keys:ro`,
-      "--entrypoint", "/bin/sh", HOST_IMAGE, "-c", "mkdir -p /run/sshd && exec /usr/sbin/sshd -D -e -h /etc/ssh/pinned_host_key",
+      "--entrypoint", "/bin/sh", HOST_IMAGE, "-c", `mkdir -p /run/sshd ${PROXY_CONFIG_DIR} && exec /usr/sbin/sshd -D -e -h /etc/ssh/pinned_host_key`,
     );
     created.push(`${RUN}-sshd`);
-  });
-  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+    // The stand-in aws CLI.
+    fs.mkdirSync(path.join(dir, "bin"));
+    fs.writeFileSync(
+      path.join(dir, "bin", "aws"),
+      `#!/bin/sh
+printf '%s\\n' "$*" >> "${path.join(dir, "aws.log")}"
+case "$1 $2" in
+  "ec2-instance-connect send-ssh-public-key") echo True ;;
+  "ssm start-session")
+    if [ -e "${path.join(dir, "ssm-down")}" ]; then echo "An error occurred (TargetNotConnected) when calling the StartSession operation" >&2; exit 254; fi
+    exec node -e 'const s = require("net").connect(${sshPort}, "127.0.0.1"); process.stdin.pipe(s); s.pipe(process.stdout); s.on("close", () => process.exit(0)); s.on("error", () => process.exit(1))' ;;
+  *) echo "aws stand-in: unexpected call: aws $*" >&2; exit 2 ;;
+esac
+`,
+      { mode: 0o755 },
+    );
+    // The deployer's ssh-agent, holding the client key (HOME is the temp dir: no user config or known_hosts).
+    const agent = execFileSync("ssh-agent", ["-s", "-a", path.join(dir, "agent.sock")], { encoding: "utf8" });
+    agentPid = Number(/SSH_AGENT_PID=(\d+)/.exec(agent)?.[1] ?? 0);
+    env = { ...process.env, HOME: dir, SSH_AUTH_SOCK: path.join(dir, "agent.sock"), PATH: `${path.join(dir, "bin")}:${process.env.PATH}` };
+    execFileSync("ssh-add", ["-q", path.join(dir, "client")], { env, stdio: ["ignore", "pipe", "pipe"] });
 
-  const ssh = (pinned: string) => {
-    const args = [...sshOptions(fs.readFileSync(path.join(dir, pinned), "utf8")), "-i", path.join(dir, "client"), "-p", String(sshPort), "root@127.0.0.1", "echo pinned-ok"];
-    // HOME points at the temp dir, so no user known_hosts or config takes part.
-    return execFileSync("ssh", args, { encoding: "utf8", env: { ...process.env, HOME: dir }, stdio: ["ignore", "pipe", "pipe"] }).trim();
+    rendered = await renderSsm(fs.readFileSync(path.join(dir, "host.pub"), "utf8"));
+    for (let i = 0; i < 40; i++) {
+      if (docker("exec", `${RUN}-sshd`, "sh", "-c", "ls /run/sshd.pid 2>/dev/null || true") !== "") break;
+      await sleep(250);
+    }
+  });
+  afterAll(() => {
+    if (agentPid > 0) process.kill(agentPid);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Renders a one-host fleet whose host is reached the way DockerHost builds it for hostAccess ssm. */
+  async function renderSsm(hostPublicKey: string, name = "ssm") {
+    const ready = new pulumi.ComponentResource("dockyard:test:EngineReady", `${name}-ready`);
+    new ContainerFleet(name, {
+      stack: RUN,
+      hosts: [{ name: "h1", group: "app", connection: { target: INSTANCE, user: "root", hostPublicKey, proxyCommand: ssmProxyCommand("eu-west-1", "root") }, ready }],
+      services: [webService(18080, {})],
+      secrets: {},
+      architecture: "x86_64",
+      logging: { logDriver: "local", logMaxSize: "1m", logMaxFile: 2 },
+      proxyImage: `dockyard-test/haproxy@${FAKE_DIGEST}`,
+      proxy: PROXY_SETTINGS,
+    });
+    await settle(50);
+    const mine = (type: string) => mocks.ofType(type).filter((r) => r.name.startsWith(`${name}-`));
+    const commands = mine("command:local:Command");
+    const one = (xs: RecordedResource[]) => {
+      if (xs.length !== 1) throw new Error(`expected one, got ${xs.map((x) => x.name).join(", ")}`);
+      return xs[0];
+    };
+    return {
+      pull: one(commands.filter((c) => c.name.endsWith("-web-pull"))),
+      proxyConfig: one(commands.filter((c) => c.name.endsWith("-proxy-config"))),
+      pids: commands.filter((c) => c.name.endsWith("-pids-limit")),
+      provider: one(mine("pulumi:providers:docker")),
+    };
+  }
+
+  /** Runs a command as pulumi-command's local provider does: interpreter argv + the command, stdin along, our environment. */
+  const runAsProvider = (cmd: RecordedResource, opts: { interpreter?: string[]; script?: string; env?: NodeJS.ProcessEnv } = {}) => {
+    const argv = opts.interpreter ?? (cmd.inputs.interpreter as string[]);
+    const script = opts.script ?? (cmd.inputs.create as string);
+    return execFileSync(argv[0], [...argv.slice(1), script], { encoding: "utf8", env: opts.env ?? env, input: (cmd.inputs.stdin as string | undefined) ?? "", stdio: ["pipe", "pipe", "pipe"], timeout: 60_000 });
+  };
+  const failure = (f: () => unknown): string => {
+    try {
+      f();
+    } catch (e) {
+      const x = e as { status?: number; stderr?: string };
+      return `exit ${x.status}: ${x.stderr ?? String(e)}`;
+    }
+    return "no failure";
   };
 
-  it("connects when the host presents the pinned key, and writes no known_hosts", async () => {
-    let out = "";
-    for (let i = 0; i < 40 && out !== "pinned-ok"; i++) {
-      try { out = ssh("host.pub"); } catch { await sleep(250); }
-    }
-    expect(out).toBe("pinned-ok");
+  it("every command and the Docker provider get the same ssh options: the pinned key and the Session Manager ProxyCommand", () => {
+    const { pull, proxyConfig, pids, provider } = rendered;
+    expect(pids.length).toBeGreaterThan(0);
+    const argv = pull.inputs.interpreter as string[];
+    expect(argv.slice(-2)).toEqual(["--", `root@${INSTANCE}`]);
+    for (const c of [proxyConfig, ...pids]) expect(c.inputs.interpreter).toEqual(argv);
+    expect(provider.inputs.host).toBe(`ssh://root@${INSTANCE}`);
+    // A provider's configuration reaches the mock runtime JSON-encoded, as the engine sends it.
+    const sshOpts = typeof provider.inputs.sshOpts === "string" ? JSON.parse(provider.inputs.sshOpts) : provider.inputs.sshOpts;
+    expect(argv.slice(1, -2)).toEqual(sshOpts);
+    expect(argv).toContain(`ProxyCommand=${ssmProxyCommand("eu-west-1", "root")}`);
+    expect(argv).toContain("StrictHostKeyChecking=yes");
+  });
+
+  it("runs a rendered command on the host through the ProxyCommand, stdin along, with the agent's key pushed for that instance and user", () => {
+    fs.rmSync(path.join(dir, "aws.log"), { force: true });
+    runAsProvider(rendered.proxyConfig);
+    const file = /'([^']+\.cfg)\.tmp'/.exec(rendered.proxyConfig.inputs.create as string)![1];
+    expect(docker("exec", `${RUN}-sshd`, "cat", file)).toBe((rendered.proxyConfig.inputs.stdin as string).trim());
+    const agentKey = execFileSync("ssh-add", ["-L"], { env, encoding: "utf8" }).trim();
+    expect(log().trim().split("\n")).toEqual([
+      `ec2-instance-connect send-ssh-public-key --region eu-west-1 --instance-id ${INSTANCE} --instance-os-user root --ssh-public-key ${agentKey} --output text`,
+      `ssm start-session --region eu-west-1 --target ${INSTANCE} --document-name AWS-StartSSHSession --parameters portNumber=22`,
+    ]);
+    // Nothing was written to a known_hosts file: the pinned key is the only one.
     expect(fs.existsSync(path.join(dir, ".ssh", "known_hosts"))).toBe(false);
   });
 
-  it("refuses a host presenting any other key", () => {
-    let err = "";
-    try { ssh("other.pub"); } catch (e) { err = String((e as { stderr?: string }).stderr ?? e); }
-    expect(err).toMatch(/Host key verification failed/);
+  it("refuses a host that presents any other key", async () => {
+    const other = await renderSsm(fs.readFileSync(path.join(dir, "other.pub"), "utf8"), "ssmother");
+    const err = failure(() => runAsProvider(other.proxyConfig, { interpreter: other.proxyConfig.inputs.interpreter as string[] }));
+    expect(err).toMatch(/^exit 255: .*Host key verification failed/s);
+  });
+
+  it("stops at the ProxyCommand, with the reason, when ssh-agent holds no key", () => {
+    const noAgent = { ...env, SSH_AUTH_SOCK: path.join(dir, "no-such-agent.sock") };
+    const err = failure(() => runAsProvider(rendered.proxyConfig, { env: noAgent }));
+    expect(err).toMatch(/^exit 255: .*dockyard: no key in ssh-agent/s);
+  });
+
+  it("the engine check's retry wrapper dials again while the host is unreachable, and gives up with ssh's 255", () => {
+    fs.rmSync(path.join(dir, "aws.log"), { force: true });
+    fs.writeFileSync(path.join(dir, "ssm-down"), "");
+    try {
+      const argv = ["/bin/sh", "-c", RETRY_SCRIPT, "dockyard-ssh-retry", "3", "0", ...(rendered.pull.inputs.interpreter as string[])];
+      const err = failure(() => runAsProvider(rendered.pull, { interpreter: argv, script: "echo reached" }));
+      expect(err).toMatch(/^exit 255: /);
+      expect(err).toMatch(/attempt 2 of 3/);
+      expect(log().split("\n").filter((l) => l.startsWith("ssm start-session"))).toHaveLength(3);
+    } finally {
+      fs.rmSync(path.join(dir, "ssm-down"));
+    }
+    const argv = ["/bin/sh", "-c", RETRY_SCRIPT, "dockyard-ssh-retry", "3", "0", ...(rendered.pull.inputs.interpreter as string[])];
+    // A remote command's own failure is not retried: its status comes back at once.
+    expect(failure(() => runAsProvider(rendered.pull, { interpreter: argv, script: "exit 7" }))).toMatch(/^exit 7: /);
+    expect(runAsProvider(rendered.pull, { interpreter: argv, script: "echo reached" }).trim()).toBe("reached");
   });
 });
