@@ -63,9 +63,28 @@ export const SSH_HOST_KEY = "/etc/ssh/ssh_host_ed25519_key";
 export const SSHD_DROPIN = "/etc/ssh/sshd_config.d/10-dockyard-hostkey.conf";
 export const DAEMON_JSON = "/etc/docker/daemon.json";
 export const DOCKER_UNIT_DROPIN = "/etc/systemd/system/docker.service.d/10-dockyard.conf";
+/** sshd's AuthorizedKeysCommand for EC2 Instance Connect (components/engine/eic-keys.sh) and its drop-in. */
+export const EIC_KEYS_COMMAND = `${SCRIPT_DIR}/dockyard-eic-keys`;
+export const EIC_SSHD_DROPIN = "/etc/ssh/sshd_config.d/20-dockyard-instance-connect.conf";
+/** The SSM agent's package signing key, as AWS publishes it, written with the user-data. */
+export const SSM_AGENT_KEY = `${DOCKYARD_LIB}/amazon-ssm-agent.asc`;
+/**
+ * Fingerprint of "SSM Agent <ssm-agent-signer@amazon.com>", the key that signs the agent's
+ * deb and rpm packages since 3.1.1141.0 (docs.aws.amazon.com/systems-manager/latest/
+ * userguide/verify-agent-signature.html); components/engine/keys/amazon-ssm-agent.asc is it.
+ */
+export const SSM_AGENT_KEY_FINGERPRINT = "2BC7C7C267BBD505EAA491E6DD81A61756BAA549";
+
+/**
+ * Where AWS publishes the SSM agent's Debian package and its signature for a region and
+ * architecture (same page): https://s3.<region>.amazonaws.com/amazon-ssm-<region>/latest/debian_<amd64|arm64>/.
+ */
+export function ssmAgentUrl(region: string, architecture: "x86_64" | "arm64"): string {
+  return `https://s3.${region}.amazonaws.com/amazon-ssm-${region}/latest/debian_${architecture === "arm64" ? "arm64" : "amd64"}`;
+}
 
 /** The scripts, in the order the bootstrap runs them. */
-export const STEPS = ["hostkey", "data-volume", "engine-install", "engine-ready"] as const;
+export const STEPS = ["hostkey", "ssm-agent", "instance-connect", "data-volume", "engine-install", "engine-ready"] as const;
 /**
  * Extra step, only when the stack's registry is ECR (see stepsFor): installs the ECR
  * credential helper and points the docker CLI of the SSH user and root at it.
@@ -136,6 +155,13 @@ export interface UserDataInput {
    * tests serve a signed copy. The key is still refused unless it has this fingerprint.
    */
   dockerCeRepository?: { url: string; keyFingerprint: string };
+  /**
+   * Where the SSM agent's package comes from: a directory URL (https) holding
+   * amazon-ssm-agent.deb and amazon-ssm-agent.deb.sig, the armored signing key and its
+   * fingerprint. Default: AWS's bucket for the host's region (ssmAgentUrl) and AWS's key.
+   * The tests serve a stand-in signed with their own key.
+   */
+  ssmAgent?: { url: string; publicKey: string; keyFingerprint: string };
 }
 
 /** The daemon.json the engine starts with (pure; exported for tests and the plan). */
@@ -225,8 +251,21 @@ export function renderEnvironment(input: UserDataInput): string {
     ["AUDIT_RULES", AUDIT_RULES],
     ["APPARMOR", input.engine.apparmor ? "1" : ""],
     ["PROXY_CONFIG_DIR", PROXY_CONFIG_DIR],
+    ["SSM_AGENT_URL", ssmAgentSource(input).url],
+    ["SSM_AGENT_KEY", SSM_AGENT_KEY],
+    ["SSM_AGENT_KEY_FINGERPRINT", ssmAgentSource(input).keyFingerprint],
+    ["EIC_KEYS_COMMAND", EIC_KEYS_COMMAND],
+    ["EIC_SSHD_DROPIN", EIC_SSHD_DROPIN],
   ];
   return `# Dockyard: the values rendered for this host (components/engine.ts renderEnvironment)\n# shellcheck shell=bash disable=SC2034 # read by the scripts that source this file\n${env.map(([k, v]) => `${k}=${shq(v)}`).join("\n")}\n`;
+}
+
+/** The SSM agent's source for this host: input.ssmAgent (a stand-in), else AWS's for its region. */
+function ssmAgentSource(input: UserDataInput): { url: string; publicKey: string; keyFingerprint: string } {
+  const s = input.ssmAgent ?? { url: ssmAgentUrl(input.hostKey.region, input.os.architecture), publicKey: engineFile("keys/amazon-ssm-agent.asc"), keyFingerprint: SSM_AGENT_KEY_FINGERPRINT };
+  if (!/^https:\/\/[^\s'"]+$/.test(s.url)) throw new Error(`stack "${input.stack}": ssmAgent.url: "${s.url}" must be an https:// URL`);
+  if (!/^[0-9A-F]{40}$/.test(s.keyFingerprint)) throw new Error(`stack "${input.stack}": ssmAgent.keyFingerprint must be a 40-hex-digit OpenPGP fingerprint`);
+  return { ...s, url: s.url.replace(/\/+$/, "") };
 }
 
 /** A file of components/engine/, as it is. */
@@ -242,6 +281,8 @@ export function renderUserData(input: UserDataInput): string {
     { path: LIB_PATH, permissions: "0644", content: engineFile("lib.sh") },
     { path: DAEMON_JSON, permissions: "0644", content: `${JSON.stringify(renderDaemonJson(input.engine, input.dataMount), null, 2)}\n` },
     { path: DOCKER_UNIT_DROPIN, permissions: "0644", content: dockerUnitDropin(input.dataMount) },
+    { path: SSM_AGENT_KEY, permissions: "0644", content: ssmAgentSource(input).publicKey },
+    { path: EIC_KEYS_COMMAND, permissions: "0755", content: engineFile("eic-keys.sh") },
   ];
   if (input.engine.channel === "docker-ce") {
     files.push({ path: DOCKER_SOURCE_STAGED, permissions: "0644", content: dockerSource(input) });

@@ -31,6 +31,10 @@ import {
   stepScript,
   stepsFor,
   REGISTRY_AUTH_STEP,
+  APPARMOR_STEP,
+  AUDIT_STEP,
+  SSM_AGENT_KEY,
+  EIC_KEYS_COMMAND,
   type UserDataInput,
 } from "../../components/engine";
 
@@ -137,6 +141,8 @@ describe("renderUserData: the files of components/engine/ as they are, plus one 
         LIB_PATH,
         DAEMON_JSON,
         DOCKER_UNIT_DROPIN,
+        SSM_AGENT_KEY,
+        EIC_KEYS_COMMAND,
         ...(ce ? [DOCKER_SOURCE_STAGED] : []),
         ...(ecr ? [CRED_HELPER_SCRIPT] : []),
         ...steps.map(stepScript),
@@ -149,6 +155,8 @@ describe("renderUserData: the files of components/engine/ as they are, plus one 
         expect(f.permissions).toBe("0755");
       }
       expect(file(doc, LIB_PATH).content).toBe(engineFile("lib.sh"));
+      expect(file(doc, EIC_KEYS_COMMAND)).toMatchObject({ content: engineFile("eic-keys.sh"), permissions: "0755" });
+      expect(file(doc, SSM_AGENT_KEY).content).toBe(engineFile("keys/amazon-ssm-agent.asc"));
       expect(file(doc, BOOTSTRAP_SCRIPT).content).toBe(engineFile("steps/bootstrap.sh"));
       if (ecr) expect(file(doc, CRED_HELPER_SCRIPT).content).toBe(engineFile("set-cred-helper.py"));
       expect(JSON.parse(file(doc, DAEMON_JSON).content)).toEqual(renderDaemonJson(input.engine, input.dataMount));
@@ -165,7 +173,7 @@ describe("renderUserData: the files of components/engine/ as they are, plus one 
   }
 
   it("each script names the lib and env paths the component writes them to", () => {
-    for (const step of [...STEPS, REGISTRY_AUTH_STEP, "bootstrap"]) {
+    for (const step of [...STEPS, REGISTRY_AUTH_STEP, APPARMOR_STEP, AUDIT_STEP, "bootstrap"]) {
       expect(engineFile(`steps/${step}.sh`), step).toContain(`\n. ${LIB_PATH}\n`);
     }
     expect(engineFile("lib.sh")).toContain(`\n. ${ENV_PATH}\n`);
@@ -183,7 +191,7 @@ describe("renderEnvironment: the one part of the scripts that varies", () => {
         "# shellcheck shell=bash disable=SC2034 # read by the scripts that source this file",
         "DOCKYARD_LIB='/usr/local/lib/dockyard'",
         "SCRIPT_DIR='/usr/local/sbin'",
-        "STEPS='hostkey data-volume apparmor engine-install audit registry-auth engine-ready'",
+        "STEPS='hostkey ssm-agent instance-connect data-volume apparmor engine-install audit registry-auth engine-ready'",
         `SSH_USER='${spec.os.sshUser}'`,
         `HOSTKEY_REGION='${spec.region}'`,
         "HOSTKEY_PARAMETER='/dockyard/prod/hosts/prod-app-1/ssh-host-key'",
@@ -211,6 +219,11 @@ describe("renderEnvironment: the one part of the scripts that varies", () => {
         "AUDIT_RULES='/etc/audit/rules.d/dockyard-docker.rules'",
         "APPARMOR='1'",
         "PROXY_CONFIG_DIR='/etc/dockyard/proxy'",
+        `SSM_AGENT_URL='https://s3.${spec.region}.amazonaws.com/amazon-ssm-${spec.region}/latest/debian_amd64'`,
+        "SSM_AGENT_KEY='/usr/local/lib/dockyard/amazon-ssm-agent.asc'",
+        "SSM_AGENT_KEY_FINGERPRINT='2BC7C7C267BBD505EAA491E6DD81A61756BAA549'",
+        "EIC_KEYS_COMMAND='/usr/local/sbin/dockyard-eic-keys'",
+        "EIC_SSHD_DROPIN='/etc/ssh/sshd_config.d/20-dockyard-instance-connect.conf'",
         "",
       ].join("\n"),
     );
@@ -226,7 +239,7 @@ describe("renderEnvironment: the one part of the scripts that varies", () => {
         "# shellcheck shell=bash disable=SC2034 # read by the scripts that source this file",
         "DOCKYARD_LIB='/usr/local/lib/dockyard'",
         "SCRIPT_DIR='/usr/local/sbin'",
-        "STEPS='hostkey data-volume apparmor engine-install audit engine-ready'",
+        "STEPS='hostkey ssm-agent instance-connect data-volume apparmor engine-install audit engine-ready'",
         "SSH_USER='admin'",
         `HOSTKEY_REGION='${spec.region}'`,
         "HOSTKEY_PARAMETER='/dockyard/dev/hosts/dev-app-1/ssh-host-key'",
@@ -254,6 +267,11 @@ describe("renderEnvironment: the one part of the scripts that varies", () => {
         "AUDIT_RULES='/etc/audit/rules.d/dockyard-docker.rules'",
         "APPARMOR='1'",
         "PROXY_CONFIG_DIR='/etc/dockyard/proxy'",
+        `SSM_AGENT_URL='https://s3.${spec.region}.amazonaws.com/amazon-ssm-${spec.region}/latest/debian_amd64'`,
+        "SSM_AGENT_KEY='/usr/local/lib/dockyard/amazon-ssm-agent.asc'",
+        "SSM_AGENT_KEY_FINGERPRINT='2BC7C7C267BBD505EAA491E6DD81A61756BAA549'",
+        "EIC_KEYS_COMMAND='/usr/local/sbin/dockyard-eic-keys'",
+        "EIC_SSHD_DROPIN='/etc/ssh/sshd_config.d/20-dockyard-instance-connect.conf'",
         "",
       ].join("\n"),
     );
@@ -273,7 +291,7 @@ describe("renderEnvironment: the one part of the scripts that varies", () => {
     expect([al.ENGINE_INSTALL, al.ENGINE_VERSION, al.DISTRO_PACKAGE]).toEqual(["dnf", "", OS_FAMILIES["amazon-linux-2023"].distroPackage]);
     const local = sourced(renderEnvironment(inputFor("dev", { registryHost: "127.0.0.1:5000", engine: { ...spec.engine, daemon: { ...spec.engine.daemon, metricsPort: 0 } } })));
     expect([local.REGISTRY_HOST, local.METRICS_ADDR]).toEqual(["", ""]);
-    expect(local.STEPS).toBe("hostkey data-volume apparmor engine-install audit engine-ready");
+    expect(local.STEPS).toBe("hostkey ssm-agent instance-connect data-volume apparmor engine-install audit engine-ready");
   });
 });
 
@@ -440,14 +458,14 @@ describe("DockerEngine on the mock runtime", () => {
 describe("ECR credentials through the instance role (registryHost)", () => {
   it("stepsFor puts registry-auth right before engine-ready, only for an ECR host (stacks/ecr)", () => {
     const off = { engine: { audit: false, apparmor: false } };
-    expect(stepsFor({ registryHost: ECR, ...off })).toEqual(["hostkey", "data-volume", "engine-install", "registry-auth", "engine-ready"]);
+    expect(stepsFor({ registryHost: ECR, ...off })).toEqual(["hostkey", "ssm-agent", "instance-connect", "data-volume", "engine-install", "registry-auth", "engine-ready"]);
     expect(stepsFor({ registryHost: "127.0.0.1:5000", ...off })).toEqual([...STEPS]);
     expect(stepsFor(off)).toEqual([...STEPS]);
   });
 
   it("stepsFor: AppArmor before the engine is installed (dockerd loads its profile at start), audit rules once the engine's files exist", () => {
     expect(stepsFor({ registryHost: ECR, engine: { audit: true, apparmor: true } })).toEqual([
-      "hostkey", "data-volume", "apparmor", "engine-install", "audit", "registry-auth", "engine-ready",
+      "hostkey", "ssm-agent", "instance-connect", "data-volume", "apparmor", "engine-install", "audit", "registry-auth", "engine-ready",
     ]);
   });
 

@@ -56,7 +56,7 @@ const BAD: Record<string, [string, (r: RenderedResource) => RenderedResource | R
   "docker-image-id": [T.container, (r) => ({ ...r, inputs: { ...r.inputs, image: "123456789012.dkr.ecr.eu-west-1.amazonaws.com/dockyard-dev/web@sha256:" + "a".repeat(64) } }), /is not a RemoteImage's imageId/],
   "docker-pulls": [T.image, (r) => ({ ...r, options: { ...r.options, dependsOn: [] } }), /is not pulled on the host/],
   "docker-containers": [T.container, (r) => ({ ...r, inputs: { ...r.inputs, destroyGraceSeconds: undefined } }), /no destroyGraceSeconds/],
-  "one-way-in": [T.dockerProvider, (r) => ({ ...r, inputs: { ...r.inputs, host: "ssh://admin@computed(dev-app-1-eip.publicIp)" } }), /is not the EIP association's publicIp/],
+  "one-way-in": [T.dockerProvider, (r) => ({ ...r, inputs: { ...r.inputs, host: "ssh://admin@computed(dev-app-1-eip.publicIp)" } }), /not the EIP association's instanceId \(through the ProxyCommand\)/],
 };
 
 describe("each rule fails on a planted bad resource", () => {
@@ -69,6 +69,17 @@ describe("each rule fails on a planted bad resource", () => {
     expect(rule.check(base)).toEqual([]);
     const problems = rule.check(planted(base, type, change));
     expect(problems.join("\n")).toMatch(message);
+  }, 300_000);
+  it("a host command through @pulumi/command's own SSH client, one without the pinned key, or with other ssh options than the provider's, is caught", async () => {
+    const rule = RULES.find((r) => r.id === "one-way-in")!;
+    const base = await contractRender("dev");
+    const remote = structuredClone(base);
+    const ready = remote.resources.find((x) => x.type === T.hostCommand && x.name.endsWith("-engine-ready"))!;
+    remote.resources.push({ ...ready, type: "command:remote:Command", name: "x-remote" });
+    expect(rule.check(remote).join()).toMatch(/command:remote:Command dials with its own SSH client/);
+    const unpinned = planted(base, T.hostCommand, (r) => ({ ...r, inputs: { ...r.inputs, interpreter: (r.inputs.interpreter as string[]).map((a) => (a === "StrictHostKeyChecking=yes" ? "StrictHostKeyChecking=no" : a)) } }));
+    expect(rule.check(unpinned).join()).toMatch(/ssh does not pin the host key/);
+    expect(rule.check(unpinned).join()).toMatch(/ssh options differ from another connection to the same host/);
   }, 300_000);
   it("a security group autonamed from a logical name starting with sg- is caught", async () => {
     const rule = RULES.find((r) => r.id === "security-groups")!;

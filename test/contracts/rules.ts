@@ -424,7 +424,9 @@ export const RULES: Rule[] = [
         same(c.name, check(c.name, opts, argv[dd + 1]), opts);
       }
       for (const prov of of(r, T.dockerProvider)) {
-        const opts = (Array.isArray(prov.inputs.sshOpts) ? prov.inputs.sshOpts : []).map(str).filter((_, i) => i % 2 === 1);
+        // A provider's configuration reaches the mock runtime JSON-encoded, as the engine sends it.
+        const raw = typeof prov.inputs.sshOpts === "string" ? JSON.parse(prov.inputs.sshOpts) : prov.inputs.sshOpts;
+        const opts = (Array.isArray(raw) ? raw : []).map(str).filter((_, i) => i % 2 === 1);
         same(prov.name, check(prov.name, opts, prov.inputs.host), opts);
       }
       for (const c of of(r, T.hostCommand).filter((x) => x.name.endsWith("-engine-ready"))) {

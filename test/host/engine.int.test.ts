@@ -226,9 +226,45 @@ describe.each(STACKS)("stack %s: provisioned host", (stack) => {
     const log = await h.exec(b.host, "cat /var/log/cloud-init-output.log");
     const steps = [...log.matchAll(/^dockyard: step (\S+)$/gm)].map((m) => m[1]);
     expect(steps).toEqual(stepsFor(b.input));
-    expect(steps).toEqual(["hostkey", "data-volume", "apparmor", "engine-install", "audit", "engine-ready"]);
+    expect(steps).toEqual(["hostkey", "ssm-agent", "instance-connect", "data-volume", "apparmor", "engine-install", "audit", "engine-ready"]);
     expect(log).toMatch(/dockyard: all steps done/);
   });
+
+  it("access path (issue 11): the SSM agent installed from a signature-checked package and running; sshd asks dockyard-eic-keys for EC2 Instance Connect keys", async () => {
+    const b = get(stack);
+    // The stand-in package (test/infra/45-docker-apt-repo.sh; NOT AWS's agent), verified against the pinned fingerprint.
+    expect((await h.exec(b.host, "dpkg-query -W -f='${Status} ${Version}' amazon-ssm-agent")).trim()).toBe("install ok installed 3.3.0.0-0dockyard.test");
+    expect((await h.exec(b.host, "systemctl is-active amazon-ssm-agent.service")).trim()).toBe("active");
+    const log = await h.exec(b.host, "cat /var/log/cloud-init-output.log");
+    expect(log).toContain(`amazon-ssm-agent.deb: signature valid (key ${h.dockerCeTestRepo().keyFingerprint})`);
+    // sshd's effective configuration (Debian's OpenSSH reads the drop-in) and the command's ownership, which sshd checks.
+    const sshd = await h.exec(b.host, "sshd -T | grep -Ei '^authorizedkeyscommand(user)? '");
+    expect(sshd).toMatch(/^authorizedkeyscommand \/usr\/local\/sbin\/dockyard-eic-keys %u$/m);
+    expect(sshd).toMatch(/^authorizedkeyscommanduser nobody$/m);
+    expect((await h.exec(b.host, "stat -c '%U %a' /usr/local/sbin/dockyard-eic-keys")).trim()).toBe("root 755");
+    // No metadata service here: the command prints no key and succeeds, so authorized_keys still works (the harness's own client key).
+    expect(await h.exec(b.host, "runuser -u nobody -- /usr/local/sbin/dockyard-eic-keys admin")).toBe("");
+  });
+
+  it("access path: a package whose signature does not verify is refused, and nothing is installed", async () => {
+    const b = get(stack);
+    const repo = h.dockerCeTestRepo();
+    // The step as the host runs it, with the tampered copy's URL in a copy of the env file.
+    const r = await h.tryExec(
+      b.host,
+      `set -e; systemctl disable --now amazon-ssm-agent.service; dpkg -r amazon-ssm-agent >/dev/null
+       cp /usr/local/lib/dockyard/env /tmp/env.orig
+       sed -i "s|^SSM_AGENT_URL=.*|SSM_AGENT_URL='${repo.ssmAgentTamperedUrl}'|" /usr/local/lib/dockyard/env
+       rc=0; /usr/local/sbin/dockyard-ssm-agent.sh || rc=$?
+       cp /tmp/env.orig /usr/local/lib/dockyard/env
+       echo "rc=$rc installed=$(dpkg-query -W -f='\${Status}' amazon-ssm-agent 2>/dev/null || true)"
+       /usr/local/sbin/dockyard-ssm-agent.sh >/dev/null 2>&1 && echo reinstalled`,
+      180_000,
+    );
+    expect(r.out).toMatch(/its signature does not verify with key [0-9A-F]{40}; not installed/);
+    expect(r.out).toMatch(/rc=1 installed=(deinstall ok config-files)?$/m);
+    expect(r.out).toMatch(/^reinstalled$/m);
+  }, 240_000);
 
   it("CIS host settings: audit rules for the engine (1.1.3-1.1.18), AppArmor (5.2), default ulimits (2.8), the proxy's config directory", async () => {
     const b = get(stack);
@@ -499,7 +535,7 @@ describe("docker-ce channel without Docker's repository (the shipped environment
     expect(status).toMatch(/^status: error$/m);
     const log = await h.exec(host, "cat /var/log/cloud-init-output.log");
     const steps = [...log.matchAll(/^dockyard: step (\S+)$/gm)].map((m) => m[1]);
-    expect(steps).toEqual(["hostkey", "data-volume", "apparmor", "engine-install"]);
+    expect(steps).toEqual(["hostkey", "ssm-agent", "instance-connect", "data-volume", "apparmor", "engine-install"]);
     expect(log).toContain(`cannot download ${spec.os.info.dockerCeRepo}/gpg`);
     expect(log).not.toMatch(/dockyard: all steps done/);
     expect((await h.tryExec(host, `test -e ${h.READY_MARKER}`)).code).not.toBe(0);
@@ -639,7 +675,7 @@ describe("docker-ce channel with a repository key that has the wrong fingerprint
     if (!host || !repo) throw new Error("the wrong-key host did not boot");
     expect(status).toMatch(/^status: error$/m);
     const log = await h.exec(host, "cat /var/log/cloud-init-output.log");
-    expect([...log.matchAll(/^dockyard: step (\S+)$/gm)].map((m) => m[1])).toEqual(["hostkey", "data-volume", "apparmor", "engine-install"]);
+    expect([...log.matchAll(/^dockyard: step (\S+)$/gm)].map((m) => m[1])).toEqual(["hostkey", "ssm-agent", "instance-connect", "data-volume", "apparmor", "engine-install"]);
     // The key was downloaded (the certificate is trusted) and refused for its fingerprint.
     expect(log).toContain(`from ${repo.url}/gpg has fingerprint '${repo.keyFingerprint}', expected ${DOCKER_APT_KEY_FINGERPRINT}; refusing it`);
     expect(log).not.toMatch(/dockyard: all steps done/);

@@ -161,6 +161,12 @@ export interface DockerCeTestRepo {
   version: string;
   /** The host image's CA bundle plus the test CA (see HostOptions.caBundle). */
   caBundle: string;
+  /** The SSM agent stand-in (a package that only sleeps, signed by the test key), laid out like AWS's bucket. */
+  ssmAgentUrl: string;
+  /** The same, with the package tampered with after signing: must be refused. */
+  ssmAgentTamperedUrl: string;
+  /** The test signing key, armored. */
+  ssmAgentKey: string;
 }
 export const DOCKER_CE_TEST_REPO_STATE = path.join(TEST_STATE, "docker-apt-repo", "repo.json");
 export function dockerCeTestRepo(): DockerCeTestRepo {
@@ -309,7 +315,8 @@ export async function startHost(o: HostOptions): Promise<Host> {
     "-v", `${path.join(dir, "ssm")}:/opt/fake-ssm:ro`,
     "-v", `${path.join(dir, "ssm", "aws")}:/usr/local/bin/aws:ro`,
     "-v", `${path.join(dir, "apt-proxy.conf")}:/etc/apt/apt.conf.d/01dockyard-test-proxy:ro`,
-    ...(o.caBundle ? ["-v", `${o.caBundle}:/etc/ssl/certs/ca-certificates.crt:ro`] : []),
+    // Every host trusts the test CA (the SSM agent stand-in is served over HTTPS with it).
+    "-v", `${o.caBundle ?? dockerCeTestRepo().caBundle}:/etc/ssl/certs/ca-certificates.crt:ro`,
     HOST_IMAGE,
   ]);
   return { name: o.name, container: o.name, startedAt };
@@ -398,7 +405,10 @@ export async function removeHost(host: Host | string): Promise<void> {
  */
 export function hostInput(spec: EnvironmentSpec, hostName: string, extra: Pick<UserDataInput, "registryHost" | "dockerCeRepository"> = {}): UserDataInput {
   const group = spec.hostGroups[0];
+  const repo = dockerCeTestRepo();
   return {
+    // AWS's bucket is not reachable here: the stand-in, signed by the test key (test/infra/45-docker-apt-repo.sh).
+    ssmAgent: { url: repo.ssmAgentUrl, publicKey: fs.readFileSync(repo.ssmAgentKey, "utf8"), keyFingerprint: repo.keyFingerprint },
     ...extra,
     stack: spec.stack,
     hostName,

@@ -216,6 +216,38 @@ EOF
   echo "built docker-ce test repository: docker-ce/docker-ce-cli $version, containerd.io $CONTAINERD_IO_VERSION (engine: Debian's docker.io $docker_io_version)"
 fi
 
+# --- a stand-in for AWS's SSM agent package (issue 11) ---------------------------------------
+# Laid out like AWS's bucket (<url>/amazon-ssm-agent.deb and .deb.sig, a detached GnuPG
+# signature) and signed by the same test key, so the user-data's ssm-agent step downloads,
+# checks the signature against a pinned fingerprint and installs it for real. The package
+# is NOT AWS's agent: it only installs amazon-ssm-agent.service, which sleeps. A tampered
+# copy (one byte appended, the original signature) must be refused.
+ssm="$www/amazon-ssm/latest/debian_$arch"
+ssm_inputs=$(printf '%s\n' "$(sha256sum "$0")" "$fpr" "$arch" | sha256sum | cut -c1-16)
+if [ "$(cat "$ssm/.inputs" 2>/dev/null || true)" != "$ssm_inputs" ]; then
+  sw=$(mktemp -d "$dir/ssm.XXXXXX")
+  mkdir -p "$sw/pkg/DEBIAN" "$sw/pkg/lib/systemd/system"
+  printf '%s\n' "Package: amazon-ssm-agent" "Version: 3.3.0.0-0dockyard.test" "Architecture: $arch" \
+    "Maintainer: Dockyard tests <apt-test@dockyard.invalid>" "Section: admin" "Priority: optional" \
+    "Description: TEST STAND-IN for the AWS SSM agent (NOT AWS's): a unit that sleeps" >"$sw/pkg/DEBIAN/control"
+  printf '%s\n' "[Unit]" "Description=TEST STAND-IN for amazon-ssm-agent (Dockyard host tests; NOT AWS's agent)" \
+    "[Service]" "ExecStart=/bin/sleep infinity" "[Install]" "WantedBy=multi-user.target" >"$sw/pkg/lib/systemd/system/amazon-ssm-agent.service"
+  mkdir -p "$sw/out/ok" "$sw/out/tampered"
+  SOURCE_DATE_EPOCH=1700000000 dpkg-deb --root-owner-group -Zgzip -z1 -b "$sw/pkg" "$sw/out/ok/amazon-ssm-agent.deb" >/dev/null
+  gpg --batch --yes --local-user "$fpr" --detach-sign -o "$sw/out/ok/amazon-ssm-agent.deb.sig" "$sw/out/ok/amazon-ssm-agent.deb"
+  cp "$sw/out/ok/amazon-ssm-agent.deb" "$sw/out/ok/amazon-ssm-agent.deb.sig" "$sw/out/tampered/"
+  printf 'x' >>"$sw/out/tampered/amazon-ssm-agent.deb"
+  gpg --batch --armor --export "$fpr" >"$sw/out/ok/signing-key.asc"
+  echo "$ssm_inputs" >"$sw/out/ok/.inputs"
+  rm -rf "$ssm" "$www/amazon-ssm-tampered"
+  mkdir -p "$(dirname "$ssm")" "$www/amazon-ssm-tampered/latest"
+  mv "$sw/out/tampered" "$www/amazon-ssm-tampered/latest/debian_$arch"
+  mv "$sw/out/ok" "$ssm"
+  rm -rf "$sw"
+  echo "built the SSM agent stand-in (signed by the test key)"
+fi
+ssm_url="https://$gw:$port/amazon-ssm/latest/debian_$arch"
+
 # --- the HTTPS server ----------------------------------------------------------------------
 cat >"$dir/serve.py" <<'PY'
 # Serves a directory over HTTPS (test apt repository). Each connection's TLS handshake
@@ -269,7 +301,10 @@ cat >"$dir/repo.json.tmp" <<EOF
   "version": "$version",
   "engineFrom": "Debian docker.io $docker_io_version",
   "caCert": "$dir/ca.pem",
-  "caBundle": "$dir/ca-bundle.crt"
+  "caBundle": "$dir/ca-bundle.crt",
+  "ssmAgentUrl": "$ssm_url",
+  "ssmAgentTamperedUrl": "https://$gw:$port/amazon-ssm-tampered/latest/debian_$arch",
+  "ssmAgentKey": "$ssm/signing-key.asc"
 }
 EOF
 mv "$dir/repo.json.tmp" "$dir/repo.json"
