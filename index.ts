@@ -11,7 +11,8 @@ const ecr = parseEcrRegistry(spec.registry);
 
 // One DockerHost per host of each group, each with the engine installed by its user-data.
 const hosts = stackHosts(spec).map(({ name, group, ordinal }) => {
-  const servicePorts = spec.services
+  // Every declared service's port, with a digest yet or not, so the first images change no security group.
+  const servicePorts = [...spec.services, ...spec.awaitingImage]
     .filter((s) => s.group === group.name && s.publishPort !== undefined)
     .map((s) => s.publishPort as number);
   const host = new DockerHost(name, {
@@ -56,8 +57,10 @@ const registry = ecr
   ? new ImageRegistry("registry", {
       stack: spec.stack,
       registry: spec.registry,
-      services: spec.services,
-      extraRepositories: spec.proxyImage ? [PROXY_REPOSITORY] : [],
+      // Every declared service's repository, with a digest yet or not: a new stack's first
+      // `up` creates them, so its first images can be pushed (README "The first deploy").
+      services: [...spec.services, ...spec.awaitingImage],
+      extraRepositories: spec.proxyImage || spec.proxyAwaitingImage ? [PROXY_REPOSITORY] : [],
     })
   : undefined;
 
@@ -104,5 +107,11 @@ export const hostsByName = Object.fromEntries(
 export const services = fleet.services;
 /** The proxy image every host's proxy runs, `<repo>@<digest>`, once every proxy was created; undefined without proxy. */
 export const proxyImage = fleet.proxyImage;
+/**
+ * What this stack does not run yet because it has no digest for it (a new stack before its
+ * first images): those services run no container, and without the proxy's digest no host
+ * serves a published port. Empty lists and false once every digest is set.
+ */
+export const awaitingImage = { services: spec.awaitingImage.map((s) => s.name), proxy: spec.proxyAwaitingImage };
 /** The image repositories of this environment (ECR; none when the registry is another one). */
 export const repositories = registry?.repositories ?? {};

@@ -142,11 +142,20 @@ export const RETRY_SCRIPT = [
  * reach ssh and the ProxyCommand.
  */
 export function hostCommandInterpreter(c: HostConnection, retry?: DialRetry): pulumi.Output<string[]> {
-  return pulumi.all([c.target, c.hostPublicKey]).apply(([target, hostPublicKey]) => {
+  // One Output per connection (and retry): a host has one command per container, and each
+  // Output costs the SDK a promise chain; the value is the same for all of them.
+  const key = retry ? `${retry.attempts}/${retry.intervalSeconds}` : "";
+  const cached = interpreters.get(c)?.get(key);
+  if (cached) return cached;
+  const out = pulumi.all([c.target, c.hostPublicKey]).apply(([target, hostPublicKey]) => {
     const argv = sshArgv({ target, user: c.user, hostPublicKey, proxyCommand: c.proxyCommand });
     return retry ? ["/bin/sh", "-c", RETRY_SCRIPT, "dockyard-ssh-retry", String(retry.attempts), String(retry.intervalSeconds), ...argv] : argv;
   });
+  if (!interpreters.has(c)) interpreters.set(c, new Map());
+  interpreters.get(c)!.set(key, out);
+  return out;
 }
+const interpreters = new WeakMap<HostConnection, Map<string, pulumi.Output<string[]>>>();
 
 /** The parts of a command:local:Command that run a script on a host. */
 export function hostCommandArgs(c: HostConnection, script: Pick<command.local.CommandArgs, "create" | "delete" | "stdin" | "triggers">, retry?: DialRetry): command.local.CommandArgs {

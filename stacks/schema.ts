@@ -435,10 +435,14 @@ export const StackKnobsSchema = strict({
       .optional(),
   ).meta({ description: "OpenSSH public key installed for the hosts' SSH user as an EC2 key pair (empty, the default: none; keys are pushed per connection with EC2 Instance Connect). Required with hostAccess public." }),
   "dockyard:images": record(z.string(), digest)
-    .meta({ description: "Service name -> image digest `sha256:<64 hex>` this stack runs. Changed by `npm run promote`." }),
+    .prefault({})
+    .meta({
+      description:
+        "Service name -> image digest `sha256:<64 hex>` this stack runs. Changed by `npm run promote`. A service without one runs no container yet (a new stack's first deploy).",
+    }),
   "dockyard:proxyImage": unsetIfEmpty(digest.optional()).meta({
     description:
-      "Digest `sha256:<64 hex>` of the per-host reverse proxy (HAProxy) in `<registry>/haproxy`; required when a service publishes a port.",
+      "Digest `sha256:<64 hex>` of the per-host reverse proxy (HAProxy) in `<registry>/haproxy`; until it is set, no host runs a proxy and published ports are not served.",
   }),
   "dockyard:replicas": record(z.string(), int(0, 100))
     .prefault({})
@@ -501,6 +505,13 @@ export interface EnvironmentSpec {
   };
   /** Repository prefix `<registry host>/<namespace>`. */
   registry: StackKnobs["dockyard:registry"];
+  /**
+   * Declared services this stack has no digest for yet (`dockyard:images` leaves them out):
+   * their repositories exist, no container runs. Not in `services`.
+   */
+  awaitingImage: Pick<ServiceSpec, "name" | "repository" | "group" | "publishPort">[];
+  /** True when a service publishes a port but the stack has no proxy digest yet: no host runs a proxy. */
+  proxyAwaitingImage: boolean;
   /** The per-host reverse proxy image `<registry>/haproxy@<digest>`; set when any service publishes a port. */
   proxyImage?: string;
   hostGroups: HostGroupSpec[];
@@ -867,7 +878,11 @@ function hostGroupProblems(at: Where, env: EnvironmentFile, knobs: StackKnobs): 
   return p;
 }
 
-/** Images and replica counts name declared services; every service has a digest and hosts for its replicas; a published port needs the proxy. */
+/**
+ * Images and replica counts name declared services, and every service has hosts for its
+ * replicas. A service without a digest, or a stack without the proxy's, is not a mistake:
+ * it is a new stack before its first images (README "The first deploy of a new stack").
+ */
 function imageAndReplicaProblems(at: Where, env: EnvironmentFile, knobs: StackKnobs, knobsOk: boolean): string[] {
   const p: string[] = [];
   const serviceNames = Object.keys(env.services);
@@ -876,21 +891,12 @@ function imageAndReplicaProblems(at: Where, env: EnvironmentFile, knobs: StackKn
       if (!Object.hasOwn(env.services, s)) p.push(`${at.stackFile}: config.${key}.${s}: unknown service; declared services: ${listOrNone(serviceNames)}`);
     }
   }
-  for (const s of serviceNames) {
-    if (!Object.hasOwn(knobs["dockyard:images"], s)) p.push(`${at.stackFile}: config.dockyard:images.${s}: missing; every service needs a digest 'sha256:<64 hex>'`);
-  }
   for (const [s, def] of Object.entries(env.services)) {
     const replicas = knobs["dockyard:replicas"][s] ?? def.replicas;
     const hosts = knobs["dockyard:hostGroups"][def.group]?.count;
     if (replicas > 0 && hosts === 0) {
       p.push(`${at.stackFile}: config.dockyard:hostGroups.${def.group}.count: is 0 but service "${s}" needs ${replicas} replica(s) on that group`);
     }
-  }
-  const publishing = Object.entries(env.services).filter(([, d]) => d.publishPort !== undefined).map(([s]) => s);
-  if (publishing.length > 0 && !knobs["dockyard:proxyImage"] && knobsOk) {
-    p.push(
-      `${at.stackFile}: config.dockyard:proxyImage: missing; services ${publishing.join(", ")} publish ports through the per-host proxy, which needs an image digest 'sha256:<64 hex>' in <registry>/haproxy`,
-    );
   }
   return p;
 }
@@ -942,7 +948,11 @@ function resolveSpec(stack: string, env: EnvironmentFile, knobs: StackKnobs): En
     registry: knobs["dockyard:registry"],
     proxyImage: knobs["dockyard:proxyImage"] ? `${proxyRepository(knobs["dockyard:registry"])}@${knobs["dockyard:proxyImage"]}` : undefined,
     hostGroups: resolveHostGroups(env, knobs),
-    services: resolveServices(env, knobs),
+    services: resolveServices(env, knobs).filter((x): x is ServiceSpec => x.digest !== undefined),
+    awaitingImage: resolveServices(env, knobs)
+      .filter((x) => x.digest === undefined)
+      .map(({ name, repository, group, publishPort }) => ({ name, repository, group, ...(publishPort !== undefined ? { publishPort } : {}) })),
+    proxyAwaitingImage: !knobs["dockyard:proxyImage"] && Object.values(env.services).some((d) => d.publishPort !== undefined),
     secrets: knobs["dockyard:secrets"],
   };
 }
@@ -953,12 +963,12 @@ function resolveHostGroups(env: EnvironmentFile, knobs: StackKnobs): HostGroupSp
 }
 
 /** Each declared service with its full repository, this stack's digest and replica count. */
-function resolveServices(env: EnvironmentFile, knobs: StackKnobs): ServiceSpec[] {
+function resolveServices(env: EnvironmentFile, knobs: StackKnobs): (Omit<ServiceSpec, "digest"> & { digest: string | undefined })[] {
   return Object.entries(env.services).map(([name, { group, repository, replicas, ...def }]) => ({
     name,
     group,
     repository: `${knobs["dockyard:registry"]}/${repository ?? name}`,
-    digest: knobs["dockyard:images"][name],
+    digest: Object.hasOwn(knobs["dockyard:images"], name) ? knobs["dockyard:images"][name] : undefined,
     replicas: knobs["dockyard:replicas"][name] ?? replicas,
     ...def,
   }));

@@ -118,3 +118,65 @@ describe("a stack whose registry is not ECR (issue 10: the README and the progra
     }
   });
 });
+
+describe("the first deploy of a new stack (issue 11): a sequence of states on the mock runtime", () => {
+  /** dev's stack file as a brand-new stack `next` would start: no image digest, no proxy digest. */
+  async function renderState(stack: string, edit: (config: Record<string, any>) => void): Promise<Rendered> {
+    const raw = readStackFile("dev");
+    const config = structuredClone(raw.config) as Record<string, any>;
+    edit(config);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dockyard-first-"));
+    try {
+      fs.writeFileSync(path.join(dir, `Pulumi.${stack}.yaml`), YAML.stringify({ config }));
+      return await renderStack(stack, { stacksDir: dir });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const ofType = (r: Rendered, type: string) => r.resources.filter((x) => x.type === type);
+
+  it("state 1, no digest yet: repositories and hosts exist, no container runs, the outputs say what awaits an image; state 2, digests set: the fleet is added and nothing that existed changes", async () => {
+    const dev = readStackFile("dev").config as Record<string, any>;
+    const first = await renderState("next", (c) => {
+      delete c["dockyard:images"];
+      delete c["dockyard:proxyImage"];
+    });
+    // The repositories the images will be pushed to (the service's and the proxy's), the hosts and engines.
+    expect(ofType(first, "aws:ecr/repository:Repository").map((x) => x.name).sort()).toEqual(["registry-haproxy", "registry-web"]);
+    expect(ofType(first, "aws:ec2/instance:Instance").length).toBeGreaterThan(0);
+    expect(ofType(first, "command:local:Command").filter((x) => x.name.endsWith("-engine-ready")).length).toBe(ofType(first, "aws:ec2/instance:Instance").length);
+    // Nothing that needs an image: no container, no image, no pull, no proxy configuration.
+    expect(ofType(first, "docker:index/container:Container")).toEqual([]);
+    expect(ofType(first, "docker:index/remoteImage:RemoteImage")).toEqual([]);
+    expect(ofType(first, "command:local:Command").filter((x) => !x.name.endsWith("-engine-ready")).map((x) => x.name)).toEqual([]);
+    expect(first.outputs.awaitingImage).toEqual({ services: ["web"], proxy: true });
+
+    // CI pushed the images and pinned their digests (README "The first deploy of a new stack").
+    const second = await renderState("next", (c) => {
+      c["dockyard:images"] = dev["dockyard:images"];
+      c["dockyard:proxyImage"] = dev["dockyard:proxyImage"];
+    });
+    expect(second.outputs.awaitingImage).toEqual({ services: [], proxy: false });
+    expect(ofType(second, "docker:index/container:Container").length).toBeGreaterThan(0);
+    const before = new Map(first.resources.map((x) => [resourceKey(x), x]));
+    const after = new Map(second.resources.map((x) => [resourceKey(x), x]));
+    // Nothing the first `up` created is removed or changed: the second only adds the fleet.
+    expect([...before.keys()].filter((k) => !after.has(k))).toEqual([]);
+    expect([...before].filter(([k, x]) => JSON.stringify(x) !== JSON.stringify(after.get(k))).map(([k]) => k)).toEqual([]);
+    const added = [...after.values()].filter((x) => !before.has(resourceKey(x)));
+    expect(new Set(added.map((x) => x.type))).toEqual(
+      new Set(["docker:index/container:Container", "docker:index/remoteImage:RemoteImage", "docker:index/network:Network", "docker:index/volume:Volume", "command:local:Command", "pulumi:providers:docker"].filter((t) => added.some((x) => x.type === t))),
+    );
+    expect(added.every((x) => x.name.startsWith("fleet"))).toBe(true);
+  }, 300_000);
+
+  it("a service with its digest but no proxy digest yet runs its replicas, and no host runs a proxy", async () => {
+    const r = await renderState("next", (c) => {
+      delete c["dockyard:proxyImage"];
+    });
+    expect(r.outputs.awaitingImage).toEqual({ services: [], proxy: true });
+    const containers = ofType(r, "docker:index/container:Container").map((x) => x.name);
+    expect(containers.length).toBeGreaterThan(0);
+    expect(containers.filter((n) => n.endsWith("-proxy"))).toEqual([]);
+  }, 300_000);
+});

@@ -77,7 +77,7 @@ export function writeLargeStack(): RenderOptions {
   const environmentFile = path.join(dir, "environment.yaml");
   fs.writeFileSync(environmentFile, YAML.stringify(env));
   fs.writeFileSync(path.join(dir, `Pulumi.${LARGE_STACK}.yaml`), YAML.stringify({ config }));
-  return { stacksDir: dir, environmentFile, timeoutMs: 300_000 };
+  return { stacksDir: dir, environmentFile, timeoutMs: 540_000 };
 }
 
 /** Every stack the contracts run over. */
