@@ -37,7 +37,7 @@ describe.each([...CONTRACT_STACKS])("stack %s", (stack) => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
-  }, 300_000);
+  }, 600_000); // the large stack's render alone may take minutes on 2 busy cores (test/contracts/stacks.ts)
 });
 
 it("cloud-init schema refuses a broken document (the check can fail)", () => {

@@ -29,9 +29,10 @@
  * enterprise image carries its own CA).
  */
 import * as fs from "node:fs";
+import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as YAML from "yaml";
-import { DOCKER_APT_KEY_FINGERPRINT, DOCKER_KEYRING, DOCKER_SOURCE, ECR_CRED_HELPER, engineFingerprint, renderDaemonJson, renderReadyCommand, stepsFor } from "../../components/engine";
+import { DOCKER_APT_KEY_FINGERPRINT, DOCKER_KEYRING, DOCKER_SOURCE, ECR_CRED_HELPER, ENGINE_FILES_DIR, SSM_AGENT_KEY, SSM_AGENT_KEY_FINGERPRINT, ssmAgentUrl, engineFingerprint, renderDaemonJson, renderReadyCommand, stepsFor } from "../../components/engine";
 import { imageRef } from "../../components/fleet";
 import { dockerHostUrl, sshOptions } from "../../components/connection";
 import { STACKS } from "../../stacks";
@@ -255,7 +256,7 @@ describe.each(STACKS)("stack %s: provisioned host", (stack) => {
       `set -e; systemctl disable --now amazon-ssm-agent.service; dpkg -r amazon-ssm-agent >/dev/null
        cp /usr/local/lib/dockyard/env /tmp/env.orig
        sed -i "s|^SSM_AGENT_URL=.*|SSM_AGENT_URL='${repo.ssmAgentTamperedUrl}'|" /usr/local/lib/dockyard/env
-       rc=0; /usr/local/sbin/dockyard-ssm-agent.sh || rc=$?
+       rc=0; /usr/local/sbin/dockyard-ssm-agent.sh 2>&1 || rc=$?
        cp /tmp/env.orig /usr/local/lib/dockyard/env
        echo "rc=$rc installed=$(dpkg-query -W -f='\${Status}' amazon-ssm-agent 2>/dev/null || true)"
        /usr/local/sbin/dockyard-ssm-agent.sh >/dev/null 2>&1 && echo reinstalled`,
@@ -556,12 +557,23 @@ const getProdCe = (): ProdCe => {
 };
 
 describe("prod, the shipped configuration: channel docker-ce from a signed mirror, ECR credential helper", () => {
-  it("boots the prod user-data as index.ts renders it, with only the repository and its key fingerprint replaced", () => {
+  it("boots the prod user-data as index.ts renders it, with only Docker's repository and the SSM agent's source (URL, key, fingerprint) replaced", () => {
     const b = getProdCe();
-    // Put Docker's URL and fingerprint back: byte for byte what prod ships.
-    const shipped = h.renderUserData({ ...b.input, dockerCeRepository: undefined });
+    // Put Docker's URL and fingerprint back, and AWS's SSM agent source: byte for byte what prod ships.
+    const shipped = h.renderUserData({ ...b.input, dockerCeRepository: undefined, ssmAgent: undefined });
     const info = b.spec.os.info;
-    expect(b.userData.split(b.repo.url).join(info.dockerCeRepo).split(b.repo.keyFingerprint).join(DOCKER_APT_KEY_FINGERPRINT)).toBe(shipped);
+    const standIn = b.input.ssmAgent!;
+    const aws = { url: ssmAgentUrl(b.spec.region, b.spec.os.architecture), key: fs.readFileSync(path.join(ENGINE_FILES_DIR, "keys/amazon-ssm-agent.asc"), "utf8") };
+    const restored = b.userData
+      .split(standIn.url).join(aws.url)
+      .split(`SSM_AGENT_KEY_FINGERPRINT='${standIn.keyFingerprint}'`).join(`SSM_AGENT_KEY_FINGERPRINT='${SSM_AGENT_KEY_FINGERPRINT}'`)
+      .split(b.repo.url).join(info.dockerCeRepo).split(b.repo.keyFingerprint).join(DOCKER_APT_KEY_FINGERPRINT);
+    // The armored key is a literal block in the YAML: compare the document with the key's content swapped.
+    const doc = YAML.parse(restored) as { write_files: { path: string; content: string }[] };
+    const key = doc.write_files.find((f) => f.path === SSM_AGENT_KEY)!;
+    expect(key.content).toBe(standIn.publicKey);
+    key.content = aws.key;
+    expect(doc).toEqual(YAML.parse(shipped));
     expect(b.input.engine).toEqual(b.spec.engine);
     expect(b.spec.engine.channel).toBe("docker-ce");
     expect(b.registryHost).toMatch(/^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com$/);
