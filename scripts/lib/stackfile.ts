@@ -42,8 +42,10 @@ export function rewriteDigests(text: string, updates: Record<string, string>, wh
   }
   const doc = YAML.parseDocument(text);
   if (doc.errors.length > 0) throw new StackFileError(`${where}: YAML syntax: ${doc.errors[0].message}`);
-  if (Object.keys(updates).some((name) => name !== PROXY_REPOSITORY) && !YAML.isMap(doc.getIn(["config", IMAGES_KEY], true))) {
-    throw new StackFileError(`${where}: config.${IMAGES_KEY}: missing or not a mapping of service -> digest`);
+  // A new stack's file has no images yet (README "The first deploy of a new stack"): the map is added.
+  const images = doc.getIn(["config", IMAGES_KEY], true);
+  if (Object.keys(updates).some((name) => name !== PROXY_REPOSITORY) && images !== undefined && !YAML.isMap(images)) {
+    throw new StackFileError(`${where}: config.${IMAGES_KEY}: not a mapping of service -> digest`);
   }
   if (!YAML.isMap(doc.get("config", true))) throw new StackFileError(`${where}: config: missing or not a mapping`);
 

@@ -1,3 +1,4 @@
+import * as YAML from "yaml";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -54,6 +55,14 @@ describe("rewriteDigests", () => {
     expect(out).toContain("# digests arrive only through promote");
   });
 
+  it("adds the images mapping to a new stack's file that has none yet (issue 11, the first deploy), and refuses one that is not a mapping", () => {
+    const fresh = "# a new stack\nconfig:\n  aws:region: eu-west-1\n";
+    const out = rewriteDigests(fresh, { web: B, haproxy: C });
+    expect(YAML.parse(out).config).toEqual({ "aws:region": "eu-west-1", "dockyard:images": { web: B }, "dockyard:proxyImage": C });
+    expect(out).toContain("# a new stack");
+    expect(() => rewriteDigests(`${fresh}  dockyard:images: [web]\n`, { web: B })).toThrow(/config\.dockyard:images: not a mapping of service -> digest/);
+  });
+
   it("rewrites the proxy's digest (dockyard:proxyImage, named haproxy) in place, or adds it", () => {
     const withProxy = SAMPLE.replace("  dockyard:replicas:", `  # the per-host proxy\n  dockyard:proxyImage: ${A}   # HAProxy\n  dockyard:replicas:`);
     expect(rewriteDigests(withProxy, { haproxy: B, web: C })).toBe(withProxy.replace(`proxyImage: ${A}`, `proxyImage: ${B}`).replace(`web: ${A}`, `web: ${C}`));
@@ -66,9 +75,9 @@ describe("rewriteDigests", () => {
     expect(fs.readFileSync(f, "utf8")).toBe(withProxy.replace(`proxyImage: ${A}`, `proxyImage: ${C}`));
   });
 
-  it("refuses a value that is not a digest, and a file without config.dockyard:images", () => {
+  it("refuses a value that is not a digest, and a file without a config mapping", () => {
     expect(() => rewriteDigests(SAMPLE, { web: "latest" })).toThrow(/config\.dockyard:images\.web: refusing to write "latest"/);
-    expect(() => rewriteDigests("config:\n  aws:region: eu-west-1\n", { web: B }, "Pulumi.x.yaml")).toThrow(/Pulumi\.x\.yaml: config\.dockyard:images: missing/);
+    expect(() => rewriteDigests("config: 3\n", { web: B }, "Pulumi.x.yaml")).toThrow(/Pulumi\.x\.yaml: config: missing or not a mapping/);
     expect(() => rewriteDigests("config: [\n", { web: B })).toThrow(StackFileError);
   });
 });
