@@ -12,6 +12,7 @@ import * as YAML from "yaml";
 import { STACKS, hostNameFor, loadStackSpec, readStackFile } from "../stacks";
 import { buildPlan, resourceKey, renderStack, type Rendered } from "../scripts/lib/render";
 import { checkParity } from "../scripts/diff";
+import { RULES } from "./contracts/rules";
 
 const renders = new Map<string, Promise<Rendered>>();
 const render = (stack: string) => {
@@ -178,5 +179,47 @@ describe("the first deploy of a new stack (issue 11): a sequence of states on th
     const containers = ofType(r, "docker:index/container:Container").map((x) => x.name);
     expect(containers.length).toBeGreaterThan(0);
     expect(containers.filter((n) => n.endsWith("-proxy"))).toEqual([]);
+  }, 300_000);
+});
+
+describe("hostAccess public (issue 11): ssh to the Elastic IP with the deployer's key pair", () => {
+  it("every host command and the Docker provider dial the association's publicIp with no ProxyCommand, port 22 open to sshCidrs only, and the key pair installed", async () => {
+    const raw = readStackFile("dev");
+    const config = structuredClone(raw.config) as Record<string, any>;
+    config["dockyard:hostAccess"] = "public";
+    config["dockyard:sshPublicKey"] = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl alice";
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dockyard-public-"));
+    let r: Rendered;
+    try {
+      fs.writeFileSync(path.join(dir, "Pulumi.pub.yaml"), YAML.stringify({ config }));
+      r = await renderStack("pub", { stacksDir: dir });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    const commands = r.resources.filter((x) => x.type === "command:local:Command");
+    expect(commands.length).toBeGreaterThan(0);
+    for (const c of commands) {
+      const argv = c.inputs.interpreter as string[];
+      expect(argv.slice(-1)[0], c.name).toMatch(/^admin@computed\(pub-app-\d+-eip-association\.publicIp\)$/);
+      expect(argv.some((a) => a.startsWith("ProxyCommand=")), c.name).toBe(false);
+    }
+    const providers = r.resources.filter((x) => x.type === "pulumi:providers:docker");
+    for (const p of providers) expect(p.inputs.host).toMatch(/^ssh:\/\/admin@computed\(pub-app-\d+-eip-association\.publicIp\)$/);
+    const oneWayIn = RULES.find((x) => x.id === "one-way-in")!;
+    expect(oneWayIn.check(r)).toEqual([]);
+    const sg = r.resources.find((x) => x.type === "aws:ec2/securityGroup:SecurityGroup")!;
+    const ssh = (sg.inputs.ingress as { fromPort: number; cidrBlocks: string[] }[]).filter((i) => i.fromPort === 22);
+    expect(ssh.map((i) => i.cidrBlocks)).toEqual([config["dockyard:sshCidrs"]]);
+    expect(r.resources.filter((x) => x.type === "aws:ec2/keyPair:KeyPair")).toHaveLength(r.resources.filter((x) => x.type === "aws:ec2/instance:Instance").length);
+  }, 300_000);
+
+  it("the shipped stacks (hostAccess ssm) dial the association's instance through the ProxyCommand", async () => {
+    const r = await render("prod");
+    const oneWayIn = RULES.find((x) => x.id === "one-way-in")!;
+    expect(oneWayIn.check(r)).toEqual([]);
+    const cmd = r.resources.find((x) => x.type === "command:local:Command" && x.name.endsWith("-engine-ready"))!;
+    expect((cmd.inputs.interpreter as string[]).some((a) => a.startsWith("ProxyCommand=sh -c ") && a.includes("AWS-StartSSHSession"))).toBe(true);
+    const sg = r.resources.find((x) => x.type === "aws:ec2/securityGroup:SecurityGroup")!;
+    expect((sg.inputs.ingress as { fromPort: number }[]).filter((i) => i.fromPort === 22)).toEqual([]);
   }, 300_000);
 });
