@@ -32,6 +32,18 @@ class RenderMocks extends DockyardMocks {
   }
 }
 
+// The Pulumi SDK records `new Error().stack` for every promise it tracks
+// (runtime/debuggable.ts debuggablePromise: a stack only read to report a promise leak), and
+// tsx turns on source maps, so each of those stacks was formatted and mapped back to
+// TypeScript: more than half of a render's time (issue 13, measured with
+// DOCKYARD_RENDER_PROFILE). Here no frames are captured; an error in the program still
+// reports its message. DOCKYARD_RENDER_STACKS=1 keeps full, source-mapped stacks for
+// debugging the program.
+if (!process.env.DOCKYARD_RENDER_STACKS) {
+  process.setSourceMapsEnabled(false);
+  Error.stackTraceLimit = 0;
+}
+
 function reply(r: RenderReply): never {
   fs.writeSync(3, JSON.stringify(r));
   fs.closeSync(3);
@@ -102,13 +114,23 @@ async function renderedOptions(opts: pulumi.CustomResourceOptions | undefined, k
   if (opts.replaceOnChanges) out.replaceOnChanges = [...opts.replaceOnChanges];
   if (opts.additionalSecretOutputs) out.additionalSecretOutputs = [...opts.additionalSecretOutputs];
   if (opts.customTimeouts) out.customTimeouts = { ...opts.customTimeouts };
-  if (opts.dependsOn) {
-    const deps = await value(opts.dependsOn);
-    const list = (Array.isArray(deps) ? deps : [deps]) as unknown[];
-    out.dependsOn = list.map((d) => keys.get(d) ?? "(unknown resource)");
-  }
+  if (opts.dependsOn) out.dependsOn = (await resources(opts.dependsOn)).map((d) => keys.get(d) ?? "(unknown resource)");
   if (opts.provider) out.provider = keys.get(opts.provider) ?? "(unknown provider)";
   return out;
+}
+
+/**
+ * The resources a `dependsOn` names, through any Outputs, promises and arrays around them.
+ * Not `pulumi.output(dependsOn)`: an Output checks its value for unknowns by walking it
+ * (output.js containsUnknowns), and a Resource object reaches its parent, providers and
+ * through them most of the stack, so that walk cost O(stack) per resource, O(n^2) per render
+ * (issue 13: 10 hosts x 10 services took 50 s, 40% of it there).
+ */
+async function resources(d: unknown): Promise<unknown[]> {
+  if (pulumi.Output.isInstance(d)) return resources(await (d as unknown as Internal).promise());
+  if (d instanceof Promise) return resources(await d);
+  if (Array.isArray(d)) return (await Promise.all(d.map(resources))).flat();
+  return d === undefined ? [] : [d];
 }
 
 /** Waits until the program stops registering: pending RPCs drained, then a quiet period. */
@@ -168,7 +190,7 @@ async function main(): Promise<void> {
     resources.push({ type: r.type, name: r.name, parent: parents.get(key), custom: r.custom, inputs: r.inputs, options: await renderedOptions(options.get(key), keys) });
   }
   const resolved = (await resolveValue(exported, keys, new Set())) as Record<string, unknown>;
-  reply({ ok: true, rendered: { project: PROJECT, stack: req.stack, resources, outputs: resolved } });
+  reply({ ok: true, rendered: { project: PROJECT, stack: req.stack, resources, outputs: resolved }, stats: { maxRssKb: process.resourceUsage().maxRSS } });
 }
 
 main().catch(fail);

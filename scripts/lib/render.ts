@@ -95,6 +95,12 @@ export interface Rendered {
   outputs: Record<string, unknown>;
 }
 
+/** What a render cost the worker process, for `npm run bench -- plan`. */
+export interface RenderStats {
+  /** Peak resident memory, KiB (process.resourceUsage().maxRSS). */
+  maxRssKb: number;
+}
+
 /** What the parent hands a render worker. */
 export interface RenderRequest {
   stack: string;
@@ -108,7 +114,7 @@ export interface RenderRequest {
 
 /** What a render worker hands back. */
 export type RenderReply =
-  | { ok: true; rendered: Rendered }
+  | { ok: true; rendered: Rendered; stats?: RenderStats }
   | { ok: false; kind: "config" | "program"; message: string };
 
 /** The program failed while rendering (not a configuration problem). */
@@ -199,14 +205,22 @@ export function prepareRender(stack: string, opts: RenderOptions = {}): { reques
  */
 export async function renderStack(stack: string, opts: RenderOptions = {}): Promise<Rendered> {
   const { request } = prepareRender(stack, opts);
+  return (await runWorker(request, opts.timeoutMs ?? 120_000)).rendered;
+}
+
+/** renderStack, with what the render cost the worker (`npm run bench -- plan`). */
+export async function renderStackMeasured(stack: string, opts: RenderOptions = {}): Promise<{ rendered: Rendered; stats?: RenderStats }> {
+  const { request } = prepareRender(stack, opts);
   return runWorker(request, opts.timeoutMs ?? 120_000);
 }
 
-function runWorker(request: RenderRequest, timeoutMs: number): Promise<Rendered> {
+function runWorker(request: RenderRequest, timeoutMs: number): Promise<{ rendered: Rendered; stats?: RenderStats }> {
   return new Promise((resolve, reject) => {
     // fd 3 carries the reply, so whatever the program logs cannot corrupt it. tsx is
     // loaded in-process (not its CLI, which would start yet another process without fd 3).
-    const child = spawn(process.execPath, ["--import", "tsx", WORKER], {
+    // DOCKYARD_RENDER_PROFILE=<dir>: a V8 CPU profile of the worker, for `npm run bench -- plan` work.
+    const profile = process.env.DOCKYARD_RENDER_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.DOCKYARD_RENDER_PROFILE}`] : [];
+    const child = spawn(process.execPath, [...profile, "--import", "tsx", WORKER], {
       cwd: REPO_ROOT,
       stdio: ["pipe", "pipe", "pipe", "pipe"],
       env: workerEnv(),
@@ -239,7 +253,7 @@ function runWorker(request: RenderRequest, timeoutMs: number): Promise<Rendered>
       } else if (!reply.ok) {
         reject(reply.kind === "config" ? new ConfigError(request.stack, configProblems(reply.message)) : new RenderError(request.stack, reply.message));
       } else {
-        resolve(reply.rendered);
+        resolve({ rendered: reply.rendered, stats: reply.stats });
       }
     });
     child.stdin!.end(JSON.stringify(request));

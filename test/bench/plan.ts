@@ -1,0 +1,117 @@
+/**
+ * `npm run bench -- plan [--hosts 100] [--services 10] [--json]`
+ *
+ * Renders a generated stack of N hosts that each run M services (N x M containers, one
+ * replica of every service on every host, each service publishing a port through the host's
+ * proxy) the way `npm run plan` does (renderStack: the real program under the mock runtime
+ * in a worker process), then the same with 2N hosts, and prints the wall time and the
+ * worker's peak resident memory of each. A host group holds at most 50 hosts (the schema's
+ * count), so N hosts are ceil(N/50) groups, each with its own M services.
+ *
+ * Targets (issue 13): N x M = 1,000 containers in under 10 s; 2N within 2.2x the time of N.
+ * Exit 0 when met, 1 when not, 2 for bad usage.
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import * as YAML from "yaml";
+import { readEnvironmentFile } from "../../stacks";
+import { renderStackMeasured } from "../../scripts/lib/render";
+
+const STACK = "bench";
+const GROUP_MAX = 50;
+const digest = (i: number) => `sha256:${(i % 256).toString(16).padStart(2, "0").repeat(32)}`;
+
+/** Writes environment.yaml and Pulumi.bench.yaml for `hosts` x `services` into a temp dir. */
+export function writeBenchStack(hosts: number, services: number): { stacksDir: string; environmentFile: string } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dockyard-bench-plan-"));
+  const env = structuredClone(readEnvironmentFile(STACK)) as Record<string, any>;
+  const web = env.services.web;
+  const groups = Array.from({ length: Math.ceil(hosts / GROUP_MAX) }, (_, g) => `g${g}`);
+  env.hostGroups = Object.fromEntries(groups.map((g) => [g, { role: "app", dataMount: "/var/lib/dockyard" }]));
+  env.services = {};
+  const hostGroups: Record<string, unknown> = {};
+  const images: Record<string, string> = {};
+  const replicas: Record<string, number> = {};
+  groups.forEach((g, gi) => {
+    const count = Math.min(GROUP_MAX, hosts - gi * GROUP_MAX);
+    hostGroups[g] = { instanceType: "m6i.large", count, rootVolumeGb: 30, dataVolumeGb: 100 };
+    for (let s = 0; s < services; s++) {
+      const name = `${g}-s${s}`;
+      env.services[name] = { ...structuredClone(web), group: g, publishPort: 8000 + s };
+      delete env.services[name].repository;
+      images[name] = digest(gi * services + s + 1);
+      replicas[name] = count;
+    }
+  });
+  const config = {
+    "aws:region": "eu-west-1",
+    "dockyard:registry": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/dockyard-bench",
+    "dockyard:hostGroups": hostGroups,
+    "dockyard:ingressCidrs": ["0.0.0.0/0"],
+    "dockyard:proxyImage": digest(255),
+    "dockyard:images": images,
+    "dockyard:replicas": replicas,
+  };
+  const environmentFile = path.join(dir, "environment.yaml");
+  fs.writeFileSync(environmentFile, YAML.stringify(env));
+  fs.writeFileSync(path.join(dir, `Pulumi.${STACK}.yaml`), YAML.stringify({ config }));
+  return { stacksDir: dir, environmentFile };
+}
+
+interface Measured {
+  hosts: number;
+  services: number;
+  containers: number;
+  resources: number;
+  seconds: number;
+  peakMiB: number;
+}
+
+async function measure(hosts: number, services: number): Promise<Measured> {
+  const opts = writeBenchStack(hosts, services);
+  try {
+    const t0 = process.hrtime.bigint();
+    const { rendered: r, stats } = await renderStackMeasured(STACK, { ...opts, timeoutMs: 900_000 });
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    const containers = r.resources.filter((x) => x.type === "docker:index/container:Container" && !x.name.endsWith("-proxy")).length;
+    return { hosts, services, containers, resources: r.resources.length, seconds, peakMiB: (stats?.maxRssKb ?? 0) / 1024 };
+  } finally {
+    fs.rmSync(opts.stacksDir, { recursive: true, force: true });
+  }
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const opt = (name: string, dflt: number): number | undefined => {
+    const i = argv.indexOf(`--${name}`);
+    if (i < 0) return dflt;
+    const v = Number(argv[i + 1]);
+    return Number.isInteger(v) && v > 0 && v <= 1000 ? v : undefined;
+  };
+  const unknown = argv.filter((a, i) => a.startsWith("--") && !["--hosts", "--services", "--json"].includes(a) && !(i > 0 && ["--hosts", "--services"].includes(argv[i - 1])));
+  const hosts = opt("hosts", 100);
+  const services = opt("services", 10);
+  if (hosts === undefined || services === undefined || unknown.length > 0) {
+    process.stderr.write("usage: npm run bench -- plan [--hosts N (1-1000, default 100)] [--services M (1-1000, default 10)] [--json]\n");
+    return 2;
+  }
+  const a = await measure(hosts, services);
+  const b = await measure(2 * hosts, services);
+  const ratio = b.seconds / a.seconds;
+  // The 10 s target is for 1,000 containers; other sizes are held to it pro rata.
+  const budget = (10 * a.containers) / 1000;
+  const missed = [
+    ...(a.seconds > budget ? [`${a.containers} containers took ${a.seconds.toFixed(1)} s (target: ${budget.toFixed(1)} s, 10 s per 1,000)`] : []),
+    ...(ratio > 2.2 ? [`${b.hosts} hosts took ${ratio.toFixed(2)}x the time of ${a.hosts} (target: at most 2.2x)`] : []),
+  ];
+  if (argv.includes("--json")) {
+    process.stdout.write(`${JSON.stringify({ runs: [a, b], ratio, missed }, null, 2)}\n`);
+  } else {
+    for (const m of [a, b]) {
+      process.stdout.write(`${String(m.hosts).padStart(4)} hosts x ${m.services} services: ${m.containers} containers, ${m.resources} resources, ${m.seconds.toFixed(1)} s, peak ${m.peakMiB.toFixed(0)} MiB\n`);
+    }
+    process.stdout.write(`ratio ${b.hosts}/${a.hosts} hosts: ${ratio.toFixed(2)}x\n`);
+    process.stdout.write(missed.length === 0 ? "targets met\n" : missed.map((m) => `MISSED: ${m}\n`).join(""));
+  }
+  return missed.length === 0 ? 0 : 1;
+}
