@@ -220,7 +220,9 @@ function runWorker(request: RenderRequest, timeoutMs: number): Promise<{ rendere
     // loaded in-process (not its CLI, which would start yet another process without fd 3).
     // DOCKYARD_RENDER_PROFILE=<dir>: a V8 CPU profile of the worker, for `npm run bench -- plan` work.
     const profile = process.env.DOCKYARD_RENDER_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.DOCKYARD_RENDER_PROFILE}`] : [];
-    const child = spawn(process.execPath, [...profile, "--import", "tsx", WORKER], {
+    // A larger young generation: a render allocates many short-lived objects per resource,
+    // and the scavenges were a quarter of its time (1,000 containers: 22 s -> 19.5 s).
+    const child = spawn(process.execPath, [...profile, "--max-semi-space-size=64", "--import", "tsx", WORKER], {
       cwd: REPO_ROOT,
       stdio: ["pipe", "pipe", "pipe", "pipe"],
       env: workerEnv(),
