@@ -49,7 +49,7 @@ import type { RecordedResource } from "../../scripts/lib/mocks";
 import type { ServiceSpec } from "../../stacks";
 import { ContainerFleet } from "../../components/fleet";
 import { PROXY_CONFIG_DIR } from "../../components/proxy";
-import { RETRY_SCRIPT, ssmProxyCommand } from "../../components/connection";
+import { RETRY_SCRIPT, ssmProxyCommand, type HostConnection } from "../../components/connection";
 
 const mocks = useMocks("dev");
 
@@ -95,15 +95,13 @@ function webService(publishPort: number, env: Record<string, string>): ServiceSp
   };
 }
 
-let renders = 0;
-/** Renders a one-host fleet (stack RUN) and returns its recorded Docker resources. */
-async function render(publishPort: number, env: Record<string, string>) {
-  const name = `r${++renders}`;
+/** Renders a one-host fleet `name` (stack RUN) whose host is reached through `connection`; finds its recorded resources. */
+async function renderOneHost(name: string, connection: HostConnection, service: ServiceSpec) {
   const ready = new pulumi.ComponentResource("dockyard:test:EngineReady", `${name}-ready`);
   new ContainerFleet(name, {
     stack: RUN,
-    hosts: [{ name: "h1", group: "app", connection: { target: "127.0.0.1", user: "root", hostPublicKey: HOST_KEY }, ready }],
-    services: [webService(publishPort, env)],
+    hosts: [{ name: "h1", group: "app", connection, ready }],
+    services: [service],
     secrets: {},
     architecture: "x86_64",
     logging: { logDriver: "local", logMaxSize: "1m", logMaxFile: 2 },
@@ -112,11 +110,18 @@ async function render(publishPort: number, env: Record<string, string>) {
   });
   await settle(50);
   const mine = (type: string) => mocks.ofType(type).filter((r) => r.name.startsWith(`${name}-`));
-  const containers = mine("docker:index/container:Container");
   const one = (xs: RecordedResource[], what: string) => {
     if (xs.length !== 1) throw new Error(`expected one ${what}, got ${xs.map((x) => x.name).join(", ")}`);
     return xs[0];
   };
+  return { mine, one };
+}
+
+let renders = 0;
+/** Renders a one-host fleet (stack RUN) and returns its recorded Docker resources. */
+async function render(publishPort: number, env: Record<string, string>) {
+  const { mine, one } = await renderOneHost(`r${++renders}`, { target: "127.0.0.1", user: "root", hostPublicKey: HOST_KEY }, webService(publishPort, env));
+  const containers = mine("docker:index/container:Container");
   const commands = mine("command:local:Command");
   return {
     replica: one(containers.filter((c) => !c.name.endsWith("-proxy")), "replica"),
@@ -620,29 +625,14 @@ esac
 
   /** Renders a one-host fleet whose host is reached the way DockerHost builds it for hostAccess ssm. */
   async function renderSsm(hostPublicKey: string, name = "ssm") {
-    const ready = new pulumi.ComponentResource("dockyard:test:EngineReady", `${name}-ready`);
-    new ContainerFleet(name, {
-      stack: RUN,
-      hosts: [{ name: "h1", group: "app", connection: { target: INSTANCE, user: "root", hostPublicKey, proxyCommand: ssmProxyCommand("eu-west-1", "root") }, ready }],
-      services: [webService(18080, {})],
-      secrets: {},
-      architecture: "x86_64",
-      logging: { logDriver: "local", logMaxSize: "1m", logMaxFile: 2 },
-      proxyImage: `dockyard-test/haproxy@${FAKE_DIGEST}`,
-      proxy: PROXY_SETTINGS,
-    });
-    await settle(50);
-    const mine = (type: string) => mocks.ofType(type).filter((r) => r.name.startsWith(`${name}-`));
+    const connection = { target: INSTANCE, user: "root", hostPublicKey, proxyCommand: ssmProxyCommand("eu-west-1", "root") };
+    const { mine, one } = await renderOneHost(name, connection, webService(18080, {}));
     const commands = mine("command:local:Command");
-    const one = (xs: RecordedResource[]) => {
-      if (xs.length !== 1) throw new Error(`expected one, got ${xs.map((x) => x.name).join(", ")}`);
-      return xs[0];
-    };
     return {
-      pull: one(commands.filter((c) => c.name.endsWith("-web-pull"))),
-      proxyConfig: one(commands.filter((c) => c.name.endsWith("-proxy-config"))),
+      pull: one(commands.filter((c) => c.name.endsWith("-web-pull")), "pull"),
+      proxyConfig: one(commands.filter((c) => c.name.endsWith("-proxy-config")), "proxy config command"),
       pids: commands.filter((c) => c.name.endsWith("-pids-limit")),
-      provider: one(mine("pulumi:providers:docker")),
+      provider: one(mine("pulumi:providers:docker"), "docker provider"),
     };
   }
 
