@@ -12,7 +12,7 @@ import { isIP } from "node:net";
 import * as path from "node:path";
 import type { Argv, CommandModule } from "yargs";
 import { loadStackSpec, type EnvironmentSpec } from "../stacks";
-import { DockyardError, EXIT, reported, toStderr, toStdout, type Write } from "./lib/cli";
+import { DockyardError, EXIT, reported, toStderr, toStdout, withSourceOptions, type Write } from "./lib/cli";
 import { REPO_ROOT } from "./lib/render";
 
 export interface SmokeArgs {
@@ -249,14 +249,12 @@ export const smokeCommand: CommandModule<object, SmokeArgs> = {
   command: "smoke <stack>",
   describe: "Check every published service's health endpoint on every host that runs it, through the stack's outputs",
   builder: (y) =>
-    y
+    withSourceOptions(y)
       .positional("stack", { type: "string", demandOption: true, describe: "Stack name: dev, test, prod or your own (stacks/Pulumi.<stack>.yaml)" })
       .option("outputs", { type: "string", describe: "Read the stack outputs from this JSON file (what `pulumi stack output --json` prints) instead of running that command" })
       .option("timeout", { type: "number", default: 120, describe: "Seconds every endpoint has to answer 2xx (a fresh deploy's containers may still be starting)" })
       .option("interval", { type: "number", default: 3, describe: "Seconds between two attempts at one endpoint" })
       .option("json", { type: "boolean", default: false, describe: "Print the report as JSON (for scripts and CI)" })
-      .option("stacks-dir", { type: "string", describe: "Directory with the Pulumi.<stack>.yaml files (default: stacks/)" })
-      .option("environment", { type: "string", describe: "Environment definition to use instead of stacks/environment.yaml" })
       .example("$0 smoke test", "after `pulumi up --stack test`: every replica's health path through its host's proxy")
       .example("$0 smoke prod --outputs prod-outputs.json --json", "from saved outputs, as JSON")
       .epilog(
