@@ -932,6 +932,7 @@ function unusedSecretProblems(at: Where, env: EnvironmentFile, knobs: StackKnobs
 
 function resolveSpec(stack: string, env: EnvironmentFile, knobs: StackKnobs): EnvironmentSpec {
   const info = OS_FAMILIES[env.os.family];
+  const declared = resolveServices(env, knobs);
   return {
     project: PROJECT,
     stack,
@@ -948,8 +949,8 @@ function resolveSpec(stack: string, env: EnvironmentFile, knobs: StackKnobs): En
     registry: knobs["dockyard:registry"],
     proxyImage: knobs["dockyard:proxyImage"] ? `${proxyRepository(knobs["dockyard:registry"])}@${knobs["dockyard:proxyImage"]}` : undefined,
     hostGroups: resolveHostGroups(env, knobs),
-    services: resolveServices(env, knobs).filter((x): x is ServiceSpec => x.digest !== undefined),
-    awaitingImage: resolveServices(env, knobs)
+    services: declared.filter((x): x is ServiceSpec => x.digest !== undefined),
+    awaitingImage: declared
       .filter((x) => x.digest === undefined)
       .map(({ name, repository, group, publishPort }) => ({ name, repository, group, ...(publishPort !== undefined ? { publishPort } : {}) })),
     proxyAwaitingImage: !knobs["dockyard:proxyImage"] && Object.values(env.services).some((d) => d.publishPort !== undefined),
