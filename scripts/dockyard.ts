@@ -9,6 +9,7 @@
  */
 import yargs, { type CommandModule } from "yargs";
 import { hideBin } from "yargs/helpers";
+import { devServerCommand } from "./dev-server";
 import { diffCommand } from "./diff";
 import { pinCommand } from "./pin";
 import { EXIT, quietOnClosedStdout, reportError } from "./lib/cli";
@@ -25,6 +26,7 @@ const COMMANDS: CommandModule<object, any>[] = [
   rollbackCommand,
   pinCommand,
   smokeCommand,
+  devServerCommand,
 ];
 
 export async function main(argv: string[]): Promise<void> {

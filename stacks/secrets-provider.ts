@@ -1,7 +1,7 @@
 /**
  * Which secrets provider a stack's file must name (README "State and secrets").
  *
- * dev, test and prod, and every developer's dev-<owner> stack, encrypt their secrets with
+ * dev, test and prod, and every developer's dev-<owner> stack on aws, encrypt their secrets with
  * a data key wrapped by the environment's AWS KMS key (`awskms://alias/dockyard-<env>`, in
  * the stack's region), never with a passphrase: who may decrypt a stack's secrets is then
  * who IAM allows kms:Decrypt on that key, and CI needs no passphrase secret. Pulumi writes
@@ -9,13 +9,35 @@
  * value (pkg/secrets/cloud/manager.go NewCloudSecretsManager: no key yet -> KMS
  * GenerateDataKey); `encryptionsalt` belongs to the passphrase provider only and is dropped
  * when a cloud provider takes over (same function), so its presence means a passphrase.
+ *
+ * The one exception: a dev-<owner> stack whose hosts all run on the `local` platform (a
+ * dev server on a laptop, `dockyard dev-server up --platform local`) may use the passphrase
+ * provider instead, because its owner may have no cloud account at all; dev's KMS key is
+ * still allowed there. No other stack may (passphraseAllowed).
  */
+import type { HostPlatform } from "./schema";
+
+export type { HostPlatform };
 
 /** The environment whose KMS key a stack uses: dev-<owner> stacks use dev's. */
 export function kmsEnvironment(stack: string): string | undefined {
   if (stack === "dev" || stack === "test" || stack === "prod") return stack;
   if (/^dev-[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(stack)) return "dev";
   return undefined;
+}
+
+/**
+ * May this stack's secrets be encrypted with a passphrase? Only a developer's dev-<owner>
+ * stack on the local platform (no cloud account needed to run it).
+ */
+export function passphraseAllowed(stack: string, platform: HostPlatform): boolean {
+  return platform === "local" && kmsEnvironment(stack) === "dev" && stack !== "dev";
+}
+
+/** The platform of a stack file's hosts: `local` when every host group runs there, else `aws` (an AWS account is needed anyway). */
+export function stackPlatform(hostGroups: unknown): HostPlatform {
+  const groups = hostGroups !== null && typeof hostGroups === "object" ? Object.values(hostGroups as Record<string, { platform?: unknown } | null>) : [];
+  return groups.length > 0 && groups.every((g) => g?.platform === "local") ? "local" : "aws";
 }
 
 /** `awskms://alias/dockyard-<env>?region=<region>`, or undefined for a stack with no requirement. */
@@ -31,14 +53,21 @@ export interface StackFileEncryption {
   encryptedkey?: unknown;
 }
 
-/** What is wrong with a stack file's encryption settings, each naming the stack, the file and the key. */
-export function secretsProviderProblems(stack: string, file: string, region: string, f: StackFileEncryption): string[] {
+/**
+ * What is wrong with a stack file's encryption settings, each naming the stack, the file and
+ * the key. `platform` is the stack's (stackPlatform of its dockyard:hostGroups): with
+ * passphraseAllowed, the passphrase provider (no `secretsprovider`, or `passphrase`, with
+ * its `encryptionsalt`) passes as well as the KMS key.
+ */
+export function secretsProviderProblems(stack: string, file: string, region: string, f: StackFileEncryption, platform: HostPlatform = "aws"): string[] {
   const want = requiredSecretsProvider(stack, region);
   if (!want) return [];
+  if (passphraseAllowed(stack, platform) && (f.secretsprovider === undefined || f.secretsprovider === "passphrase")) return [];
   const at = `stack "${stack}": ${file}`;
   const p: string[] = [];
   if (f.secretsprovider !== want) {
-    p.push(`${at}: secretsprovider: is ${f.secretsprovider === undefined ? "missing (the passphrase provider)" : JSON.stringify(f.secretsprovider)}; allowed: ${want}`);
+    const allowed = passphraseAllowed(stack, platform) ? `${want}, or passphrase (a dev server on the local platform)` : want;
+    p.push(`${at}: secretsprovider: is ${f.secretsprovider === undefined ? "missing (the passphrase provider)" : JSON.stringify(f.secretsprovider)}; allowed: ${allowed}`);
   }
   if (f.encryptionsalt !== undefined) {
     p.push(`${at}: encryptionsalt: a passphrase-encrypted key; allowed: none (secrets are wrapped by KMS; remove it and re-encrypt with \`pulumi stack change-secrets-provider --stack ${stack} "${want}"\`)`);

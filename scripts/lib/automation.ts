@@ -1,0 +1,204 @@
+/**
+ * The seam between `dockyard dev-server` and Pulumi: the few stack operations the command
+ * needs (DevServerBackend), and the one implementation that performs them with Pulumi's
+ * Automation API (`@pulumi/pulumi/automation`): a LocalWorkspace on the repository root, so
+ * the project's own program (index.ts) and its `stackConfigDir: stacks` apply, and every
+ * call is the `pulumi` CLI on PATH with the backend of PULUMI_BACKEND_URL (or the one
+ * logged in to). Tests give the command a fake; test/scripts/dev-server-automation.test.ts
+ * runs this adapter against a stand-in `pulumi` and checks the exact command lines.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+
+/** One config value as `pulumi config --json` prints it (value is the JSON text of objectValue for an object). */
+export interface ConfigJsonValue {
+  value: string;
+  objectValue?: unknown;
+  secret: boolean;
+}
+
+/** Config key (`namespace:name`, or a path with `path`) -> value. */
+export type ConfigValues = Record<string, { value: string; secret: boolean }>;
+
+/** A stack as the backend lists it. */
+export interface StackListing {
+  /** The stack's short name (`dev-alice`), whatever form the backend lists it in. */
+  name: string;
+  /** ISO 8601 time of the last update, if any. */
+  lastUpdate?: string;
+  updateInProgress?: boolean;
+  resourceCount?: number;
+}
+
+/** A resource of the stack's state (from `pulumi stack export`). */
+export interface StateResource {
+  urn: string;
+  type: string;
+  parent?: string;
+}
+
+/** The stack is locked by another update; the message is the backend's, naming the holder. */
+export class StackLockedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "StackLockedError";
+  }
+}
+
+/** The stack does not exist in the backend. */
+export class StackMissingError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "StackMissingError";
+  }
+}
+
+/** A Pulumi command failed; `detail` is what it printed on stderr (its last lines say why). */
+export class PulumiCommandError extends Error {
+  constructor(
+    message: string,
+    public readonly detail: string,
+  ) {
+    super(message);
+    this.name = "PulumiCommandError";
+  }
+}
+
+/** Everything `dockyard dev-server` asks of Pulumi. Stack names are short (`dev-alice`). */
+export interface DevServerBackend {
+  /** Where stacks live, for messages: PULUMI_BACKEND_URL, or the logged-in backend. */
+  readonly location: string;
+  /** Selects the stack; creates it first (with this secrets provider; none: the backend's default) when missing. */
+  selectOrCreate(stack: string, opts: { secretsProvider?: string }): Promise<{ created: boolean }>;
+  /** Every config value of the stack with secrets decrypted (`pulumi config --show-secrets --json`). */
+  getAllConfig(stack: string): Promise<Record<string, ConfigJsonValue>>;
+  /** Sets whole values as `pulumi config --json` prints them (objects stay objects; `config set-all --json`). */
+  setConfigJson(stack: string, values: Record<string, ConfigJsonValue>): Promise<void>;
+  /** Sets values by path (`a:b.c.d`), each plaintext or secret (`config set-all --path`). */
+  setConfigPaths(stack: string, values: ConfigValues): Promise<void>;
+  /** Removes top-level keys. */
+  removeConfig(stack: string, keys: string[]): Promise<void>;
+  /** Rewrites the local stack file from the last deployment's config and secrets provider (`config refresh --force`). */
+  refreshConfig(stack: string): Promise<void>;
+  getTags(stack: string): Promise<Record<string, string>>;
+  setTags(stack: string, tags: Record<string, string>): Promise<void>;
+  listStacks(): Promise<StackListing[]>;
+  /** `pulumi up`, replacing these URNs; progress goes to onOutput as it comes. Throws StackLockedError on a lock. */
+  up(stack: string, opts: { replace?: string[]; onOutput: (text: string) => void }): Promise<void>;
+  /** The stack outputs, plain values. */
+  outputs(stack: string): Promise<Record<string, unknown>>;
+  /** The resources of the stack's current state. */
+  resources(stack: string): Promise<StateResource[]>;
+  /** `pulumi destroy`. Throws StackLockedError on a lock. */
+  destroy(stack: string, opts: { onOutput: (text: string) => void }): Promise<void>;
+  /** Removes the stack (its history, tags and local stack file) from the backend. */
+  remove(stack: string): Promise<void>;
+}
+
+/** The short name of a stack as `pulumi stack ls` prints it (`org/project/name` on some backends). */
+export function shortStackName(listed: string): string {
+  return listed.split("/").pop() ?? listed;
+}
+
+/**
+ * The real backend: Pulumi's Automation API on `workDir` (the repository root). The CLI is
+ * the `pulumi` on PATH, else the repository's own (the `pulumi` dev dependency in
+ * node_modules/.bin, which npm scripts put on PATH anyway).
+ */
+export async function automationBackend(workDir: string, env: NodeJS.ProcessEnv = process.env): Promise<DevServerBackend> {
+  // Loaded here, not at the top: `--help` and input errors need no Pulumi runtime.
+  const auto = await import("@pulumi/pulumi/automation");
+  type Workspace = Awaited<ReturnType<typeof auto.LocalWorkspace.create>>;
+  const onPath = (env.PATH ?? "").split(path.delimiter).some((d) => d && fs.existsSync(path.join(d, "pulumi")));
+  if (!onPath) process.env.PATH = `${path.join(workDir, "node_modules", ".bin")}${path.delimiter}${process.env.PATH ?? ""}`;
+  // The CLI runs `pulumi version` once per workspace; one workspace per secrets provider asked for.
+  const workspaces = new Map<string, Promise<Workspace>>();
+  const workspace = (secretsProvider?: string) => {
+    const key = secretsProvider ?? "";
+    if (!workspaces.has(key)) workspaces.set(key, auto.LocalWorkspace.create({ workDir, ...(secretsProvider ? { secretsProvider } : {}) }));
+    return workspaces.get(key)!;
+  };
+  /** Pulumi's errors as ours: a lock, a missing stack, or the command's own stderr. */
+  const mapped = (e: unknown): Error => {
+    if (e instanceof auto.ConcurrentUpdateError) return new StackLockedError(stderrOf(e));
+    if (e instanceof auto.StackNotFoundError) return new StackMissingError(stderrOf(e));
+    if (e instanceof auto.CommandError) return new PulumiCommandError(lastLine(stderrOf(e)) || e.message, stderrOf(e));
+    return e as Error;
+  };
+  const call = async <T>(f: (ws: Workspace) => Promise<T>, secretsProvider?: string): Promise<T> => {
+    try {
+      return await f(await workspace(secretsProvider));
+    } catch (e) {
+      throw mapped(e);
+    }
+  };
+  /** A stack object for up/destroy (`pulumi stack select` first, as the Automation API does). */
+  const stackOf = (name: string) => call((ws) => auto.Stack.select(name, ws));
+  return {
+    location: env.PULUMI_BACKEND_URL ? `backend ${env.PULUMI_BACKEND_URL}` : "the backend you are logged in to (`pulumi whoami -v`)",
+    async selectOrCreate(stack, opts) {
+      try {
+        await call((ws) => ws.selectStack(stack));
+        return { created: false };
+      } catch (e) {
+        if (!(e instanceof StackMissingError)) throw e;
+      }
+      await call((ws) => ws.createStack(stack), opts.secretsProvider);
+      return { created: true };
+    },
+    getAllConfig: (stack) => call(async (ws) => (await ws.getAllConfig(stack)) as unknown as Record<string, ConfigJsonValue>),
+    setConfigJson: (stack, values) => call((ws) => ws.setAllConfigJson(stack, JSON.stringify(values))),
+    setConfigPaths: (stack, values) => call((ws) => ws.setAllConfig(stack, values, true)),
+    removeConfig: (stack, keys) => call((ws) => ws.removeAllConfig(stack, keys)),
+    refreshConfig: (stack) => call(async (ws) => void (await ws.refreshConfig(stack))),
+    getTags: (stack) => call((ws) => ws.listTags(stack)),
+    async setTags(stack, tags) {
+      // One `pulumi stack tag set` per tag: the CLI has no command that sets several.
+      for (const [k, v] of Object.entries(tags)) await call((ws) => ws.setTag(stack, k, v));
+    },
+    listStacks: () =>
+      call(async (ws) =>
+        (await ws.listStacks()).map((s) => ({
+          name: shortStackName(s.name),
+          ...(s.lastUpdate ? { lastUpdate: s.lastUpdate } : {}),
+          ...(s.updateInProgress !== undefined ? { updateInProgress: s.updateInProgress } : {}),
+          ...(s.resourceCount !== undefined ? { resourceCount: s.resourceCount } : {}),
+        })),
+      ),
+    async up(stack, opts) {
+      const s = await stackOf(stack);
+      try {
+        await s.up({ onOutput: opts.onOutput, ...(opts.replace?.length ? { replace: opts.replace } : {}) });
+      } catch (e) {
+        throw mapped(e);
+      }
+    },
+    async outputs(stack) {
+      const outs = await call((ws) => ws.stackOutputs(stack));
+      return Object.fromEntries(Object.entries(outs).map(([k, v]) => [k, v.value]));
+    },
+    async resources(stack) {
+      const d = await call((ws) => ws.exportStack(stack));
+      const list = (d.deployment?.resources ?? []) as Array<Record<string, unknown>>;
+      return list.map((r) => ({ urn: String(r.urn), type: String(r.type), ...(typeof r.parent === "string" && r.parent ? { parent: r.parent } : {}) }));
+    },
+    async destroy(stack, opts) {
+      const s = await stackOf(stack);
+      try {
+        await s.destroy({ onOutput: opts.onOutput });
+      } catch (e) {
+        throw mapped(e);
+      }
+    },
+    remove: (stack) => call((ws) => ws.removeStack(stack)),
+  };
+}
+
+function stderrOf(e: unknown): string {
+  const r = (e as { commandResult?: { stderr?: string } }).commandResult;
+  return (r?.stderr ?? (e as Error).message ?? String(e)).trim();
+}
+
+function lastLine(text: string): string {
+  return text.split("\n").map((l) => l.trim()).filter(Boolean).pop() ?? "";
+}
