@@ -1,0 +1,233 @@
+/**
+ * The real DevServerBackend (scripts/lib/automation.ts): Pulumi's own Automation API
+ * (LocalWorkspace and Stack from @pulumi/pulumi/automation) runs a stand-in `pulumi` put
+ * first on PATH, which logs every command line and answers as the CLI does (output shapes
+ * from pulumi/pulumi: `stack ls --json` stackSummaryJSON in pkg/cmd/pulumi/stack/stack_list.go,
+ * `stack tag ls --json` a name -> value map, "no stack named '<s>' found" from
+ * pkg/backend/backenderr, the DIY lock message from pkg/backend/diy/lock.go checkForLock).
+ *
+ * What this proves: the exact `pulumi` command lines and working directory the adapter
+ * makes the Automation API send (stack select/init with the secrets provider, config
+ * set-all --json and --path --secret, tag set/ls, up with --replace, export, destroy,
+ * stack rm), that it passes the CLI's version check, streams up's output, and maps the
+ * CLI's lock and missing-stack errors to ours; and `dev-server up` end to end through it.
+ * What it does not prove: that the real CLI accepts these arguments with this meaning (read
+ * in its source, not run: the Pulumi CLI cannot be downloaded here), that it copies config
+ * into stacks/ (stackConfigDir) as described, or anything a real backend or update does.
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { runUp } from "../../scripts/dev-server";
+import { StackLockedError, StackMissingError, automationBackend, type DevServerBackend } from "../../scripts/lib/automation";
+import { ROOT } from "./cli";
+
+/** The stand-in CLI: state in $FAKE_PULUMI_STATE, one JSON line per call in $FAKE_PULUMI_LOG. */
+const STAND_IN = `#!/usr/bin/env node
+const fs = require("fs");
+const argv = process.argv.slice(2);
+const statePath = process.env.FAKE_PULUMI_STATE;
+const state = JSON.parse(fs.readFileSync(statePath, "utf8"));
+fs.appendFileSync(process.env.FAKE_PULUMI_LOG, JSON.stringify({ argv, cwd: process.cwd(), automation: process.env.PULUMI_AUTOMATION_API }) + "\\n");
+const save = () => fs.writeFileSync(statePath, JSON.stringify(state));
+const flag = (name) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : undefined; };
+const stack = flag("--stack");
+const fail = (msg, code = 255) => { process.stderr.write(msg + "\\n"); process.exit(code); };
+const has = (s) => s in state.stacks;
+const cmd = argv.filter((a) => !a.startsWith("-")).slice(0, 2).join(" ");
+if (argv[0] === "version") { process.stdout.write("v3.265.0\\n"); process.exit(0); }
+if (cmd.startsWith("stack select")) { if (!has(stack)) fail("error: no stack named '" + stack + "' found"); process.exit(0); }
+if (cmd.startsWith("stack init")) { state.stacks[argv[2]] = { tags: {}, secretsProvider: flag("--secrets-provider") || null }; save(); process.exit(0); }
+if (cmd === "stack ls") { process.stdout.write(JSON.stringify(Object.keys(state.stacks).map((name) => ({ name, current: false, lastUpdate: "2026-03-01T08:05:00.000Z", updateInProgress: false, resourceCount: 3 })))); process.exit(0); }
+if (cmd === "stack tag") {
+  if (argv[2] === "set") { state.stacks[stack].tags[argv[3]] = argv[4]; save(); process.exit(0); }
+  if (argv[2] === "ls") { process.stdout.write(JSON.stringify(state.stacks[stack].tags)); process.exit(0); }
+}
+if (argv[0] === "config" && argv[1] === undefined) fail("unexpected");
+if (argv[0] === "config" && argv.includes("--show-secrets")) { process.stdout.write(JSON.stringify(state.config[stack] || {})); process.exit(0); }
+if (argv[0] === "config") process.exit(0);
+if (argv[0] === "up" || argv[0] === "destroy") {
+  if (state.lockedBy) fail("error: the stack is currently locked by 1 lock(s). Either wait for the other process(es) to end or delete the lock file with \`pulumi cancel\`.\\n  file:///state/.pulumi/locks/organization/dockyard/" + stack + "/x.json: created by " + state.lockedBy + " (pid 7) at 2026-03-01T11:58:00Z");
+  process.stdout.write((argv[0] === "up" ? "Updating" : "Destroying") + " (" + stack + ")\\n");
+  if (state.failUp && argv[0] === "up") fail("error: update failed", 1);
+  process.exit(0);
+}
+if (cmd === "stack output") { process.stdout.write(JSON.stringify(state.outputs)); process.exit(0); }
+if (cmd === "stack history") { process.stdout.write("[]"); process.exit(0); }
+if (cmd === "stack export") { process.stdout.write(JSON.stringify({ version: 3, deployment: { resources: state.resources } })); process.exit(0); }
+if (cmd.startsWith("stack rm")) { delete state.stacks[argv.filter((a) => !a.startsWith("-"))[2]]; save(); process.exit(0); }
+fail("stand-in pulumi: unexpected command " + JSON.stringify(argv), 2);
+`;
+
+let bin: string;
+let logFile: string;
+let stateFile: string;
+const savedPath = process.env.PATH;
+
+interface State {
+  stacks: Record<string, { tags: Record<string, string>; secretsProvider: string | null }>;
+  config: Record<string, unknown>;
+  outputs: Record<string, unknown>;
+  resources: unknown[];
+  lockedBy?: string;
+  failUp?: boolean;
+}
+const writeState = (s: Partial<State>) => fs.writeFileSync(stateFile, JSON.stringify({ stacks: {}, config: {}, outputs: {}, resources: [], ...s }));
+const readState = () => JSON.parse(fs.readFileSync(stateFile, "utf8")) as State;
+/** The logged command lines, without `version` (the Automation API's once-per-workspace check). */
+const calls = () =>
+  fs
+    .readFileSync(logFile, "utf8")
+    .trim()
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { argv: string[]; cwd: string; automation: string });
+const argvs = () => calls().map((c) => c.argv).filter((a) => a[0] !== "version");
+
+beforeAll(() => {
+  bin = fs.mkdtempSync(path.join(os.tmpdir(), "stand-in-pulumi-"));
+  fs.writeFileSync(path.join(bin, "pulumi"), STAND_IN, { mode: 0o755 });
+  process.env.PATH = `${bin}${path.delimiter}${savedPath}`;
+  logFile = path.join(bin, "log.jsonl");
+  stateFile = path.join(bin, "state.json");
+  process.env.FAKE_PULUMI_LOG = logFile;
+  process.env.FAKE_PULUMI_STATE = stateFile;
+});
+afterAll(() => {
+  process.env.PATH = savedPath;
+});
+beforeEach(() => {
+  fs.writeFileSync(logFile, "");
+  writeState({});
+});
+
+let backend: DevServerBackend;
+beforeEach(async () => {
+  backend = await automationBackend(ROOT, { ...process.env, PULUMI_BACKEND_URL: "file:///tmp/dockyard-state" });
+});
+
+describe("the Automation API adapter's command lines (stand-in pulumi on PATH)", () => {
+  it("checks the CLI version first, runs in the repository root, as the Automation API", async () => {
+    await backend.listStacks();
+    const [first, ...rest] = calls();
+    expect(first.argv).toEqual(["version"]);
+    expect(rest[0].argv).toEqual(["stack", "ls", "--json", "--non-interactive"]);
+    expect(rest[0].cwd).toBe(ROOT);
+    expect(rest[0].automation).toBe("true");
+    expect(backend.location).toBe("backend file:///tmp/dockyard-state");
+  });
+
+  it("selectOrCreate: select, and on 'no stack named' init with the secrets provider", async () => {
+    expect(await backend.selectOrCreate("dev-alice", { secretsProvider: "awskms://alias/dockyard-dev?region=eu-west-1" })).toEqual({ created: true });
+    expect(await backend.selectOrCreate("dev-alice", {})).toEqual({ created: false });
+    expect(argvs()).toEqual([
+      ["stack", "select", "--stack", "dev-alice", "--non-interactive"],
+      ["stack", "init", "dev-alice", "--secrets-provider", "awskms://alias/dockyard-dev?region=eu-west-1", "--non-interactive"],
+      ["stack", "select", "--stack", "dev-alice", "--non-interactive"],
+    ]);
+    expect(readState().stacks["dev-alice"].secretsProvider).toBe("awskms://alias/dockyard-dev?region=eu-west-1");
+  });
+
+  it("without a secrets provider, stack init gets none (the backend's default: a passphrase on a DIY backend)", async () => {
+    await backend.selectOrCreate("dev-bob", {});
+    expect(argvs()[1]).toEqual(["stack", "init", "dev-bob", "--non-interactive"]);
+  });
+
+  it("config: set-all --json with whole values, set-all --path with --secret/--plaintext, rm-all, refresh, decrypted read", async () => {
+    writeState({ stacks: { "dev-alice": { tags: {}, secretsProvider: null } }, config: { dev: { "dockyard:secrets": { value: '{"k":"v"}', objectValue: { k: "v" }, secret: false } } } });
+    await backend.setConfigJson("dev-alice", { "dockyard:hostGroups": { value: '{"app":{"count":1}}', objectValue: { app: { count: 1 } }, secret: false } });
+    await backend.setConfigPaths("dev-alice", { "dockyard:secrets.k": { value: "v", secret: true }, "dockyard:hostGroups.app.platform": { value: "local", secret: false } });
+    await backend.removeConfig("dev-alice", ["dockyard:old"]);
+    await backend.refreshConfig("dev-alice");
+    expect(await backend.getAllConfig("dev")).toEqual({ "dockyard:secrets": { value: '{"k":"v"}', objectValue: { k: "v" }, secret: false } });
+    expect(argvs()).toEqual([
+      ["config", "set-all", "--stack", "dev-alice", "--json", JSON.stringify({ "dockyard:hostGroups": { value: '{"app":{"count":1}}', objectValue: { app: { count: 1 } }, secret: false } }), "--non-interactive"],
+      ["config", "set-all", "--stack", "dev-alice", "--path", "--secret", "dockyard:secrets.k=v", "--plaintext", "dockyard:hostGroups.app.platform=local", "--non-interactive"],
+      ["config", "rm-all", "--stack", "dev-alice", "dockyard:old", "--non-interactive"],
+      ["config", "refresh", "--force", "--stack", "dev-alice", "--non-interactive"],
+      // The Automation API's refreshConfig reads the refreshed config back (so it decrypts, as destroy will).
+      ["config", "--show-secrets", "--json", "--stack", "dev-alice", "--non-interactive"],
+      ["config", "--show-secrets", "--json", "--stack", "dev", "--non-interactive"],
+    ]);
+  });
+
+  it("tags: one stack tag set per tag, read back with stack tag ls --json; stack ls gives short names and last update", async () => {
+    writeState({ stacks: { "dev-alice": { tags: {}, secretsProvider: null } } });
+    await backend.setTags("dev-alice", { "dockyard:owner": "alice", "dockyard:expires": "2026-03-01T20:00:00Z" });
+    expect(await backend.getTags("dev-alice")).toEqual({ "dockyard:owner": "alice", "dockyard:expires": "2026-03-01T20:00:00Z" });
+    expect(await backend.listStacks()).toEqual([{ name: "dev-alice", lastUpdate: "2026-03-01T08:05:00.000Z", updateInProgress: false, resourceCount: 3 }]);
+    expect(argvs().slice(0, 3)).toEqual([
+      ["stack", "tag", "set", "dockyard:owner", "alice", "--stack", "dev-alice", "--non-interactive"],
+      ["stack", "tag", "set", "dockyard:expires", "2026-03-01T20:00:00Z", "--stack", "dev-alice", "--non-interactive"],
+      ["stack", "tag", "ls", "--json", "--stack", "dev-alice", "--non-interactive"],
+    ]);
+  });
+
+  it("up with --replace per URN and streamed output; export; destroy; stack rm", async () => {
+    const urn = "urn:pulumi:dev-alice::dockyard::dockyard:index:DockerHost$aws:ec2/instance:Instance::dev-alice-app-1-instance";
+    writeState({ stacks: { "dev-alice": { tags: {}, secretsProvider: null } }, resources: [{ urn, type: "aws:ec2/instance:Instance", parent: "urn:p" }], outputs: { stack: "dev-alice" } });
+    let streamed = "";
+    await backend.up("dev-alice", { replace: [urn], onOutput: (t) => (streamed += t) });
+    expect(streamed).toBe("Updating (dev-alice)\n");
+    expect(await backend.resources("dev-alice")).toEqual([{ urn, type: "aws:ec2/instance:Instance", parent: "urn:p" }]);
+    expect(await backend.outputs("dev-alice")).toEqual({ stack: "dev-alice" });
+    await backend.destroy("dev-alice", { onOutput: () => undefined });
+    await backend.remove("dev-alice");
+    const a = argvs();
+    expect(a[0]).toEqual(["stack", "select", "--stack", "dev-alice", "--non-interactive"]);
+    expect(a[1]).toEqual(["up", "--yes", "--skip-preview", "--replace", urn, "--exec-kind", "auto.local", "--stack", "dev-alice", "--non-interactive"]);
+    // After up the Automation API reads the outputs and the last update itself.
+    expect(a.slice(2, 5)).toEqual([
+      ["stack", "output", "--json", "--stack", "dev-alice", "--non-interactive"],
+      ["stack", "output", "--json", "--show-secrets", "--stack", "dev-alice", "--non-interactive"],
+      ["stack", "history", "--json", "--show-secrets", "--page-size", "1", "--page", "1", "--stack", "dev-alice", "--non-interactive"],
+    ]);
+    expect(a).toContainEqual(["stack", "export", "--show-secrets", "--stack", "dev-alice", "--non-interactive"]);
+    expect(a).toContainEqual(["destroy", "--yes", "--skip-preview", "--exec-kind", "auto.local", "--stack", "dev-alice", "--non-interactive"]);
+    expect(a.at(-1)).toEqual(["stack", "rm", "--yes", "dev-alice", "--non-interactive"]);
+  });
+
+  it("maps the DIY backend's lock message to StackLockedError (holder kept) and a missing stack to StackMissingError", async () => {
+    writeState({ stacks: { "dev-alice": { tags: {}, secretsProvider: null } }, lockedBy: "bob@laptop" });
+    const locked = await backend.up("dev-alice", { onOutput: () => undefined }).catch((e) => e);
+    expect(locked).toBeInstanceOf(StackLockedError);
+    expect(locked.message).toContain("created by bob@laptop (pid 7)");
+    const missing = await backend.destroy("dev-nobody", { onOutput: () => undefined }).catch((e) => e);
+    expect(missing).toBeInstanceOf(StackMissingError);
+  });
+});
+
+describe("dev-server up end to end through the real adapter", () => {
+  it("the whole sequence of command lines for a new aws server", async () => {
+    writeState({ outputs: { hostsByName: {}, services: {} } });
+    let out = "";
+    let err = "";
+    const code = await runUp(
+      { owner: "alice", ttl: "8h", lockWait: "1m" },
+      { backend: async () => backend, now: () => new Date("2026-03-01T12:00:00Z"), sleep: async () => undefined, out: (s) => void (out += s), err: (s) => void (err += s), env: {} },
+    );
+    expect(code, err).toBe(0);
+    const ops = argvs().map((a) => a.slice(0, a[0] === "stack" || a[0] === "config" ? 3 : 1).join(" "));
+    expect(ops).toEqual([
+      "stack ls --json",
+      "stack select --stack",
+      "stack init dev-alice",
+      "config set-all --stack",
+      ...Array(6).fill("stack tag set"),
+      "stack select --stack",
+      "up",
+      "stack output --json",
+      "stack output --json",
+      "stack history --json",
+      "stack output --json",
+      "stack output --json",
+    ]);
+    expect(readState().stacks["dev-alice"]).toEqual({
+      secretsProvider: "awskms://alias/dockyard-dev?region=eu-west-1",
+      tags: { "dockyard:owner": "alice", "dockyard:platform": "aws", "dockyard:from": "dev", "dockyard:created": "2026-03-01T12:00:00Z", "dockyard:expires": "2026-03-01T20:00:00Z", "dockyard:ttl": "8h" },
+    });
+    expect(err).toContain("Updating (dev-alice)");
+    expect(out).toContain("Dev server dev-alice is up");
+  });
+});
