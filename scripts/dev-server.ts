@@ -580,11 +580,19 @@ export async function runList(args: { json: boolean }, deps: DevServerDeps): Pro
   });
 }
 
-export async function runReap(args: { dryRun: boolean; lockWait: string }, deps: DevServerDeps): Promise<number> {
+export interface ReapArgs {
+  dryRun: boolean;
+  lockWait: string;
+  /** Only servers of this platform (tag dockyard:platform; untagged count as aws): CI cannot reach a laptop's Docker Engine. */
+  platform?: HostPlatform;
+}
+
+export async function runReap(args: ReapArgs, deps: DevServerDeps): Promise<number> {
   return reported(deps.err, async () => {
     const lockWaitMs = parseDuration(args.lockWait, "--lock-wait", { min: 0, max: LOCK_WAIT_MAX_MS, seconds: true });
     const backend = await deps.backend();
-    const { expired, noExpiry } = reapSelection(await devServers(backend, deps.now()));
+    const servers = (await devServers(backend, deps.now())).filter((s) => !args.platform || (s.platform ?? "aws") === args.platform);
+    const { expired, noExpiry } = reapSelection(servers);
     for (const s of noExpiry) deps.err(`${s.stack}: no readable ${TAG.expires} tag, not reaped (made by hand? set one: npx pulumi stack tag set ${TAG.expires} <ISO time> --stack ${s.stack})\n`);
     if (expired.length === 0) {
       deps.out("Nothing to reap: no dev server has expired.\n");
@@ -701,14 +709,16 @@ const listCommand: Sub<{ json: boolean }> = {
   handler: handle(runList),
 };
 
-const reapCommand: Sub<{ dryRun: boolean; lockWait: string }> = {
+const reapCommand: Sub<ReapArgs> = {
   command: "reap",
   describe: "Destroy every dev server whose expiry (tag dockyard:expires) has passed; for a scheduled CI job",
   builder: (y) =>
     y
       .option("dry-run", { type: "boolean", default: false, describe: "Only print what would be destroyed" })
+      .option("platform", { choices: HOST_PLATFORMS, describe: "Only servers on this platform (CI: aws; a local server's Docker Engine is reachable from its owner's machine only)" })
       .option("lock-wait", lockWaitOption)
-      .epilog("Servers without a dockyard:expires tag are named and kept. Exit codes: 0 every expired server destroyed (or none), 1 one could not be, 2 bad input.") as unknown as Argv<{ dryRun: boolean; lockWait: string }>,
+      .example("$0 dev-server reap --platform aws", "what the scheduled job .github/workflows/dev-server-reap.yml runs")
+      .epilog("Servers without a dockyard:expires tag are named and kept. Exit codes: 0 every expired server destroyed (or none), 1 one could not be, 2 bad input.") as unknown as Argv<ReapArgs>,
   handler: handle(runReap),
 };
 

@@ -482,6 +482,14 @@ describe("dev-server list, reap, destroy", () => {
     expect(err).toContain("1 of 2 expired dev servers could not be destroyed: dev-bob");
   });
 
+  it("reap --platform aws leaves local servers (CI cannot reach their Docker Engine); untagged servers count as aws", async () => {
+    expect(await runReap({ dryRun: true, lockWait: "10m", platform: "aws" }, deps())).toBe(0);
+    expect(out).toBe("would destroy dev-carol (owner carol, expired 1s ago)\n");
+    out = "";
+    expect(await runReap({ dryRun: true, lockWait: "10m", platform: "local" }, deps())).toBe(0);
+    expect(out).toBe("would destroy dev-bob (owner bob, expired 2h ago)\n");
+  });
+
   it("reap keeps a server extended since the list was read", async () => {
     const realGetTags = backend.getTags.bind(backend);
     let reads = 0;
