@@ -18,6 +18,7 @@ import { requiredSecretsProvider, type HostPlatform } from "../stacks/secrets-pr
 import {
   PulumiCommandError,
   StackLockedError,
+  StackMissingError,
   automationBackend,
   type ConfigJsonValue,
   type ConfigValues,
@@ -360,6 +361,23 @@ export async function withLockWait<T>(stack: string, waitMs: number, deps: DevSe
   }
 }
 
+/**
+ * Runs a subcommand with the CLI's error reporting; a Pulumi failure that no step turned into
+ * its own message is one line naming what Pulumi said (exit 1), not a stack trace.
+ */
+function reportedPulumi(deps: DevServerDeps, body: () => Promise<number>): Promise<number> {
+  return reported(deps.err, async () => {
+    try {
+      return await body();
+    } catch (e) {
+      if (e instanceof PulumiCommandError || e instanceof StackLockedError || e instanceof StackMissingError) {
+        throw new DockyardError(`pulumi failed: ${e.message} (the pulumi CLI on PATH, else node_modules/.bin/pulumi; backend: ${deps.env.PULUMI_BACKEND_URL ?? "the one you are logged in to"})`, EXIT.failure);
+      }
+      throw e;
+    }
+  });
+}
+
 /** Progress of a Pulumi operation, as it comes, on stderr (stdout keeps the result). */
 const progress = (deps: DevServerDeps) => (text: string) => deps.err(text);
 
@@ -423,7 +441,7 @@ function fromSpec(from: string, deps: DevServerDeps): EnvironmentSpec {
 }
 
 export async function runUp(args: UpArgs, deps: DevServerDeps): Promise<number> {
-  return reported(deps.err, async () => {
+  return reportedPulumi(deps, async () => {
     const stack = validOwner(args.owner);
     const ttlMs = parseDuration(args.ttl, "--ttl", { min: TTL_MIN_MS, max: TTL_MAX_MS });
     const lockWaitMs = parseDuration(args.lockWait, "--lock-wait", { min: 0, max: LOCK_WAIT_MAX_MS, seconds: true });
@@ -499,7 +517,7 @@ export interface RecreateArgs {
 }
 
 export async function runRecreate(args: RecreateArgs, deps: DevServerDeps): Promise<number> {
-  return reported(deps.err, async () => {
+  return reportedPulumi(deps, async () => {
     const stack = validOwner(args.owner);
     const lockWaitMs = parseDuration(args.lockWait, "--lock-wait", { min: 0, max: LOCK_WAIT_MAX_MS, seconds: true });
     const backend = await deps.backend();
@@ -531,7 +549,7 @@ export interface DestroyArgs {
 }
 
 export async function runDestroy(args: DestroyArgs, deps: DevServerDeps): Promise<number> {
-  return reported(deps.err, async () => {
+  return reportedPulumi(deps, async () => {
     const stack = validOwner(args.owner);
     const lockWaitMs = parseDuration(args.lockWait, "--lock-wait", { min: 0, max: LOCK_WAIT_MAX_MS, seconds: true });
     const backend = await deps.backend();
@@ -573,7 +591,7 @@ export function formatList(servers: readonly DevServerInfo[]): string {
 }
 
 export async function runList(args: { json: boolean }, deps: DevServerDeps): Promise<number> {
-  return reported(deps.err, async () => {
+  return reportedPulumi(deps, async () => {
     const servers = await devServers(await deps.backend(), deps.now());
     deps.out(args.json ? `${JSON.stringify(servers, null, 2)}\n` : formatList(servers));
     return EXIT.ok;
@@ -588,7 +606,7 @@ export interface ReapArgs {
 }
 
 export async function runReap(args: ReapArgs, deps: DevServerDeps): Promise<number> {
-  return reported(deps.err, async () => {
+  return reportedPulumi(deps, async () => {
     const lockWaitMs = parseDuration(args.lockWait, "--lock-wait", { min: 0, max: LOCK_WAIT_MAX_MS, seconds: true });
     const backend = await deps.backend();
     const servers = (await devServers(backend, deps.now())).filter((s) => !args.platform || (s.platform ?? "aws") === args.platform);

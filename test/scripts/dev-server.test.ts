@@ -338,6 +338,14 @@ describe("dev-server input errors: exit 2, the flag and what is allowed, nothing
     expect(backend.ops()).toEqual([]);
   });
 
+  it("a pulumi CLI that fails (e.g. cannot be downloaded): exit 1, one line with what pulumi said, no stack trace", async () => {
+    backend.listStacks = async () => {
+      throw new PulumiCommandError("pulumi: fetch failed", "pulumi: fetch failed");
+    };
+    expect(await runList({ json: false }, deps())).toBe(1);
+    expect(err).toBe("pulumi failed: pulumi: fetch failed (the pulumi CLI on PATH, else node_modules/.bin/pulumi; backend: the one you are logged in to)\n");
+  });
+
   it("recreate and destroy of a server that does not exist: exit 2 naming the servers there", async () => {
     backend.add("dev-bob");
     expect(await runRecreate({ owner: "alice", wipeData: false, lockWait: "10m" }, deps())).toBe(2);
