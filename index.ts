@@ -1,7 +1,9 @@
 // Dockyard: one program for every stack. Load the spec, build the components, export outputs.
 import { loadSpecFromPulumi, parseEcrRegistry, registryHost, PROXY_REPOSITORY } from "./stacks";
 import { DockerHost, stackHosts } from "./components/host";
-import { DockerEngine, renderUserData } from "./components/engine";
+import * as docker from "@pulumi/docker";
+import { DockerEngine, renderUserData, type HostKeySource } from "./components/engine";
+import { LocalHost, hostImageTag } from "./components/local-host";
 import { ContainerFleet } from "./components/fleet";
 import { ImageRegistry } from "./components/registry";
 
@@ -9,12 +11,49 @@ const spec = loadSpecFromPulumi();
 // The stack's registry when it is ECR: hosts may pull from its namespace (in its account and region) only.
 const ecr = parseEcrRegistry(spec.registry);
 
-// One DockerHost per host of each group, each with the engine installed by its user-data.
+// One host per host of each group, each with the engine installed by its user-data: an EC2
+// VM (DockerHost), or on `platform: local` a machine container on the deployer's own Docker
+// Engine (LocalHost), booted from the same user-data.
+const localImage = spec.hostGroups.some((g) => g.platform === "local" && g.count > 0)
+  ? // The local host image in the deployer's engine (components/local-host/build-image.sh builds it); kept when the stack goes.
+    new docker.RemoteImage("local-host-image", { name: hostImageTag(), keepLocally: true })
+  : undefined;
 const hosts = stackHosts(spec).map(({ name, group, ordinal }) => {
   // Every declared service's port, with a digest yet or not, so the first images change no security group.
   const servicePorts = [...spec.services, ...spec.awaitingImage]
     .filter((s) => s.group === group.name && s.publishPort !== undefined)
     .map((s) => s.publishPort as number);
+  const userData = (ctx: { hostName: string; dataDevice: string; hostKey: HostKeySource }) =>
+    renderUserData({
+      stack: spec.stack,
+      hostName: ctx.hostName,
+      os: spec.os,
+      engine: spec.engine,
+      dataMount: group.dataMount,
+      dataDevice: ctx.dataDevice,
+      hostKey: ctx.hostKey,
+      // Host part of dockyard:registry: an ECR host gets the credential helper (pulls use the instance role).
+      registryHost: registryHost(spec.registry),
+    });
+  if (group.platform === "local" && localImage) {
+    const host = new LocalHost(name, {
+      stack: spec.stack,
+      group,
+      ordinal,
+      os: spec.os,
+      servicePorts,
+      image: localImage.imageId,
+      userData: (ctx) => userData({ hostName: ctx.hostName, dataDevice: ctx.dataDevice, hostKey: { file: ctx.hostKeyFile } }),
+    });
+    const engine = new DockerEngine(`${name}-engine`, {
+      hostName: name,
+      connection: host.connection,
+      engine: spec.engine,
+      hostId: host.cloudInitInstanceId,
+      machineId: host.instanceId,
+    });
+    return { group, host, engine, endpoints: host.endpoints, sshTarget: host.connection.target };
+  }
   const host = new DockerHost(name, {
     stack: spec.stack,
     project: spec.project,
@@ -26,19 +65,7 @@ const hosts = stackHosts(spec).map(({ name, group, ordinal }) => {
     servicePorts,
     ecr,
     userData: (ctx) =>
-      ctx.dataDevice.apply((dataDevice) =>
-        renderUserData({
-          stack: spec.stack,
-          hostName: ctx.hostName,
-          os: spec.os,
-          engine: spec.engine,
-          dataMount: group.dataMount,
-          dataDevice,
-          hostKey: { ssmParameter: ctx.hostKeyParameter, region: spec.region },
-          // Host part of dockyard:registry: an ECR host gets the credential helper (pulls use the instance role).
-          registryHost: registryHost(spec.registry),
-        }),
-      ),
+      ctx.dataDevice.apply((dataDevice) => userData({ hostName: ctx.hostName, dataDevice, hostKey: { ssmParameter: ctx.hostKeyParameter, region: spec.region } })),
   });
   const engine = new DockerEngine(`${name}-engine`, {
     hostName: name,
@@ -47,13 +74,15 @@ const hosts = stackHosts(spec).map(({ name, group, ordinal }) => {
     // The address and the instance it must reach both come from the EIP association.
     hostId: host.addressInstanceId,
   });
-  return { group, host, engine };
+  const endpoints = host.publicIp.apply((ip) => Object.fromEntries([...new Set(servicePorts)].sort((a, b) => a - b).map((p) => [String(p), `${ip}:${p}`])));
+  return { group, host, engine, endpoints, sshTarget: host.connection.target };
 });
 
 // This environment's image repositories (ECR), one per service plus the proxy's. Another
 // registry is not Dockyard's to manage: its repositories exist already, and hosts pull from
 // it without credentials (README "Registries"), as Dockyard holds no registry password.
-const registry = ecr
+// A stack that shares another's registry (dockyard:createRepositories false) only pulls.
+const registry = ecr && spec.createRepositories
   ? new ImageRegistry("registry", {
       stack: spec.stack,
       registry: spec.registry,
@@ -87,17 +116,21 @@ export const region = spec.region;
 export const engine = { channel: spec.engine.channel, version: spec.engine.version ?? "distribution default" };
 /** Every host with its addresses, data volume and the engine version it reported when ready. */
 export const hostsByName = Object.fromEntries(
-  hosts.map(({ group, host, engine: e }) => [
+  hosts.map(({ group, host, engine: e, endpoints, sshTarget }) => [
     host.hostName,
     {
       group: group.name,
+      /** aws (an EC2 VM) or local (a machine container on the deployer's Docker Engine). */
+      platform: group.platform,
       instanceId: host.instanceId,
       publicIp: host.publicIp,
       privateIp: host.privateIp,
       dataVolumeId: host.dataVolumeId,
       sshUser: host.sshUser,
       /** What `ssh <sshUser>@<sshTarget>` dials: the instance id (hostAccess ssm, through Session Manager) or the address. */
-      sshTarget: host.connection.target,
+      sshTarget,
+      /** Each published service port -> `<address>:<port>` where clients reach it on this host. */
+      endpoints,
       hostPublicKey: host.hostPublicKey,
       engineVersion: e.ready,
     },

@@ -174,3 +174,27 @@ export function dockerProviderArgs(c: HostConnection): docker.ProviderArgs {
     sshOpts: pulumi.output(c.hostPublicKey).apply((k) => sshOptions(k, c.proxyCommand)),
   };
 }
+
+/**
+ * The ProxyCommand of a local host (components/local-host.ts): the same two moves as
+ * ssmProxyCommand, with the deployer's Docker Engine in place of AWS. It pushes the first key
+ * of the deployer's ssh-agent as the SSH user's only authorized key (written to a temporary
+ * file and renamed, so a concurrent dial never reads half a file), then carries the SSH
+ * connection into the machine container with `docker exec -i`, where sshd serves it in inetd
+ * mode (`sshd -i`: one session on stdin/stdout, the host's own sshd_config and pinned host
+ * key). Nothing listens on a port of the deployer's machine, and it works wherever the
+ * docker CLI reaches the engine (Docker Desktop included). `%h` is the container's name.
+ */
+export function localProxyCommand(user: string): string {
+  if (!/^[a-z_][a-z0-9_-]*$/.test(user)) throw new Error(`SSH user ${JSON.stringify(user)} is not a login name`);
+  return `sh -c '${LOCAL_PROXY_SCRIPT.replace(/@USER@/g, user)}' dockyard-local %h %p`;
+}
+
+/** The body of localProxyCommand (no single quote inside: it is wrapped in one). */
+export const LOCAL_PROXY_SCRIPT = [
+  `key=$(ssh-add -L 2>/dev/null | head -n 1)`,
+  `case "$key" in ssh-*|ecdsa-*|sk-*) ;; *) echo "dockyard: no key in ssh-agent (SSH_AUTH_SOCK): load one with ssh-add; see README Run it on your laptop" >&2; exit 1;; esac`,
+  // echo, not printf: ssh expands %-sequences in a ProxyCommand (%h, %p, ...), a key has no backslash.
+  `echo "$key" | docker exec -i "$1" sh -c "d=~@USER@/.ssh && install -d -m 0700 -o @USER@ -g @USER@ \\$d && t=\\$(mktemp \\$d/.dockyard-key.XXXXXX) && cat >\\$t && chown @USER@:@USER@ \\$t && chmod 0600 \\$t && mv -f \\$t \\$d/authorized_keys" || exit 1`,
+  `exec docker exec -i "$1" /usr/sbin/sshd -i`,
+].join("; ");

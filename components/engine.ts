@@ -85,6 +85,19 @@ export function ssmAgentUrl(region: string, architecture: "x86_64" | "arm64"): s
 
 /** The scripts, in the order the bootstrap runs them. */
 export const STEPS = ["hostkey", "ssm-agent", "instance-connect", "data-volume", "engine-install", "engine-ready"] as const;
+/** The steps that set up how an EC2 host is reached (Session Manager, Instance Connect): skipped on a local host. */
+export const AWS_ACCESS_STEPS = ["ssm-agent", "instance-connect"] as const;
+
+/**
+ * Where a host's SSH host private key comes from: the SSM SecureString parameter an EC2
+ * host reads with its instance role, or a file the platform placed in the host before it
+ * started (a local host: components/local-host.ts uploads it into the machine container).
+ */
+export type AwsHostKey = { ssmParameter: string; region: string };
+export type HostKeySource = AwsHostKey | { file: string };
+export function isAwsHostKey(k: HostKeySource): k is AwsHostKey {
+  return "ssmParameter" in k;
+}
 /**
  * Extra step, only when the stack's registry is ECR (see stepsFor): installs the ECR
  * credential helper and points the docker CLI of the SSH user and root at it.
@@ -111,8 +124,9 @@ export const ECR_CRED_HELPER_PACKAGE = "amazon-ecr-credential-helper";
  * loads its profile at start), and audit and (ECR registry) registry-auth before
  * engine-ready, so the readiness marker still means every step succeeded.
  */
-export function stepsFor(input: Pick<UserDataInput, "registryHost"> & { engine: Pick<EngineSpec, "audit" | "apparmor"> }): Step[] {
-  const out: Step[] = [...STEPS];
+export function stepsFor(input: Pick<UserDataInput, "registryHost"> & { engine: Pick<EngineSpec, "audit" | "apparmor">; hostKey?: UserDataInput["hostKey"] }): Step[] {
+  // A local host (hostKey from a file) has no SSM agent or Instance Connect to set up: it is reached through the Docker Engine it runs on.
+  const out: Step[] = STEPS.filter((s) => !(input.hostKey && !isAwsHostKey(input.hostKey) && (AWS_ACCESS_STEPS as readonly string[]).includes(s)));
   if (input.engine.apparmor) out.splice(out.indexOf("engine-install"), 0, APPARMOR_STEP);
   if (input.engine.audit) out.splice(out.indexOf("engine-ready"), 0, AUDIT_STEP);
   if (isEcrHost(input.registryHost)) out.splice(out.indexOf("engine-ready"), 0, REGISTRY_AUTH_STEP);
@@ -136,8 +150,12 @@ export interface UserDataInput {
   dataMount: string;
   /** Stable device path of the data volume, e.g. /dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0123... */
   dataDevice: string;
-  /** SSM SecureString holding this host's ed25519 SSH host private key (OpenSSH format). */
-  hostKey: { ssmParameter: string; region: string };
+  /**
+   * This host's ed25519 SSH host private key (OpenSSH format): the SSM SecureString an EC2
+   * host reads, or (a local host) the file its platform placed. The SSM agent and EC2
+   * Instance Connect are set up only with the former.
+   */
+  hostKey: HostKeySource;
   /**
    * Host part of the stack's `dockyard:registry` (`host[:port]`, e.g.
    * 123456789012.dkr.ecr.eu-west-1.amazonaws.com). When it is an ECR host, the user-data
@@ -163,6 +181,9 @@ export interface UserDataInput {
    */
   ssmAgent?: { url: string; publicKey: string; keyFingerprint: string };
 }
+
+/** The user-data input of an EC2 host: its host key in SSM. */
+export type AwsUserDataInput = UserDataInput & { hostKey: AwsHostKey };
 
 /** The daemon.json the engine starts with (pure; exported for tests and the plan). */
 export function renderDaemonJson(engine: EngineSpec, dataMount: string): Record<string, unknown> {
@@ -220,13 +241,17 @@ export function renderEnvironment(input: UserDataInput): string {
   const ce = input.engine.channel === "docker-ce";
   const repo = ce ? dockerCeRepository(input) : undefined;
   const d = input.engine.daemon;
+  const k = input.hostKey;
+  const aws = isAwsHostKey(k) ? k : undefined;
   const env: [string, string][] = [
     ["DOCKYARD_LIB", DOCKYARD_LIB],
     ["SCRIPT_DIR", SCRIPT_DIR],
     ["STEPS", stepsFor(input).join(" ")],
     ["SSH_USER", input.os.sshUser],
-    ["HOSTKEY_REGION", input.hostKey.region],
-    ["HOSTKEY_PARAMETER", input.hostKey.ssmParameter],
+    ["HOSTKEY_SOURCE", aws ? "ssm" : "file"],
+    ["HOSTKEY_REGION", aws?.region ?? ""],
+    ["HOSTKEY_PARAMETER", aws?.ssmParameter ?? ""],
+    ["HOSTKEY_FILE", isAwsHostKey(k) ? "" : k.file],
     ["SSH_HOST_KEY", SSH_HOST_KEY],
     ["SSHD_DROPIN", SSHD_DROPIN],
     ["DATA_DEVICE", input.dataDevice],
@@ -251,17 +276,22 @@ export function renderEnvironment(input: UserDataInput): string {
     ["AUDIT_RULES", AUDIT_RULES],
     ["APPARMOR", input.engine.apparmor ? "1" : ""],
     ["PROXY_CONFIG_DIR", PROXY_CONFIG_DIR],
-    ["SSM_AGENT_URL", ssmAgentSource(input).url],
-    ["SSM_AGENT_KEY", SSM_AGENT_KEY],
-    ["SSM_AGENT_KEY_FINGERPRINT", ssmAgentSource(input).keyFingerprint],
-    ["EIC_KEYS_COMMAND", EIC_KEYS_COMMAND],
-    ["EIC_SSHD_DROPIN", EIC_SSHD_DROPIN],
   ];
+  if (aws) {
+    const ssm = ssmAgentSource({ ...input, hostKey: aws });
+    env.push(
+      ["SSM_AGENT_URL", ssm.url],
+      ["SSM_AGENT_KEY", SSM_AGENT_KEY],
+      ["SSM_AGENT_KEY_FINGERPRINT", ssm.keyFingerprint],
+      ["EIC_KEYS_COMMAND", EIC_KEYS_COMMAND],
+      ["EIC_SSHD_DROPIN", EIC_SSHD_DROPIN],
+    );
+  }
   return `# Dockyard: the values rendered for this host (components/engine.ts renderEnvironment)\n# shellcheck shell=bash disable=SC2034 # read by the scripts that source this file\n${env.map(([k, v]) => `${k}=${shq(v)}`).join("\n")}\n`;
 }
 
 /** The SSM agent's source for this host: input.ssmAgent (a stand-in), else AWS's for its region. */
-function ssmAgentSource(input: UserDataInput): { url: string; publicKey: string; keyFingerprint: string } {
+function ssmAgentSource(input: UserDataInput & { hostKey: { region: string } }): { url: string; publicKey: string; keyFingerprint: string } {
   const s = input.ssmAgent ?? { url: ssmAgentUrl(input.hostKey.region, input.os.architecture), publicKey: engineFile("keys/amazon-ssm-agent.asc"), keyFingerprint: SSM_AGENT_KEY_FINGERPRINT };
   if (!/^https:\/\/[^\s'"]+$/.test(s.url)) throw new Error(`stack "${input.stack}": ssmAgent.url: "${s.url}" must be an https:// URL`);
   if (!/^[0-9A-F]{40}$/.test(s.keyFingerprint)) throw new Error(`stack "${input.stack}": ssmAgent.keyFingerprint must be a 40-hex-digit OpenPGP fingerprint`);
@@ -281,9 +311,13 @@ export function renderUserData(input: UserDataInput): string {
     { path: LIB_PATH, permissions: "0644", content: engineFile("lib.sh") },
     { path: DAEMON_JSON, permissions: "0644", content: `${JSON.stringify(renderDaemonJson(input.engine, input.dataMount), null, 2)}\n` },
     { path: DOCKER_UNIT_DROPIN, permissions: "0644", content: dockerUnitDropin(input.dataMount) },
-    { path: SSM_AGENT_KEY, permissions: "0644", content: ssmAgentSource(input).publicKey },
-    { path: EIC_KEYS_COMMAND, permissions: "0755", content: engineFile("eic-keys.sh") },
   ];
+  if (isAwsHostKey(input.hostKey)) {
+    files.push(
+      { path: SSM_AGENT_KEY, permissions: "0644", content: ssmAgentSource({ ...input, hostKey: input.hostKey }).publicKey },
+      { path: EIC_KEYS_COMMAND, permissions: "0755", content: engineFile("eic-keys.sh") },
+    );
+  }
   if (input.engine.channel === "docker-ce") {
     files.push({ path: DOCKER_SOURCE_STAGED, permissions: "0644", content: dockerSource(input) });
   }
@@ -428,6 +462,12 @@ export interface DockerEngineArgs {
    * instance, and the check fails if the connection still reaches another one.
    */
   hostId?: pulumi.Input<string>;
+  /**
+   * Something that changes whenever the machine is replaced while `hostId` may not (a local
+   * host: its container id; the cloud-init instance id follows the user-data only): the
+   * check runs again for the new machine.
+   */
+  machineId?: pulumi.Input<string>;
   /** Upper bound for the wait on cloud-init, in seconds; default 1200. */
   timeoutSeconds?: number;
 }
@@ -460,7 +500,7 @@ export class DockerEngine extends pulumi.ComponentResource {
         args.connection,
         {
           create: args.hostId !== undefined ? pulumi.output(args.hostId).apply((id) => renderReadyCommand(args.engine, timeout, id)) : renderReadyCommand(args.engine, timeout),
-          triggers: args.hostId !== undefined ? [...readyTriggers(args.engine), args.hostId] : readyTriggers(args.engine),
+          triggers: [...readyTriggers(args.engine), ...(args.hostId !== undefined ? [args.hostId] : []), ...(args.machineId !== undefined ? [args.machineId] : [])],
         },
         retry,
       ),

@@ -212,6 +212,8 @@ export function registryProblem(prefix: string): string | undefined {
  * the program: "" therefore means "not set".
  */
 const unsetIfEmpty = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (v === "" ? undefined : v), schema);
+/** A boolean knob: the stack file holds true/false, the Pulumi engine hands the program "true"/"false". */
+const configBoolean = () => z.preprocess((v) => (v === "true" ? true : v === "false" ? false : v), z.boolean({ error: "must be true or false" }));
 
 const strict = <T extends z.ZodRawShape>(shape: T) =>
   z.strictObject(shape, {
@@ -382,7 +384,19 @@ export type EnvironmentFile = z.infer<typeof EnvironmentFileSchema>;
 // The per-stack knobs (stacks/Pulumi.<stack>.yaml, key `config:`)
 // ---------------------------------------------------------------------------------
 
+/**
+ * Where a host group's hosts run: `aws`, EC2 VMs (components/host.ts); `local`, systemd
+ * machine containers on the deployer's own Docker Engine (components/local-host.ts),
+ * booted from the same user-data, for a dev server on a laptop (README "Run it on your laptop").
+ */
+export const HOST_PLATFORMS = ["aws", "local"] as const;
+export type HostPlatform = (typeof HOST_PLATFORMS)[number];
+/** The OS family of the local host image (components/local-host/Dockerfile): local hosts need an environment of it. */
+export const LOCAL_HOST_OS = "debian-12";
+
 const HostGroupKnobsSchema = strict({
+  /** Where the hosts run (HOST_PLATFORMS); instanceType and the volume sizes only apply to aws. */
+  platform: z.enum(HOST_PLATFORMS).default("aws"),
   /** EC2 instance type, e.g. t3.small. */
   instanceType: z.string().regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, { error: "must be an EC2 instance type like t3.small" }),
   /** Number of hosts in the group. */
@@ -411,8 +425,14 @@ export const StackKnobsSchema = strict({
     .string()
     .refine((v) => registryProblem(v) === undefined, { error: (iss) => registryProblem(iss.input as string) })
     .meta({ description: "Image repository prefix `<registry host>/<namespace>`; each service's repository lives under it." }),
+  "dockyard:createRepositories": configBoolean()
+    .default(true)
+    .meta({
+      description:
+        "Create and own the ECR repositories of `dockyard:registry` (one per service, and haproxy). `false` for a stack that shares another stack's registry and only pulls from it: a dev server copied from dev, the local stack.",
+    }),
   "dockyard:hostGroups": record(z.string(), HostGroupKnobsSchema)
-    .meta({ description: "Per host group (declared in `stacks/environment.yaml`): `instanceType`, `count`, `rootVolumeGb`, `dataVolumeGb`." }),
+    .meta({ description: "Per host group (declared in `stacks/environment.yaml`): `instanceType`, `count`, `rootVolumeGb`, `dataVolumeGb`, and `platform`: `aws` (default, EC2 VMs) or `local` (systemd containers on the deployer's Docker Engine, booted from the same user-data)." }),
   "dockyard:hostAccess": z
     .enum(HOST_ACCESS_MODES)
     .default("ssm")
@@ -505,6 +525,8 @@ export interface EnvironmentSpec {
   };
   /** Repository prefix `<registry host>/<namespace>`. */
   registry: StackKnobs["dockyard:registry"];
+  /** Whether this stack creates its registry's ECR repositories (false: another stack owns them). */
+  createRepositories: boolean;
   /**
    * Declared services this stack has no digest for yet (`dockyard:images` leaves them out):
    * their repositories exist, no container runs. Not in `services`.
@@ -873,6 +895,9 @@ function hostGroupProblems(at: Where, env: EnvironmentFile, knobs: StackKnobs): 
         `${where}: host names '<stack>-<group>-<n>' reach ${longest.length} characters ("${longest}"); at most ${HOST_NAME_MAX_LENGTH} are allowed (each host's IAM role is '<host>-role' plus Pulumi's 8-character random suffix, and IAM role names end at 64): use a shorter stack or group name`,
       );
     }
+    if (knobs["dockyard:hostGroups"][g]?.platform === "local" && env.os?.family && env.os.family !== LOCAL_HOST_OS) {
+      p.push(`${where}.platform: local hosts run the local host image (components/local-host/Dockerfile, ${LOCAL_HOST_OS}), but stacks/environment.yaml os.family is ${env.os.family}; allowed: aws, or os.family ${LOCAL_HOST_OS}`);
+    }
     if (!Object.hasOwn(knobs["dockyard:hostGroups"], g)) p.push(`${where}: missing; every host group needs instanceType and count`);
   }
   return p;
@@ -947,6 +972,7 @@ function resolveSpec(stack: string, env: EnvironmentFile, knobs: StackKnobs): En
       sshPublicKey: knobs["dockyard:sshPublicKey"],
     },
     registry: knobs["dockyard:registry"],
+    createRepositories: knobs["dockyard:createRepositories"],
     proxyImage: knobs["dockyard:proxyImage"] ? `${proxyRepository(knobs["dockyard:registry"])}@${knobs["dockyard:proxyImage"]}` : undefined,
     hostGroups: resolveHostGroups(env, knobs),
     services: declared.filter((x): x is ServiceSpec => x.digest !== undefined),

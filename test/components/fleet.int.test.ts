@@ -50,6 +50,7 @@ import type { ServiceSpec } from "../../stacks";
 import { ContainerFleet } from "../../components/fleet";
 import { PROXY_CONFIG_DIR } from "../../components/proxy";
 import { RETRY_SCRIPT, ssmProxyCommand, type HostConnection } from "../../components/connection";
+import { dockerApi } from "../helpers/docker-api";
 
 const mocks = useMocks("dev");
 
@@ -138,24 +139,7 @@ async function render(publishPort: number, env: Record<string, string>) {
 // ---------------------------------------------------------------------------------
 
 /** One Docker Engine API call over the local socket (as the provider's Go client makes it). */
-function api<T = unknown>(method: string, p: string, body?: unknown): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const req = http.request(
-      { socketPath: "/var/run/docker.sock", method, path: `/v1.41${p}`, headers: data ? { "Content-Type": "application/json", "Content-Length": data.length } : {} },
-      (res) => {
-        let text = "";
-        res.on("data", (c) => (text += c));
-        res.on("end", () => {
-          if ((res.statusCode ?? 500) >= 300) reject(new Error(`${method} ${p}: ${res.statusCode} ${text.trim()}`));
-          else resolve((text ? JSON.parse(text) : undefined) as T);
-        });
-      },
-    );
-    req.on("error", reject);
-    req.end(data);
-  });
-}
+const api = dockerApi;
 
 const seconds = (d: string) => Number(/^(\d+)s$/.exec(d)?.[1] ?? NaN) * 1e9;
 const labelMap = (ls: { label: string; value: string }[] = []) => Object.fromEntries(ls.map((l) => [l.label, l.value]));

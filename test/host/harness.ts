@@ -1,25 +1,24 @@
 /**
- * Boots the Debian test host image (test/infra/40-host-image.sh) like an EC2 instance:
+ * Boots the local host image (components/local-host/, built by test/infra/40-host-image.sh) like an EC2 instance:
  * systemd as PID 1, cloud-init reading a NoCloud seed with the REAL user-data that
  * components/engine.ts renders, a data volume on a real block device (a loop device),
  * and a stub `aws` that answers the one SSM call the user-data makes with the test's
  * own ed25519 host key. Used by test/host/*.int.test.ts and test/bench/engine.ts.
  */
 import { execFile, execFileSync, spawn } from "node:child_process";
-import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
-import { READY_MARKER, renderUserData, userDataBase64, type UserDataInput } from "../../components/engine";
+import { READY_MARKER, renderUserData, userDataBase64, type AwsUserDataInput, type UserDataInput } from "../../components/engine";
 import { dataDevicePath, hostKeyParameterName } from "../../components/host";
+import { hostImageRecipeHash } from "../../components/local-host";
 import { loadStackSpec, type EnvironmentSpec } from "../../stacks";
 
 const run = promisify(execFile);
 
 export const REPO_ROOT = path.resolve(__dirname, "../..");
 export const HOST_IMAGE = "dockyard/host:latest";
-export const RECIPE = path.join(REPO_ROOT, "test/infra/40-host-image.sh");
 /** State the test infrastructure (test/infra) keeps between runs. */
 export const TEST_STATE = process.env.DOCKYARD_TEST_STATE ?? "/var/tmp/dockyard-test";
 /** Where hosts keep their seeds, keys and data images between steps of one run. */
@@ -106,7 +105,7 @@ export async function sh(cmd: string, args: string[], opts: { input?: string | B
 
 /** The host image exists and was built from the current recipe (else: how to build it). */
 export function assertHostImage(): void {
-  const want = createHash("sha256").update(fs.readFileSync(RECIPE)).digest("hex").slice(0, 12);
+  const want = hostImageRecipeHash();
   let got = "";
   try {
     got = execFileSync("docker", ["image", "inspect", "-f", '{{index .Config.Labels "dockyard.recipe"}}', HOST_IMAGE], { encoding: "utf8" }).trim();
@@ -232,7 +231,7 @@ export interface HostOptions {
   /** Data volume: a block device at input.dataDevice (and under its loop name, which blkid scans to resolve UUID=), or a bind mount at dataMount. */
   data: DataVolume;
   /** The user-data input the host was rendered from (device path, SSM parameter, region). */
-  input: UserDataInput;
+  input: AwsUserDataInput;
   /** Private host key (OpenSSH) the stub SSM returns for input.hostKey.ssmParameter. */
   hostPrivateKey: string;
   /**
@@ -403,7 +402,7 @@ export async function removeHost(host: Host | string): Promise<void> {
  * Everything a host needs, rendered from a stack's real spec. `extra`: what index.ts also
  * passes (registryHost: the host part of dockyard:registry) and a docker-ce mirror.
  */
-export function hostInput(spec: EnvironmentSpec, hostName: string, extra: Pick<UserDataInput, "registryHost" | "dockerCeRepository"> = {}): UserDataInput {
+export function hostInput(spec: EnvironmentSpec, hostName: string, extra: Pick<UserDataInput, "registryHost" | "dockerCeRepository"> = {}): AwsUserDataInput {
   const group = spec.hostGroups[0];
   const repo = dockerCeTestRepo();
   return {

@@ -358,7 +358,7 @@ describe("bad input and misuse at the CLI: exit 2, one message, no stack trace, 
   const badLedger = path.join(tmp, "bad-ledger.jsonl");
   fs.writeFileSync(badLedger, '{"time": "2026-11-28T00:00:00Z"\n');
   const cases: { args: string[]; stderr: RegExp }[] = [
-    { args: ["plan", "staging"], stderr: /stack "staging": stacks\/Pulumi\.staging\.yaml: no such stack file; stacks: dev, prod, test/ },
+    { args: ["plan", "staging"], stderr: /stack "staging": stacks\/Pulumi\.staging\.yaml: no such stack file; stacks: dev, local, prod, test/ },
     { args: ["plan", "x/../Pulumi.dev"], stderr: /stack "x\/\.\.\/Pulumi\.dev": the stack name is not allowed; allowed: / },
     { args: ["plan", "dev_alice"], stderr: /stack "dev_alice": the stack name is not allowed/ },
     { args: ["plan", "dev", "--stacks-dir", bomb], stderr: /Pulumi\.dev\.yaml: YAML: Excessive alias count/ },

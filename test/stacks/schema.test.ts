@@ -172,7 +172,7 @@ describe("bad stack input: each class is reported with stack, file, key path and
   it("an environment setting (health check) smuggled into a stack file is rejected", () => {
     const c = validConfig();
     c["dockyard:hostGroups"].app.health = { path: "/" };
-    expect(problems(c)[0]).toMatch(/config\.dockyard:hostGroups\.app: unknown key "health"; allowed: instanceType, count, rootVolumeGb, dataVolumeGb/);
+    expect(problems(c)[0]).toMatch(/config\.dockyard:hostGroups\.app: unknown key "health"; allowed: platform, instanceType, count, rootVolumeGb, dataVolumeGb/);
   });
 
   it("unknown top-level key in the stack file", () => {

@@ -1,5 +1,6 @@
 #!/bin/bash
-# Dockyard: install this host's SSH host key from SSM Parameter Store
+# Dockyard: install this host's SSH host key from SSM Parameter Store (EC2), or from the
+# file the platform placed before the host started (a local host: HOSTKEY_SOURCE=file)
 # Part of components/engine/ (written as it is; the values come from the env file); safe to run again.
 set -euo pipefail
 # shellcheck source=components/engine/lib.sh
@@ -9,7 +10,7 @@ set -euo pipefail
 
 # aws is called via PATH (a test host may provide its own). Ubuntu 24.04 has no awscli
 # deb; its cloud images ship snapd, so the snap is the fallback there.
-if ! command -v aws >/dev/null 2>&1; then
+if [ "$HOSTKEY_SOURCE" = ssm ] && ! command -v aws >/dev/null 2>&1; then
   log "installing the AWS CLI"
   if command -v apt-get >/dev/null 2>&1; then
     apt_update_once
@@ -31,13 +32,24 @@ fetch() {
   aws ssm get-parameter --region "$HOSTKEY_REGION" --name "$HOSTKEY_PARAMETER" --with-decryption \
     --query Parameter.Value --output text >"$tmp"
 }
-# The instance profile's credentials can take a moment to appear after boot.
-retry 30 10 fetch || die "cannot read SSM parameter $HOSTKEY_PARAMETER in $HOSTKEY_REGION (instance role needs ssm:GetParameter and kms:Decrypt)"
-[ -s "$tmp" ] || die "SSM parameter $HOSTKEY_PARAMETER is empty"
-ssh-keygen -y -f "$tmp" >"$tmp.pub" 2>/dev/null || die "SSM parameter $HOSTKEY_PARAMETER does not hold an OpenSSH private key"
+case "$HOSTKEY_SOURCE" in
+  ssm)
+    source_name="SSM parameter $HOSTKEY_PARAMETER"
+    # The instance profile's credentials can take a moment to appear after boot.
+    retry 30 10 fetch || die "cannot read $source_name in $HOSTKEY_REGION (instance role needs ssm:GetParameter and kms:Decrypt)"
+    ;;
+  file)
+    source_name="$HOSTKEY_FILE"
+    [ -f "$HOSTKEY_FILE" ] || die "$HOSTKEY_FILE is missing (the platform places the host key there before the host starts)"
+    cat "$HOSTKEY_FILE" >"$tmp"
+    ;;
+  *) die "HOSTKEY_SOURCE is '$HOSTKEY_SOURCE'; allowed: ssm, file" ;;
+esac
+[ -s "$tmp" ] || die "$source_name is empty"
+ssh-keygen -y -f "$tmp" >"$tmp.pub" 2>/dev/null || die "$source_name does not hold an OpenSSH private key"
 case "$(cut -d' ' -f1 "$tmp.pub")" in
   ssh-ed25519) ;;
-  *) die "SSM parameter $HOSTKEY_PARAMETER holds a $(cut -d' ' -f1 "$tmp.pub") key; an ed25519 key is required" ;;
+  *) die "$source_name holds a $(cut -d' ' -f1 "$tmp.pub") key; an ed25519 key is required" ;;
 esac
 
 changed=0
@@ -50,7 +62,7 @@ else
   changed=1
 fi
 
-want="# Dockyard: the host key from SSM is this host's only host key; clients pin it.
+want="# Dockyard: the host key from SSM (or the platform's file) is this host's only host key; clients pin it.
 HostKey $SSH_HOST_KEY"
 if [ "$(cat "$SSHD_DROPIN" 2>/dev/null || true)" != "$want" ]; then
   printf '%s\n' "$want" >"$SSHD_DROPIN.tmp"
