@@ -16,7 +16,7 @@ const ecr = parseEcrRegistry(spec.registry);
 // Engine (LocalHost), booted from the same user-data.
 const localImage = spec.hostGroups.some((g) => g.platform === "local" && g.count > 0)
   ? // The local host image in the deployer's engine (components/local-host/build-image.sh builds it); kept when the stack goes.
-    new docker.RemoteImage("local-host-image", { name: hostImageTag(), keepLocally: true })
+    new docker.RemoteImage("machine-image", { name: hostImageTag(), keepLocally: true })
   : undefined;
 const hosts = stackHosts(spec).map(({ name, group, ordinal }) => {
   // Every declared service's port, with a digest yet or not, so the first images change no security group.

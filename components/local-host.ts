@@ -87,11 +87,15 @@ export function machineContainerSettings(): Pick<docker.ContainerArgs, "capabili
 }
 
 /**
- * cloud-init's instance id for a local host: it changes with the user-data, so a new
- * definition is a new instance to cloud-init, as a replaced EC2 instance is.
+ * cloud-init's instance id for a local host. It names the host only: a new definition
+ * (user-data) replaces the container, as the provider's `upload` is ForceNew
+ * (terraform-provider-docker resource_docker_container.go), and the new container's fresh
+ * root file system is a new instance to cloud-init whatever its id. A hash of the user-data
+ * here would also make the id differ between stacks for their host names alone, which
+ * `diff` could not tell from a real difference.
  */
-export function localInstanceId(hostName: string, userData: string): string {
-  return `local-${hostName}-${createHash("sha256").update(userData).digest("hex").slice(0, 12)}`;
+export function localInstanceId(hostName: string): string {
+  return `local-${hostName}`;
 }
 
 /** The NoCloud meta-data of a local host. */
@@ -163,7 +167,7 @@ export class LocalHost extends pulumi.ComponentResource {
     const data = new docker.Volume(`${name}-data`, { name: `${host}-data`, labels }, { parent: this, retainOnDelete: true });
 
     const userData = args.userData({ hostName: host, dataDevice: `docker-volume:${host}-data`, hostKeyFile: LOCAL_HOST_KEY_FILE });
-    const instanceId = localInstanceId(host, userData);
+    const instanceId = localInstanceId(host);
     const { cgroupVolume, ...settings } = machineContainerSettings();
     const ports = [...new Set(args.servicePorts)].sort((a, b) => a - b);
     const machine = new docker.Container(

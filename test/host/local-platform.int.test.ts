@@ -1,0 +1,294 @@
+/**
+ * The `local` platform for real (issue 12): the shipped `local` stack is rendered on the mock
+ * runtime (the whole program, index.ts), and its machine container, data volume and engine
+ * ready check are run against the real Docker Engine here the way the providers run them:
+ *  - docker:index/container:Container, as kreuzwerker/terraform-provider-docker (embedded by
+ *    pulumi-docker) creates it (internal/provider/resource_docker_container_funcs.go
+ *    resourceDockerContainerCreate): findImage (local image first), ContainerCreate with
+ *    Config + HostConfig from the inputs (`systempaths=unconfined` taken out of SecurityOpt
+ *    and turned into empty MaskedPaths/ReadonlyPaths, parseSystemPaths), each `upload` copied
+ *    in as a one-file tar at "/" with its mode (CopyToContainer), then ContainerStart;
+ *  - docker:index/volume:Volume: VolumeCreate with its name and labels;
+ *  - command:local:Command: interpreter + create as argv, no shell, the deployer's environment
+ *    (pulumi-command local/commandOutputs.go).
+ * Then the host boots from the seed with systemd and cloud-init, Pulumi's ready check reaches
+ * it over SSH through `docker exec` with the pinned key and the agent's key pushed, and the
+ * example service runs on its engine and answers at the host's published endpoint.
+ *
+ * What this does NOT prove:
+ *  - the providers' code is not run (no Pulumi engine or plugins here): the translation
+ *    above is ours, read from their source;
+ *  - the mock runtime's host key pair is not a real key pair: the test makes one with
+ *    ssh-keygen and puts its private half in the upload and its public half in the pinned
+ *    options, where the provider would put tls.PrivateKey's;
+ *  - the local image is the one test/infra/40-host-image.sh built from the same recipe with
+ *    a debootstrap base (debian:bookworm cannot be pulled here);
+ *  - the example service's image is loaded into the host's engine over the same SSH
+ *    connection (`docker load`), not pulled from a registry: the shipped local stack pins
+ *    dev's ECR images, which need AWS credentials; the container runs from the command line
+ *    below, not from the fleet's render (the fleet on real Docker is test/components/fleet.int.test.ts);
+ *  - Docker's apt repository is not reachable here: in the seed's user-data its URL and key
+ *    fingerprint are replaced by this machine's signed stand-in's (test/infra/45-docker-apt-repo.sh,
+ *    Debian's docker.io repackaged at the pinned version), and the machine container gets the
+ *    host harness's platform settings: the test CA trusted, apt through the local cache.
+ */
+import { describe, it, expect, beforeAll, afterAll } from "vitest";
+import { execFile, execFileSync, spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as http from "node:http";
+import * as os from "node:os";
+import * as path from "node:path";
+import { promisify } from "node:util";
+import * as h from "./harness";
+import { renderStack, type Rendered, type RenderedResource } from "../../scripts/lib/render";
+import { hostImageTag, LOCAL_HOST_KEY_FILE, NOCLOUD_SEED, localInstanceId } from "../../components/local-host";
+import { DOCKER_APT_KEY_FINGERPRINT, userDataBase64 } from "../../components/engine";
+import { gunzipSync } from "node:zlib";
+import { loadStackSpec } from "../../stacks";
+import { dockerApi } from "../helpers/docker-api";
+
+const execFileP = promisify(execFile);
+/** The machine container's name: the rendered one (what ssh dials through docker exec). */
+const RUN = "local-app-1";
+const WEB = "dockyard-test/web:local";
+
+const api = dockerApi;
+
+/** The inputs of docker:index/container:Container this file translates; any other fails the test. */
+const TRANSLATED = new Set(["name", "hostname", "image", "capabilities", "securityOpts", "deviceCgroupRules", "tmpfs", "stopSignal", "stopTimeout", "restart", "volumes", "ports", "uploads", "labels"]);
+
+interface Upload { file: string; content?: string; contentBase64?: string; permissions?: string }
+
+/** ContainerCreate's body for the machine container's inputs (resourceDockerContainerCreate). */
+function createRequest(inputs: Record<string, any>, image: string): Record<string, unknown> {
+  const unknown = Object.keys(inputs).filter((k) => !TRANSLATED.has(k));
+  if (unknown.length > 0) throw new Error(`machine container inputs this test does not translate yet: ${unknown.join(", ")}`);
+  const opts = (inputs.securityOpts ?? []) as string[];
+  const unconfined = opts.includes("systempaths=unconfined");
+  const ports = (inputs.ports ?? []) as { internal: number; ip: string; protocol: string }[];
+  return {
+    Image: image,
+    Hostname: inputs.hostname,
+    Labels: Object.fromEntries(((inputs.labels ?? []) as { label: string; value: string }[]).map((l) => [l.label, l.value])),
+    StopSignal: inputs.stopSignal,
+    StopTimeout: inputs.stopTimeout,
+    ExposedPorts: Object.fromEntries(ports.map((p) => [`${p.internal}/${p.protocol}`, {}])),
+    HostConfig: {
+      CapAdd: inputs.capabilities?.adds,
+      CapDrop: inputs.capabilities?.drops,
+      SecurityOpt: opts.filter((o) => o !== "systempaths=unconfined"),
+      ...(unconfined ? { MaskedPaths: [], ReadonlyPaths: [] } : {}),
+      DeviceCgroupRules: inputs.deviceCgroupRules,
+      Tmpfs: inputs.tmpfs,
+      RestartPolicy: { Name: inputs.restart ?? "no" },
+      // volumes: a host path is a bind, a volume name the named volume.
+      Binds: ((inputs.volumes ?? []) as { hostPath?: string; volumeName?: string; containerPath: string; readOnly?: boolean }[]).map(
+        (v) => `${v.hostPath ?? v.volumeName}:${v.containerPath}${v.readOnly ? ":ro" : ""}`,
+      ),
+      PortBindings: Object.fromEntries(ports.map((p) => [`${p.internal}/${p.protocol}`, [{ HostIp: p.ip, HostPort: "" }]])),
+    },
+  };
+}
+
+/** Each upload as the provider copies it: a tar holding the one file with its mode, extracted at "/". */
+function uploadAll(container: string, uploads: Upload[]): void {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dylocal-upload-"));
+  try {
+    for (const u of uploads) {
+      const stage = path.join(dir, "stage");
+      fs.rmSync(stage, { recursive: true, force: true });
+      const file = path.join(stage, u.file);
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fs.writeFileSync(file, u.contentBase64 !== undefined ? Buffer.from(u.contentBase64, "base64") : (u.content ?? ""));
+      fs.chmodSync(file, parseInt(u.permissions ?? "644", 8));
+      const tar = execFileSync("tar", ["-C", stage, "--owner=0", "--group=0", "-c", u.file.replace(/^\//, "")]);
+      execFileSync("docker", ["cp", "-", `${container}:/`], { input: tar });
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A value as the render records it, with every secret wrapper taken off (Pulumi's secret signature key plus `value`). */
+function plain<T>(v: T): T {
+  if (Array.isArray(v)) return v.map(plain) as T;
+  if (v && typeof v === "object") {
+    const o = v as Record<string, unknown>;
+    if (o["4dabf18193072939515e22adb298388d"] === "1b47061264138c4ac30d75fd1eb44270" && "value" in o) return plain(o.value) as T;
+    return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, plain(x)])) as T;
+  }
+  return v;
+}
+
+let rendered: Rendered;
+let machine: RenderedResource;
+let ready: RenderedResource;
+let dir: string;
+let env: NodeJS.ProcessEnv;
+let agentPid = 0;
+let hostPub = "";
+let mockPub = "";
+let host: h.Host;
+let volume = "";
+
+/**
+ * Runs a rendered command:local:Command's create the way the command provider does, with
+ * the real host key for the mock's; its retry wrapper (RETRY_SCRIPT: attempts, interval)
+ * is bounded to 3 dials 5 s apart here: the host is up already.
+ */
+function runCommand(cmd: RenderedResource, input?: string | Buffer) {
+  const argv = [...(cmd.inputs.interpreter as string[]), String(cmd.inputs.create)].map((a) => a.split(mockPub).join(hostPub));
+  const at = argv.indexOf("dockyard-ssh-retry");
+  if (at > 0) argv.splice(at + 1, 2, "3", "5");
+  return spawnSync(argv[0], argv.slice(1), { env, input, encoding: "utf8", timeout: 600_000, maxBuffer: 64 << 20 });
+}
+/** The ready check's ssh command line (up to the destination), with no retry wrapper. */
+function sshArgv(): string[] {
+  const argv = (ready.inputs.interpreter as string[]).map((a) => a.split(mockPub).join(hostPub));
+  return argv.slice(argv.indexOf("ssh"));
+}
+
+beforeAll(async () => {
+  h.assertHostImage();
+  rendered = await renderStack("local");
+  machine = rendered.resources.find((r) => r.type === "docker:index/container:Container" && r.name === "local-app-1-machine")!;
+  ready = rendered.resources.find((r) => r.type === "command:local:Command" && r.name === "local-app-1-engine-ready")!;
+  expect(machine, "the local stack renders local-app-1's machine container").toBeDefined();
+  expect(ready, "and its engine ready check").toBeDefined();
+  const image = rendered.resources.find((r) => r.type === "docker:index/remoteImage:RemoteImage")!;
+  // The image the program looks up is the one the recipe builds (and 40-host-image.sh built).
+  expect(image.inputs.name).toBe(hostImageTag());
+  mockPub = String(rendered.outputs.hostsByName && (rendered.outputs.hostsByName as Record<string, { hostPublicKey: string }>)["local-app-1"].hostPublicKey);
+  expect(mockPub).toMatch(/^ssh-ed25519 /);
+
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "dylocal-"));
+  const hostKey = h.newKeyPair(dir, "host");
+  h.newKeyPair(dir, "client");
+  hostPub = hostKey.publicKey.split(" ").slice(0, 2).join(" ");
+  // The deployer's ssh-agent, holding the client key (HOME is the temp dir: no user config or known_hosts).
+  const agent = execFileSync("ssh-agent", ["-s", "-a", path.join(dir, "agent.sock")], { encoding: "utf8" });
+  agentPid = Number(/SSH_AGENT_PID=(\d+)/.exec(agent)?.[1] ?? 0);
+  env = { ...process.env, HOME: dir, SSH_AUTH_SOCK: path.join(dir, "agent.sock") };
+  delete env.DOCKER_HOST;
+  execFileSync("ssh-add", ["-q", path.join(dir, "client")], { env, stdio: ["ignore", "pipe", "pipe"] });
+
+  // The volume and the container as the provider creates them, under their rendered names
+  // (a container left by a killed run is removed first; its volume with it).
+  const inputs = machine.inputs as Record<string, any>;
+  expect(inputs.name).toBe(RUN);
+  volume = String(rendered.resources.find((r) => r.type === "docker:index/volume:Volume" && r.name === "local-app-1-data")!.inputs.name);
+  await h.removeHost(RUN);
+  await execFileP("docker", ["volume", "rm", "-f", volume]).catch(() => undefined);
+  await api("POST", "/volumes/create", { Name: volume, Labels: { [h.LABEL.split("=")[0]]: "host", [h.PID_LABEL]: String(process.pid) } });
+  expect((inputs.volumes as { volumeName?: string }[]).map((v) => v.volumeName).filter(Boolean)).toEqual([volume]);
+  const body = createRequest(inputs, hostImageTag());
+  (body.Labels as Record<string, string>)[h.LABEL.split("=")[0]] = "host";
+  (body.Labels as Record<string, string>)[h.PID_LABEL] = String(process.pid);
+  // The test platform's settings (as the host harness gives every host): the test CA trusted,
+  // apt through this machine's cache. Not part of the user-data.
+  const repo = h.dockerCeTestRepo();
+  const aptConf = path.join(dir, "apt-proxy.conf");
+  fs.writeFileSync(aptConf, (h.aptCacheRunning() ? `Acquire::http::Proxy "http://${h.bridgeGateway()}:3143";\nAcquire::https::Proxy "DIRECT";\n` : "") + 'Acquire::http::Timeout "30";\nAcquire::Retries "3";\n');
+  const hc = body.HostConfig as { Binds: string[] };
+  hc.Binds.push(`${repo.caBundle}:/etc/ssl/certs/ca-certificates.crt:ro`, `${aptConf}:/etc/apt/apt.conf.d/01dockyard-test-proxy:ro`);
+  const { Id } = await api<{ Id: string }>("POST", `/containers/create?name=${inputs.name}`, body);
+  const info = loadStackSpec("local").os.info;
+  const uploads = plain(inputs.uploads as Upload[]).map((u) => {
+    if (u.file === LOCAL_HOST_KEY_FILE) return { ...u, content: fs.readFileSync(hostKey.privateKey, "utf8") };
+    if (u.file === `${NOCLOUD_SEED}/user-data`) {
+      // Docker's repository is not reachable here: its URL and key fingerprint become the signed stand-in's, nothing else.
+      const text = gunzipSync(Buffer.from(u.contentBase64!, "base64")).toString("utf8");
+      const standIn = text.split(info.dockerCeRepo!).join(repo.url).split(DOCKER_APT_KEY_FINGERPRINT).join(repo.keyFingerprint);
+      expect(standIn).not.toBe(text);
+      return { ...u, contentBase64: userDataBase64(standIn) };
+    }
+    return u;
+  });
+  uploadAll(Id, uploads);
+  await api("POST", `/containers/${Id}/start`);
+  host = { name: RUN, container: RUN, startedAt: Date.now() };
+  const secs = await h.waitEngineReady(host, 540_000);
+  console.log(`local host booted to engine-ready in ${secs.toFixed(0)} s`);
+}, 600_000);
+
+afterAll(async () => {
+  if (agentPid > 0) process.kill(agentPid);
+  await h.removeHost(RUN);
+  if (volume) await execFileP("docker", ["volume", "rm", "-f", volume]).catch(() => undefined);
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe("a local host built from the local stack's rendered inputs", () => {
+  it("boots the user-data an app host of the stack renders, from the NoCloud seed, without errors", async () => {
+    const spec = loadStackSpec("local");
+    const seed = plain(machine.inputs.uploads as Upload[]).find((u) => u.file === `${NOCLOUD_SEED}/user-data`)!;
+    const text = gunzipSync(Buffer.from(seed.contentBase64!, "base64")).toString("utf8");
+    expect(userDataBase64(text)).toBe(seed.contentBase64);
+    expect(text).toMatch(/^#cloud-config\n/);
+    // cloud-init used this seed: its instance id is the one the ready check insists on.
+    expect((await h.exec(host, "cat /var/lib/cloud/data/instance-id")).trim()).toBe(localInstanceId("local-app-1"));
+    const status = await h.exec(host, "cloud-init status --long || true");
+    expect(status).toMatch(/^status: done$/m);
+    // The engine version the environment pins, as every dev host runs it.
+    expect(spec.engine.channel).toBe("docker-ce");
+    const installed = (await h.exec(host, "dpkg-query -W -f='${Version}' docker-ce")).trim();
+    expect(installed).toBe(spec.engine.version);
+  });
+
+  it("keeps the engine's data-root on the data volume Docker mounted at dataMount", async () => {
+    const mount = loadStackSpec("local").hostGroups[0].dataMount;
+    const root = (await h.exec(host, "docker info -f '{{.DockerRootDir}}'")).trim();
+    expect(root).toBe(`${mount}/docker`);
+    expect((await h.tryExec(host, `mountpoint -q ${mount}`)).code).toBe(0);
+    const [rootDev, dataDev] = (await h.exec(host, `stat -c %d / ${mount}/docker`)).trim().split("\n");
+    expect(dataDev).not.toBe(rootDev);
+  });
+
+  it("answers Pulumi's ready check over SSH through docker exec, with the agent's key pushed and the host key pinned", () => {
+    const r = runCommand(ready);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+    // The pushed key is the agent's, the only authorized one.
+    const authorized = execFileSync("docker", ["exec", RUN, "cat", "/home/admin/.ssh/authorized_keys"], { encoding: "utf8" }).trim();
+    expect(authorized.split(" ").slice(0, 2).join(" ")).toBe(fs.readFileSync(path.join(dir, "client.pub"), "utf8").trim().split(" ").slice(0, 2).join(" "));
+  });
+
+  it("refuses the host when another key is pinned, and stops with the reason when the agent is empty", () => {
+    const other = h.newKeyPair(dir, "other").publicKey.split(" ").slice(0, 2).join(" ");
+    const wrong = spawnSync(sshArgv()[0], [...sshArgv().slice(1).map((a) => a.split(hostPub).join(other)), "true"], { env, encoding: "utf8", timeout: 60_000 });
+    expect(wrong.status).toBe(255);
+    expect(wrong.stderr).toMatch(/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/);
+    const noAgent = spawnSync(sshArgv()[0], [...sshArgv().slice(1), "true"], { env: { ...env, SSH_AUTH_SOCK: path.join(dir, "no-agent.sock") }, encoding: "utf8", timeout: 60_000 });
+    expect(noAgent.status).toBe(255);
+    expect(noAgent.stderr).toMatch(/dockyard: no key in ssh-agent/);
+  });
+
+  it("runs the example service on its engine over that connection, answering at the host's published endpoint", async () => {
+    const ssh = sshArgv();
+    const tar = execFileSync("docker", ["save", WEB], { maxBuffer: 512 << 20 });
+    const load = spawnSync(ssh[0], [...ssh.slice(1), "docker load -q"], { env, input: tar, encoding: "utf8", timeout: 300_000, maxBuffer: 64 << 20 });
+    expect(load.status, load.stderr).toBe(0);
+    // The service's container port published on the host's port 80, as the host's proxy publishes its publishPort.
+    const svc = loadStackSpec("local");
+    const web = [...svc.services, ...svc.awaitingImage].find((s) => s.name === "web")!;
+    const port = web.publishPort!;
+    const run = spawnSync(ssh[0], [...ssh.slice(1), `docker run -d --name web -p ${port}:8080 --restart unless-stopped ${WEB}`], { env, encoding: "utf8", timeout: 120_000 });
+    expect(run.status, run.stderr).toBe(0);
+    // Where the deployer's machine reaches it: the machine container's binding of that port on 127.0.0.1.
+    const info = await api<{ NetworkSettings: { Ports: Record<string, { HostIp: string; HostPort: string }[]> } }>("GET", `/containers/${RUN}/json`);
+    const binding = info.NetworkSettings.Ports[`${port}/tcp`]?.[0];
+    expect(binding?.HostIp).toBe("127.0.0.1");
+    let body = "";
+    for (let i = 0; i < 30 && !body; i++) {
+      body = await new Promise<string>((resolve) => {
+        http.get({ host: "127.0.0.1", port: Number(binding!.HostPort), path: "/healthz", timeout: 2000 }, (res) => {
+          let t = "";
+          res.on("data", (c) => (t += c));
+          res.on("end", () => resolve(res.statusCode === 200 ? t || "ok" : ""));
+        }).on("error", () => resolve(""));
+      });
+      if (!body) await new Promise((r) => setTimeout(r, 1000));
+    }
+    expect(body).not.toBe("");
+  });
+});
