@@ -43,6 +43,7 @@ const hosts = stackHosts(spec).map(({ name, group, ordinal }) => {
       os: spec.os,
       servicePorts,
       image: localImage.imageId,
+      registryHost: registryHost(spec.registry),
       userData: (ctx) => userData({ hostName: ctx.hostName, dataDevice: ctx.dataDevice, hostKey: { file: ctx.hostKeyFile } }),
     });
     const engine = new DockerEngine(`${name}-engine`, {

@@ -98,6 +98,53 @@ export function localInstanceId(hostName: string): string {
   return `local-${hostName}`;
 }
 
+/**
+ * The port of a registry on the deployer's machine (`localhost:<port>` or `127.0.0.1:<port>`),
+ * which a local host reaches through its registry forwarder; undefined for any other registry.
+ */
+export function loopbackRegistryPort(registryHost: string | undefined): number | undefined {
+  const m = /^(?:localhost|127\.0\.0\.1):(\d{1,5})$/.exec(registryHost ?? "");
+  return m ? Number(m[1]) : undefined;
+}
+
+/** The name the deployer's machine has inside a local host (Docker's `host-gateway`; Docker Desktop provides it too). */
+export const DEPLOYER_HOST = "host.docker.internal";
+const FORWARD_UNIT = "dockyard-registry-forward";
+
+/**
+ * The registry forwarder of a local host, as systemd units: 127.0.0.1:<port> inside the host
+ * carried to the same port on the deployer's machine by systemd-socket-proxyd. So an image
+ * `localhost:<port>/...` is pulled by the host's engine from the deployer's registry, as a
+ * loopback registry (plain HTTP, no daemon setting: dockerd trusts 127.0.0.0/8 by default,
+ * moby daemon/pkg/registry/config.go: "::1/128", "127.0.0.0/8") - the daemon.json stays the environment's. Enabled by a drop-in
+ * of sockets.target that wants it: `systemctl enable` would make a symlink in
+ * sockets.target.wants, which an upload cannot, and systemd ignores a regular file there
+ * (tried on the host image's systemd 252).
+ */
+export function registryForwardUnits(port: number): { file: string; content: string }[] {
+  const socket = `# Dockyard local host: the deployer's registry at 127.0.0.1:${port} (components/local-host.ts)
+[Unit]
+Description=Forward 127.0.0.1:${port} to the deployer's registry
+[Socket]
+ListenStream=127.0.0.1:${port}
+[Install]
+WantedBy=sockets.target
+`;
+  const service = `# Dockyard local host: the deployer's registry at 127.0.0.1:${port} (components/local-host.ts)
+[Unit]
+Description=Forward 127.0.0.1:${port} to ${DEPLOYER_HOST}:${port}
+Requires=${FORWARD_UNIT}.socket
+After=${FORWARD_UNIT}.socket
+[Service]
+ExecStart=/lib/systemd/systemd-socket-proxyd ${DEPLOYER_HOST}:${port}
+`;
+  return [
+    { file: `/etc/systemd/system/${FORWARD_UNIT}.socket`, content: socket },
+    { file: `/etc/systemd/system/${FORWARD_UNIT}.service`, content: service },
+    { file: `/etc/systemd/system/sockets.target.d/10-${FORWARD_UNIT}.conf`, content: `[Unit]\nWants=${FORWARD_UNIT}.socket\n` },
+  ];
+}
+
 /** The NoCloud meta-data of a local host. */
 export function noCloudMetaData(instanceId: string, hostName: string): string {
   return `instance-id: ${instanceId}\nlocal-hostname: ${hostName}\n`;
@@ -129,6 +176,12 @@ export interface LocalHostArgs {
   servicePorts: number[];
   /** The local host image's id in the deployer's engine (a docker.RemoteImage of hostImageTag()). */
   image: pulumi.Input<string>;
+  /**
+   * Host part of the stack's registry. A registry on the deployer's machine
+   * (`localhost:<port>`) is reached from the host through its registry forwarder
+   * (registryForwardUnits); any other is pulled from directly.
+   */
+  registryHost?: string;
   /** Renders the user-data (the #cloud-config text), as for an EC2 host. */
   userData: (ctx: LocalHostBootContext) => string;
 }
@@ -170,6 +223,8 @@ export class LocalHost extends pulumi.ComponentResource {
     const instanceId = localInstanceId(host);
     const { cgroupVolume, ...settings } = machineContainerSettings();
     const ports = [...new Set(args.servicePorts)].sort((a, b) => a - b);
+    const registryPort = loopbackRegistryPort(args.registryHost);
+    const forward = registryPort !== undefined ? registryForwardUnits(registryPort).map((u) => ({ ...u, permissions: "0644" })) : [];
     const machine = new docker.Container(
       `${name}-machine`,
       {
@@ -185,7 +240,10 @@ export class LocalHost extends pulumi.ComponentResource {
           { file: `${NOCLOUD_SEED}/user-data`, contentBase64: userDataBase64(userData, `stack "${args.stack}": host ${host}: user-data`), permissions: "0600" },
           { file: `${NOCLOUD_SEED}/meta-data`, content: noCloudMetaData(instanceId, host), permissions: "0644" },
           { file: LOCAL_HOST_KEY_FILE, content: pulumi.secret(hostKey.privateKeyOpenssh), permissions: "0600" },
+          ...forward,
         ],
+        // The deployer's machine by name (Docker resolves host-gateway to its bridge's gateway).
+        hosts: registryPort !== undefined ? [{ host: DEPLOYER_HOST, ip: "host-gateway" }] : [],
         labels,
       },
       // The uploads carry the host's private key: kept encrypted in state whatever the provider echoes back.

@@ -11,7 +11,7 @@
  */
 import * as fs from "node:fs";
 import type { Argv, CommandModule } from "yargs";
-import { sshArgv, ssmProxyCommand } from "../components/connection";
+import { localProxyCommand, sshArgv, ssmProxyCommand } from "../components/connection";
 import { shq } from "../components/engine";
 import { ConfigError, HOST_NAME_MAX_LENGTH, HOST_PLATFORMS, STACKS_DIR, hostNameFor, isSecureValue, loadStackSpec, readStackFile, stackFilePath, stackNameProblem, type EnvironmentSpec } from "../stacks";
 import { requiredSecretsProvider, type HostPlatform } from "../stacks/secrets-provider";
@@ -306,9 +306,10 @@ export function accessLines(spec: Pick<EnvironmentSpec, "region" | "access" | "s
       lines.push(`  ${name}: (no ssh address in the outputs yet)`);
       continue;
     }
-    const proxyCommand = platform === "aws" && spec.access.mode === "ssm" ? ssmProxyCommand(spec.region, h.sshUser) : undefined;
+    // Each host as its own platform reaches it: docker exec (local), Session Manager (aws, ssm) or its address.
+    const hostPlatform = h.platform === "local" || h.platform === "aws" ? h.platform : platform;
+    const proxyCommand = hostPlatform === "local" ? localProxyCommand(h.sshUser) : spec.access.mode === "ssm" ? ssmProxyCommand(spec.region, h.sshUser) : undefined;
     const argv = sshArgv({ target: h.sshTarget, user: h.sshUser, hostPublicKey: h.hostPublicKey, proxyCommand });
-    if (typeof h.sshPort === "number") argv.splice(1, 0, "-p", String(h.sshPort));
     lines.push(`  ${name}:`, `    ${argv.map((a) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(a) ? a : shq(a))).join(" ")}`);
   }
   if (Object.keys(hosts).length === 0) lines.push("  (none in the stack outputs)");
@@ -323,8 +324,12 @@ export function accessLines(spec: Pick<EnvironmentSpec, "region" | "access" | "s
     const on = isObject(out) && Array.isArray(out.hosts) ? (out.hosts as unknown[]).filter((x): x is string => typeof x === "string") : [];
     if (on.length === 0) lines.push(`  ${svc.name}: not running yet (no replica in the outputs; see awaitingImage)`);
     for (const host of on) {
-      const ip = isObject(hosts[host]) ? (hosts[host] as Record<string, unknown>).publicIp : undefined;
-      lines.push(`  ${svc.name}: ${typeof ip === "string" ? `http://${ip.includes(":") ? `[${ip}]` : ip}:${svc.publishPort}/` : "(no address yet)"}  (${host})`);
+      const h = isObject(hosts[host]) ? (hosts[host] as Record<string, unknown>) : {};
+      // endpoints: where the port is reached on that host (a local host's is a port the engine picked on 127.0.0.1).
+      const endpoint = isObject(h.endpoints) ? h.endpoints[String(svc.publishPort)] : undefined;
+      const ip = h.publicIp;
+      const url = typeof endpoint === "string" ? `http://${endpoint}/` : typeof ip === "string" ? `http://${ip.includes(":") ? `[${ip}]` : ip}:${svc.publishPort}/` : "(no address yet)";
+      lines.push(`  ${svc.name}: ${url}  (${host})`);
     }
   }
   return lines;
@@ -474,7 +479,8 @@ export async function runUp(args: UpArgs, deps: DevServerDeps): Promise<number> 
     const targetFile = stackFilePath(stack, deps.stacksDir ?? STACKS_DIR);
     const stale = fs.existsSync(targetFile) ? Object.keys(readStackFile(stack, deps.stacksDir).config).filter((k) => !(k in fromFile.config)) : [];
     if (stale.length) await backend.removeConfig(stack, stale);
-    await backend.setConfigJson(stack, copy.json);
+    // A dev server only pulls from --from's registry: its repositories are --from's (dockyard:createRepositories).
+    await backend.setConfigJson(stack, { ...copy.json, "dockyard:createRepositories": { value: "false", secret: false } });
     const secrets = copy.secrets.length ? decryptedSecrets(copy, await backend.getAllConfig(from), from) : {};
     const paths = { ...secrets, ...platformSettings(fromFile.config["dockyard:hostGroups"], platform) };
     if (Object.keys(paths).length) await backend.setConfigPaths(stack, paths);

@@ -1,6 +1,6 @@
 import { describe, it, expect } from "vitest";
 import { spawnSync } from "node:child_process";
-import { dockerHostUrl, knownHostsLine, RETRY_SCRIPT, sshArgv, sshOptions, ssmProxyCommand, SSM_PROXY_SCRIPT } from "../../components/connection";
+import { dockerHostUrl, knownHostsLine, localProxyCommand, LOCAL_PROXY_SCRIPT, RETRY_SCRIPT, sshArgv, sshOptions, ssmProxyCommand, SSM_PROXY_SCRIPT } from "../../components/connection";
 
 const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl dockyard-host";
 
@@ -35,8 +35,22 @@ describe("the Session Manager ProxyCommand and the retry wrapper (issue 11)", ()
     expect(() => ssmProxyCommand("eu-west-1", "ad'min")).toThrow(/not a login name/);
   });
 
-  it("both scripts pass shellcheck as POSIX sh (the ProxyCommand runs under the user's shell, the wrapper under /bin/sh)", () => {
-    for (const [name, body] of [["ssm-proxy", SSM_PROXY_SCRIPT.replace(/@REGION@/g, "eu-west-1").replace(/@USER@/g, "admin")], ["retry", RETRY_SCRIPT]]) {
+  it("localProxyCommand (issue 12) passes the container as an argument, with no quote and no %-sequence ssh would expand", () => {
+    const pc = localProxyCommand("admin");
+    expect(pc).toBe(`sh -c '${LOCAL_PROXY_SCRIPT.replace(/@USER@/g, "admin")}' dockyard-local %h %p`);
+    expect(LOCAL_PROXY_SCRIPT).not.toContain("'");
+    // ssh expands every %-sequence of a ProxyCommand (readconf.c percent_expand): only %h and %p may be there.
+    expect(pc.match(/%./g)).toEqual(["%h", "%p"]);
+    expect(pc).toContain('docker exec -i "$1" /usr/sbin/sshd -i');
+    expect(() => localProxyCommand("ad'min")).toThrow(/not a login name/);
+  });
+
+  it("the scripts pass shellcheck as POSIX sh (the ProxyCommand runs under the user's shell, the wrapper under /bin/sh)", () => {
+    for (const [name, body] of [
+      ["ssm-proxy", SSM_PROXY_SCRIPT.replace(/@REGION@/g, "eu-west-1").replace(/@USER@/g, "admin")],
+      ["local-proxy", LOCAL_PROXY_SCRIPT.replace(/@USER@/g, "admin")],
+      ["retry", RETRY_SCRIPT],
+    ]) {
       const r = spawnSync("shellcheck", ["--shell=sh", "-"], { input: `${body}\n`, encoding: "utf8" });
       expect(r.error, "shellcheck is installed by test/infra/20-lint-tools.sh").toBeUndefined();
       expect(`${name}: ${r.stdout}`).toBe(`${name}: `);

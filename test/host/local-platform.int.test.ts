@@ -23,9 +23,12 @@
  *    options, where the provider would put tls.PrivateKey's;
  *  - the local image is the one test/infra/40-host-image.sh built from the same recipe with
  *    a debootstrap base (debian:bookworm cannot be pulled here);
- *  - the example service's image is loaded into the host's engine over the same SSH
- *    connection (`docker load`), not pulled from a registry: the shipped local stack pins
- *    dev's ECR images, which need AWS credentials; the container runs from the command line
+ *  - the stack rendered is the shipped `local` stack with one change: `dockyard:images.web` is
+ *    the digest of the example image this test pushed to the deployer's registry (a real
+ *    registry, Debian's docker-registry, on this machine's docker bridge at port 5000, where
+ *    the shipped stack's `localhost:5000` leads through the host's forwarder), and no proxy
+ *    digest (the shipped digests are dev's, which are not here); the image is pulled by the
+ *    fleet's rendered pull command, but its container is started from the command line
  *    below, not from the fleet's render (the fleet on real Docker is test/components/fleet.int.test.ts);
  *  - Docker's apt repository is not reachable here: in the seed's user-data its URL and key
  *    fingerprint are replaced by this machine's signed stand-in's (test/infra/45-docker-apt-repo.sh,
@@ -33,7 +36,7 @@
  *    host harness's platform settings: the test CA trusted, apt through the local cache.
  */
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
-import { execFile, execFileSync, spawnSync } from "node:child_process";
+import { execFile, execFileSync, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as http from "node:http";
 import * as os from "node:os";
@@ -44,7 +47,8 @@ import { renderStack, type Rendered, type RenderedResource } from "../../scripts
 import { hostImageTag, LOCAL_HOST_KEY_FILE, NOCLOUD_SEED, localInstanceId } from "../../components/local-host";
 import { DOCKER_APT_KEY_FINGERPRINT, userDataBase64 } from "../../components/engine";
 import { gunzipSync } from "node:zlib";
-import { loadStackSpec } from "../../stacks";
+import * as YAML from "yaml";
+import { loadStackSpec, stackFilePath } from "../../stacks";
 import { dockerApi } from "../helpers/docker-api";
 
 const execFileP = promisify(execFile);
@@ -55,7 +59,7 @@ const WEB = "dockyard-test/web:local";
 const api = dockerApi;
 
 /** The inputs of docker:index/container:Container this file translates; any other fails the test. */
-const TRANSLATED = new Set(["name", "hostname", "image", "capabilities", "securityOpts", "deviceCgroupRules", "tmpfs", "stopSignal", "stopTimeout", "restart", "volumes", "ports", "uploads", "labels"]);
+const TRANSLATED = new Set(["name", "hostname", "image", "capabilities", "securityOpts", "deviceCgroupRules", "tmpfs", "stopSignal", "stopTimeout", "restart", "volumes", "ports", "uploads", "labels", "hosts"]);
 
 interface Upload { file: string; content?: string; contentBase64?: string; permissions?: string }
 
@@ -85,6 +89,8 @@ function createRequest(inputs: Record<string, any>, image: string): Record<strin
       Binds: ((inputs.volumes ?? []) as { hostPath?: string; volumeName?: string; containerPath: string; readOnly?: boolean }[]).map(
         (v) => `${v.hostPath ?? v.volumeName}:${v.containerPath}${v.readOnly ? ":ro" : ""}`,
       ),
+      // host blocks: "<host>:<ip>" each (extraHostsSetToContainerExtraHosts); dockerd resolves host-gateway.
+      ExtraHosts: ((inputs.hosts ?? []) as { host: string; ip: string }[]).map((x) => `${x.host}:${x.ip}`),
       PortBindings: Object.fromEntries(ports.map((p) => [`${p.internal}/${p.protocol}`, [{ HostIp: p.ip, HostPort: "" }]])),
     },
   };
@@ -120,6 +126,29 @@ function plain<T>(v: T): T {
   return v;
 }
 
+/** The deployer's registry: where `localhost:5000` of the local stack leads (host.docker.internal = the bridge's gateway). */
+const REGISTRY_PORT = 5000;
+let registryPid = 0;
+let webDigest = "";
+
+/** Starts Debian's docker-registry on the docker bridge's gateway (reachable from containers, not from elsewhere). */
+async function startRegistry(stateDir: string): Promise<void> {
+  const gw = h.bridgeGateway();
+  fs.mkdirSync(path.join(stateDir, "data"), { recursive: true });
+  fs.writeFileSync(
+    path.join(stateDir, "config.yml"),
+    `version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${stateDir}/data\nhttp:\n  addr: ${gw}:${REGISTRY_PORT}\n`,
+  );
+  const child = spawn("/usr/bin/docker-registry", ["serve", path.join(stateDir, "config.yml")], { stdio: "ignore", detached: false });
+  registryPid = child.pid ?? 0;
+  for (let i = 0; i < 60; i++) {
+    const ok = await new Promise<boolean>((resolve) => http.get({ host: gw, port: REGISTRY_PORT, path: "/v2/" }, (r) => resolve(r.statusCode === 200)).on("error", () => resolve(false)));
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`docker-registry did not start on ${gw}:${REGISTRY_PORT}`);
+}
+
 let rendered: Rendered;
 let machine: RenderedResource;
 let ready: RenderedResource;
@@ -150,7 +179,20 @@ function sshArgv(): string[] {
 
 beforeAll(async () => {
   h.assertHostImage();
-  rendered = await renderStack("local");
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "dylocal-"));
+  // The deployer's registry, holding the example image; the shipped local stack with its digest.
+  await startRegistry(path.join(dir, "registry"));
+  const target = `docker://${h.bridgeGateway()}:${REGISTRY_PORT}/dockyard/web:test`;
+  execFileSync("skopeo", ["copy", "--quiet", "--dest-tls-verify=false", `docker-daemon:${WEB}`, target]);
+  webDigest = execFileSync("skopeo", ["inspect", "--tls-verify=false", "--format", "{{.Digest}}", target], { encoding: "utf8" }).trim();
+  const stacksDir = path.join(dir, "stacks");
+  fs.mkdirSync(stacksDir);
+  const file = YAML.parse(fs.readFileSync(stackFilePath("local"), "utf8")) as { config: Record<string, unknown> };
+  expect(file.config["dockyard:registry"]).toBe(`localhost:${REGISTRY_PORT}/dockyard`);
+  file.config["dockyard:images"] = { web: webDigest };
+  delete file.config["dockyard:proxyImage"];
+  fs.writeFileSync(stackFilePath("local", stacksDir), YAML.stringify(file));
+  rendered = await renderStack("local", { stacksDir });
   machine = rendered.resources.find((r) => r.type === "docker:index/container:Container" && r.name === "local-app-1-machine")!;
   ready = rendered.resources.find((r) => r.type === "command:local:Command" && r.name === "local-app-1-engine-ready")!;
   expect(machine, "the local stack renders local-app-1's machine container").toBeDefined();
@@ -161,7 +203,6 @@ beforeAll(async () => {
   mockPub = String(rendered.outputs.hostsByName && (rendered.outputs.hostsByName as Record<string, { hostPublicKey: string }>)["local-app-1"].hostPublicKey);
   expect(mockPub).toMatch(/^ssh-ed25519 /);
 
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), "dylocal-"));
   const hostKey = h.newKeyPair(dir, "host");
   h.newKeyPair(dir, "client");
   hostPub = hostKey.publicKey.split(" ").slice(0, 2).join(" ");
@@ -213,6 +254,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (agentPid > 0) process.kill(agentPid);
+  if (registryPid > 0) process.kill(registryPid);
   await h.removeHost(RUN);
   if (volume) await execFileP("docker", ["volume", "rm", "-f", volume]).catch(() => undefined);
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
@@ -263,16 +305,23 @@ describe("a local host built from the local stack's rendered inputs", () => {
     expect(noAgent.stderr).toMatch(/dockyard: no key in ssh-agent/);
   });
 
+  it("pulls the service's image from the deployer's registry through the host's forwarder, with the fleet's rendered pull command", async () => {
+    expect(await h.exec(host, "systemctl is-active dockyard-registry-forward.socket")).toMatch(/^active/);
+    const pull = rendered.resources.find((r) => r.type === "command:local:Command" && r.name === "fleet-local-app-1-web-pull")!;
+    expect(String(pull.inputs.create)).toContain(`localhost:${REGISTRY_PORT}/dockyard/web@${webDigest}`);
+    const r = runCommand(pull);
+    expect(r.status, r.stderr).toBe(0);
+    const ids = await h.exec(host, `docker image inspect -f '{{.Id}}' localhost:${REGISTRY_PORT}/dockyard/web@${webDigest}`);
+    expect(ids.trim()).toMatch(/^sha256:[0-9a-f]{64}$/);
+  });
+
   it("runs the example service on its engine over that connection, answering at the host's published endpoint", async () => {
     const ssh = sshArgv();
-    const tar = execFileSync("docker", ["save", WEB], { maxBuffer: 512 << 20 });
-    const load = spawnSync(ssh[0], [...ssh.slice(1), "docker load -q"], { env, input: tar, encoding: "utf8", timeout: 300_000, maxBuffer: 64 << 20 });
-    expect(load.status, load.stderr).toBe(0);
-    // The service's container port published on the host's port 80, as the host's proxy publishes its publishPort.
+    // The service's container port published on the host's publishPort, as the host's proxy publishes it.
     const svc = loadStackSpec("local");
-    const web = [...svc.services, ...svc.awaitingImage].find((s) => s.name === "web")!;
+    const web = svc.services.find((s) => s.name === "web")!;
     const port = web.publishPort!;
-    const run = spawnSync(ssh[0], [...ssh.slice(1), `docker run -d --name web -p ${port}:8080 --restart unless-stopped ${WEB}`], { env, encoding: "utf8", timeout: 120_000 });
+    const run = spawnSync(ssh[0], [...ssh.slice(1), `docker run -d --name web -p ${port}:${web.containerPort} --restart unless-stopped localhost:${REGISTRY_PORT}/dockyard/web@${webDigest}`], { env, encoding: "utf8", timeout: 120_000 });
     expect(run.status, run.stderr).toBe(0);
     // Where the deployer's machine reaches it: the machine container's binding of that port on 127.0.0.1.
     const info = await api<{ NetworkSettings: { Ports: Record<string, { HostIp: string; HostPort: string }[]> } }>("GET", `/containers/${RUN}/json`);

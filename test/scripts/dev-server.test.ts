@@ -204,8 +204,10 @@ describe("dev-server up", () => {
     const [, stack, json] = backend.call("setConfigJson") as [string, string, Record<string, ConfigJsonValue>];
     expect(stack).toBe("dev-alice");
     const dev = devConfig();
-    expect(Object.keys(json).sort()).toEqual(Object.keys(dev).sort());
+    expect(Object.keys(json).sort()).toEqual([...Object.keys(dev), "dockyard:createRepositories"].sort());
     expect(json["aws:region"]).toEqual({ value: "eu-west-1", secret: false });
+    // dev owns the repositories of the registry the server shares with it.
+    expect(json["dockyard:createRepositories"]).toEqual({ value: "false", secret: false });
     expect(json["dockyard:hostGroups"].objectValue).toEqual(dev["dockyard:hostGroups"]);
     expect(JSON.parse(json["dockyard:hostGroups"].value)).toEqual(dev["dockyard:hostGroups"]);
     // dev has no secret: nothing decrypted, no path values on aws.
@@ -524,14 +526,22 @@ describe("dev-server list, reap, destroy", () => {
 
 describe("accessLines", () => {
   const spec = { region: "eu-west-1", access: { mode: "public" as const, sshCidrs: [], ingressCidrs: [] }, services: [{ name: "web", publishPort: 8080 }, { name: "db" }] } as unknown as Parameters<typeof accessLines>[0];
-  it("public access: ssh to the address with the key pinned, no ProxyCommand; local: the port when the outputs name one", () => {
-    const lines = accessLines(spec, "local", {
-      hostsByName: { h1: { sshUser: "admin", sshTarget: "127.0.0.1", sshPort: 2201, publicIp: "127.0.0.1", hostPublicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHmN8vjV0yIXWcB5DUp0hL1z+H3y7aGIsfZz8VddUeMv" } },
+  it("public access: ssh to the address with the key pinned, no ProxyCommand; a local host: through docker exec, URLs at its endpoints", () => {
+    const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHmN8vjV0yIXWcB5DUp0hL1z+H3y7aGIsfZz8VddUeMv";
+    const pub = accessLines({ ...spec, access: { ...spec.access, mode: "public" } }, "aws", {
+      hostsByName: { h1: { platform: "aws", sshUser: "admin", sshTarget: "203.0.113.7", publicIp: "203.0.113.7", hostPublicKey: key } },
+      services: { web: { hosts: ["h1"] } },
+    }).join("\n");
+    expect(pub).toMatch(/^ {4}ssh -o StrictHostKeyChecking=yes .* -- admin@203\.0\.113\.7$/m);
+    expect(pub).not.toContain("ProxyCommand");
+    expect(pub).toContain("web: http://203.0.113.7:8080/  (h1)");
+    const local = accessLines(spec, "local", {
+      hostsByName: { h1: { platform: "local", sshUser: "admin", sshTarget: "dev-alice-app-1", publicIp: "127.0.0.1", endpoints: { "8080": "127.0.0.1:49153" }, hostPublicKey: key } },
       services: { web: { hosts: ["h1"] }, db: { hosts: ["h1"] } },
     }).join("\n");
-    expect(lines).toMatch(/^ {4}ssh -p 2201 -o StrictHostKeyChecking=yes .* -- admin@127\.0\.0\.1$/m);
-    expect(lines).not.toContain("ProxyCommand");
-    expect(lines).toContain("web: http://127.0.0.1:8080/  (h1)");
-    expect(lines).toContain("db: no publishPort (reachable from the host only)");
+    expect(local).toContain("dockyard-local %h %p");
+    expect(local).toMatch(/ -- admin@dev-alice-app-1$/m);
+    expect(local).toContain("web: http://127.0.0.1:49153/  (h1)");
+    expect(local).toContain("db: no publishPort (reachable from the host only)");
   });
 });
