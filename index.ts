@@ -14,9 +14,12 @@ const ecr = parseEcrRegistry(spec.registry);
 // One host per host of each group, each with the engine installed by its user-data: an EC2
 // VM (DockerHost), or on `platform: local` a machine container on the deployer's own Docker
 // Engine (LocalHost), booted from the same user-data.
-const localImage = spec.hostGroups.some((g) => g.platform === "local" && g.count > 0)
-  ? // The local host image in the deployer's engine (components/local-host/build-image.sh builds it); kept when the stack goes.
-    new docker.RemoteImage("machine-image", { name: hostImageTag(), keepLocally: true })
+const anyLocal = spec.hostGroups.some((g) => g.platform === "local" && g.count > 0);
+// The deployer's own Docker Engine (DOCKER_HOST, else the local socket), where local hosts run.
+const localEngine = anyLocal ? new docker.Provider("local-engine", {}) : undefined;
+const localImage = localEngine
+  ? // The local host image in that engine (components/local-host/build-image.sh builds it); kept when the stack goes.
+    new docker.RemoteImage("machine-image", { name: hostImageTag(), keepLocally: true }, { provider: localEngine })
   : undefined;
 const hosts = stackHosts(spec).map(({ name, group, ordinal }) => {
   // Every declared service's port, with a digest yet or not, so the first images change no security group.
@@ -35,13 +38,14 @@ const hosts = stackHosts(spec).map(({ name, group, ordinal }) => {
       // Host part of dockyard:registry: an ECR host gets the credential helper (pulls use the instance role).
       registryHost: registryHost(spec.registry),
     });
-  if (group.platform === "local" && localImage) {
+  if (group.platform === "local" && localImage && localEngine) {
     const host = new LocalHost(name, {
       stack: spec.stack,
       group,
       ordinal,
       os: spec.os,
       servicePorts,
+      engine: localEngine,
       image: localImage.imageId,
       registryHost: registryHost(spec.registry),
       userData: (ctx) => userData({ hostName: ctx.hostName, dataDevice: ctx.dataDevice, hostKey: { file: ctx.hostKeyFile } }),

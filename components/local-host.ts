@@ -71,7 +71,7 @@ export function hostImageTag(): string {
  * resource_docker_container_funcs.go parseSystemPaths), every device allowed in its cgroup,
  * /run on tmpfs, the host's cgroup tree read-only, and systemd's own stop signal.
  */
-export function machineContainerSettings(): Pick<docker.ContainerArgs, "capabilities" | "securityOpts" | "deviceCgroupRules" | "tmpfs" | "stopSignal" | "stopTimeout"> & {
+export function machineContainerSettings(): Pick<docker.ContainerArgs, "capabilities" | "securityOpts" | "deviceCgroupRules" | "tmpfs" | "stopSignal" | "stopTimeout" | "destroyGraceSeconds"> & {
   cgroupVolume: { hostPath: string; containerPath: string; readOnly: boolean };
 } {
   return {
@@ -80,8 +80,11 @@ export function machineContainerSettings(): Pick<docker.ContainerArgs, "capabili
     deviceCgroupRules: ["a *:* rwm"],
     tmpfs: { "/run": "", "/run/lock": "" },
     stopSignal: "SIGRTMIN+3",
-    // systemd stops the engine and its containers cleanly before the container is removed.
+    // systemd stops the engine and its containers cleanly before the container is stopped or
+    // removed: the provider's delete stops it with destroyGraceSeconds (0 when unset: SIGKILL at
+    // once, resource_docker_container_funcs.go resourceDockerContainerDelete), `docker stop` with stopTimeout.
     stopTimeout: 60,
+    destroyGraceSeconds: 60,
     cgroupVolume: { hostPath: "/sys/fs/cgroup", containerPath: "/sys/fs/cgroup", readOnly: true },
   };
 }
@@ -174,7 +177,9 @@ export interface LocalHostArgs {
   os: EnvironmentSpec["os"];
   /** Ports the per-host proxy publishes on this group: each is published on 127.0.0.1 of the deployer's machine. */
   servicePorts: number[];
-  /** The local host image's id in the deployer's engine (a docker.RemoteImage of hostImageTag()). */
+  /** The Docker provider of the deployer's own engine, where the machine container and its volume are made. */
+  engine: docker.Provider;
+  /** The local host image's id in that engine (a docker.RemoteImage of hostImageTag()). */
   image: pulumi.Input<string>;
   /**
    * Host part of the stack's registry. A registry on the deployer's machine
@@ -217,7 +222,7 @@ export class LocalHost extends pulumi.ComponentResource {
     // Generated once and kept in state (a secret), like an EC2 host's: a replaced container presents the same key.
     const hostKey = new tls.PrivateKey(`${name}-host-key`, { algorithm: "ED25519" }, { parent: this });
     // The data volume outlives the container, as the EBS volume outlives the instance (retainOnDelete: see DockerHost).
-    const data = new docker.Volume(`${name}-data`, { name: `${host}-data`, labels }, { parent: this, retainOnDelete: true });
+    const data = new docker.Volume(`${name}-data`, { name: `${host}-data`, labels }, { parent: this, provider: args.engine, retainOnDelete: true });
 
     const userData = args.userData({ hostName: host, dataDevice: `docker-volume:${host}-data`, hostKeyFile: LOCAL_HOST_KEY_FILE });
     const instanceId = localInstanceId(host);
@@ -247,7 +252,7 @@ export class LocalHost extends pulumi.ComponentResource {
         labels,
       },
       // The uploads carry the host's private key: kept encrypted in state whatever the provider echoes back.
-      { parent: this, additionalSecretOutputs: ["uploads"] },
+      { parent: this, provider: args.engine, additionalSecretOutputs: ["uploads"] },
     );
 
     this.hostName = host;

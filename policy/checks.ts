@@ -15,6 +15,7 @@ import type { PolicyResource } from "@pulumi/policy";
 import { isComputed } from "../scripts/lib/mocks";
 import { isSecretValue, type Rendered } from "../scripts/lib/render";
 import { SECRET_PLACEHOLDER } from "../stacks/schema";
+import { hostImageTag } from "../components/local-host";
 
 /** One resource as the checks see it: the shape of RenderedResource and of PolicyResource, adapted. */
 export interface CheckedResource {
@@ -308,12 +309,15 @@ export const CHECKS: Check[] = [
   },
   {
     id: "images-by-digest",
-    description: "every RemoteImage and container image is pinned by digest (@sha256:), or is the image id of a pulled image",
+    description:
+      "every RemoteImage and container image is pinned by digest (@sha256:), or is the image id of a pulled image; the one exception is the local host image, built in the deployer's engine from this repository's recipe and tagged with the recipe's hash",
     check(rs) {
       const p: string[] = [];
       const digest = /@sha256:[0-9a-f]{64}$/;
       for (const img of of(rs, T.image)) {
         const name = str(plain(img.inputs.name));
+        // components/local-host.ts hostImageTag(): never pulled, so no digest to pin; its tag names its recipe.
+        if (name === hostImageTag() && plain(img.inputs.keepLocally) === true) continue;
         if (!digest.test(name) && !isComputed(name)) p.push(`${who(img)}: name ${name} is not pinned by digest (@sha256:<64 hex>)`);
       }
       for (const c of of(rs, T.container)) {

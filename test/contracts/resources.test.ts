@@ -81,6 +81,26 @@ describe("each rule fails on a planted bad resource", () => {
     expect(rule.check(unpinned).join()).toMatch(/ssh does not pin the host key/);
     expect(rule.check(unpinned).join()).toMatch(/ssh options differ from another connection to the same host/);
   }, 300_000);
+  it("local hosts (issue 12): a machine container dialed without the docker exec ProxyCommand, a ready check for another instance, another image on the local engine, or an ssh local engine, are caught", async () => {
+    const base = await contractRender("local");
+    const way = RULES.find((r) => r.id === "one-way-in")!;
+    const pulls = RULES.find((r) => r.id === "docker-pulls")!;
+    expect(way.check(base)).toEqual([]);
+    expect(pulls.check(base)).toEqual([]);
+    const direct = structuredClone(base);
+    for (const c of direct.resources.filter((x) => x.type === T.hostCommand)) c.inputs.interpreter = (c.inputs.interpreter as string[]).map((a) => (a.startsWith("ProxyCommand=") ? "ProxyCommand=nc %h %p" : a));
+    expect(way.check(direct).join()).toMatch(/dials local host admin@local-app-1 without the docker exec ProxyCommand/);
+    const readyOf = structuredClone(base);
+    const rc = readyOf.resources.find((x) => x.name === "local-app-1-engine-ready")!;
+    rc.inputs.create = String(rc.inputs.create).replace("'local-local-app-1'", "'local-other'");
+    expect(way.check(readyOf).join()).toMatch(/local-app-1-engine-ready: does not check it reached instance local-local-app-1/);
+    const otherImage = structuredClone(base);
+    otherImage.resources.find((x) => x.name === "machine-image")!.inputs.name = "debian:bookworm";
+    expect(pulls.check(otherImage).join()).toMatch(/not the local host image/);
+    const sshEngine = structuredClone(base);
+    sshEngine.resources.find((x) => x.type === T.dockerProvider && x.name === "local-engine")!.inputs.host = "ssh://admin@elsewhere";
+    expect(way.check(sshEngine).join()).toMatch(/the local engine's provider dials ssh:\/\/admin@elsewhere/);
+  }, 300_000);
   it("a security group autonamed from a logical name starting with sg- is caught", async () => {
     const rule = RULES.find((r) => r.id === "security-groups")!;
     const base = await contractRender("dev");

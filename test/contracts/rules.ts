@@ -14,6 +14,10 @@ import { isComputed } from "../../scripts/lib/mocks";
 import { resourceKey, type Rendered, type RenderedResource } from "../../scripts/lib/render";
 import { parseEcrRegistry } from "../../stacks/ecr";
 import { EC2_USER_DATA_LIMIT, CLOUD_INIT_INSTANCE_ID } from "../../components/engine";
+import { hostImageTag, localInstanceId } from "../../components/local-host";
+
+/** The Docker provider of the deployer's own engine, where local hosts run (index.ts). */
+export const LOCAL_ENGINE = "pulumi:providers:docker::local-engine";
 
 export interface Rule {
   id: string;
@@ -42,6 +46,7 @@ export const T = {
   image: "docker:index/remoteImage:RemoteImage",
   dockerProvider: "pulumi:providers:docker",
   hostCommand: "command:local:Command",
+  localHost: "dockyard:index:LocalHost",
 } as const;
 
 const of = (r: Rendered, type: string) => r.resources.filter((x) => x.type === type);
@@ -324,7 +329,7 @@ export const RULES: Rule[] = [
   },
   {
     id: "docker-pulls",
-    rule: "the Docker provider pulls with the registry auth it is given and anonymously otherwise (ECR answers 'no basic auth credentials'); so every image reaches its host by a host-side pull (the instance role's ECR helper) before the RemoteImage, which then finds it locally; no registry credential is in provider config",
+    rule: "the Docker provider pulls with the registry auth it is given and anonymously otherwise (ECR answers 'no basic auth credentials'); so every image reaches its host by a host-side pull (the instance role's ECR helper) before the RemoteImage, which then finds it locally; no registry credential is in provider config; the local host image is found in the deployer's engine, where it was built",
     source: "kreuzwerker/terraform-provider-docker (embedded in pulumi-docker) internal/provider/resource_docker_image_funcs.go: findImage returns a local image (searchLocalImages) before pullImage, which sends only the provider's registry_auth (provider.go: none configured, empty AuthConfig); issue 8 finding 3",
     check(r) {
       const p: string[] = [];
@@ -333,8 +338,15 @@ export const RULES: Rule[] = [
         if (prov.inputs.registryAuth !== undefined) p.push(`${prov.name}: carries registryAuth (a token in state)`);
       }
       for (const img of of(r, T.image)) {
-        const pulls = (img.options?.dependsOn ?? []).map((k) => keys.get(k)).filter((x): x is RenderedResource => x?.type === T.hostCommand);
         const ref = str(img.inputs.name);
+        // The local host image (issue 12) is in the deployer's own engine, built from the recipe
+        // before `up` (components/local-host/build-image.sh), never pulled: findImage finds it
+        // locally, and keepLocally leaves it there when the stack goes.
+        if (img.options?.provider === LOCAL_ENGINE) {
+          if (ref !== hostImageTag() || img.inputs.keepLocally !== true) p.push(`${img.name}: on the local engine, ${ref} is not the local host image ${hostImageTag()} kept locally`);
+          continue;
+        }
+        const pulls = (img.options?.dependsOn ?? []).map((k) => keys.get(k)).filter((x): x is RenderedResource => x?.type === T.hostCommand);
         const pulled = pulls.some((c) => new RegExp(`docker pull\\b[^\\n]* ${ref.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(\\s|$)`).test(str(c.inputs.create)));
         if (!pulled) p.push(`${img.name}: ${ref} is not pulled on the host before the provider looks for it`);
       }
@@ -379,7 +391,7 @@ export const RULES: Rule[] = [
   },
   {
     id: "one-way-in",
-    rule: "every SSH connection (engine readiness, pulls, proxy configuration, PIDs limits, the Docker provider) is the system ssh with the same options, to the host the EIP ASSOCIATION names: its instanceId through the Session Manager ProxyCommand (hostAccess ssm) or its publicIp (public), with the host key pinned; @pulumi/command's own SSH client has no ProxyCommand, so no command:remote:Command may exist; the readiness check insists on the instance that association names",
+    rule: "every SSH connection (engine readiness, pulls, proxy configuration, PIDs limits, the Docker provider) is the system ssh with the same options, to the host the EIP ASSOCIATION names: its instanceId through the Session Manager ProxyCommand (hostAccess ssm) or its publicIp (public), or a local host's machine container by name through the docker exec ProxyCommand, with the host key pinned; @pulumi/command's own SSH client has no ProxyCommand, so no command:remote:Command may exist; the readiness check insists on the instance that association names",
     source: "terraform-provider-aws internal/service/ec2/ec2_eip_association.go (Create waits, Read sets public_ip and instance_id); pulumi-command provider/pkg/provider/remote/connection.go (x/crypto/ssh dial, `proxy` is an SSH jump host only) and local/commandOutputs.go (interpreter + command, os.Environ); docker cli connhelper (ssh <sshOpts> -- <host> docker system dial-stdio); issue 8 finding 4, issue 11",
     check(r) {
       const p: string[] = [];
@@ -390,6 +402,9 @@ export const RULES: Rule[] = [
        */
       const viaAssociation = (v: unknown): { assoc: string; field: string } | undefined => {
         const dest = /@([^@]+)$/.exec(str(v))?.[1];
+        // A local host (issue 12): its machine container's name, which the mock runtime echoes.
+        const machine = r.resources.find((x) => x.type === T.container && x.options?.provider === LOCAL_ENGINE && dest !== undefined && str(x.inputs.name) === dest);
+        if (machine) return { assoc: machine.name, field: "container" };
         const ref = computedRef(dest);
         if (ref && ref.field === "publicIp" && r.resources.some((x) => x.type === T.eipAssoc && x.name === ref.name)) return { assoc: ref.name, field: ref.field };
         const assoc = r.resources.find((x) => x.type === T.eipAssoc && dest !== undefined && str(x.inputs.instanceId) === dest);
@@ -399,8 +414,12 @@ export const RULES: Rule[] = [
       const check = (what: string, opts: string[], dest: unknown) => {
         const via = viaAssociation(dest);
         const proxy = opts.find((o) => o.startsWith("ProxyCommand="));
-        const want = proxy ? "instanceId" : "publicIp";
-        if (!via || via.field !== want) p.push(`${what}: dials ${str(dest)}, not the EIP association's ${want}${proxy ? " (through the ProxyCommand)" : ""}`);
+        if (via?.field === "container") {
+          if (!proxy?.includes("dockyard-local %h %p")) p.push(`${what}: dials local host ${str(dest)} without the docker exec ProxyCommand`);
+        } else {
+          const want = proxy ? "instanceId" : "publicIp";
+          if (!via || via.field !== want) p.push(`${what}: dials ${str(dest)}, not the EIP association's ${want}${proxy ? " (through the ProxyCommand)" : ""}`);
+        }
         if (!opts.includes("StrictHostKeyChecking=yes") || !opts.some((o) => o.startsWith("KnownHostsCommand="))) p.push(`${what}: ssh does not pin the host key`);
         return via?.assoc;
       };
@@ -424,6 +443,11 @@ export const RULES: Rule[] = [
         same(c.name, check(c.name, opts, argv[dd + 1]), opts);
       }
       for (const prov of of(r, T.dockerProvider)) {
+        // The deployer's own engine (local hosts run there): no ssh at all, DOCKER_HOST or the local socket.
+        if (resourceKey(prov) === LOCAL_ENGINE) {
+          if (prov.inputs.host !== undefined || prov.inputs.sshOpts !== undefined) p.push(`${prov.name}: the local engine's provider dials ${str(prov.inputs.host)}`);
+          continue;
+        }
         // A provider's configuration reaches the mock runtime JSON-encoded, as the engine sends it.
         const raw = typeof prov.inputs.sshOpts === "string" ? JSON.parse(prov.inputs.sshOpts) : prov.inputs.sshOpts;
         const opts = (Array.isArray(raw) ? raw : []).map(str).filter((_, i) => i % 2 === 1);
@@ -432,7 +456,9 @@ export const RULES: Rule[] = [
       for (const c of of(r, T.hostCommand).filter((x) => x.name.endsWith("-engine-ready"))) {
         const host = c.name.replace(/-engine-ready$/, "");
         const assoc = r.resources.find((x) => x.type === T.eipAssoc && x.name === `${host}-eip-association`);
-        const want = str(assoc?.inputs.instanceId);
+        const machine = r.resources.find((x) => x.type === T.container && x.name === `${host}-machine` && x.options?.provider === LOCAL_ENGINE);
+        // A local host: cloud-init's instance id from its seed (its name; a new definition is a new container).
+        const want = machine ? localInstanceId(str(machine.inputs.name)) : str(assoc?.inputs.instanceId);
         if (!str(c.inputs.create).includes(CLOUD_INIT_INSTANCE_ID) || !str(c.inputs.create).includes(want)) p.push(`${c.name}: does not check it reached instance ${want}`);
       }
       return p;

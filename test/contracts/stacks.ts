@@ -80,8 +80,10 @@ export function writeLargeStack(): RenderOptions {
   return { stacksDir: dir, environmentFile, timeoutMs: 540_000 };
 }
 
-/** Every stack the contracts run over. */
-export const CONTRACT_STACKS = [...STACKS, LARGE_STACK] as const;
+/** The shipped stack whose hosts run on the local platform (issue 12): same program, another platform. */
+export const LOCAL_STACK = "local";
+/** Every stack the contracts run over: the shipped ones and the large generated one. */
+export const CONTRACT_STACKS = [...STACKS, LOCAL_STACK, LARGE_STACK] as const;
 
 let large: RenderOptions | undefined;
 const renders = new Map<string, Promise<Rendered>>();

@@ -59,7 +59,7 @@ const WEB = "dockyard-test/web:local";
 const api = dockerApi;
 
 /** The inputs of docker:index/container:Container this file translates; any other fails the test. */
-const TRANSLATED = new Set(["name", "hostname", "image", "capabilities", "securityOpts", "deviceCgroupRules", "tmpfs", "stopSignal", "stopTimeout", "restart", "volumes", "ports", "uploads", "labels", "hosts"]);
+const TRANSLATED = new Set(["name", "hostname", "image", "capabilities", "securityOpts", "deviceCgroupRules", "tmpfs", "stopSignal", "stopTimeout", "restart", "volumes", "ports", "uploads", "labels", "hosts", "destroyGraceSeconds"]);
 
 interface Upload { file: string; content?: string; contentBase64?: string; permissions?: string }
 

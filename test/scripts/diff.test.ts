@@ -210,7 +210,7 @@ describe("dockyard diff (CLI)", () => {
     expect(bad.stderr).toContain("config.dockyard:ingressCidrs.0: must be an IPv4 CIDR");
     const unknown = await cli(["diff", "dev", "staging"]);
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toContain("no such stack file; stacks: dev, prod, test");
+    expect(unknown.stderr).toContain("no such stack file; stacks: dev, local, prod, test");
     const missing = await cli(["diff", "dev"]);
     expect(missing.code).toBe(2);
   });

@@ -345,7 +345,7 @@ describe("dockyard plan --map (CLI)", () => {
     expect(bad.stderr).not.toMatch(/\n\s+at /);
     const unknown = await cli(["plan", "staging", "--map"]);
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toContain("no such stack file; stacks: dev, prod, test");
+    expect(unknown.stderr).toContain("no such stack file; stacks: dev, local, prod, test");
     const two = await cli(["plan", "lab", "--map", "--zones", "2", "--stacks-dir", planted.dir, "--environment", planted.environmentFile]);
     expect(two.code).toBe(0);
     expect(two.stdout).toBe(formatMap(estateMap(labSpec(), { zones: 2 })));

@@ -192,7 +192,7 @@ describe("dockyard plan (CLI)", () => {
     const unknown = await cli(["plan", "staging"]);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('stack "staging"');
-    expect(unknown.stderr).toContain("no such stack file; stacks: dev, prod, test");
+    expect(unknown.stderr).toContain("no such stack file; stacks: dev, local, prod, test");
     const opt = await cli(["plan", "dev", "--jsonn"]);
     expect(opt.code).toBe(2);
     expect(opt.stderr).toContain("Unknown argument: jsonn");
