@@ -53,8 +53,8 @@ const rules: [string, (wf: Workflow) => string[], RegExp][] = [
 ];
 
 describe("workflows", () => {
-  it("are there: ci, preview, deploy-test, deploy-prod, drift", () => {
-    expect(workflows.map((w) => path.basename(w.file))).toEqual(["ci.yml", "deploy-prod.yml", "deploy-test.yml", "drift.yml", "preview.yml"]);
+  it("are there: ci, preview, deploy-test, deploy-prod, drift, dev-server-reap", () => {
+    expect(workflows.map((w) => path.basename(w.file))).toEqual(["ci.yml", "deploy-prod.yml", "deploy-test.yml", "dev-server-reap.yml", "drift.yml", "preview.yml"]);
   });
 
   it("dockyard --help lists the subcommands the workflows rely on", () => {
