@@ -17,6 +17,7 @@ import { planCommand } from "./plan";
 import { promoteCommand } from "./promote";
 import { rollbackCommand } from "./rollback";
 import { smokeCommand } from "./smoke";
+import { upCommand } from "./up";
 
 /** Every subcommand; add new ones here, one line each. */
 const COMMANDS: CommandModule<object, any>[] = [
@@ -27,6 +28,7 @@ const COMMANDS: CommandModule<object, any>[] = [
   pinCommand,
   smokeCommand,
   devServerCommand,
+  upCommand,
 ];
 
 export async function main(argv: string[]): Promise<void> {

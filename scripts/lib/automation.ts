@@ -100,22 +100,49 @@ export function shortStackName(listed: string): string {
   return listed.split("/").pop() ?? listed;
 }
 
+/** Who `pulumi whoami --json` says is logged in, and to which backend (its URL). */
+export interface WhoAmI {
+  user: string;
+  url?: string;
+}
+
+/** The backend `dockyard up` uses: dev-server's operations, and who is logged in. */
+export interface PulumiBackend extends DevServerBackend {
+  /** `pulumi whoami --json`; throws PulumiCommandError when nobody is logged in (and no PULUMI_BACKEND_URL). */
+  whoAmI(): Promise<WhoAmI>;
+}
+
+/** Is there a `pulumi` on this PATH? */
+function pulumiOnPath(env: NodeJS.ProcessEnv): boolean {
+  return (env.PATH ?? "").split(path.delimiter).some((d) => d && fs.existsSync(path.join(d, "pulumi")));
+}
+
+/** The pulumi CLI to run: the `pulumi` on PATH, else the repository's own (the `pulumi` dev dependency in node_modules/.bin). */
+export function pulumiCommand(workDir: string, env: NodeJS.ProcessEnv = process.env): string {
+  return pulumiOnPath(env) ? "pulumi" : path.join(workDir, "node_modules", ".bin", "pulumi");
+}
+
+/** The variables of `env` that say where state is and how secrets are decrypted, handed to every Pulumi call. */
+const BACKEND_VARS = ["PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE"] as const;
+
 /**
  * The real backend: Pulumi's Automation API on `workDir` (the repository root). The CLI is
  * the `pulumi` on PATH, else the repository's own (the `pulumi` dev dependency in
- * node_modules/.bin, which npm scripts put on PATH anyway).
+ * node_modules/.bin, which npm scripts put on PATH anyway). The backend and passphrase
+ * variables of `env` are passed to every call (the workspace's envVars, added to
+ * process.env: automation/localWorkspace.js runPulumiCmd).
  */
-export async function automationBackend(workDir: string, env: NodeJS.ProcessEnv = process.env): Promise<DevServerBackend> {
+export async function automationBackend(workDir: string, env: NodeJS.ProcessEnv = process.env): Promise<PulumiBackend> {
   // Loaded here, not at the top: `--help` and input errors need no Pulumi runtime.
   const auto = await import("@pulumi/pulumi/automation");
   type Workspace = Awaited<ReturnType<typeof auto.LocalWorkspace.create>>;
-  const onPath = (env.PATH ?? "").split(path.delimiter).some((d) => d && fs.existsSync(path.join(d, "pulumi")));
-  if (!onPath) process.env.PATH = `${path.join(workDir, "node_modules", ".bin")}${path.delimiter}${process.env.PATH ?? ""}`;
+  if (!pulumiOnPath(env)) process.env.PATH = `${path.join(workDir, "node_modules", ".bin")}${path.delimiter}${process.env.PATH ?? ""}`;
+  const envVars = Object.fromEntries(BACKEND_VARS.flatMap((k) => (env[k] ? [[k, env[k] as string]] : [])));
   // The CLI runs `pulumi version` once per workspace; one workspace per secrets provider asked for.
   const workspaces = new Map<string, Promise<Workspace>>();
   const workspace = (secretsProvider?: string) => {
     const key = secretsProvider ?? "";
-    if (!workspaces.has(key)) workspaces.set(key, auto.LocalWorkspace.create({ workDir, ...(secretsProvider ? { secretsProvider } : {}) }));
+    if (!workspaces.has(key)) workspaces.set(key, auto.LocalWorkspace.create({ workDir, envVars, ...(secretsProvider ? { secretsProvider } : {}) }));
     return workspaces.get(key)!;
   };
   /** Pulumi's errors as ours: a lock, a missing stack, or the command's own stderr. */
@@ -191,6 +218,12 @@ export async function automationBackend(workDir: string, env: NodeJS.ProcessEnv 
       }
     },
     remove: (stack) => call((ws) => ws.removeStack(stack)),
+    // `pulumi whoami --json` (CLI >= 3.58; automation/localWorkspace.js whoAmI): user and backend URL.
+    whoAmI: () =>
+      call(async (ws) => {
+        const w = await ws.whoAmI();
+        return { user: w.user, ...(w.url ? { url: w.url } : {}) };
+      }),
   };
 }
 
