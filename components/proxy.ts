@@ -32,6 +32,16 @@ export const DOCKER_DNS = "127.0.0.11:53";
  * retried only on a connection failure.
  */
 export const REPLAYABLE_METHODS = ["GET", "HEAD", "OPTIONS", "TRACE"] as const;
+/**
+ * The path every published service frontend answers itself, for the load balancer's target
+ * health check (components/front-door.ts): 200 while the host has at least one healthy
+ * replica of that service, 503 when it has none. A dead host or a dead engine does not
+ * answer at all. HAProxy 2.6 configuration.txt, monitor-uri: the request is answered by
+ * HAProxy, "not forward[ed] nor log[ged]", with "HTTP/1.0 200 OK" or "HTTP/1.0 503 Service
+ * unavailable"; monitor fail: "HAProxy will return 503 instead of 200" when the condition
+ * holds. Under /.dockyard/ so it cannot hide a path of a service.
+ */
+export const MONITOR_PATH = "/.dockyard/health";
 /** Minimum server slots per service; a rollout briefly doubles the replicas on a host. */
 export const MIN_SERVER_SLOTS = 10;
 
@@ -116,6 +126,10 @@ export function renderHaproxyConfig(routes: readonly ProxyRoute[], opts: ProxyOp
       "",
       `frontend ${r.service}`,
       `    bind :${r.publishPort}`,
+      // The load balancer's health check (MONITOR_PATH): 503 once no replica of this
+      // service on this host passes HAProxy's own check (nbsrv counts usable servers).
+      `    monitor-uri ${MONITOR_PATH}`,
+      `    monitor fail if { nbsrv(${r.service}) lt 1 }`,
       `    default_backend ${r.service}`,
       "",
       `backend ${r.service}`,

@@ -26,7 +26,7 @@ import * as http from "node:http";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
-import { PROXY_CONFIG_PATH, renderHaproxyConfig, type ProxyOptions, type ProxyRoute } from "../../components/proxy";
+import { MONITOR_PATH, PROXY_CONFIG_PATH, renderHaproxyConfig, type ProxyOptions, type ProxyRoute } from "../../components/proxy";
 import { renderStack } from "../../scripts/lib/render";
 import { STACKS } from "../../stacks";
 
@@ -151,6 +151,8 @@ async function startReplicas(healthPath: string): Promise<Replicas> {
 
 interface Harness {
   replicas: Replicas;
+  /** The configuration haproxy runs. */
+  config: string;
   request: (method: string, urlPath: string) => Promise<{ status: number; body: string }>;
   stop: () => Promise<void>;
 }
@@ -165,7 +167,8 @@ async function startHarness(opts: ProxyOptions = {}, edit: (cfg: string) => stri
   const route: ProxyRoute = { service: "web", publishPort: await freePort(), containerPort: replicas.port, healthPath: "/healthz", replicas: 2 };
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dockyard-proxy-"));
   const cfgFile = path.join(dir, "haproxy.cfg");
-  fs.writeFileSync(cfgFile, edit(renderHaproxyConfig([route], { ...opts, dns: dns.address })));
+  const config = edit(renderHaproxyConfig([route], { ...opts, dns: dns.address }));
+  fs.writeFileSync(cfgFile, config);
   const log: string[] = [];
   const proc: ChildProcess = spawn(HAPROXY, ["-db", "-f", cfgFile], { stdio: ["ignore", "pipe", "pipe"] });
   proc.stdout!.on("data", (d: Buffer) => log.push(d.toString()));
@@ -208,7 +211,7 @@ async function startHarness(opts: ProxyOptions = {}, edit: (cfg: string) => stri
     await stop();
     throw e;
   }
-  return { replicas, request, stop };
+  return { replicas, config, request, stop };
 }
 
 describe("the rendered proxy config in the real HAProxy", () => {
@@ -272,6 +275,72 @@ describe("the rendered proxy config in the real HAProxy", () => {
   });
 });
 
+/** Stops a replica (its port refuses connections, as when its container is gone). */
+async function kill(r: Replica): Promise<void> {
+  r.server.closeAllConnections();
+  await new Promise((done) => r.server.close(done));
+}
+
+/** Starts a replica again on its address and port, with the same request handler. */
+async function revive(r: Replica, port: number, address: string): Promise<void> {
+  const handler = r.server.listeners("request")[0] as http.RequestListener;
+  r.server = http.createServer(handler);
+  await listen(r.server, port, address);
+}
+
+describe("the monitor path the load balancer checks (issue 13)", () => {
+  /**
+   * Polls MONITOR_PATH every 100 ms until it answers `status`; the seconds that took.
+   * HAProxy's view changes only at a check, so the bound is what the rendered check timing
+   * allows: a replica is DOWN after `fall` failed checks and UP after `rise` passed ones,
+   * `inter` apart, the first of them up to one `inter` after the change (checks are not
+   * aligned with it), plus one poll and scheduling slack.
+   */
+  async function until(h: Harness, status: number, limitSeconds: number): Promise<number> {
+    const start = Date.now();
+    for (;;) {
+      const r = await h.request("GET", MONITOR_PATH).catch(() => ({ status: 0, body: "" }));
+      if (r.status === status) return (Date.now() - start) / 1000;
+      if (Date.now() - start > limitSeconds * 1000 + 5_000) throw new Error(`monitor still ${r.status} after ${limitSeconds + 5} s, not ${status}`);
+      await sleep(100);
+    }
+  }
+
+  it("answers 200, flips to 503 when every replica of the service dies and back to 200 when one returns, within the rendered check timing", async () => {
+    const h = await startHarness();
+    try {
+      const m = /check inter (\d+)s fastinter \d+s downinter (\d+)s fall (\d+) rise (\d+)/.exec(h.config);
+      expect(m, "the rendered check timing").not.toBeNull();
+      const [inter, downinter, fall, rise] = m!.slice(1).map(Number);
+      const slack = 0.5;
+      const downBound = (fall + 1) * inter + slack;
+      const upBound = (rise + 1) * downinter + slack;
+
+      const healthy = await h.request("GET", MONITOR_PATH);
+      expect(healthy.status).toBe(200);
+      // Answered by HAProxy itself: no replica saw it.
+      expect(h.replicas.list.flatMap((r) => r.seen)).toEqual([]);
+
+      await kill(h.replicas.list[0]);
+      // One replica left: still 200 (the host still serves the service).
+      await sleep((fall + 1) * inter * 1000);
+      expect((await h.request("GET", MONITOR_PATH)).status).toBe(200);
+
+      await kill(h.replicas.list[1]);
+      const down = await until(h, 503, downBound);
+      await revive(h.replicas.list[1], h.replicas.port, REPLICA_ADDRESSES[1]);
+      const up = await until(h, 200, upBound);
+      console.log(`monitor: 200 -> 503 in ${down.toFixed(1)} s (bound ${downBound} s), 503 -> 200 in ${up.toFixed(1)} s (bound ${upBound} s)`);
+      expect(down).toBeLessThanOrEqual(downBound);
+      expect(up).toBeLessThanOrEqual(upBound);
+      // And the service answers again through the returned replica.
+      expect(await h.request("GET", "/after")).toMatchObject({ status: 200, body: h.replicas.list[1].name });
+    } finally {
+      await h.stop();
+    }
+  }, 60_000);
+});
+
 describe.each([...STACKS])("haproxy -c on the proxy config stack %s renders", (stack) => {
   it("accepts every host's config", async () => {
     const r = await renderStack(stack);
@@ -289,6 +358,7 @@ describe.each([...STACKS])("haproxy -c on the proxy config stack %s renders", (s
     try {
       for (const [i, content] of configs.entries()) {
         expect(content).toMatch(/^ +http-request disable-l7-retry unless \{ method GET HEAD OPTIONS TRACE \}$/m);
+        expect(content).toContain(`    monitor-uri ${MONITOR_PATH}\n`);
         const file = path.join(dir, `haproxy-${i}.cfg`);
         fs.writeFileSync(file, content);
         // Throws (test fails with haproxy's message) on an invalid configuration.

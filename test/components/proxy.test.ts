@@ -1,5 +1,5 @@
 import { describe, it, expect } from "vitest";
-import { renderHaproxyConfig, serverSlots, MIN_SERVER_SLOTS, REPLAYABLE_METHODS } from "../../components/proxy";
+import { renderHaproxyConfig, serverSlots, MIN_SERVER_SLOTS, REPLAYABLE_METHODS, MONITOR_PATH } from "../../components/proxy";
 import { proxyRoutes } from "../../components/fleet";
 import { loadStackSpec, type ServiceSpec } from "../../stacks";
 
@@ -22,6 +22,12 @@ describe("renderHaproxyConfig", () => {
     const backend = renderHaproxyConfig([web]).split("\nbackend web\n")[1];
     expect(backend).toMatch(/^ {4}http-request disable-l7-retry unless \{ method GET HEAD OPTIONS TRACE \}$/m);
     expect(REPLAYABLE_METHODS).not.toContain("POST");
+  });
+
+  it("answers the load balancer's monitor path on each service frontend: 503 when that service has no usable server (issue 13; proven in proxy.int.test.ts)", () => {
+    const frontend = renderHaproxyConfig([web]).split("\nfrontend web\n")[1].split("\n\n")[0];
+    expect(frontend).toContain(`    monitor-uri ${MONITOR_PATH}`);
+    expect(frontend).toContain("    monitor fail if { nbsrv(web) lt 1 }");
   });
 
   it("is deterministic and independent of route order", () => {
