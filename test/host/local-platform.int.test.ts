@@ -159,6 +159,30 @@ let hostPub = "";
 let mockPub = "";
 let host: h.Host;
 let volume = "";
+/** Creates and starts the machine container from the rendered inputs, as the provider's create does. */
+let createMachine: () => Promise<h.Host>;
+/** Where the host's port 80 is reached from this machine (the engine picks the port). */
+async function endpointPort(port: number): Promise<number> {
+  const info = await api<{ NetworkSettings: { Ports: Record<string, { HostIp: string; HostPort: string }[]> } }>("GET", `/containers/${RUN}/json`);
+  const binding = info.NetworkSettings.Ports[`${port}/tcp`]?.[0];
+  expect(binding?.HostIp).toBe("127.0.0.1");
+  return Number(binding!.HostPort);
+}
+/** GET <path> on 127.0.0.1:<port> until it answers 200 (bounded); its body, or "" if it never did. */
+async function answers(port: number, p: string): Promise<string> {
+  for (let i = 0; i < 30; i++) {
+    const body = await new Promise<string>((resolve) => {
+      http.get({ host: "127.0.0.1", port, path: p, timeout: 2000 }, (res) => {
+        let t = "";
+        res.on("data", (c) => (t += c));
+        res.on("end", () => resolve(res.statusCode === 200 ? t || "ok" : ""));
+      }).on("error", () => resolve(""));
+    });
+    if (body) return body;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  return "";
+}
 
 /**
  * Runs a rendered command:local:Command's create the way the command provider does, with
@@ -232,7 +256,6 @@ beforeAll(async () => {
   fs.writeFileSync(aptConf, (h.aptCacheRunning() ? `Acquire::http::Proxy "http://${h.bridgeGateway()}:3143";\nAcquire::https::Proxy "DIRECT";\n` : "") + 'Acquire::http::Timeout "30";\nAcquire::Retries "3";\n');
   const hc = body.HostConfig as { Binds: string[] };
   hc.Binds.push(`${repo.caBundle}:/etc/ssl/certs/ca-certificates.crt:ro`, `${aptConf}:/etc/apt/apt.conf.d/01dockyard-test-proxy:ro`);
-  const { Id } = await api<{ Id: string }>("POST", `/containers/create?name=${inputs.name}`, body);
   const info = loadStackSpec("local").os.info;
   const uploads = plain(inputs.uploads as Upload[]).map((u) => {
     if (u.file === LOCAL_HOST_KEY_FILE) return { ...u, content: fs.readFileSync(hostKey.privateKey, "utf8") };
@@ -245,9 +268,13 @@ beforeAll(async () => {
     }
     return u;
   });
-  uploadAll(Id, uploads);
-  await api("POST", `/containers/${Id}/start`);
-  host = { name: RUN, container: RUN, startedAt: Date.now() };
+  createMachine = async () => {
+    const { Id } = await api<{ Id: string }>("POST", `/containers/create?name=${inputs.name}`, body);
+    uploadAll(Id, uploads);
+    await api("POST", `/containers/${Id}/start`);
+    return { name: RUN, container: RUN, startedAt: Date.now() };
+  };
+  host = await createMachine();
   const secs = await h.waitEngineReady(host, 540_000);
   console.log(`local host booted to engine-ready in ${secs.toFixed(0)} s`);
 }, 600_000);
@@ -324,20 +351,20 @@ describe("a local host built from the local stack's rendered inputs", () => {
     const run = spawnSync(ssh[0], [...ssh.slice(1), `docker run -d --name web -p ${port}:${web.containerPort} --restart unless-stopped localhost:${REGISTRY_PORT}/dockyard/web@${webDigest}`], { env, encoding: "utf8", timeout: 120_000 });
     expect(run.status, run.stderr).toBe(0);
     // Where the deployer's machine reaches it: the machine container's binding of that port on 127.0.0.1.
-    const info = await api<{ NetworkSettings: { Ports: Record<string, { HostIp: string; HostPort: string }[]> } }>("GET", `/containers/${RUN}/json`);
-    const binding = info.NetworkSettings.Ports[`${port}/tcp`]?.[0];
-    expect(binding?.HostIp).toBe("127.0.0.1");
-    let body = "";
-    for (let i = 0; i < 30 && !body; i++) {
-      body = await new Promise<string>((resolve) => {
-        http.get({ host: "127.0.0.1", port: Number(binding!.HostPort), path: "/healthz", timeout: 2000 }, (res) => {
-          let t = "";
-          res.on("data", (c) => (t += c));
-          res.on("end", () => resolve(res.statusCode === 200 ? t || "ok" : ""));
-        }).on("error", () => resolve(""));
-      });
-      if (!body) await new Promise((r) => setTimeout(r, 1000));
-    }
-    expect(body).not.toBe("");
+    expect(await answers(await endpointPort(port), web.health.path)).not.toBe("");
   });
+
+  it("a recreated host (a new container on the kept volume, as `dev-server recreate` does) boots again with its engine's data: the service comes back by itself", async () => {
+    // The provider's delete: stop with destroyGraceSeconds (systemd shuts the engine down), then remove.
+    await api("POST", `/containers/${RUN}/stop?t=${Number(machine.inputs.destroyGraceSeconds)}`);
+    await api("DELETE", `/containers/${RUN}?force=true`);
+    host = await createMachine();
+    await h.waitEngineReady(host, 540_000);
+    const r = runCommand(ready);
+    expect(r.status, r.stderr).toBe(0);
+    // The web container, its image and its restart policy live in the engine's data root on the volume.
+    expect((await h.exec(host, "docker inspect -f '{{.State.Running}}' web")).trim()).toBe("true");
+    const web = loadStackSpec("local").services.find((s) => s.name === "web")!;
+    expect(await answers(await endpointPort(web.publishPort!), web.health.path)).not.toBe("");
+  }, 600_000);
 });
