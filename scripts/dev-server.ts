@@ -450,7 +450,8 @@ export async function runUp(args: UpArgs, deps: DevServerDeps): Promise<number> 
     const stack = validOwner(args.owner);
     const ttlMs = parseDuration(args.ttl, "--ttl", { min: TTL_MIN_MS, max: TTL_MAX_MS });
     const lockWaitMs = parseDuration(args.lockWait, "--lock-wait", { min: 0, max: LOCK_WAIT_MAX_MS, seconds: true });
-    const from = args.from ?? "dev";
+    // A laptop's server copies the local stack (its images come from the laptop's registry), any other dev.
+    const from = args.from ?? (args.platform === "local" && fs.existsSync(stackFilePath("local", deps.stacksDir ?? STACKS_DIR)) ? "local" : "dev");
     const spec = fromSpec(from, deps);
     const nameProblem = hostNameProblem(args.owner, spec.hostGroups);
     if (nameProblem) throw new DockyardError(`${nameProblem} (with --from ${from})`, EXIT.usage);
@@ -680,7 +681,10 @@ const upCommand: Sub<UpArgs> = {
       .option("owner", ownerOption)
       .option("ttl", { type: "string", default: "8h", describe: "How long until `reap` destroys it, from now (30m, 8h, 2d; 10m to 30d). Running up again renews it" })
       .option("platform", { choices: HOST_PLATFORMS, describe: "Where the hosts run: aws (EC2, needs AWS credentials) or local (containers on your Docker Engine, no cloud account). Default: the server's current platform, aws for a new one" })
-      .option("from", { type: "string", default: "dev", describe: "The stack whose knobs (stacks/Pulumi.<from>.yaml) are copied, secrets included" })
+      .option("from", {
+        type: "string",
+        describe: "The stack whose knobs (stacks/Pulumi.<from>.yaml) are copied, secrets included. Default: local with --platform local (images from your machine's registry, README \"Run it on your laptop\"), else dev",
+      })
       .option("lock-wait", lockWaitOption)
       .example("$0 dev-server up --owner alice", "dev-alice on AWS, a copy of dev, for 8 hours")
       .example("$0 dev-server up --owner alice --platform local --ttl 2d", "the same on your laptop's Docker Engine")

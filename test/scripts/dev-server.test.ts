@@ -10,7 +10,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { beforeEach, describe, expect, it } from "vitest";
 import * as YAML from "yaml";
-import { ENVIRONMENT_FILE, STACKS_DIR } from "../../stacks";
+import { ENVIRONMENT_FILE, STACKS_DIR, readStackFile } from "../../stacks";
 import {
   accessLines,
   configPath,
@@ -263,8 +263,16 @@ describe("dev-server up", () => {
     expect(() => decryptedSecrets(planConfigCopy({ "x:s": { a: { secure: "v1:A" } } }), {}, "dev")).toThrow(/--from dev: x:s\.a: pulumi did not return its decrypted value/);
   });
 
-  it("--platform local: every host group's platform knob set by path, the backend's default secrets provider (passphrase on a file backend)", async () => {
+  it("--platform local without --from copies the local stack (images from the laptop's registry), whose groups are local already", async () => {
     expect(await up({ platform: "local" }, { PULUMI_BACKEND_URL: "file://~/.dockyard-state", PULUMI_CONFIG_PASSPHRASE: "x" })).toBe(0);
+    const [, , json] = backend.call("setConfigJson") as [string, string, Record<string, { value: string }>];
+    expect(json["dockyard:registry"].value).toBe(readStackFile("local", dir).config["dockyard:registry"]);
+    expect(backend.ops()).not.toContain("setConfigPaths");
+    expect((backend.call("setTags")![2] as Record<string, string>)["dockyard:from"]).toBe("local");
+  });
+
+  it("--platform local --from dev: every host group's platform knob set by path, the backend's default secrets provider (passphrase on a file backend)", async () => {
+    expect(await up({ platform: "local", from: "dev" }, { PULUMI_BACKEND_URL: "file://~/.dockyard-state", PULUMI_CONFIG_PASSPHRASE: "x" })).toBe(0);
     expect(backend.call("selectOrCreate")).toEqual(["selectOrCreate", "dev-alice", { secretsProvider: undefined }]);
     const groups = Object.keys(devConfig()["dockyard:hostGroups"] as object);
     expect(backend.call("setConfigPaths")).toEqual(["setConfigPaths", "dev-alice", Object.fromEntries(groups.map((g) => [`dockyard:hostGroups.${g}.platform`, { value: "local", secret: false }]))]);
