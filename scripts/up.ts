@@ -32,7 +32,7 @@ import type { Argv, CommandModule } from "yargs";
 import { HOST_IMAGE_DIR } from "../components/local-host";
 import { loadStackSpec, readStackFile } from "../stacks";
 import { accessLines } from "./dev-server";
-import { PulumiCommandError, automationBackend, pulumiCommand, type PulumiBackend } from "./lib/automation";
+import { PulumiCommandError, StackLockedError, StackMissingError, automationBackend, pulumiCommand, type PulumiBackend } from "./lib/automation";
 import { DockyardError, EXIT, reported, toStderr, toStdout, type Write } from "./lib/cli";
 import { REPO_ROOT } from "./lib/render";
 
@@ -118,6 +118,18 @@ export function needsPassphrase(file: { secretsprovider?: unknown; encryptionsal
   return provider === "passphrase" || file.encryptionsalt !== undefined || !/^https?:\/\//.test(backendUrl);
 }
 
+/** A Pulumi call through the seam; what Pulumi said becomes one line naming the stack (exit 1), not a stack trace. */
+async function pulumiStep<T>(stack: string, backendUrl: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (e) {
+    if (e instanceof PulumiCommandError || e instanceof StackLockedError || e instanceof StackMissingError) {
+      throw new DockyardError(`stack ${stack}: pulumi failed: ${e.message.split("\n")[0]} (the pulumi CLI on PATH, else node_modules/.bin/pulumi; backend ${backendUrl})`, EXIT.failure);
+    }
+    throw e;
+  }
+}
+
 export async function runUp(args: UpArgs, deps: UpDeps): Promise<number> {
   return reported(deps.err, async () => {
     const { stack } = args;
@@ -181,7 +193,7 @@ export async function runUp(args: UpArgs, deps: UpDeps): Promise<number> {
         if (!(e instanceof PulumiCommandError)) throw e;
         throw missing(
           stack,
-          `no backend for its state: PULUMI_BACKEND_URL is not set and you are not logged in (pulumi whoami: ${e.message}); its hosts run on aws, so its state belongs in the team's backend: set PULUMI_BACKEND_URL as README "State and secrets" says, or pulumi login`,
+          `no backend for its state: PULUMI_BACKEND_URL is not set and \`pulumi whoami\` finds no login (it said: ${e.message}); its hosts run on aws, so its state belongs in the team's backend: set PULUMI_BACKEND_URL as README "State and secrets" says, or pulumi login`,
         );
       }
       checkPassphrase(backendUrl);
@@ -202,7 +214,8 @@ export async function runUp(args: UpArgs, deps: UpDeps): Promise<number> {
       }
     }
 
-    const { created } = await backend.selectOrCreate(stack, { secretsProvider: typeof stackFile.other?.secretsprovider === "string" ? stackFile.other.secretsprovider : undefined });
+    const secretsProvider = typeof stackFile.other?.secretsprovider === "string" ? stackFile.other.secretsprovider : undefined;
+    const { created } = await pulumiStep(stack, backendUrl, () => backend.selectOrCreate(stack, { secretsProvider }));
     deps.err(`${created ? "Created" : "Selected"} stack ${stack} in ${backendUrl}.\n`);
 
     const pulumiArgs = [op, "--stack", stack, ...(args.yes && !args.preview ? ["--yes"] : [])];
@@ -217,7 +230,7 @@ export async function runUp(args: UpArgs, deps: UpDeps): Promise<number> {
       deps.out(`Preview of ${stack} done; nothing was changed. Deploy it: ${RUN} ${stack}\n`);
       return EXIT.ok;
     }
-    const outputs = await backend.outputs(stack);
+    const outputs = await pulumiStep(stack, backendUrl, () => backend.outputs(stack));
     deps.out([`Stack ${stack} is up (state: ${backendUrl}).`, ...accessLines(spec, allLocal ? "local" : "aws", outputs)].join("\n") + "\n");
     return EXIT.ok;
   });

@@ -42,6 +42,7 @@ if (argv[0] === "whoami") {
   if (!state.loggedIn) fail("error: PULUMI_ACCESS_TOKEN must be set for login during non-interactive CLI sessions");
   process.stdout.write(JSON.stringify({ user: "alice", url: "https://api.pulumi.com", organizations: ["alice"] })); process.exit(0);
 }
+if (cmd.startsWith("stack select") && state.selectError) fail(state.selectError);
 if (cmd.startsWith("stack select")) { if (!state.stacks.includes(flag("--stack"))) fail("error: no stack named '" + flag("--stack") + "' found"); process.exit(0); }
 if (cmd.startsWith("stack init")) { state.stacks.push(argv[2]); save(); process.exit(0); }
 if (argv[0] === "up" || argv[0] === "preview") {
@@ -119,6 +120,7 @@ interface State {
   outputs: unknown;
   loggedIn?: boolean;
   failUp?: boolean;
+  selectError?: string;
 }
 const writeState = (s: Partial<State>) => fs.writeFileSync(stateFile, JSON.stringify({ stacks: [], outputs: LOCAL_OUTPUTS, ...s }));
 const log = () =>
@@ -234,7 +236,7 @@ describe("preconditions: exit 2, one line naming the stack and the fix, pulumi n
     const r = await up({ stack: "dev", yes: true });
     expect(r.code).toBe(2);
     expect(r.err.trim()).toBe(
-      'stack dev: no backend for its state: PULUMI_BACKEND_URL is not set and you are not logged in (pulumi whoami: error: PULUMI_ACCESS_TOKEN must be set for login during non-interactive CLI sessions); its hosts run on aws, so its state belongs in the team\'s backend: set PULUMI_BACKEND_URL as README "State and secrets" says, or pulumi login',
+      'stack dev: no backend for its state: PULUMI_BACKEND_URL is not set and `pulumi whoami` finds no login (it said: error: PULUMI_ACCESS_TOKEN must be set for login during non-interactive CLI sessions); its hosts run on aws, so its state belongs in the team\'s backend: set PULUMI_BACKEND_URL as README "State and secrets" says, or pulumi login',
     );
     // aws hosts need no Docker; the Automation API checks the CLI's version once, then whoami.
     expect(argvsOf("docker")).toEqual([]);
@@ -334,6 +336,17 @@ describe("up and preview: the command lines sent", () => {
       "stack local: pulumi up did not complete (exit code 1; its output above says why, or that the update was declined); run npm run up -- local again once fixed",
     );
     expect(argvsOf("pulumi").at(-1)).toEqual(["up", "--stack", "local", "--yes"]);
+  });
+
+  it("a pulumi call that fails before up (the backend unreadable) is one line naming the stack, exit 1, no stack trace", async () => {
+    writeState({ selectError: "error: could not query backend for stacks: open /state/.pulumi/meta.yaml: permission denied" });
+    const r = await up({ stack: "local", yes: true }, userEnv({ FAKE_IMAGE: "present", PULUMI_BACKEND_URL: "file:///state" }));
+    expect(r.code).toBe(1);
+    expect(r.err.trim().split("\n").pop()).toBe(
+      "stack local: pulumi failed: error: could not query backend for stacks: open /state/.pulumi/meta.yaml: permission denied (the pulumi CLI on PATH, else node_modules/.bin/pulumi; backend file:///state)",
+    );
+    expect(r.err).not.toMatch(/\n\s+at /);
+    expect(argvsOf("pulumi").map((a) => a[0])).toEqual(["version", "stack"]);
   });
 });
 
