@@ -11,8 +11,6 @@
  */
 import * as fs from "node:fs";
 import type { Argv, CommandModule } from "yargs";
-import { localProxyCommand, sshArgv, ssmProxyCommand } from "../components/connection";
-import { shq } from "../components/engine";
 import { ConfigError, HOST_NAME_MAX_LENGTH, HOST_PLATFORMS, STACKS_DIR, hostNameFor, isSecureValue, loadStackSpec, readStackFile, stackFilePath, stackNameProblem, type EnvironmentSpec } from "../stacks";
 import { requiredSecretsProvider, type HostPlatform } from "../stacks/secrets-provider";
 import {
@@ -25,6 +23,7 @@ import {
   type DevServerBackend,
   type StateResource,
 } from "./lib/automation";
+import { accessLines } from "./lib/access";
 import { DockyardError, EXIT, reported, toStderr, toStdout, type Write } from "./lib/cli";
 import { REPO_ROOT } from "./lib/render";
 
@@ -290,50 +289,6 @@ export function describeResources(resources: readonly StateResource[], max = 40)
   return lines.length ? lines : ["  (nothing)"];
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
-
-/**
- * How to reach a dev server, from its outputs: per host the ssh command line Pulumi itself
- * uses (host key pinned; through Session Manager with hostAccess ssm on aws), per service
- * with a publishPort a URL on each host that runs it.
- */
-export function accessLines(spec: Pick<EnvironmentSpec, "region" | "access" | "services">, platform: HostPlatform, outputs: Record<string, unknown>): string[] {
-  const lines: string[] = [];
-  const hosts = isObject(outputs.hostsByName) ? outputs.hostsByName : {};
-  lines.push("Hosts:");
-  for (const [name, h] of Object.entries(hosts)) {
-    if (!isObject(h) || typeof h.sshUser !== "string" || typeof h.sshTarget !== "string" || typeof h.hostPublicKey !== "string") {
-      lines.push(`  ${name}: (no ssh address in the outputs yet)`);
-      continue;
-    }
-    // Each host as its own platform reaches it: docker exec (local), Session Manager (aws, ssm) or its address.
-    const hostPlatform = h.platform === "local" || h.platform === "aws" ? h.platform : platform;
-    const proxyCommand = hostPlatform === "local" ? localProxyCommand(h.sshUser) : spec.access.mode === "ssm" ? ssmProxyCommand(spec.region, h.sshUser) : undefined;
-    const argv = sshArgv({ target: h.sshTarget, user: h.sshUser, hostPublicKey: h.hostPublicKey, proxyCommand });
-    lines.push(`  ${name}:`, `    ${argv.map((a) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(a) ? a : shq(a))).join(" ")}`);
-  }
-  if (Object.keys(hosts).length === 0) lines.push("  (none in the stack outputs)");
-  const services = isObject(outputs.services) ? outputs.services : {};
-  lines.push("Services:");
-  for (const svc of spec.services) {
-    const out = services[svc.name];
-    if (svc.publishPort === undefined) {
-      lines.push(`  ${svc.name}: no publishPort (reachable from the host only)`);
-      continue;
-    }
-    const on = isObject(out) && Array.isArray(out.hosts) ? (out.hosts as unknown[]).filter((x): x is string => typeof x === "string") : [];
-    if (on.length === 0) lines.push(`  ${svc.name}: not running yet (no replica in the outputs; see awaitingImage)`);
-    for (const host of on) {
-      const h = isObject(hosts[host]) ? (hosts[host] as Record<string, unknown>) : {};
-      // endpoints: where the port is reached on that host (a local host's is a port the engine picked on 127.0.0.1).
-      const endpoint = isObject(h.endpoints) ? h.endpoints[String(svc.publishPort)] : undefined;
-      const ip = h.publicIp;
-      const url = typeof endpoint === "string" ? `http://${endpoint}/` : typeof ip === "string" ? `http://${ip.includes(":") ? `[${ip}]` : ip}:${svc.publishPort}/` : "(no address yet)";
-      lines.push(`  ${svc.name}: ${url}  (${host})`);
-    }
-  }
-  return lines;
-}
 
 // ---------------------------------------------------------------------------------
 // The commands

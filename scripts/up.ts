@@ -31,7 +31,7 @@ import * as path from "node:path";
 import type { Argv, CommandModule } from "yargs";
 import { HOST_IMAGE_DIR } from "../components/local-host";
 import { loadStackSpec, readStackFile } from "../stacks";
-import { accessLines } from "./dev-server";
+import { accessLines } from "./lib/access";
 import { PulumiCommandError, StackLockedError, StackMissingError, automationBackend, pulumiCommand, type PulumiBackend } from "./lib/automation";
 import { DockyardError, EXIT, reported, toStderr, toStdout, type Write } from "./lib/cli";
 import { REPO_ROOT } from "./lib/render";

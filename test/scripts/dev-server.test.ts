@@ -11,8 +11,8 @@ import * as path from "node:path";
 import { beforeEach, describe, expect, it } from "vitest";
 import * as YAML from "yaml";
 import { ENVIRONMENT_FILE, STACKS_DIR, readStackFile } from "../../stacks";
+import { accessLines } from "../../scripts/lib/access";
 import {
-  accessLines,
   configPath,
   decryptedSecrets,
   formatDuration,
