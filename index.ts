@@ -6,6 +6,8 @@ import { DockerEngine, renderUserData, type HostKeySource } from "./components/e
 import { LocalHost, hostImageTag } from "./components/local-host";
 import { ContainerFleet } from "./components/fleet";
 import { ImageRegistry } from "./components/registry";
+import { FrontDoor, frontDoorBaseName } from "./components/front-door";
+import { StatusAlarms } from "./components/alarms";
 
 const spec = loadSpecFromPulumi();
 // The stack's registry when it is ECR: hosts may pull from its namespace (in its account and region) only.
@@ -21,6 +23,18 @@ const localImage = localEngine
   ? // The local host image in that engine (components/local-host/build-image.sh builds it); kept when the stack goes.
     new docker.RemoteImage("machine-image", { name: hostImageTag(), keepLocally: true }, { provider: localEngine })
   : undefined;
+// Per host group of EC2 hosts that publishes ports, the front door clients use (issue 13):
+// made before its hosts, whose service ports admit its security group only.
+const frontDoors = new Map(
+  spec.hostGroups
+    .filter((g) => g.platform !== "local" && g.count > 0)
+    .map((g) => [g, [...new Set([...spec.services, ...spec.awaitingImage].filter((s) => s.group === g.name && s.publishPort !== undefined).map((s) => s.publishPort as number))]] as [typeof g, number[]])
+    .filter(([, ports]) => ports.length > 0)
+    .map(([g, ports]) => [
+      g.name,
+      new FrontDoor(frontDoorBaseName(spec.stack, g.name), { stack: spec.stack, project: spec.project, group: g.name, region: spec.region, ports, ingressCidrs: spec.access.ingressCidrs, certificateArn: spec.certificateArn }),
+    ]),
+);
 const hosts = stackHosts(spec).map(({ name, group, ordinal }) => {
   // Every declared service's port, with a digest yet or not, so the first images change no security group.
   const servicePorts = [...spec.services, ...spec.awaitingImage]
@@ -68,6 +82,7 @@ const hosts = stackHosts(spec).map(({ name, group, ordinal }) => {
     os: spec.os,
     access: spec.access,
     servicePorts,
+    frontDoorSecurityGroupId: frontDoors.get(group.name)?.securityGroupId,
     ecr,
     userData: (ctx) =>
       ctx.dataDevice.apply((dataDevice) => userData({ hostName: ctx.hostName, dataDevice, hostKey: { ssmParameter: ctx.hostKeyParameter, region: spec.region } })),
@@ -79,9 +94,14 @@ const hosts = stackHosts(spec).map(({ name, group, ordinal }) => {
     // The address and the instance it must reach both come from the EIP association.
     hostId: host.addressInstanceId,
   });
+  frontDoors.get(group.name)?.attach({ name, instanceId: host.instanceId });
   const endpoints = host.publicIp.apply((ip) => Object.fromEntries([...new Set(servicePorts)].sort((a, b) => a - b).map((p) => [String(p), `${ip}:${p}`])));
   return { group, host, engine, endpoints, sshTarget: host.connection.target };
 });
+
+// EC2 status-check alarms of every EC2 host, to one topic per stack (hosts keep EC2's simplified automatic recovery).
+const awsHosts = hosts.filter(({ group }) => group.platform !== "local");
+const alarms = awsHosts.length > 0 ? new StatusAlarms(`${spec.stack}-host-alarms`, { stack: spec.stack, project: spec.project, region: spec.region, hosts: awsHosts.map(({ host }) => ({ name: host.hostName, instanceId: host.instanceId })) }) : undefined;
 
 // This environment's image repositories (ECR), one per service plus the proxy's. Another
 // registry is not Dockyard's to manage: its repositories exist already, and hosts pull from
@@ -153,3 +173,10 @@ export const proxyImage = fleet.proxyImage;
 export const awaitingImage = { services: spec.awaitingImage.map((s) => s.name), proxy: spec.proxyAwaitingImage };
 /** The image repositories of this environment (ECR; none when the registry is another one). */
 export const repositories = registry?.repositories ?? {};
+/**
+ * Per host group with published ports on EC2: the load balancer clients use (its DNS name),
+ * the ports it listens on and TCP or TLS (dockyard:certificateArn). README "Front door".
+ */
+export const frontDoor = Object.fromEntries([...frontDoors].map(([group, fd]) => [group, { dnsName: fd.dnsName, ports: fd.ports, protocol: fd.protocol }]));
+/** The SNS topic every host's EC2 status-check alarm notifies; subscribe to it. Undefined without EC2 hosts. */
+export const alarmTopicArn = alarms?.topicArn;

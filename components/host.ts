@@ -98,6 +98,15 @@ export interface IngressRule {
   cidrBlocks: string[];
 }
 
+/** An inbound rule whose source is another security group (the front door's). */
+export interface SourceGroupIngressRule {
+  description: string;
+  protocol: "tcp";
+  fromPort: number;
+  toPort: number;
+  securityGroups: pulumi.Input<string>[];
+}
+
 /** What decides a host's inbound rules. */
 export interface IngressInputs {
   stack: string;
@@ -128,6 +137,22 @@ export function ingressRules(i: IngressInputs): IngressRule[] {
     }
   }
   return rules;
+}
+
+/**
+ * A host's inbound rules behind a front door (issue 13): SSH as ingressRules says, and each
+ * published service port only from the front door's security group, which carries both the
+ * clients' connections and the load balancer's health checks; ingressCidrs apply on the
+ * load balancer instead. Without a front door: ingressRules.
+ */
+export function hostIngressRules(i: IngressInputs & { frontDoorSecurityGroupId?: pulumi.Input<string> }): (IngressRule | SourceGroupIngressRule)[] {
+  if (i.frontDoorSecurityGroupId === undefined) return ingressRules(i);
+  const source = i.frontDoorSecurityGroupId;
+  const ports = [...new Set(i.servicePorts)].sort((a, b) => a - b);
+  return [
+    ...ingressRules({ ...i, ingressCidrs: [] }),
+    ...ports.map((p): SourceGroupIngressRule => ({ description: `service port ${p} (from the front door)`, protocol: "tcp", fromPort: p, toPort: p, securityGroups: [source] })),
+  ];
 }
 
 /** Outbound: everything (package repositories, ECR, SSM endpoints, NTP). */
@@ -258,8 +283,10 @@ export interface DockerHostArgs {
   os: EnvironmentSpec["os"];
   /** Network access: sshCidrs (port 22), ingressCidrs (service ports), optional sshPublicKey for an EC2 key pair (unset: SSM only). */
   access: EnvironmentSpec["access"];
-  /** Ports the per-host proxy publishes for services on this group; opened to ingressCidrs only (never 22, 2375 or 2376: the schema refuses them). */
+  /** Ports the per-host proxy publishes for services on this group; opened to the front door (or ingressCidrs) only (never 22, 2375 or 2376: the schema refuses them). */
   servicePorts: number[];
+  /** The group's front door's security group: the only source of the service ports (ingressCidrs apply on the load balancer). */
+  frontDoorSecurityGroupId?: pulumi.Input<string>;
   /** The stack's ECR registry (parsed dockyard:registry); the host may pull from its namespace only. Unset: no ECR permissions. */
   ecr?: Pick<EcrRegistry, "accountId" | "region" | "namespace">;
   /**
@@ -342,12 +369,13 @@ export class DockerHost extends pulumi.ComponentResource {
   constructor(name: string, args: DockerHostArgs, opts?: pulumi.ComponentResourceOptions) {
     super("dockyard:index:DockerHost", name, {}, opts);
     const host = hostNameFor(args.stack, args.group.name, args.ordinal);
-    const ingress = ingressRules({
+    const ingress = hostIngressRules({
       stack: args.stack,
       group: args.group.name,
       sshCidrs: args.access.sshCidrs,
       ingressCidrs: args.access.ingressCidrs,
       servicePorts: args.servicePorts,
+      frontDoorSecurityGroupId: args.frontDoorSecurityGroupId,
     });
     this.args = args;
     this.name = name;
@@ -424,13 +452,13 @@ export class DockerHost extends pulumi.ComponentResource {
    * Minimal ingress, all egress. Inline rules make this resource the only owner of the
    * group's rules, so a rule added by hand is removed on the next `up`.
    */
-  private securityGroup(vpcId: pulumi.Output<string>, ingress: IngressRule[]): aws.ec2.SecurityGroup {
+  private securityGroup(vpcId: pulumi.Output<string>, ingress: (IngressRule | SourceGroupIngressRule)[]): aws.ec2.SecurityGroup {
     return new aws.ec2.SecurityGroup(
       `${this.name}-sg`,
       {
         region: this.args.region,
         vpcId,
-        description: `Dockyard host ${this.tagInputs.hostName}: SSH from sshCidrs, service ports from ingressCidrs`,
+        description: `Dockyard host ${this.tagInputs.hostName}: SSH from sshCidrs, service ports from ${this.args.frontDoorSecurityGroupId !== undefined ? "the front door" : "ingressCidrs"}`,
         ingress,
         egress: egressRules(),
         tags: this.tags("sg"),

@@ -80,6 +80,8 @@ export const SECURITY_GROUP_INBOUND_RULES = 60;
 export const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
 /** An AWS region name like eu-west-1 or us-gov-west-1 (`aws:region`, and the region an ECR registry host names). */
 const AWS_REGION_RE = /^[a-z]{2}(-gov)?-[a-z]+-[0-9]$/;
+/** An ACM certificate's ARN: partition, region, account, certificate/<id> (ACM API reference, CertificateArn). */
+export const ACM_CERTIFICATE_ARN_RE = /^arn:aws(-[a-z]+)*:acm:[a-z]{2}(-gov)?-[a-z]+-[0-9]:[0-9]{12}:certificate\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
  * The pin tag of a digest, `pin-sha256-<64 hex>` (75 characters, within the 128 a tag may
@@ -447,7 +449,13 @@ export const StackKnobsSchema = strict({
   "dockyard:ingressCidrs": z
     .array(cidr)
     .default([])
-    .meta({ description: "IPv4 CIDRs allowed to reach the services' published ports." }),
+    .meta({ description: "IPv4 CIDRs allowed to reach the services' published ports on the front door (the load balancer); hosts accept those ports from the load balancer only." }),
+  "dockyard:certificateArn": unsetIfEmpty(
+    z
+      .string()
+      .regex(ACM_CERTIFICATE_ARN_RE, { error: "must be an ACM certificate ARN like arn:aws:acm:eu-west-1:123456789012:certificate/<uuid>" })
+      .optional(),
+  ).meta({ description: "ACM certificate ARN (in the stack's region) for the front door: set, each published port's listener is TLS with it (the load balancer ends TLS, hosts get plain TCP); empty (the default): TCP listeners." }),
   "dockyard:sshPublicKey": unsetIfEmpty(
     z
       .string()
@@ -523,6 +531,8 @@ export interface EnvironmentSpec {
     ingressCidrs: StackKnobs["dockyard:ingressCidrs"];
     sshPublicKey?: StackKnobs["dockyard:sshPublicKey"];
   };
+  /** ACM certificate of the front door's TLS listeners; unset: TCP listeners. */
+  certificateArn?: StackKnobs["dockyard:certificateArn"];
   /** Repository prefix `<registry host>/<namespace>`. */
   registry: StackKnobs["dockyard:registry"];
   /** Whether this stack creates its registry's ECR repositories (false: another stack owns them). */
@@ -766,6 +776,7 @@ function crossReferenceProblems(at: Where, env: EnvironmentFile, knobs: StackKno
     ...engineProblems(at, env),
     ...hostGroupProblems(at, env, knobs),
     ...accessProblems(at, knobs),
+    ...certificateProblems(at, knobs),
     ...imageAndReplicaProblems(at, env, knobs, knobsOk),
     ...unusedSecretProblems(at, env, knobs),
   ];
@@ -943,6 +954,14 @@ function accessProblems(at: Where, knobs: StackKnobs): string[] {
   return p;
 }
 
+/** A load balancer's listener uses an ACM certificate of its own region only. */
+function certificateProblems(at: Where, knobs: StackKnobs): string[] {
+  const arn = knobs["dockyard:certificateArn"];
+  const region = typeof arn === "string" ? arn.split(":")[3] : undefined;
+  if (!region || region === knobs["aws:region"]) return [];
+  return [`${at.stackFile}: config.dockyard:certificateArn: the certificate is in ${region}, but the stack's load balancer is in ${knobs["aws:region"]}; allowed: an ACM certificate of ${knobs["aws:region"]}`];
+}
+
 /** A secret the stack sets that no service uses is a mistake (a typo, or a leftover). */
 function unusedSecretProblems(at: Where, env: EnvironmentFile, knobs: StackKnobs): string[] {
   const used = new Set(Object.values(env.services).flatMap((d) => Object.values(d.secrets)));
@@ -972,6 +991,7 @@ function resolveSpec(stack: string, env: EnvironmentFile, knobs: StackKnobs): En
       sshPublicKey: knobs["dockyard:sshPublicKey"],
     },
     registry: knobs["dockyard:registry"],
+    ...(knobs["dockyard:certificateArn"] ? { certificateArn: knobs["dockyard:certificateArn"] } : {}),
     createRepositories: knobs["dockyard:createRepositories"],
     proxyImage: knobs["dockyard:proxyImage"] ? `${proxyRepository(knobs["dockyard:registry"])}@${knobs["dockyard:proxyImage"]}` : undefined,
     hostGroups: resolveHostGroups(env, knobs),

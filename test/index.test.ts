@@ -13,6 +13,8 @@ import { STACKS, hostNameFor, loadStackSpec, readStackFile } from "../stacks";
 import { buildPlan, resourceKey, renderStack, type Rendered } from "../scripts/lib/render";
 import { checkParity } from "../scripts/diff";
 import { RULES } from "./contracts/rules";
+import { DEREGISTRATION_DELAY_SECONDS, HEALTH_CHECK, frontDoorBaseName } from "../components/front-door";
+import { MONITOR_PATH } from "../components/proxy";
 
 const renders = new Map<string, Promise<Rendered>>();
 const render = (stack: string) => {
@@ -207,7 +209,7 @@ describe("hostAccess public (issue 11): ssh to the Elastic IP with the deployer'
     for (const p of providers) expect(p.inputs.host).toMatch(/^ssh:\/\/admin@computed\(pub-app-\d+-eip-association\.publicIp\)$/);
     const oneWayIn = RULES.find((x) => x.id === "one-way-in")!;
     expect(oneWayIn.check(r)).toEqual([]);
-    const sg = r.resources.find((x) => x.type === "aws:ec2/securityGroup:SecurityGroup")!;
+    const sg = r.resources.find((x) => x.type === "aws:ec2/securityGroup:SecurityGroup" && /-app-\d+-sg$/.test(x.name))!;
     const ssh = (sg.inputs.ingress as { fromPort: number; cidrBlocks: string[] }[]).filter((i) => i.fromPort === 22);
     expect(ssh.map((i) => i.cidrBlocks)).toEqual([config["dockyard:sshCidrs"]]);
     expect(r.resources.filter((x) => x.type === "aws:ec2/keyPair:KeyPair")).toHaveLength(r.resources.filter((x) => x.type === "aws:ec2/instance:Instance").length);
@@ -219,7 +221,67 @@ describe("hostAccess public (issue 11): ssh to the Elastic IP with the deployer'
     expect(oneWayIn.check(r)).toEqual([]);
     const cmd = r.resources.find((x) => x.type === "command:local:Command" && x.name.endsWith("-engine-ready"))!;
     expect((cmd.inputs.interpreter as string[]).some((a) => a.startsWith("ProxyCommand=sh -c ") && a.includes("AWS-StartSSHSession"))).toBe(true);
-    const sg = r.resources.find((x) => x.type === "aws:ec2/securityGroup:SecurityGroup")!;
+    const sg = r.resources.find((x) => x.type === "aws:ec2/securityGroup:SecurityGroup" && /-app-\d+-sg$/.test(x.name))!;
     expect((sg.inputs.ingress as { fromPort: number }[]).filter((i) => i.fromPort === 22)).toEqual([]);
+  }, 300_000);
+});
+
+describe.each([...STACKS])("the front door of stack %s (issue 13)", (stack) => {
+  it("one network load balancer over the group's hosts: a TCP listener and target group per published port checked at the proxy's monitor path, hosts' service ports from its security group only, ingressCidrs on it, a status-check alarm pair per host to one topic", async () => {
+    const spec = loadStackSpec(stack);
+    const r = await render(stack);
+    const of = (t: string) => r.resources.filter((x) => x.type === t);
+    const base = frontDoorBaseName(stack, "app");
+    const hosts = of("aws:ec2/instance:Instance").map((x) => x.name.replace(/-instance$/, ""));
+    const ports = [...new Set(spec.services.filter((s) => s.publishPort !== undefined).map((s) => s.publishPort!))].sort((a, b) => a - b);
+    expect(ports).toEqual([80]);
+
+    const [lb, ...others] = of("aws:lb/loadBalancer:LoadBalancer");
+    expect(others).toEqual([]);
+    expect(lb.name).toBe(`${base}-nlb`);
+    expect(lb.inputs).toMatchObject({ loadBalancerType: "network", internal: false, enableCrossZoneLoadBalancing: true, securityGroups: [`computed(${base}-sg.id)`], region: spec.region });
+    expect(lb.inputs.subnets).toHaveLength(3);
+
+    const tgs = of("aws:lb/targetGroup:TargetGroup");
+    expect(tgs.map((t) => [t.name, t.inputs.name, t.inputs.port, t.inputs.protocol, t.inputs.targetType])).toEqual(ports.map((p) => [`${base}-${p}`, `${base}-${p}`, p, "TCP", "instance"]));
+    for (const tg of tgs) {
+      expect(tg.inputs.healthCheck).toEqual({ ...HEALTH_CHECK });
+      expect(tg.inputs.deregistrationDelay).toBe(DEREGISTRATION_DELAY_SECONDS);
+    }
+    expect((tgs[0].inputs.healthCheck as { path: string }).path).toBe(MONITOR_PATH);
+    const listeners = of("aws:lb/listener:Listener");
+    expect(listeners.map((l) => [l.inputs.port, l.inputs.protocol, l.inputs.loadBalancerArn, (l.inputs.defaultActions as { targetGroupArn: string }[])[0].targetGroupArn])).toEqual(
+      ports.map((p) => [p, "TCP", `computed(${base}-nlb.arn)`, `computed(${base}-${p}.arn)`]),
+    );
+    expect(listeners.every((l) => l.inputs.certificateArn === undefined)).toBe(true);
+    const attachments = of("aws:lb/targetGroupAttachment:TargetGroupAttachment");
+    expect(attachments.map((a) => [a.inputs.targetGroupArn, a.inputs.targetId, a.inputs.port]).sort()).toEqual(
+      ports.flatMap((p) => hosts.map((h) => [`computed(${base}-${p}.arn)`, `computed(${h}-instance.id)`, p])).sort(),
+    );
+
+    // The load balancer's group takes ingressCidrs; the hosts' take the service ports from it only.
+    const lbSg = of("aws:ec2/securityGroup:SecurityGroup").find((x) => x.name === `${base}-sg`)!;
+    expect(lbSg.inputs.ingress).toEqual(ports.map((p) => expect.objectContaining({ fromPort: p, toPort: p, protocol: "tcp", cidrBlocks: [...spec.access.ingressCidrs].sort() })));
+    const hostSgs = of("aws:ec2/securityGroup:SecurityGroup").filter((x) => x !== lbSg);
+    expect(hostSgs).toHaveLength(hosts.length);
+    for (const sg of hostSgs) {
+      const rules = sg.inputs.ingress as { fromPort: number; cidrBlocks?: string[]; securityGroups?: string[] }[];
+      const service = rules.filter((x) => x.fromPort !== 22);
+      expect(service.map((x) => [x.fromPort, x.securityGroups, x.cidrBlocks ?? []])).toEqual(ports.map((p) => [p, [`computed(${base}-sg.id)`], []]));
+      expect(rules.filter((x) => x.fromPort === 22).map((x) => x.cidrBlocks)).toEqual(spec.access.sshCidrs.length > 0 ? [[...spec.access.sshCidrs].sort()] : []);
+    }
+
+    // EC2 recovery: the instances keep the default (simplified automatic recovery) and alarm.
+    for (const i of of("aws:ec2/instance:Instance")) expect((i.inputs.maintenanceOptions as { autoRecovery?: string } | undefined)?.autoRecovery ?? "default").toBe("default");
+    const [topic, ...moreTopics] = of("aws:sns/topic:Topic");
+    expect(moreTopics).toEqual([]);
+    const alarms = of("aws:cloudwatch/metricAlarm:MetricAlarm");
+    expect(alarms.map((a) => [(a.inputs.dimensions as { InstanceId: string }).InstanceId, a.inputs.metricName]).sort()).toEqual(
+      hosts.flatMap((h) => [`computed(${h}-instance.id)`]).flatMap((id) => [[id, "StatusCheckFailed_Instance"], [id, "StatusCheckFailed_System"]]).sort(),
+    );
+    for (const a of alarms) expect(a.inputs).toMatchObject({ namespace: "AWS/EC2", alarmActions: [`computed(${topic.name}.arn)`], okActions: [`computed(${topic.name}.arn)`], threshold: 1 });
+
+    expect(r.outputs.frontDoor).toEqual({ app: { dnsName: `computed(${base}-nlb.dnsName)`, ports, protocol: "TCP" } });
+    expect(r.outputs.alarmTopicArn).toBe(`computed(${topic.name}.arn)`);
   }, 300_000);
 });

@@ -86,7 +86,7 @@ const PLANTS: Record<string, [string, () => Rendered, RegExp][]> = {
     ["a daemon host in user-data", () => planted(render("dev"), T.instance, (r) => void (r.inputs.userDataBase64 = gzip64(`${userDataText(r.inputs)}\nwrite_files:\n- path: /etc/docker/daemon.json\n  content: '{"hosts": ["unix:///var/run/docker.sock", "tcp://0.0.0.0:2375"]}'\n`))), /dev-app-1-instance: user-data sets a Docker daemon host on TCP \(tcp:\/\/0\.0\.0\.0:2375\)/],
   ],
   "no-public-ssh-in-prod": [
-    ["22 from 0.0.0.0/0", () => planted(render("prod"), T.sg, (r) => void ingress(r).push({ protocol: "tcp", fromPort: 22, toPort: 22, cidrBlocks: ["0.0.0.0/0"] }), { first: true }), /SecurityGroup prod-app-1-sg: ingress\[\d\]: lets SSH \(22\) in from 0\.0\.0\.0\/0 in production stack "prod"/],
+    ["22 from 0.0.0.0/0", () => planted(render("prod"), T.sg, (r) => void ingress(r).push({ protocol: "tcp", fromPort: 22, toPort: 22, cidrBlocks: ["0.0.0.0/0"] }), { first: true }), /SecurityGroup prod-app-(1-)?sg: ingress\[\d\]: lets SSH \(22\) in from 0\.0\.0\.0\/0 in production stack "prod"/],
     ["22 from ::/0", () => planted(render("prod"), T.sg, (r) => void ingress(r).push({ protocol: "tcp", fromPort: 22, toPort: 22, cidrBlocks: [], ipv6CidrBlocks: ["::/0"] }), { first: true }), /lets SSH \(22\) in from ::\/0/],
     ["a separate ingress rule resource", () => added(render("prod"), { type: "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", name: "prod-ssh-anywhere", inputs: { ipProtocol: "tcp", fromPort: 22, toPort: 22, cidrIpv4: "0.0.0.0/0", securityGroupId: "computed(prod-app-1-sg.id)" } }), /SecurityGroupIngressRule prod-ssh-anywhere: lets SSH \(22\) in from 0\.0\.0\.0\/0/],
   ],
