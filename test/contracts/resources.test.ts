@@ -56,6 +56,10 @@ const BAD: Record<string, [string, (r: RenderedResource) => RenderedResource | R
   "docker-image-id": [T.container, (r) => ({ ...r, inputs: { ...r.inputs, image: "123456789012.dkr.ecr.eu-west-1.amazonaws.com/dockyard-dev/web@sha256:" + "a".repeat(64) } }), /is not a RemoteImage's imageId/],
   "docker-pulls": [T.image, (r) => ({ ...r, options: { ...r.options, dependsOn: [] } }), /is not pulled on the host/],
   "docker-containers": [T.container, (r) => ({ ...r, inputs: { ...r.inputs, destroyGraceSeconds: undefined } }), /no destroyGraceSeconds/],
+  "elbv2-names": [T.targetGroup, (r) => ({ ...r, inputs: { ...r.inputs, name: `dev-app-${"x".repeat(30)}` } }), /name dev-app-x+ is 38 characters; at most 32/],
+  "elbv2-protocols": [T.listener, (r) => ({ ...r, inputs: { ...r.inputs, protocol: "HTTP" } }), /protocol HTTP on a network load balancer/],
+  "elbv2-health-checks": [T.targetGroup, (r) => ({ ...r, inputs: { ...r.inputs, healthCheck: { ...(r.inputs.healthCheck as object), interval: 3 } } }), /healthCheck\.interval is 3; allowed 5-300/],
+  "nlb-security-groups": [T.lb, (r) => ({ ...r, inputs: { ...r.inputs, securityGroups: [] } }), /a network load balancer without security groups \(adding one later replaces it\)/],
   "one-way-in": [T.dockerProvider, (r) => ({ ...r, inputs: { ...r.inputs, host: "ssh://admin@computed(dev-app-1-eip.publicIp)" } }), /not the EIP association's instanceId \(through the ProxyCommand\)/],
 };
 
@@ -100,6 +104,19 @@ describe("each rule fails on a planted bad resource", () => {
     const sshEngine = structuredClone(base);
     sshEngine.resources.find((x) => x.type === T.dockerProvider && x.name === "local-engine")!.inputs.host = "ssh://admin@elsewhere";
     expect(way.check(sshEngine).join()).toMatch(/the local engine's provider dials ssh:\/\/admin@elsewhere/);
+  }, 300_000);
+  it("front door (issue 13): a TLS listener without a certificate, a load balancer named internal-, a host admitting a service port from CIDRs, and a target that is no instance are caught", async () => {
+    const base = await contractRender("dev");
+    const rule = (id: string) => RULES.find((r) => r.id === id)!;
+    const tls = planted(base, T.listener, (r) => ({ ...r, inputs: { ...r.inputs, protocol: "TLS" } }));
+    expect(rule("elbv2-protocols").check(tls).join()).toMatch(/a TLS listener without certificateArn/);
+    expect(rule("elbv2-protocols").check(planted(base, T.listener, (r) => ({ ...r, inputs: { ...r.inputs, protocol: "TLS", certificateArn: "arn:aws:acm:eu-west-1:123456789012:certificate/x" } })))).toEqual([]);
+    expect(rule("elbv2-names").check(planted(base, T.lb, (r) => ({ ...r, name: "internal-app-nlb" }))).join()).toMatch(/begins with "internal-"/);
+    const open = structuredClone(base);
+    const hostSg = open.resources.find((x) => x.type === T.sg && x.name === "dev-app-1-sg")!;
+    (hostSg.inputs.ingress as Record<string, unknown>[]).push({ protocol: "tcp", fromPort: 80, toPort: 80, cidrBlocks: ["0.0.0.0/0"] });
+    expect(rule("nlb-security-groups").check(open).join()).toMatch(/dev-app-1-sg: admits port 80 from \["0\.0\.0\.0\/0"\], not only from the load balancer/);
+    expect(rule("elbv2-health-checks").check(planted(base, T.targetAttachment, (r) => ({ ...r, inputs: { ...r.inputs, targetId: "i-0123456789abcdef0" } }))).join()).toMatch(/is not an instance of the stack/);
   }, 300_000);
   it("a security group autonamed from a logical name starting with sg- is caught", async () => {
     const rule = RULES.find((r) => r.id === "security-groups")!;

@@ -47,7 +47,16 @@ export const T = {
   dockerProvider: "pulumi:providers:docker",
   hostCommand: "command:local:Command",
   localHost: "dockyard:index:LocalHost",
+  lb: "aws:lb/loadBalancer:LoadBalancer",
+  targetGroup: "aws:lb/targetGroup:TargetGroup",
+  listener: "aws:lb/listener:Listener",
+  targetAttachment: "aws:lb/targetGroupAttachment:TargetGroupAttachment",
 } as const;
+
+/** ELB names: 1-32 of 0-9A-Za-z and '-', not starting or ending with '-' (terraform-provider-aws internal/service/elbv2/validate.go). */
+export const ELB_NAME_MAX = 32;
+/** Protocols a network load balancer's listeners and target groups take (ELB API reference, CreateListener / CreateTargetGroup: TCP, TLS, UDP, TCP_UDP for Network Load Balancers). */
+export const NLB_PROTOCOLS = ["TCP", "TLS", "UDP", "TCP_UDP"];
 
 const of = (r: Rendered, type: string) => r.resources.filter((x) => x.type === type);
 const str = (v: unknown) => (typeof v === "string" ? v : JSON.stringify(v));
@@ -169,8 +178,9 @@ export const RULES: Rule[] = [
         const name = typeof sg.inputs.name === "string" ? sg.inputs.name : sg.name;
         if (/^sg-/i.test(name)) p.push(`${sg.name}: a group name may not start with sg-`);
         for (const dir of ["ingress", "egress"] as const) {
-          const rules = (sg.inputs[dir] ?? []) as { description?: string; cidrBlocks?: string[]; ipv6CidrBlocks?: string[] }[];
-          const count = rules.reduce((n, x) => n + (x.cidrBlocks?.length ?? 0) + (x.ipv6CidrBlocks?.length ?? 0), 0);
+          const rules = (sg.inputs[dir] ?? []) as { description?: string; cidrBlocks?: string[]; ipv6CidrBlocks?: string[]; securityGroups?: string[] }[];
+          // A source security group is a rule too (Amazon VPC quotas count each referenced group).
+          const count = rules.reduce((n, x) => n + (x.cidrBlocks?.length ?? 0) + (x.ipv6CidrBlocks?.length ?? 0) + (x.securityGroups?.length ?? 0), 0);
           if (count > 60) p.push(`${sg.name}: ${count} ${dir} rules (one per CIDR); at most 60`);
           for (const x of rules) {
             const rd = x.description ?? "";
@@ -460,6 +470,128 @@ export const RULES: Rule[] = [
         // A local host: cloud-init's instance id from its seed (its name; a new definition is a new container).
         const want = machine ? localInstanceId(str(machine.inputs.name)) : str(assoc?.inputs.instanceId);
         if (!str(c.inputs.create).includes(CLOUD_INIT_INSTANCE_ID) || !str(c.inputs.create).includes(want)) p.push(`${c.name}: does not check it reached instance ${want}`);
+      }
+      return p;
+    },
+  },
+  {
+    id: "elbv2-names",
+    rule: "load balancer and target group names are 1-32 characters of 0-9A-Za-z and '-', neither beginning nor ending with '-'; a load balancer's may not begin with 'internal-'; an autonamed one is its logical name plus '-' and 7 random characters",
+    source: "terraform-provider-aws internal/service/elbv2/validate.go (validName, validTargetGroupName); target_group.go and load_balancer.go name ValidateFunc; pulumi/pulumi sdk/go/common/resource/resource_id.go NewUniqueHex",
+    check(r) {
+      const p: string[] = [];
+      for (const x of [...of(r, T.lb), ...of(r, T.targetGroup)]) {
+        const explicit = x.inputs.name;
+        const name = typeof explicit === "string" && !isComputed(explicit) ? explicit : `${x.name}-abcdef0`;
+        const what = `${x.type} ${x.name}: name ${name}`;
+        if (name.length > ELB_NAME_MAX) p.push(`${what} is ${name.length} characters; at most ${ELB_NAME_MAX}`);
+        if (!/^[0-9A-Za-z-]+$/.test(name)) p.push(`${what}: only alphanumeric characters and hyphens allowed`);
+        if (/^-|-$/.test(name)) p.push(`${what} begins or ends with a hyphen`);
+        if (x.type === T.lb && /^internal-/.test(name)) p.push(`${what} begins with "internal-"`);
+      }
+      const names = of(r, T.targetGroup).map((x) => str(x.inputs.name));
+      if (new Set(names).size !== names.length) p.push(`target group names repeat (CreateTargetGroup: "already exists"): ${names.join(", ")}`);
+      return p;
+    },
+  },
+  {
+    id: "elbv2-protocols",
+    rule: "a network load balancer's listeners are TCP, TLS, UDP or TCP_UDP, a TLS listener needs a certificate, and each forwards to a target group of the stack whose protocol suits it (TCP/TLS behind TLS, the same otherwise); a health check over TCP takes no path or matcher",
+    source: "ELB API reference CreateListener (Protocol for Network Load Balancers; Certificates required for HTTPS and TLS) and CreateTargetGroup; terraform-provider-aws internal/service/elbv2/listener.go (protocol enum, certificate_arn), target_group.go resourceTargetGroupCustomizeDiff (matcher/path conflict with health_check.protocol TCP)",
+    check(r) {
+      const p: string[] = [];
+      const keys = byKey(r);
+      const nlbs = new Set(of(r, T.lb).filter((x) => x.inputs.loadBalancerType === "network").map((x) => x.name));
+      for (const l of of(r, T.listener)) {
+        const lb = computedRef(l.inputs.loadBalancerArn);
+        if (!lb || !nlbs.has(lb.name)) {
+          p.push(`${l.name}: loadBalancerArn ${str(l.inputs.loadBalancerArn)} is not a network load balancer of the stack`);
+          continue;
+        }
+        const proto = str(l.inputs.protocol);
+        if (!NLB_PROTOCOLS.includes(proto)) p.push(`${l.name}: protocol ${proto} on a network load balancer; allowed ${NLB_PROTOCOLS.join(", ")}`);
+        if (proto === "TLS" && !l.inputs.certificateArn) p.push(`${l.name}: a TLS listener without certificateArn`);
+        for (const a of (l.inputs.defaultActions ?? []) as { type?: string; targetGroupArn?: string }[]) {
+          const ref = computedRef(a.targetGroupArn);
+          const tg = ref ? keys.get(`${T.targetGroup}::${ref.name}`) : undefined;
+          if (a.type !== "forward" || !tg) {
+            p.push(`${l.name}: default action ${str(a.type)} does not forward to a target group of the stack`);
+            continue;
+          }
+          const tgProto = str(tg.inputs.protocol);
+          const fits = proto === "TLS" ? ["TCP", "TLS"].includes(tgProto) : tgProto === proto;
+          if (!fits) p.push(`${l.name}: a ${proto} listener forwards to ${tg.name}, a ${tgProto} target group`);
+        }
+      }
+      for (const tg of of(r, T.targetGroup)) {
+        if (!NLB_PROTOCOLS.includes(str(tg.inputs.protocol))) p.push(`${tg.name}: protocol ${str(tg.inputs.protocol)} is not a network load balancer's`);
+        if (!["instance", "ip"].includes(str(tg.inputs.targetType ?? "instance"))) p.push(`${tg.name}: target type ${str(tg.inputs.targetType)}`);
+        const hc = (tg.inputs.healthCheck ?? {}) as { protocol?: string; path?: string; matcher?: string };
+        if (str(hc.protocol ?? "HTTP").toUpperCase() === "TCP" && (hc.path || hc.matcher)) p.push(`${tg.name}: a TCP health check with a path or matcher`);
+      }
+      return p;
+    },
+  },
+  {
+    id: "elbv2-health-checks",
+    rule: "a target group's health check interval is 5-300 s, its healthy and unhealthy thresholds 2-10, its timeout 2-120 s, its path 1-1024 characters beginning with '/'; the deregistration delay is 0-3600 s; every target registered is an instance of the stack on a port of its group",
+    source: "terraform-provider-aws internal/service/elbv2/target_group.go (health_check interval IntBetween(5, 300), healthy_threshold/unhealthy_threshold IntBetween(2, 10), timeout IntBetween(2, 120), path StringLenBetween(1, 1024) + prefix '/', deregistration_delay 0-3600)",
+    check(r) {
+      const p: string[] = [];
+      const keys = byKey(r);
+      const between = (what: string, v: unknown, lo: number, hi: number) => {
+        if (v === undefined) return;
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < lo || n > hi) p.push(`${what} is ${str(v)}; allowed ${lo}-${hi}`);
+      };
+      for (const tg of of(r, T.targetGroup)) {
+        const hc = (tg.inputs.healthCheck ?? {}) as Record<string, unknown>;
+        between(`${tg.name}: healthCheck.interval`, hc.interval, 5, 300);
+        between(`${tg.name}: healthCheck.healthyThreshold`, hc.healthyThreshold, 2, 10);
+        between(`${tg.name}: healthCheck.unhealthyThreshold`, hc.unhealthyThreshold, 2, 10);
+        between(`${tg.name}: healthCheck.timeout`, hc.timeout, 2, 120);
+        between(`${tg.name}: deregistrationDelay`, tg.inputs.deregistrationDelay, 0, 3600);
+        if (hc.path !== undefined && (str(hc.path).length > 1024 || !str(hc.path).startsWith("/"))) p.push(`${tg.name}: healthCheck.path ${str(hc.path)} must be 1-1024 characters beginning with '/'`);
+      }
+      for (const a of of(r, T.targetAttachment)) {
+        const tgRef = computedRef(a.inputs.targetGroupArn);
+        const tg = tgRef ? keys.get(`${T.targetGroup}::${tgRef.name}`) : undefined;
+        const inst = computedRef(a.inputs.targetId);
+        if (!tg) p.push(`${a.name}: targetGroupArn ${str(a.inputs.targetGroupArn)} is not a target group of the stack`);
+        if (!inst || !keys.has(`${T.instance}::${inst.name}`)) p.push(`${a.name}: targetId ${str(a.inputs.targetId)} is not an instance of the stack`);
+        if (tg && a.inputs.port !== undefined && a.inputs.port !== tg.inputs.port) p.push(`${a.name}: registers port ${str(a.inputs.port)} in ${tg.name}, whose port is ${str(tg.inputs.port)}`);
+      }
+      return p;
+    },
+  },
+  {
+    id: "nlb-security-groups",
+    rule: "a network load balancer gets its security groups when it is created: adding them to one that has none, or removing all, replaces it (a new DNS name); the hosts behind it admit its published ports from its security group only",
+    source: "terraform-provider-aws internal/service/elbv2/load_balancer.go customizeDiffLoadBalancerNLB (ForceNew on security_groups added where none exist or all removed; subnets may only grow in place); issue 13",
+    check(r) {
+      const p: string[] = [];
+      const keys = byKey(r);
+      for (const lb of of(r, T.lb).filter((x) => x.inputs.loadBalancerType === "network")) {
+        const groups = ((lb.inputs.securityGroups ?? []) as string[]).map(computedRef);
+        if (groups.length === 0) {
+          p.push(`${lb.name}: a network load balancer without security groups (adding one later replaces it)`);
+          continue;
+        }
+        if (groups.some((g) => !g || !keys.has(`${T.sg}::${g.name}`))) p.push(`${lb.name}: securityGroups ${str(lb.inputs.securityGroups)} are not security groups of the stack`);
+        // The hosts it forwards to: service ports from its group, never from CIDRs.
+        const lbGroups = (lb.inputs.securityGroups as string[]).map(str);
+        const tgs = new Set(of(r, T.listener).filter((l) => computedRef(l.inputs.loadBalancerArn)?.name === lb.name).flatMap((l) => ((l.inputs.defaultActions ?? []) as { targetGroupArn?: string }[]).map((a) => computedRef(a.targetGroupArn)?.name)));
+        for (const a of of(r, T.targetAttachment).filter((x) => tgs.has(computedRef(x.inputs.targetGroupArn)?.name))) {
+          const inst = keys.get(`${T.instance}::${computedRef(a.inputs.targetId)?.name}`);
+          const sgNames = ((inst?.inputs.vpcSecurityGroupIds ?? []) as string[]).map((v) => computedRef(v)?.name);
+          for (const sg of sgNames.map((n) => keys.get(`${T.sg}::${n}`)).filter((x): x is RenderedResource => x !== undefined)) {
+            for (const rule of (sg.inputs.ingress ?? []) as { fromPort?: number; toPort?: number; cidrBlocks?: string[]; securityGroups?: string[] }[]) {
+              if (rule.fromPort === undefined || Number(rule.fromPort) > Number(a.inputs.port) || Number(rule.toPort) < Number(a.inputs.port)) continue;
+              if ((rule.cidrBlocks ?? []).length > 0) p.push(`${sg.name}: admits port ${str(a.inputs.port)} from ${str(rule.cidrBlocks)}, not only from the load balancer ${lb.name}`);
+              if (!(rule.securityGroups ?? []).map(str).some((g) => lbGroups.includes(g))) p.push(`${sg.name}: port ${str(a.inputs.port)} does not admit ${lb.name}'s security group (its traffic and health checks)`);
+            }
+          }
+        }
       }
       return p;
     },
