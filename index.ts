@@ -18,7 +18,8 @@ const ecr = parseEcrRegistry(spec.registry);
 // Engine (LocalHost), booted from the same user-data.
 const anyLocal = spec.hostGroups.some((g) => g.platform === "local" && g.count > 0);
 // The deployer's own Docker Engine (DOCKER_HOST, else the local socket), where local hosts run.
-const localEngine = anyLocal ? new docker.Provider("local-engine", {}) : undefined;
+// (No resource name starts with "local": `diff` reads a stack's name in resource names as the stack.)
+const localEngine = anyLocal ? new docker.Provider("deployer-engine", {}) : undefined;
 const localImage = localEngine
   ? // The local host image in that engine (components/local-host/build-image.sh builds it); kept when the stack goes.
     new docker.RemoteImage("machine-image", { name: hostImageTag(), keepLocally: true }, { provider: localEngine })

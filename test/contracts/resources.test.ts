@@ -102,7 +102,7 @@ describe("each rule fails on a planted bad resource", () => {
     otherImage.resources.find((x) => x.name === "machine-image")!.inputs.name = "debian:bookworm";
     expect(pulls.check(otherImage).join()).toMatch(/not the local host image/);
     const sshEngine = structuredClone(base);
-    sshEngine.resources.find((x) => x.type === T.dockerProvider && x.name === "local-engine")!.inputs.host = "ssh://admin@elsewhere";
+    sshEngine.resources.find((x) => x.type === T.dockerProvider && x.name === "deployer-engine")!.inputs.host = "ssh://admin@elsewhere";
     expect(way.check(sshEngine).join()).toMatch(/the local engine's provider dials ssh:\/\/admin@elsewhere/);
   }, 300_000);
   it("front door (issue 13): a TLS listener without a certificate, a load balancer named internal-, a host admitting a service port from CIDRs, and a target that is no instance are caught", async () => {

@@ -17,7 +17,7 @@ import { EC2_USER_DATA_LIMIT, CLOUD_INIT_INSTANCE_ID } from "../../components/en
 import { hostImageTag, localInstanceId } from "../../components/local-host";
 
 /** The Docker provider of the deployer's own engine, where local hosts run (index.ts). */
-export const LOCAL_ENGINE = "pulumi:providers:docker::local-engine";
+export const LOCAL_ENGINE = "pulumi:providers:docker::deployer-engine";
 
 export interface Rule {
   id: string;

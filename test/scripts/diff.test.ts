@@ -115,6 +115,18 @@ describe("dockyard diff (CLI)", () => {
     expect(r.stdout).toContain("OK: dev and prod are identical apart from the per-stack knobs.");
   });
 
+  it("dev and local (issue 12): the EC2 host and the machine container are both the platform knob's doing: exit 0", async () => {
+    const r = await cli(["diff", "dev", "local", "--json"]);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report.real).toEqual([]);
+    // What differs, and is allowed because dockyard:hostGroups.app.platform explains it:
+    expect(report.allowed).toContainEqual({ resource: "<stack>-app-1", kind: "type", a: "dockyard:index:DockerHost", b: "dockyard:index:LocalHost" });
+    expect(report.allowed).toContainEqual({ resource: "<stack>-app-1-data", kind: "type", a: "aws:ebs/volume:Volume", b: "docker:index/volume:Volume" });
+    expect(report.allowed).toContainEqual(expect.objectContaining({ resource: "aws:ec2/eipAssociation:EipAssociation <stack>-app-1-eip-association", kind: "removed" }));
+    expect(report.allowed).toContainEqual(expect.objectContaining({ kind: "output", path: 'hostsByName."<stack>-app-1".platform', a: "aws", b: "local" }));
+  });
+
   it("lists the knob differences (sizes, counts, CIDRs, registry) as allowed, by provenance", async () => {
     const r = await cli(["diff", "dev", "prod", "--program", FIXTURE, "--json"]);
     expect(r.code).toBe(0);
