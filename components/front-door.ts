@@ -141,7 +141,11 @@ export interface FrontDoorArgs {
   certificateArn?: string;
 }
 
-/** A network load balancer with a listener and target group per published port of one host group. */
+/**
+ * A network load balancer with a listener and target group per published port of one host
+ * group. Its name is frontDoorBaseName(stack, group): the load balancer is `<name>-nlb`
+ * (autonamed) and each target group `<name>-<port>` (named).
+ */
 export class FrontDoor extends pulumi.ComponentResource {
   /** The DNS name clients use. */
   public readonly dnsName: pulumi.Output<string>;
