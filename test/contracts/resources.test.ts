@@ -85,7 +85,7 @@ describe("each rule fails on a planted bad resource", () => {
     expect(rule.check(unpinned).join()).toMatch(/ssh does not pin the host key/);
     expect(rule.check(unpinned).join()).toMatch(/ssh options differ from another connection to the same host/);
   }, 300_000);
-  it("local hosts (issue 12): a machine container dialed without the docker exec ProxyCommand, a ready check for another instance, another image on the local engine, or an ssh local engine, are caught", async () => {
+  it("local hosts (issue 12): a machine container dialed without the docker exec ProxyCommand, a ready check for another instance, another image on the local engine, a data volume not kept, a bad upload, or an ssh local engine, are caught", async () => {
     const base = await contractRender("local");
     const way = RULES.find((r) => r.id === "one-way-in")!;
     const pulls = RULES.find((r) => r.id === "docker-pulls")!;
@@ -101,6 +101,19 @@ describe("each rule fails on a planted bad resource", () => {
     const otherImage = structuredClone(base);
     otherImage.resources.find((x) => x.name === "machine-image")!.inputs.name = "debian:bookworm";
     expect(pulls.check(otherImage).join()).toMatch(/not the local host image/);
+    const deletable = RULES.find((r) => r.id === "deletable")!;
+    const containers = RULES.find((r) => r.id === "docker-containers")!;
+    expect(deletable.check(base)).toEqual([]);
+    expect(containers.check(base)).toEqual([]);
+    const unkept = structuredClone(base);
+    unkept.resources.find((x) => x.name === "local-app-1-data")!.options!.retainOnDelete = false;
+    expect(deletable.check(unkept).join()).toMatch(/local-app-1-data: a local host's data volume without retainOnDelete/);
+    const twoContents = structuredClone(base);
+    const seed = (twoContents.resources.find((x) => x.name === "local-app-1-machine")!.inputs.uploads as { value: Record<string, unknown>[] }).value[0];
+    seed.content = "#cloud-config\n";
+    seed.permissions = "rw-------";
+    expect(containers.check(twoContents).join()).toMatch(/sets content and contentBase64 of content, contentBase64, source/);
+    expect(containers.check(twoContents).join()).toMatch(/permissions rw------- is not octal/);
     const sshEngine = structuredClone(base);
     sshEngine.resources.find((x) => x.type === T.dockerProvider && x.name === "deployer-engine")!.inputs.host = "ssh://admin@elsewhere";
     expect(way.check(sshEngine).join()).toMatch(/the local engine's provider dials ssh:\/\/admin@elsewhere/);

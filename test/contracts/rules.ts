@@ -47,6 +47,7 @@ export const T = {
   dockerProvider: "pulumi:providers:docker",
   hostCommand: "command:local:Command",
   localHost: "dockyard:index:LocalHost",
+  dockerVolume: "docker:index/volume:Volume",
   lb: "aws:lb/loadBalancer:LoadBalancer",
   targetGroup: "aws:lb/targetGroup:TargetGroup",
   listener: "aws:lb/listener:Listener",
@@ -316,6 +317,10 @@ export const RULES: Rule[] = [
       const p: string[] = [];
       for (const x of r.resources) if (x.options?.protect) p.push(`${x.type} ${x.name} is protected`);
       for (const v of of(r, T.volume)) if (!v.options?.retainOnDelete) p.push(`${v.name}: a data volume without retainOnDelete is deleted with its host`);
+      // A local host's data volume (issue 12): a Docker volume on the deployer's engine, kept the same way.
+      for (const v of of(r, T.dockerVolume).filter((x) => x.options?.provider === LOCAL_ENGINE)) {
+        if (!v.options?.retainOnDelete) p.push(`${v.name}: a local host's data volume without retainOnDelete is deleted with its host`);
+      }
       return p;
     },
   },
@@ -365,8 +370,8 @@ export const RULES: Rule[] = [
   },
   {
     id: "docker-containers",
-    rule: "`wait` fails a container without a health check; deleting a container without destroyGraceSeconds stops it with timeout 0 (SIGKILL at once); a host port can be bound by one container only, so a container publishing host ports must be replaced delete-first, and those are chained host by host so one proxy at a time is down; `uploads` into a read-only root are refused; a bind mount's source must exist on the host, so a remote command the container depends on writes it",
-    source: "kreuzwerker/terraform-provider-docker (embedded in pulumi-docker) internal/provider/resource_docker_container_funcs.go: create's waitForHealthyState ('the container does not have a healthcheck defined'), resourceDockerContainerDelete (ContainerStop timeout = destroy_grace_seconds); moby portallocator ('port is already allocated'), daemon/archive_unix.go ('container rootfs is marked read-only'), daemon/volume/mounts/validate.go ('bind source path does not exist'); pulumi/pulumi replacements are create-before-delete unless deleteBeforeReplace",
+    rule: "`wait` fails a container without a health check; deleting a container without destroyGraceSeconds stops it with timeout 0 (SIGKILL at once); an upload needs exactly one of content, contentBase64, source, and octal permissions; a host port can be bound by one container only, so a container publishing host ports must be replaced delete-first, and those are chained host by host so one proxy at a time is down; `uploads` into a read-only root are refused; a bind mount's source must exist on the host, so a remote command the container depends on writes it",
+    source: "kreuzwerker/terraform-provider-docker (embedded in pulumi-docker) internal/provider/resource_docker_container_funcs.go: create's waitForHealthyState ('the container does not have a healthcheck defined'), resourceDockerContainerDelete (ContainerStop timeout = destroy_grace_seconds), create's upload loop (one of content/content_base64/source, strconv.ParseInt(permission, 8, 32)); moby portallocator ('port is already allocated'), daemon/archive_unix.go ('container rootfs is marked read-only'), daemon/volume/mounts/validate.go ('bind source path does not exist'); pulumi/pulumi replacements are create-before-delete unless deleteBeforeReplace",
     check(r) {
       const p: string[] = [];
       const keys = byKey(r);
@@ -376,6 +381,15 @@ export const RULES: Rule[] = [
         if (c.inputs.wait === true && !hc?.tests?.length) p.push(`${c.name}: wait without a health check`);
         if (!(Number(c.inputs.destroyGraceSeconds) > 0)) p.push(`${c.name}: no destroyGraceSeconds; deleting it kills it at once`);
         if (c.inputs.readOnly === true && ((c.inputs.uploads ?? []) as unknown[]).length > 0) p.push(`${c.name}: uploads into a read-only root ('container rootfs is marked read-only')`);
+        // Each upload: a file path and exactly one of content, contentBase64, source; permissions
+        // an octal string (strconv.ParseInt(permission, 8, 32)).
+        const uploads = c.inputs.uploads as { value?: unknown } | unknown[] | undefined;
+        for (const u of ((Array.isArray(uploads) ? uploads : (uploads?.value ?? [])) as Record<string, unknown>[])) {
+          const set = ["content", "contentBase64", "source"].filter((k) => u[k] !== undefined && u[k] !== "");
+          if (typeof u.file !== "string" || !u.file.startsWith("/")) p.push(`${c.name}: an upload without an absolute file path`);
+          if (set.length !== 1) p.push(`${c.name}: upload ${str(u.file)} sets ${set.length === 0 ? "none" : set.join(" and ")} of content, contentBase64, source ('only one of ... can be set' / 'one of ... must be set')`);
+          if (u.permissions !== undefined && !/^[0-7]{3,4}$/.test(str(u.permissions))) p.push(`${c.name}: upload ${str(u.file)} permissions ${str(u.permissions)} is not octal`);
+        }
         const writers = (c.options?.dependsOn ?? []).map((d) => keys.get(d)).filter((x): x is RenderedResource => x?.type === T.hostCommand);
         for (const m of (c.inputs.mounts ?? []) as { type?: string; source?: string }[]) {
           if (m.type !== "bind") continue;
