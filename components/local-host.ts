@@ -44,6 +44,9 @@ export const NOCLOUD_SEED = "/var/lib/cloud/seed/nocloud";
  * would replace EC2 hosts.
  */
 export function hostImageRecipeHash(dir = HOST_IMAGE_DIR): string {
+  // Read once per process: the policy checks compare every RemoteImage of a stack with the tag.
+  const known = recipeHashes.get(dir);
+  if (known) return known;
   const files: string[] = [];
   const walk = (rel: string) => {
     for (const e of fs.readdirSync(path.join(dir, rel), { withFileTypes: true })) {
@@ -55,8 +58,11 @@ export function hostImageRecipeHash(dir = HOST_IMAGE_DIR): string {
   walk("");
   files.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
   const lines = files.map((f) => `${createHash("sha256").update(fs.readFileSync(path.join(dir, f))).digest("hex")}  ${f}\n`).join("");
-  return createHash("sha256").update(lines).digest("hex").slice(0, 12);
+  const hash = createHash("sha256").update(lines).digest("hex").slice(0, 12);
+  recipeHashes.set(dir, hash);
+  return hash;
 }
+const recipeHashes = new Map<string, string>();
 
 /** The local host image's tag in the deployer's engine. */
 export function hostImageTag(): string {
