@@ -876,16 +876,28 @@ function hostGroupProblems(at: Where, env: EnvironmentFile, knobs: StackKnobs): 
   // Names that failed their own rule are reported once, there, not again as host names.
   for (const g of groupNames.filter((n) => NAME_RE.test(n))) {
     const where = `${at.stackFile}: config.dockyard:hostGroups.${g}`;
-    // EC2 counts each CIDR of a rule as one rule, at most 60 inbound per security group
-    // (Amazon VPC quotas, "Inbound or outbound rules per security group"; components/host.ts ingressRules).
+    // EC2 counts each CIDR of a rule as one rule, and a rule whose source is a security group
+    // as one, at most 60 inbound per security group (Amazon VPC quotas, "Inbound or outbound
+    // rules per security group"). An EC2 group with published ports has two groups (issue 13):
+    // each host's (components/host.ts hostIngressRules: sshCidrs, then one rule per port from
+    // the front door's group) and its front door's (components/front-door.ts
+    // frontDoorIngressRules: each port from every ingressCidr). A local group has none.
     const ports = new Set(Object.values(env.services).filter((d) => d.group === g && d.publishPort !== undefined).map((d) => d.publishPort));
     const sshCidrs = Array.isArray(knobs["dockyard:sshCidrs"]) ? new Set(knobs["dockyard:sshCidrs"]).size : 0;
     const ingressCidrs = Array.isArray(knobs["dockyard:ingressCidrs"]) ? new Set(knobs["dockyard:ingressCidrs"]).size : 0;
-    const inbound = sshCidrs + (ingressCidrs > 0 ? ports.size * ingressCidrs : 0);
-    if (inbound > SECURITY_GROUP_INBOUND_RULES) {
-      p.push(
-        `${at.stackFile}: config.dockyard:ingressCidrs: host group "${g}" would need ${inbound} inbound security group rules (${sshCidrs} sshCidrs + ${ports.size} published ports x ${ingressCidrs} ingressCidrs); EC2 allows at most ${SECURITY_GROUP_INBOUND_RULES}: use fewer or wider CIDRs`,
-      );
+    if (knobs["dockyard:hostGroups"][g]?.platform !== "local") {
+      const hostInbound = sshCidrs + ports.size;
+      if (hostInbound > SECURITY_GROUP_INBOUND_RULES) {
+        p.push(
+          `${at.stackFile}: config.dockyard:sshCidrs: each host of group "${g}" would need ${hostInbound} inbound security group rules (${sshCidrs} sshCidrs + ${ports.size} published ports from the front door); EC2 allows at most ${SECURITY_GROUP_INBOUND_RULES}: use fewer or wider CIDRs`,
+        );
+      }
+      const doorInbound = ports.size * ingressCidrs;
+      if (doorInbound > SECURITY_GROUP_INBOUND_RULES) {
+        p.push(
+          `${at.stackFile}: config.dockyard:ingressCidrs: the front door of host group "${g}" would need ${doorInbound} inbound security group rules (${ports.size} published ports x ${ingressCidrs} ingressCidrs); EC2 allows at most ${SECURITY_GROUP_INBOUND_RULES}: use fewer or wider CIDRs`,
+        );
+      }
     }
     const type = knobs["dockyard:hostGroups"][g]?.instanceType;
     if (typeof type === "string" && env.os?.architecture && instanceArchitecture(type) !== env.os.architecture) {

@@ -33,15 +33,36 @@ describe("host name length", () => {
 });
 
 describe("security group rules", () => {
-  it("refuses more than 60 inbound rules per host group (each CIDR counts), naming the key and the arithmetic", () => {
+  // Each security group on its own: the front door's (ports x ingressCidrs) and each host's
+  // (sshCidrs + one rule per port whose source is the front door's group).
+  it("refuses more than 60 inbound rules on the front door's security group (each CIDR counts), naming the key and the arithmetic", () => {
     const c = config();
     c["dockyard:sshCidrs"] = ["198.51.100.0/24"];
-    c["dockyard:ingressCidrs"] = Array.from({ length: 60 }, (_, i) => `10.${i}.0.0/16`);
+    c["dockyard:ingressCidrs"] = Array.from({ length: 61 }, (_, i) => `10.${i}.0.0/16`);
     expect(problems("dev", c)).toEqual([
-      'stack "dev": stacks/Pulumi.dev.yaml: config.dockyard:ingressCidrs: host group "app" would need 61 inbound security group rules (1 sshCidrs + 1 published ports x 60 ingressCidrs); EC2 allows at most 60: use fewer or wider CIDRs',
+      'stack "dev": stacks/Pulumi.dev.yaml: config.dockyard:ingressCidrs: the front door of host group "app" would need 61 inbound security group rules (1 published ports x 61 ingressCidrs); EC2 allows at most 60: use fewer or wider CIDRs',
     ]);
-    c["dockyard:ingressCidrs"] = c["dockyard:ingressCidrs"].slice(0, 59);
+    // 60 CIDRs fit: they are on the front door's group, not on the hosts' (which has SSH too).
+    c["dockyard:ingressCidrs"] = c["dockyard:ingressCidrs"].slice(0, 60);
     expect(problems("dev", c)).toEqual([]);
+  });
+
+  it("refuses more than 60 inbound rules on a host's security group: sshCidrs plus one per published port", () => {
+    const c = config();
+    c["dockyard:ingressCidrs"] = ["0.0.0.0/0"];
+    c["dockyard:sshCidrs"] = Array.from({ length: 60 }, (_, i) => `10.${i}.0.0/16`);
+    expect(problems("dev", c)).toEqual([
+      'stack "dev": stacks/Pulumi.dev.yaml: config.dockyard:sshCidrs: each host of group "app" would need 61 inbound security group rules (60 sshCidrs + 1 published ports from the front door); EC2 allows at most 60: use fewer or wider CIDRs',
+    ]);
+    c["dockyard:sshCidrs"] = c["dockyard:sshCidrs"].slice(0, 59);
+    expect(problems("dev", c)).toEqual([]);
+  });
+
+  it("counts no security group rules for a local group (it has none)", () => {
+    const c = config();
+    c["dockyard:ingressCidrs"] = Array.from({ length: 61 }, (_, i) => `10.${i}.0.0/16`);
+    c["dockyard:hostGroups"].app.platform = "local";
+    expect(problems("dev", c).filter((m) => /security group rules/.test(m))).toEqual([]);
   });
 });
 
