@@ -464,6 +464,12 @@ export function busyboxTar(): Buffer {
   return execFileSync("docker", ["save", BUSYBOX_IMAGE], { maxBuffer: 64 << 20 });
 }
 
+/** Loads images of this machine's engine into a host's engine (`docker save | docker load`, through docker exec). */
+export async function loadImages(host: Host, images: string[]): Promise<void> {
+  const tar = execFileSync("docker", ["save", ...images], { maxBuffer: 256 << 20 });
+  await sh("docker", ["exec", "-i", host.container, "docker", "load", "-q"], { input: tar, timeoutMs: 180_000 });
+}
+
 /** A scratch directory for one test run. */
 export function scratchDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `${prefix}-`));
