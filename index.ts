@@ -6,7 +6,8 @@ import { DockerEngine, renderUserData, type HostKeySource } from "./components/e
 import { LocalHost, hostImageTag } from "./components/local-host";
 import { ContainerFleet } from "./components/fleet";
 import { ImageRegistry } from "./components/registry";
-import { FrontDoor, frontDoorBaseName } from "./components/front-door";
+import { FrontDoor, frontDoorAdmitSeconds, frontDoorBaseName } from "./components/front-door";
+import { RolloutOrder } from "./components/rollout";
 import { StatusAlarms } from "./components/alarms";
 
 const spec = loadSpecFromPulumi();
@@ -36,7 +37,13 @@ const frontDoors = new Map(
       new FrontDoor(frontDoorBaseName(spec.stack, g.name), { stack: spec.stack, project: spec.project, group: g.name, region: spec.region, ports, ingressCidrs: spec.access.ingressCidrs, certificateArn: spec.certificateArn }),
     ]),
 );
-const hosts = stackHosts(spec).map(({ name, group, ordinal }) => {
+// The order hosts roll in (components/rollout.ts): per group, batches of maxUnavailable hosts;
+// a host's machine, replicas and proxy wait until every host of the batch before serves again.
+const stackHostList = stackHosts(spec);
+const rollout = new RolloutOrder(
+  spec.hostGroups.map((g) => ({ name: g.name, hosts: stackHostList.filter((h) => h.group.name === g.name).map((h) => h.name), maxUnavailable: g.maxUnavailable })),
+);
+const hosts = stackHostList.map(({ name, group, ordinal }) => {
   // Every declared service's port, with a digest yet or not, so the first images change no security group.
   const servicePorts = [...spec.services, ...spec.awaitingImage]
     .filter((s) => s.group === group.name && s.publishPort !== undefined)
@@ -64,6 +71,7 @@ const hosts = stackHosts(spec).map(({ name, group, ordinal }) => {
       image: localImage.imageId,
       registryHost: registryHost(spec.registry),
       userData: (ctx) => userData({ hostName: ctx.hostName, dataDevice: ctx.dataDevice, hostKey: { file: ctx.hostKeyFile } }),
+      after: rollout.after(name),
     });
     const engine = new DockerEngine(`${name}-engine`, {
       hostName: name,
@@ -84,6 +92,7 @@ const hosts = stackHosts(spec).map(({ name, group, ordinal }) => {
     access: spec.access,
     servicePorts,
     frontDoorSecurityGroupId: frontDoors.get(group.name)?.securityGroupId,
+    after: rollout.after(name),
     ecr,
     userData: (ctx) =>
       ctx.dataDevice.apply((dataDevice) => userData({ hostName: ctx.hostName, dataDevice, hostKey: { ssmParameter: ctx.hostKeyParameter, region: spec.region } })),
@@ -127,6 +136,9 @@ const fleet = new ContainerFleet("fleet", {
     group: group.name,
     connection: host.connection,
     ready: e,
+    readyId: e.readyId,
+    // The front door re-admits a host after its healthy threshold x interval; local hosts have none.
+    admitSeconds: frontDoors.has(group.name) ? frontDoorAdmitSeconds() : 0,
   })),
   services: spec.services,
   secrets: spec.secrets,
@@ -135,7 +147,10 @@ const fleet = new ContainerFleet("fleet", {
   proxyImage: spec.proxyImage,
   /** The proxy's CPU, memory and PIDs limits and its non-root user (CIS 5.12, 5.29, 4.1). */
   proxy: spec.proxy,
+  rollout,
 });
+// The fleet gave every host its serving gate; a host it placed nothing on still ends its turn once its engine is ready.
+rollout.close((name) => hosts.filter(({ host }) => host.hostName === name).map(({ engine: e }) => e));
 
 export const stack = spec.stack;
 export const region = spec.region;

@@ -480,6 +480,12 @@ export class DockerEngine extends pulumi.ComponentResource {
   public readonly channel: pulumi.Output<string>;
   /** The pinned package version, or the reported server version when the distro package is unpinned. */
   public readonly version: pulumi.Output<string>;
+  /**
+   * The ready check's id: new each time the check is created again (a new machine, a new
+   * engine; pulumi-command's Create makes a fresh resource.NewUniqueHex id), so what
+   * depends on a host having come back (the fleet's serving gate) can trigger on it.
+   */
+  public readonly readyId: pulumi.Output<string>;
 
   constructor(name: string, args: DockerEngineArgs, opts?: pulumi.ComponentResourceOptions) {
     super("dockyard:index:DockerEngine", name, {}, opts);
@@ -508,6 +514,7 @@ export class DockerEngine extends pulumi.ComponentResource {
     );
 
     this.ready = readyCmd.stdout.apply((s) => s.trim());
+    this.readyId = readyCmd.id;
     this.channel = pulumi.output(args.engine.channel);
     this.version = args.engine.version !== undefined ? pulumi.output(args.engine.version) : this.ready;
     this.registerOutputs({ ready: this.ready, channel: this.channel, version: this.version });

@@ -9,12 +9,14 @@
  * (deletes always run after creates). The host's proxy finds replicas by DNS and routes
  * only to those passing its own health check, so traffic moves over without a reload.
  * If a new container never becomes healthy, its create fails, the update stops, and no
- * old container is deleted. Pulumi creates on all hosts in parallel (bounded by
- * `--parallel`); each host keeps its old replicas until the update ends.
+ * old container is deleted. Each host keeps its old replicas until the update ends.
  *
- * The proxy holds the host ports, so it is replaced delete-first; the proxies are chained
- * (each `dependsOn` the previous host's), so that happens one host at a time, each only
- * after the previous host's new proxy passed its health check. See the proxy below.
+ * Hosts roll in batches (components/rollout.ts): a host's replicas and proxy wait for the
+ * serving gates of the previous batch of its group, and each host's turn ends with its own
+ * gate (its proxy's monitor answers 200 on every published port, then the front door's
+ * admit time). So new containers reach one batch at a time, a version that never becomes
+ * healthy stops the update in the first batch, and the proxy, which holds the host ports
+ * and is replaced delete-first, is down on one batch at a time, never on all hosts.
  *
  * Every image reaches its host the same way (pulledImage): `docker pull` on the host,
  * then a RemoteImage the provider finds locally. The stack outputs `services` and
@@ -30,6 +32,7 @@ import { dockerPlatform, type Architecture } from "../stacks/os";
 import { dockerProviderArgs, hostCommandArgs, type HostConnection } from "./connection";
 import { placeReplicas, replicaSlots, hostsWithReplicas, type Placement } from "./placement";
 import { PROXY_CONFIG_DIR, PROXY_CONFIG_PATH, renderHaproxyConfig, type ProxyRoute } from "./proxy";
+import { RolloutOrder, SERVING_GATE_TIMEOUT_SECONDS, servingGateCommand, servingGateScript, withTurn } from "./rollout";
 
 /** A host the fleet deploys to, as the host and engine components describe it. */
 export interface FleetHost {
@@ -46,6 +49,18 @@ export interface FleetHost {
   connection: HostConnection;
   /** Engine readiness; every Docker resource on the host depends on it. */
   ready: pulumi.Resource;
+  /**
+   * Something that changes whenever the engine readiness ran again (DockerEngine.readyId: a
+   * new machine, a new engine): the host's serving gate runs again then, although none of
+   * its containers changed (the new machine restarted them from its data volume).
+   */
+  readyId?: pulumi.Input<string>;
+  /**
+   * Seconds a load balancer in front of the host needs, once the host's proxy answers its
+   * monitor again, to send it traffic (components/front-door.ts frontDoorAdmitSeconds);
+   * 0 or unset: no load balancer. The host's serving gate waits this long.
+   */
+  admitSeconds?: number;
 }
 
 export interface ContainerFleetArgs {
@@ -75,6 +90,11 @@ export interface ContainerFleetArgs {
    * Unused without `proxyImage`.
    */
   proxy: ProxySettings;
+  /**
+   * The order hosts roll in (components/rollout.ts), shared with the hosts' machines; the
+   * fleet gives it each host's serving gate. Unset: one host at a time per group, the fleet's own.
+   */
+  rollout?: RolloutOrder;
 }
 
 /** What the promote command reads from the stack output `services`. */
@@ -409,6 +429,8 @@ interface OnHost {
   provider: docker.Provider;
   parent: pulumi.Resource;
   platform: string;
+  /** The gates of the previous batch of the host's group (components/rollout.ts): its replicas and proxy wait for them. */
+  after: Promise<pulumi.Resource[]>;
 }
 
 /**
@@ -483,8 +505,10 @@ export class ContainerFleet extends pulumi.ComponentResource {
   private readonly placed: Record<string, Placement>;
   /** Service name -> its containers on every host. */
   private readonly containersOf: Record<string, docker.Container[]>;
-  /** The proxies, in host order (each waits for the one before). */
+  /** The proxies, in host order. */
   private readonly proxies: docker.Container[] = [];
+  /** Host name -> its serving gate (the end of its turn in a rollout). */
+  public readonly gates: Record<string, command.local.Command> = {};
 
   constructor(name: string, args: ContainerFleetArgs, opts?: pulumi.ComponentResourceOptions) {
     super("dockyard:index:ContainerFleet", name, {}, opts);
@@ -495,17 +519,30 @@ export class ContainerFleet extends pulumi.ComponentResource {
     this.platform = dockerPlatform(args.architecture);
     this.containersOf = Object.fromEntries(services.map((s) => [s.name, []]));
 
+    const groups = [...new Set(hosts.map((h) => h.group))];
+    const rollout = args.rollout ?? new RolloutOrder(groups.map((g) => ({ name: g, hosts: hosts.filter((h) => h.group === g).map((h) => h.name), maxUnavailable: 1 })));
     for (const host of hosts) {
-      const on: OnHost = { host, provider: this.hostProvider(host), parent: this, platform: this.platform };
+      const on: OnHost = { host, provider: this.hostProvider(host), parent: this, platform: this.platform, after: rollout.after(host.name) };
       const networks: Record<string, docker.Network> = {};
+      const containers: docker.Container[] = [];
       for (const svc of services.filter((s) => (this.placed[s.name]?.[host.name] ?? 0) > 0)) {
         const objects = this.serviceObjects(on, svc);
         networks[svc.name] = objects.network;
-        for (const replica of this.replicas(on, svc, objects)) this.limitPids(on, replica, svc.pidsLimit);
+        for (const replica of this.replicas(on, svc, objects)) {
+          this.limitPids(on, replica, svc.pidsLimit);
+          containers.push(replica);
+        }
       }
       const proxy = this.proxy(on, networks);
-      if (proxy) this.limitPids(on, proxy, args.proxy.pidsLimit);
+      if (proxy) {
+        this.limitPids(on, proxy, args.proxy.pidsLimit);
+        containers.push(proxy);
+      }
+      const ports = proxy ? proxyRoutes(services, this.placed, host.name).map((r) => r.publishPort) : [];
+      this.gates[host.name] = this.servingGate(on, containers, ports);
+      rollout.gate(host.name, [this.gates[host.name]]);
     }
+    if (!args.rollout) rollout.close(() => []);
 
     // Outputs resolve only once the containers they describe were created (and healthy).
     const summary: Record<string, pulumi.Output<ServiceOutput>> = {};
@@ -570,7 +607,7 @@ export class ContainerFleet extends pulumi.ComponentResource {
         {
           parent: this,
           provider: on.provider,
-          dependsOn: [host.ready, objects.image, objects.network, ...objects.volumes],
+          dependsOn: withTurn([host.ready, objects.image, objects.network, ...objects.volumes], on.after),
           additionalSecretOutputs: ["envs"],
           deleteBeforeReplace: false,
         },
@@ -610,7 +647,6 @@ export class ContainerFleet extends pulumi.ComponentResource {
     );
     // Pulled on the host like service images: a RemoteImage alone would pull anonymously.
     const image = pulledImage(`${this.name}-${host.name}-proxy`, spec.image, on);
-    const previous = this.proxies.at(-1);
     const networkNames = Object.fromEntries(routes.map((r) => [r.service, networks[r.service].name]));
     const proxy = new docker.Container(
       `${this.name}-${host.name}-proxy`,
@@ -618,22 +654,41 @@ export class ContainerFleet extends pulumi.ComponentResource {
       {
         parent: this,
         provider: on.provider,
-        // `previous`: the engine registers this proxy only once the previous host's proxy
-        // registration finished, i.e. its delete+create (and health wait) completed:
-        // ResourceMonitor.RegisterResource answers after the step is done (pulumi
-        // pkg/resource/deploy/source_eval.go, "block waiting for the operation to finish"),
-        // and the Node SDK awaits the URNs of `dependsOn` (sdk/nodejs/runtime/resource.ts,
-        // prepareResource). It is a dependsOn edge only, no input comes from `previous`, so
-        // replacing one proxy never replaces the next: a delete-before-replace only takes
-        // along dependents whose INPUTS depend on it (pkg/resource/deploy/step_generator.go,
+        // `on.after`: the serving gates of the previous batch (components/rollout.ts); the
+        // engine registers this proxy, and so deletes the old one, only once those finished.
+        // They are dependsOn edges only, no input comes from them, so replacing one batch's
+        // proxies never replaces the next's: a delete-before-replace only takes along
+        // dependents whose INPUTS depend on it (pkg/resource/deploy/step_generator.go,
         // calculateDependentReplacements: "the edge from B to A may be a simple dependsOn
         // edge ... neither B nor D would need to be deleted").
-        dependsOn: [host.ready, image, configFile, ...routes.map((r) => networks[r.service]), ...(previous ? [previous] : [])],
+        dependsOn: withTurn([host.ready, image, configFile, ...routes.map((r) => networks[r.service])], on.after),
         deleteBeforeReplace: true,
       },
     );
     this.proxies.push(proxy);
     return proxy;
+  }
+
+  /**
+   * The end of a host's turn in a rollout (components/rollout.ts): after its containers were
+   * created (healthy, as `wait` requires), the proxy's monitor must answer 200 on every
+   * published port, then the front door gets its admit time. Triggered by every container's
+   * id and the engine readiness: it runs again whenever any of them was replaced.
+   */
+  private servingGate(on: OnHost, containers: docker.Container[], ports: number[]): command.local.Command {
+    const { host } = on;
+    // A host that publishes no port is no target the front door checks: nothing to be admitted to.
+    const admit = ports.length > 0 ? (host.admitSeconds ?? 0) : 0;
+    const bound = SERVING_GATE_TIMEOUT_SECONDS + admit + 600;
+    return new command.local.Command(
+      `${this.name}-${host.name}-serving`,
+      hostCommandArgs(host.connection, {
+        create: servingGateCommand(ports, admit),
+        stdin: servingGateScript(),
+        triggers: [...(host.readyId !== undefined ? [host.readyId] : []), ...containers.map((c) => c.id)],
+      }),
+      { parent: this, dependsOn: [host.ready, ...containers], customTimeouts: { create: `${bound}s`, update: `${bound}s` } },
+    );
   }
 
   /**

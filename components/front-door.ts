@@ -93,6 +93,16 @@ export function worstCaseDrainSeconds(h: { interval: number; timeout: number; un
   return h.unhealthyThreshold * h.interval + h.timeout;
 }
 
+/**
+ * Seconds the load balancer needs to send a host traffic again once its proxy answers the
+ * monitor (a replaced host, a new proxy): `healthyThreshold` passed checks, one interval
+ * apart. A rollout's next batch waits this long after a host's serving gate saw 200
+ * (components/rollout.ts), so the load balancer never has a batch out while the next goes.
+ */
+export function frontDoorAdmitSeconds(h: { interval: number; healthyThreshold: number } = HEALTH_CHECK): number {
+  return h.healthyThreshold * h.interval;
+}
+
 /** TLS policy of TLS listeners: TLS 1.3 and 1.2 only (Elastic Load Balancing security policies). */
 export const TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06";
 

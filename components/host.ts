@@ -18,6 +18,7 @@ import type { Architecture, OsFamilyInfo } from "../stacks/os";
 import type { EcrRegistry } from "../stacks/ecr";
 import { userDataBase64 } from "./engine";
 import { ssmProxyCommand, type HostConnection } from "./connection";
+import { withTurn } from "./rollout";
 
 // ---------------------------------------------------------------------------------
 // Pure helpers
@@ -287,6 +288,12 @@ export interface DockerHostArgs {
   servicePorts: number[];
   /** The group's front door's security group: the only source of the service ports (ingressCidrs apply on the load balancer). */
   frontDoorSecurityGroupId?: pulumi.Input<string>;
+  /**
+   * What the machine waits for before it is created or replaced: the serving gates of the
+   * previous rollout batch of its group (components/rollout.ts RolloutOrder.after), so a new
+   * engine or user-data replaces one batch of hosts at a time.
+   */
+  after?: Promise<pulumi.Resource[]>;
   /** The stack's ECR registry (parsed dockyard:registry); the host may pull from its namespace only. Unset: no ECR permissions. */
   ecr?: Pick<EcrRegistry, "accountId" | "region" | "namespace">;
   /**
@@ -580,7 +587,8 @@ export class DockerHost extends pulumi.ComponentResource {
       {
         parent: this,
         // The boot script reads the host key and pulls from ECR: grant both before the VM exists.
-        dependsOn: identity.bootGrants,
+        // `after`: the previous rollout batch serves again (a new engine replaces one batch at a time).
+        dependsOn: withTurn(identity.bootGrants, args.after),
         ignoreChanges: args.replaceOnNewImage ? [] : ["ami"],
       },
     );

@@ -195,6 +195,12 @@ export interface LocalHostArgs {
   registryHost?: string;
   /** Renders the user-data (the #cloud-config text), as for an EC2 host. */
   userData: (ctx: LocalHostBootContext) => string;
+  /**
+   * What the machine waits for before it is created or replaced: the serving gates of the
+   * previous rollout batch of its group (components/rollout.ts RolloutOrder.after), so a new
+   * engine or user-data replaces one batch of hosts at a time.
+   */
+  after?: Promise<pulumi.Resource[]>;
 }
 
 /** One local host: a machine container, its data volume and its SSH host key. */
@@ -258,7 +264,7 @@ export class LocalHost extends pulumi.ComponentResource {
         labels,
       },
       // The uploads carry the host's private key: kept encrypted in state whatever the provider echoes back.
-      { parent: this, provider: args.engine, additionalSecretOutputs: ["uploads"] },
+      { parent: this, provider: args.engine, additionalSecretOutputs: ["uploads"], ...(args.after !== undefined ? { dependsOn: args.after } : {}) },
     );
 
     this.hostName = host;

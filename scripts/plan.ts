@@ -2,12 +2,13 @@
  * `dockyard plan <stack>`: what a stack declares, offline. Runs the real program for
  * the stack under the mock runtime and prints every resource by type and name as a
  * tree, with its key properties, values only the cloud knows as `(computed)`, and the
- * stack outputs. `--map` prints the estate as a Mermaid flowchart instead (scripts/lib/map.ts).
+ * stack outputs, then the rollout batches read from the dependency graph. `--map` prints the estate as a Mermaid flowchart instead (scripts/lib/map.ts).
  * Exit 0 ok, 1 the program failed, 2 bad configuration or usage.
  */
 import type { Argv, CommandModule } from "yargs";
 import { EXIT, reported, toStderr, toStdout, type Write, withSourceOptions } from "./lib/cli";
 import { buildPlan, formatPlan, prepareRender, renderStack, type RenderOptions } from "./lib/render";
+import { formatRollout, rolloutTurns } from "./lib/rollout-view";
 
 export interface PlanArgs {
   stack: string;
@@ -58,7 +59,8 @@ export async function runPlan(
     err(`Rendering stack ${args.stack} under the mock runtime...\n`);
     const rendered = await renderStack(args.stack, opts);
     const plan = buildPlan(rendered, { all: args.all });
-    out(args.json ? `${JSON.stringify(plan, null, 2)}\n` : formatPlan(plan));
+    const rollout = rolloutTurns(rendered);
+    out(args.json ? `${JSON.stringify({ ...plan, rollout }, null, 2)}\n` : formatPlan(plan) + formatRollout(rollout));
     return EXIT.ok;
   });
 }

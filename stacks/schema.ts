@@ -405,6 +405,12 @@ const HostGroupKnobsSchema = strict({
   count: int(0, 50),
   rootVolumeGb: int(8, 16384, " GiB").default(20),
   dataVolumeGb: int(1, 16384, " GiB").default(20),
+  /**
+   * Hosts of the group a rollout changes at once (components/rollout.ts): a new engine
+   * (host replacement), new containers or a new proxy reach the next batch only once every
+   * host of this one serves again. Below `count` when the group has two hosts or more.
+   */
+  maxUnavailable: int(1, 49).default(1),
 });
 
 /**
@@ -434,7 +440,7 @@ export const StackKnobsSchema = strict({
         "Create and own the ECR repositories of `dockyard:registry` (one per service, and haproxy). `false` for a stack that shares another stack's registry and only pulls from it: a dev server copied from dev, the local stack.",
     }),
   "dockyard:hostGroups": record(z.string(), HostGroupKnobsSchema)
-    .meta({ description: "Per host group (declared in `stacks/environment.yaml`): `instanceType`, `count`, `rootVolumeGb`, `dataVolumeGb`, and `platform`: `aws` (default, EC2 VMs) or `local` (systemd containers on the deployer's Docker Engine, booted from the same user-data)." }),
+    .meta({ description: "Per host group (declared in `stacks/environment.yaml`): `instanceType`, `count`, `rootVolumeGb`, `dataVolumeGb`, `platform`: `aws` (default, EC2 VMs) or `local` (systemd containers on the deployer's Docker Engine, booted from the same user-data), and `maxUnavailable` (default 1): how many of the group's hosts a rollout (new engine, containers or proxy) changes at once, below `count`; the next batch starts once these serve again." }),
   "dockyard:hostAccess": z
     .enum(HOST_ACCESS_MODES)
     .default("ssm")
@@ -920,6 +926,10 @@ function hostGroupProblems(at: Where, env: EnvironmentFile, knobs: StackKnobs): 
     }
     if (knobs["dockyard:hostGroups"][g]?.platform === "local" && env.os?.family && env.os.family !== LOCAL_HOST_OS) {
       p.push(`${where}.platform: local hosts run the local host image (components/local-host/Dockerfile, ${LOCAL_HOST_OS}), but stacks/environment.yaml os.family is ${env.os.family}; allowed: aws, or os.family ${LOCAL_HOST_OS}`);
+    }
+    const maxUnavailable = knobs["dockyard:hostGroups"][g]?.maxUnavailable;
+    if (Number.isInteger(count) && (count as number) >= 2 && Number.isInteger(maxUnavailable) && (maxUnavailable as number) >= (count as number)) {
+      p.push(`${where}.maxUnavailable: ${maxUnavailable} would roll all ${count} hosts of the group at once (every replica and proxy down together); allowed: 1 to ${(count as number) - 1}`);
     }
     if (!Object.hasOwn(knobs["dockyard:hostGroups"], g)) p.push(`${where}: missing; every host group needs instanceType and count`);
   }

@@ -15,6 +15,7 @@ import { checkParity } from "../scripts/diff";
 import { RULES } from "./contracts/rules";
 import { DEREGISTRATION_DELAY_SECONDS, HEALTH_CHECK, frontDoorBaseName } from "../components/front-door";
 import { MONITOR_PATH } from "../components/proxy";
+import { servingGateCommand } from "../components/rollout";
 
 const renders = new Map<string, Promise<Rendered>>();
 const render = (stack: string) => {
@@ -65,9 +66,9 @@ describe.each([...STACKS])("the program for stack %s", (stack) => {
     expect([...before].filter(([k, x]) => JSON.stringify(x) !== JSON.stringify(after.get(k))).map(([k]) => k)).toEqual([]);
 
     // What is added is the new host's, and it is what the group's last host has of its own:
-    // its DockerHost subtree and the fleet's provider for it. The replica count did not
-    // change, so the new host runs none (placement moves no replica), hence no service or
-    // proxy resources there.
+    // its DockerHost subtree, the fleet's provider for it and its serving gate (the end of its
+    // turn in a rollout, components/rollout.ts). The replica count did not change, so the new
+    // host runs none (placement moves no replica), hence no service or proxy resources there.
     const last = hostNameFor(stack, group.name, group.count);
     const added = hostNameFor(stack, group.name, group.count + 1);
     const of = (host: string) => new RegExp(`(^|-)${host}(-|$)`);
@@ -75,7 +76,7 @@ describe.each([...STACKS])("the program for stack %s", (stack) => {
     expect(newKeys.length).toBeGreaterThan(0);
     expect(newKeys.filter((k) => !of(added).test(k.split("::")[1]))).toEqual([]);
     const workload = new RegExp(`^fleet-${last}-`);
-    const lastHostOwn = [...before.values()].filter((x) => of(last).test(x.name) && !workload.test(x.name)).map(resourceKey);
+    const lastHostOwn = [...before.values()].filter((x) => of(last).test(x.name) && (!workload.test(x.name) || x.name === `fleet-${last}-serving`)).map(resourceKey);
     const asLast = (k: string) => k.replace(/::(.*)$/, (_, n: string) => `::${n.replace(of(added), (m) => m.replace(added, last))}`);
     expect(newKeys.map(asLast).sort()).toEqual(lastHostOwn.sort());
     expect(newKeys).toContain(`dockyard:index:DockerHost::${added}`);
@@ -151,7 +152,11 @@ describe("the first deploy of a new stack (issue 11): a sequence of states on th
     // Nothing that needs an image: no container, no image, no pull, no proxy configuration.
     expect(ofType(first, "docker:index/container:Container")).toEqual([]);
     expect(ofType(first, "docker:index/remoteImage:RemoteImage")).toEqual([]);
-    expect(ofType(first, "command:local:Command").filter((x) => !x.name.endsWith("-engine-ready")).map((x) => x.name)).toEqual([]);
+    expect(ofType(first, "command:local:Command").filter((x) => !x.name.endsWith("-engine-ready") && !x.name.endsWith("-serving")).map((x) => x.name)).toEqual([]);
+    // Each host still ends its rollout turn with a serving gate, on no port yet (triggered by its engine's readiness only).
+    const gates = ofType(first, "command:local:Command").filter((x) => x.name.endsWith("-serving"));
+    expect(gates.length).toBe(ofType(first, "aws:ec2/instance:Instance").length);
+    for (const g of gates) expect(g.inputs.create).toBe(servingGateCommand([], 0));
     expect(first.outputs.awaitingImage).toEqual({ services: ["web"], proxy: true });
 
     // CI pushed the images and pinned their digests (README "The first deploy of a new stack").
@@ -163,9 +168,16 @@ describe("the first deploy of a new stack (issue 11): a sequence of states on th
     expect(ofType(second, "docker:index/container:Container").length).toBeGreaterThan(0);
     const before = new Map(first.resources.map((x) => [resourceKey(x), x]));
     const after = new Map(second.resources.map((x) => [resourceKey(x), x]));
-    // Nothing the first `up` created is removed or changed: the second only adds the fleet.
+    // Nothing the first `up` created is removed or changed: the second only adds the fleet,
+    // and each host's serving gate now also waits for (and triggers on) its new containers.
     expect([...before.keys()].filter((k) => !after.has(k))).toEqual([]);
-    expect([...before].filter(([k, x]) => JSON.stringify(x) !== JSON.stringify(after.get(k))).map(([k]) => k)).toEqual([]);
+    const changed = [...before].filter(([k, x]) => JSON.stringify(x) !== JSON.stringify(after.get(k)));
+    expect(changed.map(([, x]) => x.name).sort()).toEqual(gates.map((g) => g.name).sort());
+    for (const [k, x] of changed) {
+      const y = after.get(k)!;
+      expect({ ...y.inputs, triggers: undefined, create: undefined }, x.name).toEqual({ ...x.inputs, triggers: undefined, create: undefined });
+      expect((y.inputs.triggers as unknown[]).length).toBeGreaterThan((x.inputs.triggers as unknown[]).length);
+    }
     const added = [...after.values()].filter((x) => !before.has(resourceKey(x)));
     expect(new Set(added.map((x) => x.type))).toEqual(
       new Set(["docker:index/container:Container", "docker:index/remoteImage:RemoteImage", "docker:index/network:Network", "docker:index/volume:Volume", "command:local:Command", "pulumi:providers:docker"].filter((t) => added.some((x) => x.type === t))),

@@ -23,6 +23,7 @@ import {
   serviceEnv,
   STOP_GRACE_SECONDS,
 } from "../../components/fleet";
+import { RolloutOrder, rolloutBatches, servingGateCommand, servingGateScript } from "../../components/rollout";
 
 /**
  * The shared mock runtime, plus one failure the real provider has: a container whose
@@ -102,7 +103,7 @@ function makeHosts(prefix: string, n: number, group = "app") {
       engine: DEV.engine,
       hostId: `i-${prefix}${i}`,
     });
-    return { name, group, connection: { target: address, user: "admin", hostPublicKey: HOST_KEY }, ready };
+    return { name, group, connection: { target: address, user: "admin", hostPublicKey: HOST_KEY }, ready, readyId: ready.readyId };
   });
 }
 
@@ -203,7 +204,7 @@ describe("ContainerFleet on the mock runtime", () => {
       const mine = registrations.filter((r) => r.name.startsWith(`f1-${h.name}`) && (r.type.startsWith("docker:") || r.type === "pulumi:providers:docker" || r.type === "command:local:Command"));
       // provider, network, volume, pull, image, 1 container, proxy pull, proxy image, proxy
       expect(mine.map((r) => r.name.slice(`f1-${h.name}`.length).replace(/^-web-0-[0-9a-f]{8}/, "-web-0-<spec>")).sort()).toEqual(
-        ["", "-proxy", "-proxy-config", "-proxy-image", "-proxy-pids-limit", "-proxy-pull", "-web-0-<spec>", "-web-0-<spec>-pids-limit", "-web-image", "-web-net", "-web-pull", "-web-uploads"],
+        ["", "-proxy", "-proxy-config", "-proxy-image", "-proxy-pids-limit", "-proxy-pull", "-serving", "-web-0-<spec>", "-web-0-<spec>-pids-limit", "-web-image", "-web-net", "-web-pull", "-web-uploads"],
       );
       for (const r of mine) expect(r.dependencies, `${r.name} depends on ${h.name}-engine-ready`).toContain(readyUrn);
       // Docker resources go through this host's provider, not the default one.
@@ -349,16 +350,25 @@ describe("ContainerFleet on the mock runtime", () => {
     }
   });
 
-  it("replaces proxies host by host: each waits for the previous host's proxy, through dependsOn only", () => {
-    const p1 = reg("f1-f1-app-1-proxy");
-    const p2 = reg("f1-f1-app-2-proxy");
-    expect(p2.dependencies).toContain(p1.urn);
-    expect(p1.dependencies).not.toContain(p2.urn);
-    // The engine replaces a dependent of a delete-before-replace resource only when one of
-    // its INPUTS depends on it (step_generator.go, calculateDependentReplacements).
-    expect(Object.keys(p2.propertyDependencies).length).toBeGreaterThan(0);
-    for (const [k, urns] of Object.entries(p2.propertyDependencies)) expect(urns, k).not.toContain(p1.urn);
-    expect(p2.deleteBeforeReplace).toBe(true);
+  it("rolls one host at a time by default: host 2's replicas and proxy wait for host 1's serving gate, which waits for host 1's containers; dependsOn only", () => {
+    const gate1 = reg("f1-f1-app-1-serving");
+    const gate2 = reg("f1-f1-app-2-serving");
+    const mine = (h: string) => registrations.filter((r) => r.type === "docker:index/container:Container" && r.name.startsWith(`f1-${h}-`));
+    expect(mine("f1-app-1").map((r) => r.name).sort()).toEqual(["f1-f1-app-1-proxy", expect.stringMatching(/^f1-f1-app-1-web-0-[0-9a-f]{8}$/)]);
+    for (const c of mine("f1-app-1")) {
+      expect(gate1.dependencies, `host 1's gate waits for ${c.name}`).toContain(c.urn);
+      expect(c.dependencies, `${c.name} (first batch) waits for no gate`).not.toContain(gate2.urn);
+    }
+    for (const c of mine("f1-app-2")) {
+      expect(c.dependencies, `${c.name} waits for host 1's gate`).toContain(gate1.urn);
+      expect(gate2.dependencies).toContain(c.urn);
+      // The engine replaces a dependent of a delete-before-replace resource only when one of
+      // its INPUTS depends on it (step_generator.go, calculateDependentReplacements).
+      expect(Object.keys(c.propertyDependencies).length).toBeGreaterThan(0);
+      for (const [k, urns] of Object.entries(c.propertyDependencies)) expect(urns, k).not.toContain(gate1.urn);
+    }
+    // The proxy, which holds the host ports, is replaced delete-first, so host by host.
+    expect(reg("f1-f1-app-2-proxy").deleteBeforeReplace).toBe(true);
     // And a proxy counts as created only once its health check passed.
     for (const name of ["f1-f1-app-1-proxy", "f1-f1-app-2-proxy"]) {
       const i = mocks.get("docker:index/container:Container", name).inputs as Record<string, any>;
@@ -366,6 +376,16 @@ describe("ContainerFleet on the mock runtime", () => {
       expect(i.wait).toBe(true);
       expect(i.waitTimeout).toBeGreaterThanOrEqual(30);
     }
+  });
+
+  it("each host's serving gate runs the gate script on the host for its published ports, again whenever a container or the engine readiness is replaced", () => {
+    const gate = mocks.get("command:local:Command", "f1-f1-app-1-serving").inputs as Record<string, any>;
+    expect(gate.create).toBe(servingGateCommand([80], 0));
+    expect(gate.create).toBe("bash -s -- 180 0 '/.dockyard/health' 80");
+    expect(gate.stdin).toBe(servingGateScript());
+    expect(gate.interpreter.slice(0, 1)).toEqual(["ssh"]);
+    // The engine readiness id, then the proxy's and the replica's ids.
+    expect(gate.triggers).toHaveLength(3);
   });
 
   it("exports the proxy image once every proxy container was created", async () => {
@@ -410,6 +430,55 @@ describe("the outputs promote trusts wait for the containers", () => {
     const f = new ContainerFleet("x3", { stack: "dev", hosts: makeHosts("x3", 1), services: [service({ publishPort: undefined })], secrets: { "api-token": "v" }, architecture: "x86_64", logging: LOGGING, proxy: PROXY_SETTINGS });
     expect(await outcome(f.proxyImage)).toBe("resolved");
     expect(await promisify(f.proxyImage)).toBeUndefined();
+  });
+});
+
+describe("rollout batches of maxUnavailable (components/rollout.ts)", () => {
+  it("5 hosts, maxUnavailable 2: hosts 1-2 wait for nobody, 3-4 for the gates of 1 and 2, 5 for those of 3 and 4; the hosts' machines get the same promise", async () => {
+    const hs = makeHosts("b1", 5);
+    const order = new RolloutOrder([{ name: "app", hosts: hs.map((h) => h.name), maxUnavailable: 2 }]);
+    // What a host's machine waits for (index.ts passes it to DockerHost/LocalHost as `after`).
+    const machineAfter = hs.map((h) => order.after(h.name));
+    new ContainerFleet("b1", { stack: "dev", hosts: hs, services: [service({ replicas: 5 })], secrets: {}, architecture: "x86_64", logging: LOGGING, proxyImage: PROXY, proxy: PROXY_SETTINGS, rollout: order });
+    await settle(80);
+    const gateUrn = (i: number) => reg(`b1-b1-app-${i}-serving`).urn!;
+    const waitsFor: Record<number, number[]> = { 1: [], 2: [], 3: [1, 2], 4: [1, 2], 5: [3, 4] };
+    for (let i = 1; i <= 5; i++) {
+      const containers = registrations.filter((r) => r.type === "docker:index/container:Container" && r.name.startsWith(`b1-b1-app-${i}-`));
+      expect(containers.length, `host ${i}: a replica and the proxy`).toBe(2);
+      for (const c of containers) {
+        for (let j = 1; j <= 5; j++) {
+          if (waitsFor[i].includes(j)) expect(c.dependencies, `${c.name} waits for host ${j}'s gate`).toContain(gateUrn(j));
+          else expect(c.dependencies, `${c.name} does not wait for host ${j}'s gate`).not.toContain(gateUrn(j));
+        }
+      }
+      const machine = await machineAfter[i - 1];
+      expect(machine.map((r) => pulumi.resourceName(r)).sort()).toEqual(waitsFor[i].map((j) => `b1-b1-app-${j}-serving`));
+    }
+  });
+
+  it("RolloutOrder: unknown hosts and a second gate are refused; close() gives the hosts without a gate their fallback", async () => {
+    const order = new RolloutOrder([{ name: "app", hosts: ["h1", "h2", "h3"], maxUnavailable: 1 }]);
+    expect(() => order.after("nope")).toThrow(/unknown host nope/);
+    expect(order.waitsFor("h3")).toEqual(["h2"]);
+    const a = { name: "gate-h1" } as unknown as pulumi.Resource;
+    const b = { name: "engine-h2" } as unknown as pulumi.Resource;
+    order.gate("h1", [a]);
+    expect(() => order.gate("h1", [a])).toThrow(/already set/);
+    order.close((h) => (h === "h2" ? [b] : []));
+    expect(await order.after("h2")).toEqual([a]);
+    expect(await order.after("h3")).toEqual([b]);
+    expect(await order.after("h1")).toEqual([]);
+    expect(() => new RolloutOrder([{ name: "a", hosts: ["x"], maxUnavailable: 1 }, { name: "b", hosts: ["x"], maxUnavailable: 1 }])).toThrow(/in two groups/);
+  });
+
+  it("rolloutBatches and servingGateCommand", () => {
+    expect(rolloutBatches([1, 2, 3, 4, 5], 2)).toEqual([[1, 2], [3, 4], [5]]);
+    expect(rolloutBatches(["a"], 3)).toEqual([["a"]]);
+    expect(() => rolloutBatches([1], 0)).toThrow(/at least 1/);
+    expect(servingGateCommand([443, 80, 80], 20)).toBe("bash -s -- 180 20 '/.dockyard/health' 80 443");
+    expect(servingGateCommand([], 0)).toBe("bash -s -- 180 0 '/.dockyard/health'");
+    expect(() => servingGateCommand([80], -1)).toThrow(/not a whole number/);
   });
 });
 

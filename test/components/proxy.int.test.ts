@@ -26,6 +26,7 @@ import * as http from "node:http";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
+import { servingGateCommand } from "../../components/rollout";
 import { MONITOR_PATH, PROXY_CONFIG_PATH, renderHaproxyConfig, type ProxyOptions, type ProxyRoute } from "../../components/proxy";
 import { renderStack } from "../../scripts/lib/render";
 import { STACKS } from "../../stacks";
@@ -153,6 +154,8 @@ interface Harness {
   replicas: Replicas;
   /** The configuration haproxy runs. */
   config: string;
+  /** The published port (the frontend, and its monitor). */
+  port: number;
   request: (method: string, urlPath: string) => Promise<{ status: number; body: string }>;
   stop: () => Promise<void>;
 }
@@ -211,7 +214,7 @@ async function startHarness(opts: ProxyOptions = {}, edit: (cfg: string) => stri
     await stop();
     throw e;
   }
-  return { replicas, config, request, stop };
+  return { replicas, config, port: route.publishPort, request, stop };
 }
 
 describe("the rendered proxy config in the real HAProxy", () => {
@@ -368,4 +371,59 @@ describe.each([...STACKS])("haproxy -c on the proxy config stack %s renders", (s
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+/**
+ * A host's serving gate (components/rollout/serving-gate.sh, issue 13 part 2), run the way
+ * the fleet renders it (servingGateCommand, the script on stdin) against the real HAProxy with
+ * the rendered configuration: here bash runs on this machine, on a host it runs over SSH.
+ * What it proves: the script reads the real monitor's answers (status line and all), waits
+ * while it is 503, passes once it is 200, and fails with the reason at its bound. Not proven
+ * here: the same over SSH on a booted host (the fleet's host commands are, in fleet.int.test.ts).
+ */
+describe("the serving gate that ends a host's turn in a rollout", () => {
+  const SCRIPT = path.resolve(__dirname, "../../components/rollout/serving-gate.sh");
+  function gate(port: number, admit: number, timeout: number): { done: Promise<{ code: number; out: string; err: string; at: number }> } {
+    const argv = servingGateCommand([port], admit, timeout).split(" ");
+    expect(argv.slice(0, 3)).toEqual(["bash", "-s", "--"]);
+    // The rendered command line as a shell would split it (the path is single-quoted).
+    const args = argv.slice(3).map((a) => a.replace(/^'(.*)'$/, "$1"));
+    const proc = spawn("bash", ["-s", "--", ...args], { stdio: ["pipe", "pipe", "pipe"] });
+    proc.stdin!.end(fs.readFileSync(SCRIPT));
+    let out = "";
+    let err = "";
+    proc.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+    proc.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+    return { done: new Promise((resolve) => proc.once("exit", (code) => resolve({ code: code ?? -1, out, err, at: Date.now() }))) };
+  }
+
+  it("waits while the monitor answers 503, passes once it answers 200, then waits the admit time; fails at its bound with the last answer", async () => {
+    const h = await startHarness();
+    try {
+      // Healthy: passes at once, after the admit time (1 s here).
+      const t0 = Date.now();
+      const ok = await gate(h.port, 1, 10).done;
+      expect(ok.code, ok.err).toBe(0);
+      expect(ok.out).toMatch(new RegExp(`port ${h.port} serves \\(monitor 200\\)`));
+      expect(ok.at - t0).toBeGreaterThanOrEqual(1000);
+
+      // No replica: 503 until its bound, then exit 1 naming the port and the answer.
+      for (const r of h.replicas.list) await kill(r);
+      for (let i = 0; i < 100 && (await h.request("GET", MONITOR_PATH)).status !== 503; i++) await sleep(200);
+      const failed = await gate(h.port, 0, 3).done;
+      expect(failed.code).toBe(1);
+      expect(failed.err).toMatch(new RegExp(`monitor on port ${h.port} did not answer 200 within 3s \\(last answer: HTTP/1\\.[01] 503`));
+
+      // A gate started while 503 waits, and passes only after a replica returned.
+      const waiting = gate(h.port, 0, 60);
+      await sleep(3000);
+      const revivedAt = Date.now();
+      await revive(h.replicas.list[0], h.replicas.port, REPLICA_ADDRESSES[0]);
+      const passed = await waiting.done;
+      expect(passed.code, passed.err).toBe(0);
+      expect(passed.at).toBeGreaterThan(revivedAt);
+    } finally {
+      await h.stop();
+    }
+  }, 120_000);
 });

@@ -60,6 +60,7 @@ const BAD: Record<string, [string, (r: RenderedResource) => RenderedResource | R
   "elbv2-protocols": [T.listener, (r) => ({ ...r, inputs: { ...r.inputs, protocol: "HTTP" } }), /protocol HTTP on a network load balancer/],
   "elbv2-health-checks": [T.targetGroup, (r) => ({ ...r, inputs: { ...r.inputs, healthCheck: { ...(r.inputs.healthCheck as object), interval: 3 } } }), /healthCheck\.interval is 3; allowed 5-300/],
   "nlb-security-groups": [T.lb, (r) => ({ ...r, inputs: { ...r.inputs, securityGroups: [] } }), /a network load balancer without security groups \(adding one later replaces it\)/],
+  rollouts: [T.instance, (r) => ({ ...r, name: "dev-app-9-instance" }), /dev-app-9: no serving gate ends its turn/],
   "one-way-in": [T.dockerProvider, (r) => ({ ...r, inputs: { ...r.inputs, host: "ssh://admin@computed(dev-app-1-eip.publicIp)" } }), /not the EIP association's instanceId \(through the ProxyCommand\)/],
 };
 
@@ -73,6 +74,25 @@ describe("each rule fails on a planted bad resource", () => {
     expect(rule.check(base)).toEqual([]);
     const problems = rule.check(planted(base, type, change));
     expect(problems.join("\n")).toMatch(message);
+  }, 300_000);
+  it("rollouts: on the two-host test stack, a host that skips its turn, a container that does not wait, a gate that does not", async () => {
+    const rule = RULES.find((r) => r.id === "rollouts")!;
+    const base = await contractRender("test");
+    expect(rule.check(base)).toEqual([]);
+    const gate1 = "command:local:Command::fleet-test-app-1-serving";
+    const without = (deps: string[] | undefined, k: string) => (deps ?? []).filter((d) => d !== k);
+    const edit = (pred: (x: RenderedResource) => boolean, change: (x: RenderedResource) => RenderedResource) => {
+      const copy = structuredClone(base);
+      copy.resources = copy.resources.map((x) => (pred(x) ? change(x) : x));
+      return rule.check(copy).join("\n");
+    };
+    // test-app-2's instance no longer waits: both hosts would roll at once.
+    expect(edit((x) => x.name === "test-app-2-instance", (x) => ({ ...x, options: { ...x.options, dependsOn: without(x.options?.dependsOn, gate1) } }))).toMatch(/all 2 hosts are in the first batch/);
+    // Its proxy no longer waits for test-app-1's gate.
+    expect(edit((x) => x.name === "fleet-test-app-2-proxy", (x) => ({ ...x, options: { ...x.options, dependsOn: without(x.options?.dependsOn, gate1) } }))).toMatch(/fleet-test-app-2-proxy: does not wait for command:local:Command::fleet-test-app-1-serving/);
+    // test-app-1's gate runs before its proxy, or does not run again when the proxy is replaced.
+    expect(edit((x) => x.name === "fleet-test-app-1-serving", (x) => ({ ...x, options: { ...x.options, dependsOn: without(x.options?.dependsOn, `${T.container}::fleet-test-app-1-proxy`) } }))).toMatch(/fleet-test-app-1-serving: runs without waiting for fleet-test-app-1-proxy/);
+    expect(edit((x) => x.name === "fleet-test-app-1-serving", (x) => ({ ...x, inputs: { ...x.inputs, triggers: (x.inputs.triggers as unknown[]).slice(1) } }))).toMatch(/fleet-test-app-1-serving: \d+ triggers; expected one per container/);
   }, 300_000);
   it("a host command through @pulumi/command's own SSH client, one without the pinned key, or with other ssh options than the provider's, is caught", async () => {
     const rule = RULES.find((r) => r.id === "one-way-in")!;

@@ -15,6 +15,7 @@ import { resourceKey, type Rendered, type RenderedResource } from "../../scripts
 import { parseEcrRegistry } from "../../stacks/ecr";
 import { EC2_USER_DATA_LIMIT, CLOUD_INIT_INSTANCE_ID } from "../../components/engine";
 import { hostImageTag, localInstanceId } from "../../components/local-host";
+import { rolloutTurns, servingGates } from "../../scripts/lib/rollout-view";
 
 /** The Docker provider of the deployer's own engine, where local hosts run (index.ts). */
 export const LOCAL_ENGINE = "pulumi:providers:docker::deployer-engine";
@@ -370,7 +371,7 @@ export const RULES: Rule[] = [
   },
   {
     id: "docker-containers",
-    rule: "`wait` fails a container without a health check; deleting a container without destroyGraceSeconds stops it with timeout 0 (SIGKILL at once); an upload needs exactly one of content, contentBase64, source, and octal permissions; a host port can be bound by one container only, so a container publishing host ports must be replaced delete-first, and those are chained host by host so one proxy at a time is down; `uploads` into a read-only root are refused; a bind mount's source must exist on the host, so a remote command the container depends on writes it",
+    rule: "`wait` fails a container without a health check; deleting a container without destroyGraceSeconds stops it with timeout 0 (SIGKILL at once); an upload needs exactly one of content, contentBase64, source, and octal permissions; a host port can be bound by one container only, so a container publishing host ports must be replaced delete-first (and, by the rule rollouts, one batch of hosts at a time); `uploads` into a read-only root are refused; a bind mount's source must exist on the host, so a remote command the container depends on writes it",
     source: "kreuzwerker/terraform-provider-docker (embedded in pulumi-docker) internal/provider/resource_docker_container_funcs.go: create's waitForHealthyState ('the container does not have a healthcheck defined'), resourceDockerContainerDelete (ContainerStop timeout = destroy_grace_seconds), create's upload loop (one of content/content_base64/source, strconv.ParseInt(permission, 8, 32)); moby portallocator ('port is already allocated'), daemon/archive_unix.go ('container rootfs is marked read-only'), daemon/volume/mounts/validate.go ('bind source path does not exist'); pulumi/pulumi replacements are create-before-delete unless deleteBeforeReplace",
     check(r) {
       const p: string[] = [];
@@ -407,9 +408,7 @@ export const RULES: Rule[] = [
       const byProvider = new Map<string, number>();
       for (const c of publishing) byProvider.set(c.options?.provider ?? "", (byProvider.get(c.options?.provider ?? "") ?? 0) + 1);
       for (const [prov, n] of byProvider) if (n > 1) p.push(`${prov}: ${n} containers publish host ports on one host`);
-      // Host by host: every publishing container but one waits (dependsOn) for another one.
-      const chained = publishing.filter((c) => (c.options?.dependsOn ?? []).some((d) => keys.get(d)?.type === T.container && publishing.includes(keys.get(d)!)));
-      if (publishing.length > 1 && chained.length !== publishing.length - 1) p.push(`${publishing.length - chained.length} of ${publishing.length} proxies are replaced at the same time (not chained host by host)`);
+      // One batch of hosts at a time: the rule "rollouts" holds every proxy to its host's turn.
       return p;
     },
   },
@@ -606,6 +605,47 @@ export const RULES: Rule[] = [
             }
           }
         }
+      }
+      return p;
+    },
+  },
+  {
+    id: "rollouts",
+    rule: "the engine starts a resource's step only once the resources it depends on finished theirs, so a change never takes every host of a group at once: each host's machine, replicas and proxy depend on the serving gates of the previous batch of its group, each gate runs on its host after its engine and containers and again when any is replaced, and a group of 2 or more hosts never has all of them in its first batch",
+    source: "pulumi pkg/resource/deploy/source_eval.go (RegisterResource answers once the step is done) and sdk/nodejs/runtime/resource.ts prepareResource (awaits the dependsOn URNs); step_generator.go calculateDependentReplacements (dependsOn edges never replace); issue 13 part 2",
+    check(r) {
+      const p: string[] = [];
+      const gates = servingGates(r);
+      const turns = rolloutTurns(r);
+      const machines = r.resources.filter((x) => x.type === T.instance || (x.type === T.container && x.name.endsWith("-machine")));
+      if (machines.length === 0) return p;
+      const keys = byKey(r);
+      const groupOf = (host: string) => host.slice(`${r.stack}-`.length).replace(/-\d+$/, "");
+      const groups = new Map<string, typeof turns>();
+      for (const t of turns) groups.set(groupOf(t.host), [...(groups.get(groupOf(t.host)) ?? []), t]);
+      for (const m of machines) {
+        const host = m.name.replace(/-(instance|machine)$/, "");
+        if (!gates.has(host)) p.push(`${host}: no serving gate ends its turn`);
+      }
+      for (const [g, ts] of groups) {
+        if (ts.length >= 2 && ts.every((t) => t.batch === 1)) p.push(`group ${g}: all ${ts.length} hosts are in the first batch (a change would take them all at once)`);
+        for (const t of ts) for (const w of t.waitsFor) if (groupOf(w) !== g) p.push(`${t.host}: waits for ${w} of another group`);
+      }
+      for (const t of turns) {
+        const gate = keys.get(gates.get(t.host) ?? "");
+        // The host's fleet containers: those the fleet's provider for this host creates.
+        const containers = r.resources.filter((x) => x.type === T.container && (x.options?.provider ?? "").endsWith(`-${t.host}`) && x.options?.provider !== LOCAL_ENGINE);
+        const waited = t.waitsFor.map((w) => gates.get(w)!);
+        for (const c of containers) {
+          const deps = c.options?.dependsOn ?? [];
+          const missing = waited.filter((k) => !deps.includes(k));
+          if (missing.length > 0) p.push(`${c.name}: does not wait for ${missing.join(", ")} (the previous batch)`);
+        }
+        if (!gate) continue;
+        const gateDeps = gate.options?.dependsOn ?? [];
+        for (const c of containers) if (!gateDeps.includes(resourceKey(c))) p.push(`${gate.name}: runs without waiting for ${c.name}`);
+        const triggers = (gate.inputs.triggers ?? []) as unknown[];
+        if (triggers.length !== containers.length + 1) p.push(`${gate.name}: ${triggers.length} triggers; expected one per container on ${t.host} (${containers.length}) and the engine readiness`);
       }
       return p;
     },

@@ -62,7 +62,7 @@ export function writeLargeStack(): RenderOptions {
     "aws:region": "eu-central-1",
     "dockyard:registry": `210987654321.dkr.ecr.us-east-2.amazonaws.com/${namespace}`,
     "dockyard:hostGroups": {
-      [groups[0]]: { instanceType: "m6i.large", count: LARGE_HOSTS, rootVolumeGb: 30, dataVolumeGb: 16384 },
+      [groups[0]]: { instanceType: "m6i.large", count: LARGE_HOSTS, rootVolumeGb: 30, dataVolumeGb: 16384, maxUnavailable: 3 },
       [groups[1]]: { instanceType: "t3.small", count: 3 },
       [groups[2]]: { instanceType: "c7i.large", count: 2 },
     },

@@ -185,6 +185,27 @@ describe("dockyard plan (CLI)", () => {
     expect(fs.existsSync(marker)).toBe(true);
   });
 
+  it("prints the rollout batches read from the dependency graph: prod with 5 hosts and maxUnavailable 2 rolls 2, 2, 1; --json has them too", async () => {
+    const dir = stacksCopy("rollout", "prod", (t) => t.replace("count: 3\n", "count: 5\n      maxUnavailable: 2\n"));
+    const r = await cli(["plan", "prod", "--stacks-dir", dir]);
+    expect(r.code, r.stderr).toBe(0);
+    const section = r.stdout.slice(r.stdout.indexOf("\nRollout"));
+    expect(section.split("\n").filter((l) => l.startsWith("  batch"))).toEqual([
+      "  batch 1: prod-app-1",
+      "  batch 1: prod-app-2",
+      "  batch 2: prod-app-3  (waits for prod-app-1, prod-app-2)",
+      "  batch 2: prod-app-4  (waits for prod-app-1, prod-app-2)",
+      "  batch 3: prod-app-5  (waits for prod-app-3, prod-app-4)",
+    ]);
+    const json = await cli(["plan", "prod", "--stacks-dir", dir, "--json"]);
+    expect(JSON.parse(json.stdout).rollout.map((t: { batch: number }) => t.batch)).toEqual([1, 1, 2, 2, 3]);
+    // All hosts at once is refused before anything runs.
+    const all = stacksCopy("rollout-all", "prod", (t) => t.replace("count: 3\n", "count: 3\n      maxUnavailable: 3\n"));
+    const bad = await cli(["plan", "prod", "--stacks-dir", all]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("stacks/Pulumi.prod.yaml: config.dockyard:hostGroups.app.maxUnavailable: 3 would roll all 3 hosts of the group at once (every replica and proxy down together); allowed: 1 to 2");
+  }, 300_000);
+
   it("usage errors exit 2: no stack, an unknown stack (naming the stacks there), an unknown option", async () => {
     const none = await cli(["plan"]);
     expect(none.code).toBe(2);
