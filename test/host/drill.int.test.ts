@@ -97,7 +97,7 @@ const TAIL_MS = 5000;
 /**
  * Beyond worstCaseDrainSeconds(): the stand-in's own scheduling adds each timed-out check's
  * timeout before the next check, (unhealthyThreshold - 1) x timeout (see the header), and 3 s
- * for a loaded 2-core machine: the kill itself (`docker kill` took up to 0.7 s here, and the
+ * for a loaded 2-core machine: the kill itself (`docker kill` took up to 0.9 s here, and the
  * window counts from before it), timers and process scheduling (load averages of 6-8 were
  * seen while other test files ran). A measured window came within 0.7 s of the 30 s.
  */
