@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as pulumi from "@pulumi/pulumi";
 import { ConfigError, ENVIRONMENT_FILE, PROJECT, SECRET_PLACEHOLDER } from "../../stacks";
 import { DockyardMocks } from "./mocks";
-import { resourceKey, type RenderReply, type RenderRequest, type RenderedOptions, type RenderedResource } from "./render";
+import { resourceKey, type RenderReply, type RenderRequest, type RenderStats, type RenderedOptions, type RenderedResource } from "./render";
 
 /**
  * The mock monitor passes `id: ""` (no import id) for every new resource; treat it as
@@ -32,16 +32,27 @@ class RenderMocks extends DockyardMocks {
   }
 }
 
-// The Pulumi SDK records `new Error().stack` for every promise it tracks
-// (runtime/debuggable.ts debuggablePromise: a stack only read to report a promise leak), and
-// tsx turns on source maps, so each of those stacks was formatted and mapped back to
-// TypeScript: more than half of a render's time (issue 13, measured with
-// DOCKYARD_RENDER_PROFILE). Here no frames are captured; an error in the program still
-// reports its message. DOCKYARD_RENDER_STACKS=1 keeps full, source-mapped stacks for
-// debugging the program.
+// The Pulumi SDK captures a stack trace per promise it tracks and per resource, and the render
+// reads neither (issue 13, measured with DOCKYARD_RENDER_PROFILE):
+// - runtime/debuggable.ts debuggablePromise stores `new Error().stack` on every promise, only
+//   read to report a promise leak: about 90 per resource here (4 per output property).
+// - resource.ts Resource.callsites sets Error.stackTraceLimit = Infinity and parses
+//   `new Error().stack` for every resource, for the source position it sends the engine
+//   (sourcePosition); the mock monitor ignores it.
+// tsx turns on source maps, so at first every one of those stacks was mapped back to
+// TypeScript: more than half of a render's time. Here nothing is captured or formatted:
+// - a stackTraceLimit that is not a number captures no stack at all, not even an empty one
+//   (nodejs.org/api/errors.html#errorstacktracelimit); 0 still captured and formatted one,
+//   about 1 us each;
+// - during Resource.callsites' Infinity window V8 still walks the frames, but this
+//   prepareStackTrace formats none (about 50 us instead of 200-300 us per resource), so
+//   callsites finds no position and the request carries none.
+// An error in the program still reports its name and message (fail below).
+// DOCKYARD_RENDER_STACKS=1 keeps full, source-mapped stacks for debugging the program.
 if (!process.env.DOCKYARD_RENDER_STACKS) {
   process.setSourceMapsEnabled(false);
-  Error.stackTraceLimit = 0;
+  (Error as { stackTraceLimit?: unknown }).stackTraceLimit = undefined;
+  Error.prepareStackTrace = () => undefined;
 }
 
 function reply(r: RenderReply): never {
@@ -53,7 +64,8 @@ function reply(r: RenderReply): never {
 function fail(e: unknown): never {
   if (e instanceof ConfigError || (e instanceof Error && e.name === "ConfigError")) reply({ ok: false, kind: "config", message: (e as Error).message });
   const err = e instanceof Error ? e : new Error(String(e));
-  reply({ ok: false, kind: "program", message: `the program failed: ${err.stack ?? err.message}` });
+  // No stack without DOCKYARD_RENDER_STACKS: name and message, as a stack's first line reads.
+  reply({ ok: false, kind: "program", message: `the program failed: ${err.stack ?? String(err)}` });
 }
 
 /**
@@ -133,6 +145,12 @@ async function resources(d: unknown): Promise<unknown[]> {
   return d === undefined ? [] : [d];
 }
 
+/** What this render cost: peak memory, and CPU time (all threads: GC helpers too), which a busy machine inflates less than wall time. */
+function renderStats(): RenderStats {
+  const u = process.resourceUsage();
+  return { maxRssKb: u.maxRSS, cpuSeconds: (u.userCPUTime + u.systemCPUTime) / 1e6 };
+}
+
 /** Waits until the program stops registering: pending RPCs drained, then a quiet period. */
 async function settle(mocks: DockyardMocks): Promise<void> {
   const waitForRPCs = (pulumi.runtime as unknown as { waitForRPCs?: () => Promise<void> }).waitForRPCs;
@@ -190,7 +208,7 @@ async function main(): Promise<void> {
     resources.push({ type: r.type, name: r.name, parent: parents.get(key), custom: r.custom, inputs: r.inputs, options: await renderedOptions(options.get(key), keys) });
   }
   const resolved = (await resolveValue(exported, keys, new Set())) as Record<string, unknown>;
-  reply({ ok: true, rendered: { project: PROJECT, stack: req.stack, resources, outputs: resolved }, stats: { maxRssKb: process.resourceUsage().maxRSS } });
+  reply({ ok: true, rendered: { project: PROJECT, stack: req.stack, resources, outputs: resolved }, stats: renderStats() });
 }
 
 main().catch(fail);

@@ -99,6 +99,8 @@ export interface Rendered {
 export interface RenderStats {
   /** Peak resident memory, KiB (process.resourceUsage().maxRSS). */
   maxRssKb: number;
+  /** CPU time of the worker, user + system, all its threads (GC helpers too), seconds. */
+  cpuSeconds?: number;
 }
 
 /** What the parent hands a render worker. */

@@ -9,7 +9,14 @@
  * count), so N hosts are ceil(N/50) groups, each with its own M services.
  *
  * Targets (issue 13): N x M = 1,000 containers in under 10 s; 2N within 2.2x the time of N.
- * Exit 0 when met, 1 when not, 2 for bad usage.
+ * Exit 0 when met, 1 when not, 2 for bad usage. Each run also prints the worker's CPU time
+ * and the load average: wall time here moves with others' work on the 2 cores, CPU time less.
+ *
+ * Measured 2026-11-29 (2 cores, load 4-10; program at 3a15803, 9,492 resources per 1,000
+ * containers), before/after the worker stopped capturing stacks (scripts/lib/render-worker.ts):
+ *   1,000 containers: 51-84 s wall, 44-46 s CPU, 2.3 GiB  ->  38-48 s wall, 35-42 s CPU, 2.2 GiB
+ *   2,000 containers: 101-103 s CPU, 3.6 GiB              ->  82-86 s CPU, 3.7 GiB; 2N/N 1.9-2.4x
+ * Both targets missed (README, Benchmarks: where the rest of the time goes).
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -65,7 +72,11 @@ interface Measured {
   containers: number;
   resources: number;
   seconds: number;
+  /** The worker's CPU time, all threads: less inflated than wall time when the machine is busy. */
+  cpuSeconds: number;
   peakMiB: number;
+  /** 1-minute load average when the render ended (os.loadavg): other work competing for the cores. */
+  load: number;
 }
 
 async function measure(hosts: number, services: number): Promise<Measured> {
@@ -75,7 +86,7 @@ async function measure(hosts: number, services: number): Promise<Measured> {
     const { rendered: r, stats } = await renderStackMeasured(STACK, { ...opts, timeoutMs: 900_000 });
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     const containers = r.resources.filter((x) => x.type === "docker:index/container:Container" && !x.name.endsWith("-proxy")).length;
-    return { hosts, services, containers, resources: r.resources.length, seconds, peakMiB: (stats?.maxRssKb ?? 0) / 1024 };
+    return { hosts, services, containers, resources: r.resources.length, seconds, cpuSeconds: stats?.cpuSeconds ?? 0, peakMiB: (stats?.maxRssKb ?? 0) / 1024, load: os.loadavg()[0] };
   } finally {
     fs.rmSync(opts.stacksDir, { recursive: true, force: true });
   }
@@ -108,7 +119,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${JSON.stringify({ runs: [a, b], ratio, missed }, null, 2)}\n`);
   } else {
     for (const m of [a, b]) {
-      process.stdout.write(`${String(m.hosts).padStart(4)} hosts x ${m.services} services: ${m.containers} containers, ${m.resources} resources, ${m.seconds.toFixed(1)} s, peak ${m.peakMiB.toFixed(0)} MiB\n`);
+      process.stdout.write(`${String(m.hosts).padStart(4)} hosts x ${m.services} services: ${m.containers} containers, ${m.resources} resources, ${m.seconds.toFixed(1)} s (worker CPU ${m.cpuSeconds.toFixed(1)} s), peak ${m.peakMiB.toFixed(0)} MiB, load ${m.load.toFixed(1)} on ${os.cpus().length} cores\n`);
     }
     process.stdout.write(`ratio ${b.hosts}/${a.hosts} hosts: ${ratio.toFixed(2)}x\n`);
     process.stdout.write(missed.length === 0 ? "targets met\n" : missed.map((m) => `MISSED: ${m}\n`).join(""));
