@@ -6,7 +6,7 @@ import { DockerEngine, renderUserData, type HostKeySource } from "./components/e
 import { LocalHost, hostImageTag } from "./components/local-host";
 import { ContainerFleet } from "./components/fleet";
 import { ImageRegistry } from "./components/registry";
-import { FrontDoor, frontDoorAdmitSeconds, frontDoorBaseName } from "./components/front-door";
+import { DEREGISTRATION_DELAY_SECONDS, FrontDoor, frontDoorAdmitSeconds, frontDoorBaseName } from "./components/front-door";
 import { RolloutOrder } from "./components/rollout";
 import { StatusAlarms } from "./components/alarms";
 
@@ -93,6 +93,8 @@ const hosts = stackHostList.map(({ name, group, ordinal }) => {
     servicePorts,
     frontDoorSecurityGroupId: frontDoors.get(group.name)?.securityGroupId,
     after: rollout.after(name),
+    // Registered with the front door by the host, so a replaced instance is drained before it is stopped.
+    frontDoor: frontDoors.has(group.name) ? { register: (instanceId) => frontDoors.get(group.name)!.attach({ name, instanceId }), drainSeconds: DEREGISTRATION_DELAY_SECONDS } : undefined,
     ecr,
     userData: (ctx) =>
       ctx.dataDevice.apply((dataDevice) => userData({ hostName: ctx.hostName, dataDevice, hostKey: { ssmParameter: ctx.hostKeyParameter, region: spec.region } })),
@@ -104,7 +106,6 @@ const hosts = stackHostList.map(({ name, group, ordinal }) => {
     // The address and the instance it must reach both come from the EIP association.
     hostId: host.addressInstanceId,
   });
-  frontDoors.get(group.name)?.attach({ name, instanceId: host.instanceId });
   const endpoints = host.publicIp.apply((ip) => Object.fromEntries([...new Set(servicePorts)].sort((a, b) => a - b).map((p) => [String(p), `${ip}:${p}`])));
   return { group, host, engine, endpoints, sshTarget: host.connection.target };
 });

@@ -263,9 +263,12 @@ export class FrontDoor extends pulumi.ComponentResource {
    * Registers a host in every port's target group. Separate from the constructor because the
    * hosts' security groups admit this front door's group, so the front door exists first.
    */
-  public attach(target: FrontDoorTarget): void {
-    for (const [port, tg] of this.targetGroups) {
-      new aws.lb.TargetGroupAttachment(`${this.base}-${port}-${target.name}`, { region: this.region, targetGroupArn: tg.arn, targetId: target.instanceId, port }, { parent: this });
-    }
+  public attach(target: FrontDoorTarget): aws.lb.TargetGroupAttachment[] {
+    // deleteBeforeReplace: a replaced instance is deregistered before the new one is
+    // registered, and before its host stops it (DockerHost drain), not at the end of the update.
+    return [...this.targetGroups].map(
+      ([port, tg]) =>
+        new aws.lb.TargetGroupAttachment(`${this.base}-${port}-${target.name}`, { region: this.region, targetGroupArn: tg.arn, targetId: target.instanceId, port }, { parent: this, deleteBeforeReplace: true }),
+    );
   }
 }

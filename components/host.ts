@@ -13,6 +13,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import * as tls from "@pulumi/tls";
+import * as command from "@pulumi/command";
 import { hostNameFor, type EnvironmentSpec, type HostGroupSpec } from "../stacks/schema";
 import type { Architecture, OsFamilyInfo } from "../stacks/os";
 import type { EcrRegistry } from "../stacks/ecr";
@@ -294,6 +295,12 @@ export interface DockerHostArgs {
    * engine or user-data replaces one batch of hosts at a time.
    */
   after?: Promise<pulumi.Resource[]>;
+  /**
+   * Registers the instance with the group's front door (FrontDoor.attach) and returns the
+   * registrations. When the instance is replaced, the old one is deregistered and drained
+   * (`drainSeconds`) BEFORE the data volume's detach stops it (attachDataVolume).
+   */
+  frontDoor?: { register: (instanceId: pulumi.Output<string>) => pulumi.Resource[]; drainSeconds: number };
   /** The stack's ECR registry (parsed dockyard:registry); the host may pull from its namespace only. Unset: no ECR permissions. */
   ecr?: Pick<EcrRegistry, "accountId" | "region" | "namespace">;
   /**
@@ -394,7 +401,7 @@ export class DockerHost extends pulumi.ComponentResource {
     const dataVolume = this.dataVolume(placement.availabilityZone);
     const userData = args.userData({ hostName: host, dataDevice: dataVolume.id.apply(dataDevicePath), hostKeyParameter: identity.hostKeyParameter });
     const instance = this.instance(placement, sg, identity, userData);
-    const attachment = this.attachDataVolume(instance, dataVolume);
+    const attachment = this.attachDataVolume(instance, dataVolume, this.drain(instance));
     const association = this.address(instance);
 
     this.hostName = host;
@@ -609,8 +616,10 @@ export class DockerHost extends pulumi.ComponentResource {
    *  5. the old (stopped) instance is deleted; its root volume goes with it, the data volume does not.
    * Without deleteBeforeReplace the new attachment is created first and fails with
    * VolumeInUse (pulumi-aws#2769). forceDetach stays off: it can corrupt the file system.
+   * Behind a front door, step 2 waits for `drained` (see drain): the old instance is stopped
+   * only once the load balancer no longer sends it new connections.
    */
-  private attachDataVolume(instance: aws.ec2.Instance, dataVolume: aws.ebs.Volume): aws.ec2.VolumeAttachment {
+  private attachDataVolume(instance: aws.ec2.Instance, dataVolume: aws.ebs.Volume, drained: pulumi.Resource[]): aws.ec2.VolumeAttachment {
     return new aws.ec2.VolumeAttachment(
       `${this.name}-data-attachment`,
       {
@@ -622,8 +631,33 @@ export class DockerHost extends pulumi.ComponentResource {
         forceDetach: false,
         skipDestroy: false,
       },
-      { parent: this, deleteBeforeReplace: true },
+      { parent: this, deleteBeforeReplace: true, dependsOn: drained },
     );
+  }
+
+  /**
+   * Behind a front door: the instance's target registrations, and a wait of the
+   * deregistration delay that the data volume's attachment depends on. When the instance is
+   * replaced, the registrations (deleteBeforeReplace, FrontDoor.attach) deregister the old
+   * instance first, which the load balancer then stops sending new connections while it
+   * lets open ones finish for the deregistration delay; the provider's delete does not wait
+   * for that (terraform-provider-aws elbv2 target_group_attachment.go resourceAttachmentDelete:
+   * DeregisterTargets, then returns), so this wait does, before the detach stops the old
+   * instance. Triggered by the instance id: it runs once per new instance (so a new host's
+   * first boot waits it too). Runs on the deployer's machine; nothing on the host.
+   */
+  private drain(instance: aws.ec2.Instance): pulumi.Resource[] {
+    const door = this.args.frontDoor;
+    if (!door) return [];
+    const registrations = door.register(instance.id);
+    if (registrations.length === 0) return [];
+    return [
+      new command.local.Command(
+        `${this.name}-drain`,
+        { create: `sleep ${door.drainSeconds}`, triggers: [instance.id] },
+        { parent: this, dependsOn: registrations, customTimeouts: { create: `${door.drainSeconds + 300}s`, update: `${door.drainSeconds + 300}s` } },
+      ),
+    ];
   }
 
   /** The host's public address, kept across instance replacement: an Elastic IP and its association with the current instance. */

@@ -61,6 +61,7 @@ const BAD: Record<string, [string, (r: RenderedResource) => RenderedResource | R
   "elbv2-health-checks": [T.targetGroup, (r) => ({ ...r, inputs: { ...r.inputs, healthCheck: { ...(r.inputs.healthCheck as object), interval: 3 } } }), /healthCheck\.interval is 3; allowed 5-300/],
   "nlb-security-groups": [T.lb, (r) => ({ ...r, inputs: { ...r.inputs, securityGroups: [] } }), /a network load balancer without security groups \(adding one later replaces it\)/],
   rollouts: [T.instance, (r) => ({ ...r, name: "dev-app-9-instance" }), /dev-app-9: no serving gate ends its turn/],
+  "planned-drain": [T.targetAttachment, (r) => ({ ...r, options: { ...r.options, deleteBeforeReplace: undefined } }), /not replaced delete-first/],
   "one-way-in": [T.dockerProvider, (r) => ({ ...r, inputs: { ...r.inputs, host: "ssh://admin@computed(dev-app-1-eip.publicIp)" } }), /not the EIP association's instanceId \(through the ProxyCommand\)/],
 };
 
@@ -94,6 +95,18 @@ describe("each rule fails on a planted bad resource", () => {
     expect(edit((x) => x.name === "fleet-test-app-1-serving", (x) => ({ ...x, options: { ...x.options, dependsOn: without(x.options?.dependsOn, `${T.container}::fleet-test-app-1-proxy`) } }))).toMatch(/fleet-test-app-1-serving: runs without waiting for fleet-test-app-1-proxy/);
     expect(edit((x) => x.name === "fleet-test-app-1-serving", (x) => ({ ...x, inputs: { ...x.inputs, triggers: (x.inputs.triggers as unknown[]).slice(1) } }))).toMatch(/fleet-test-app-1-serving: \d+ triggers; expected one per container/);
   }, 300_000);
+  it("planned-drain: a data attachment that stops the old instance without the drain, or a drain shorter than the deregistration delay, is caught", async () => {
+    const rule = RULES.find((r) => r.id === "planned-drain")!;
+    const base = await contractRender("test");
+    expect(rule.check(base)).toEqual([]);
+    const noWait = structuredClone(base);
+    const data = noWait.resources.find((x) => x.type === T.attachment && x.name === "test-app-1-data-attachment")!;
+    data.options = { ...data.options, dependsOn: [] };
+    expect(rule.check(noWait).join()).toMatch(/test-app-1-instance: its data volume's attachment \(which stops the old instance\) does not wait for a drain/);
+    const short = structuredClone(base);
+    short.resources.find((x) => x.type === T.hostCommand && x.name === "test-app-2-drain")!.inputs.create = "sleep 5";
+    expect(rule.check(short).join()).toMatch(/test-app-2-drain: waits sleep 5; the target groups' deregistration delay is 30 s/);
+  }, 300_000);
   it("a host command through @pulumi/command's own SSH client, one without the pinned key, or with other ssh options than the provider's, is caught", async () => {
     const rule = RULES.find((r) => r.id === "one-way-in")!;
     const base = await contractRender("dev");
@@ -101,7 +114,9 @@ describe("each rule fails on a planted bad resource", () => {
     const ready = remote.resources.find((x) => x.type === T.hostCommand && x.name.endsWith("-engine-ready"))!;
     remote.resources.push({ ...ready, type: "command:remote:Command", name: "x-remote" });
     expect(rule.check(remote).join()).toMatch(/command:remote:Command dials with its own SSH client/);
-    const unpinned = planted(base, T.hostCommand, (r) => ({ ...r, inputs: { ...r.inputs, interpreter: (r.inputs.interpreter as string[]).map((a) => (a === "StrictHostKeyChecking=yes" ? "StrictHostKeyChecking=no" : a)) } }));
+    const unpinned = structuredClone(base);
+    const overSsh = unpinned.resources.find((x) => x.type === T.hostCommand && Array.isArray(x.inputs.interpreter))!;
+    overSsh.inputs.interpreter = (overSsh.inputs.interpreter as string[]).map((a) => (a === "StrictHostKeyChecking=yes" ? "StrictHostKeyChecking=no" : a));
     expect(rule.check(unpinned).join()).toMatch(/ssh does not pin the host key/);
     expect(rule.check(unpinned).join()).toMatch(/ssh options differ from another connection to the same host/);
   }, 300_000);
@@ -160,9 +175,10 @@ describe("each rule fails on a planted bad resource", () => {
     const rule = RULES.find((r) => r.id === "docker-containers")!;
     const base = await contractRender("prod");
     expect(rule.check(base)).toEqual([]);
+    // All at once: no container waits for a serving gate (the rule "rollouts").
     const unchained = structuredClone(base);
-    for (const c of unchained.resources) if (c.type === T.container && c.options) c.options.dependsOn = (c.options.dependsOn ?? []).filter((d) => !d.endsWith("-proxy"));
-    expect(rule.check(unchained).join()).toMatch(/3 of 3 proxies are replaced at the same time/);
+    for (const c of unchained.resources) if (c.type === T.container && c.options) c.options.dependsOn = (c.options.dependsOn ?? []).filter((d) => !d.endsWith("-serving"));
+    expect(RULES.find((r) => r.id === "rollouts")!.check(unchained).join()).toMatch(/fleet-prod-app-3-proxy: does not wait for command:local:Command::fleet-prod-app-2-serving/);
     const createFirst = structuredClone(base);
     for (const c of createFirst.resources) if (c.type === T.container && c.name.endsWith("-proxy") && c.options) c.options.deleteBeforeReplace = false;
     expect(rule.check(createFirst).join()).toMatch(/publishes host ports but would be replaced create-first/);

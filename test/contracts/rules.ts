@@ -414,7 +414,7 @@ export const RULES: Rule[] = [
   },
   {
     id: "one-way-in",
-    rule: "every SSH connection (engine readiness, pulls, proxy configuration, PIDs limits, the Docker provider) is the system ssh with the same options, to the host the EIP ASSOCIATION names: its instanceId through the Session Manager ProxyCommand (hostAccess ssm) or its publicIp (public), or a local host's machine container by name through the docker exec ProxyCommand, with the host key pinned; @pulumi/command's own SSH client has no ProxyCommand, so no command:remote:Command may exist; the readiness check insists on the instance that association names",
+    rule: "every SSH connection (engine readiness, pulls, proxy configuration, PIDs limits, serving gates, the Docker provider; a local command may only wait, as a host's drain does) is the system ssh with the same options, to the host the EIP ASSOCIATION names: its instanceId through the Session Manager ProxyCommand (hostAccess ssm) or its publicIp (public), or a local host's machine container by name through the docker exec ProxyCommand, with the host key pinned; @pulumi/command's own SSH client has no ProxyCommand, so no command:remote:Command may exist; the readiness check insists on the instance that association names",
     source: "terraform-provider-aws internal/service/ec2/ec2_eip_association.go (Create waits, Read sets public_ip and instance_id); pulumi-command provider/pkg/provider/remote/connection.go (x/crypto/ssh dial, `proxy` is an SSH jump host only) and local/commandOutputs.go (interpreter + command, os.Environ); docker cli connhelper (ssh <sshOpts> -- <host> docker system dial-stdio); issue 8 finding 4, issue 11",
     check(r) {
       const p: string[] = [];
@@ -455,6 +455,8 @@ export const RULES: Rule[] = [
         else if (seen !== key) p.push(`${what}: ssh options differ from another connection to the same host`);
       };
       for (const c of of(r, T.hostCommand)) {
+        // A host's drain (DockerHost.drain) touches no host: a bare wait on the deployer's machine.
+        if (c.inputs.interpreter === undefined && /^sleep \d+$/.test(str(c.inputs.create)) && c.inputs.stdin === undefined && c.inputs.delete === undefined) continue;
         const argv = (Array.isArray(c.inputs.interpreter) ? c.inputs.interpreter : []).map(str);
         const ssh = argv.indexOf("ssh");
         const dd = argv.indexOf("--", ssh);
@@ -646,6 +648,33 @@ export const RULES: Rule[] = [
         for (const c of containers) if (!gateDeps.includes(resourceKey(c))) p.push(`${gate.name}: runs without waiting for ${c.name}`);
         const triggers = (gate.inputs.triggers ?? []) as unknown[];
         if (triggers.length !== containers.length + 1) p.push(`${gate.name}: ${triggers.length} triggers; expected one per container on ${t.host} (${containers.length}) and the engine readiness`);
+      }
+      return p;
+    },
+  },
+  {
+    id: "planned-drain",
+    rule: "a load balancer keeps sending new connections to a registered target until it is deregistered, then lets open ones finish for the deregistration delay; the provider's delete of a target group attachment deregisters and returns at once. So a replaced instance must be deregistered (its attachments replaced delete-first) and the deregistration delay waited before the data volume's detach stops it",
+    source: "terraform-provider-aws internal/service/elbv2/target_group_attachment.go resourceAttachmentDelete (DeregisterTargets, no wait); Elastic Load Balancing NLB guide 'Deregistration delay'; components/host.ts attachDataVolume (stopInstanceBeforeDetaching)",
+    check(r) {
+      const p: string[] = [];
+      const keys = byKey(r);
+      const delay = new Map(of(r, T.targetGroup).map((tg) => [tg.name, Number(tg.inputs.deregistrationDelay ?? 300)]));
+      for (const inst of of(r, T.instance)) {
+        const mine = of(r, T.targetAttachment).filter((a) => computedRef(a.inputs.targetId)?.name === inst.name);
+        if (mine.length === 0) continue;
+        for (const a of mine) if (!a.options?.deleteBeforeReplace) p.push(`${a.name}: not replaced delete-first (the old instance stays registered until the end of the update)`);
+        const data = of(r, T.attachment).find((x) => computedRef(x.inputs.instanceId)?.name === inst.name);
+        const drains = (data?.options?.dependsOn ?? []).map((d) => keys.get(d)).filter((x): x is RenderedResource => x?.type === T.hostCommand);
+        const drain = drains.find((d) => mine.every((a) => (d.options?.dependsOn ?? []).includes(resourceKey(a))));
+        if (!data || !drain) {
+          p.push(`${inst.name}: its data volume's attachment (which stops the old instance) does not wait for a drain after its target registrations`);
+          continue;
+        }
+        const seconds = Number(/^sleep (\d+)$/.exec(String(drain.inputs.create))?.[1] ?? NaN);
+        const needed = Math.max(...mine.map((a) => delay.get(computedRef(a.inputs.targetGroupArn)?.name ?? "") ?? 300));
+        if (!(seconds >= needed)) p.push(`${drain.name}: waits ${String(drain.inputs.create)}; the target groups' deregistration delay is ${needed} s`);
+        if (!((drain.inputs.triggers ?? []) as unknown[]).map(String).some((t) => computedRef(t)?.name === inst.name)) p.push(`${drain.name}: does not run again for a new instance (triggers)`);
       }
       return p;
     },
