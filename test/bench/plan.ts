@@ -14,8 +14,12 @@
  *
  * Measured 2026-11-29 (2 cores, load 4-10; program at 3a15803, 9,492 resources per 1,000
  * containers), before/after the worker stopped capturing stacks (scripts/lib/render-worker.ts):
- *   1,000 containers: 51-84 s wall, 44-46 s CPU, 2.3 GiB  ->  38-48 s wall, 35-42 s CPU, 2.2 GiB
- *   2,000 containers: 101-103 s CPU, 3.6 GiB              ->  82-86 s CPU, 3.7 GiB; 2N/N 1.9-2.4x
+ *   1,000 containers: 42-84 s wall, 39-46 s CPU, 2.3 GiB  ->  38-48 s wall, 35-42 s CPU, 2.2 GiB
+ *   2,000 containers: 90-103 s CPU, 3.7 GiB               ->  82-86 s CPU, 3.8 GiB; 2N/N 1.9-2.4x
+ * (3 runs each; about 10-15% less CPU, within the spread of single runs.)
+ * With the rollout gates' O(n^2) dependsOn fixed (components/rollout.ts withTurn), program at
+ * 7991d7c, load 2.5-3.3: 1,000 containers 23.2 s wall, 33.1 s CPU, 2.1 GiB; 2,000 containers
+ * 50.6 s, 72.6 s CPU, 3.6 GiB; 2N/N 2.18x.
  * Both targets missed (README, Benchmarks: where the rest of the time goes).
  */
 import * as fs from "node:fs";
