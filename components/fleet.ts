@@ -533,12 +533,13 @@ export class ContainerFleet extends pulumi.ComponentResource {
           containers.push(replica);
         }
       }
-      const proxy = this.proxy(on, networks);
-      if (proxy) {
+      const spec = hostProxy(args.proxyImage, services, this.placed, host.name);
+      if (spec) {
+        const proxy = this.proxy(on, networks, spec);
         this.limitPids(on, proxy, args.proxy.pidsLimit);
         containers.push(proxy);
       }
-      const ports = proxy ? proxyRoutes(services, this.placed, host.name).map((r) => r.publishPort) : [];
+      const ports = spec ? spec.routes.map((r) => r.publishPort) : [];
       this.gates[host.name] = this.servingGate(on, containers, ports);
       rollout.gate(host.name, [this.gates[host.name]]);
     }
@@ -619,14 +620,12 @@ export class ContainerFleet extends pulumi.ComponentResource {
   }
 
   /**
-   * The host's one entry point, when it runs one: publishes the service ports, routes to
-   * healthy replicas. It holds the host ports, so a config change replaces it delete-first:
-   * a gap on this host only, because the proxies are replaced one host at a time.
+   * The host's one entry point (`spec`: hostProxy's, when the host runs one): publishes the
+   * service ports, routes to healthy replicas. It holds the host ports, so a config change
+   * replaces it delete-first: a gap on this host's batch only (components/rollout.ts).
    */
-  private proxy(on: OnHost, networks: Record<string, docker.Network>): docker.Container | undefined {
+  private proxy(on: OnHost, networks: Record<string, docker.Network>, spec: { image: string; routes: ProxyRoute[] }): docker.Container {
     const { host } = on;
-    const spec = hostProxy(this.args.proxyImage, this.args.services, this.placed, host.name);
-    if (!spec) return undefined;
     const { routes } = spec;
     const config = renderHaproxyConfig(routes);
     // The configuration's host file, which the proxy mounts read-only. A new configuration is
