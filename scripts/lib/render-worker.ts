@@ -6,7 +6,7 @@
 import * as fs from "node:fs";
 import * as pulumi from "@pulumi/pulumi";
 import { ConfigError, ENVIRONMENT_FILE, PROJECT, SECRET_PLACEHOLDER } from "../../stacks";
-import { DockyardMocks } from "./mocks";
+import { DockyardMocks, captureNoStacks } from "./mocks";
 import { resourceKey, type RenderReply, type RenderRequest, type RenderStats, type RenderedOptions, type RenderedResource } from "./render";
 
 /**
@@ -32,28 +32,7 @@ class RenderMocks extends DockyardMocks {
   }
 }
 
-// The Pulumi SDK captures a stack trace per promise it tracks and per resource, and the render
-// reads neither (issue 13, measured with DOCKYARD_RENDER_PROFILE):
-// - runtime/debuggable.ts debuggablePromise stores `new Error().stack` on every promise, only
-//   read to report a promise leak: about 90 per resource here (4 per output property).
-// - resource.ts Resource.callsites sets Error.stackTraceLimit = Infinity and parses
-//   `new Error().stack` for every resource, for the source position it sends the engine
-//   (sourcePosition); the mock monitor ignores it.
-// tsx turns on source maps, so at first every one of those stacks was mapped back to
-// TypeScript: more than half of a render's time. Here nothing is captured or formatted:
-// - a stackTraceLimit that is not a number captures no stack at all, not even an empty one
-//   (nodejs.org/api/errors.html#errorstacktracelimit); 0 still captured and formatted one,
-//   about 1 us each;
-// - during Resource.callsites' Infinity window V8 still walks the frames, but this
-//   prepareStackTrace formats none (about 50 us instead of 200-300 us per resource), so
-//   callsites finds no position and the request carries none.
-// An error in the program still reports its name and message (fail below).
-// DOCKYARD_RENDER_STACKS=1 keeps full, source-mapped stacks for debugging the program.
-if (!process.env.DOCKYARD_RENDER_STACKS) {
-  process.setSourceMapsEnabled(false);
-  (Error as { stackTraceLimit?: unknown }).stackTraceLimit = undefined;
-  Error.prepareStackTrace = () => undefined;
-}
+captureNoStacks();
 
 function reply(r: RenderReply): never {
   fs.writeSync(3, JSON.stringify(r));

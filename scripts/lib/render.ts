@@ -34,6 +34,12 @@ export const REPO_ROOT = path.resolve(__dirname, "..", "..");
 /** The Pulumi program every stack runs. */
 export const PROGRAM = path.join(REPO_ROOT, "index.ts");
 const WORKER = path.join(__dirname, "render-worker.ts");
+/**
+ * Node flags of the render worker (and of the bench's SDK-floor worker, to compare alike).
+ * A larger young generation: a render allocates many short-lived objects per resource, and
+ * the scavenges were a quarter of its time (1,000 containers: 22 s -> 19.5 s).
+ */
+export const WORKER_NODE_FLAGS = ["--max-semi-space-size=64", "--import", "tsx"];
 
 /** Where a render takes its inputs from. Defaults: the shipped stacks/ and index.ts. */
 export interface RenderOptions {
@@ -222,9 +228,7 @@ function runWorker(request: RenderRequest, timeoutMs: number): Promise<{ rendere
     // loaded in-process (not its CLI, which would start yet another process without fd 3).
     // DOCKYARD_RENDER_PROFILE=<dir>: a V8 CPU profile of the worker, for `npm run bench -- plan` work.
     const profile = process.env.DOCKYARD_RENDER_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.DOCKYARD_RENDER_PROFILE}`] : [];
-    // A larger young generation: a render allocates many short-lived objects per resource,
-    // and the scavenges were a quarter of its time (1,000 containers: 22 s -> 19.5 s).
-    const child = spawn(process.execPath, [...profile, "--max-semi-space-size=64", "--import", "tsx", WORKER], {
+    const child = spawn(process.execPath, [...profile, ...WORKER_NODE_FLAGS, WORKER], {
       cwd: REPO_ROOT,
       stdio: ["pipe", "pipe", "pipe", "pipe"],
       env: workerEnv(),
