@@ -2,6 +2,7 @@
 import { loadSpecFromPulumi, parseEcrRegistry, registryHost, PROXY_REPOSITORY } from "./stacks";
 import { DockerHost, stackHosts } from "./components/host";
 import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
 import { DockerEngine, renderUserData, type HostKeySource } from "./components/engine";
 import { LocalHost, hostImageTag } from "./components/local-host";
 import { ContainerFleet } from "./components/fleet";
@@ -9,8 +10,15 @@ import { ImageRegistry } from "./components/registry";
 import { DEREGISTRATION_DELAY_SECONDS, FrontDoor, frontDoorAdmitSeconds, frontDoorBaseName } from "./components/front-door";
 import { RolloutOrder } from "./components/rollout";
 import { StatusAlarms } from "./components/alarms";
+import { SwarmFleet, swarmSecurityGroup } from "./components/swarm-fleet";
+import { SWARM_PORTS, swarmDaemonSettings, swarmEngineLabels } from "./components/swarm";
 
 const spec = loadSpecFromPulumi();
+// environment.yaml fleet.mode (issue 14): swarm mode renders live-restore off (dockerd refuses
+// a swarm with it on), labels each engine with its zone and group, and lets dockerd listen
+// on the swarm's TCP ports, which only the stack's hosts may reach.
+const swarm = spec.fleetMode === "swarm";
+const engineSpec = swarm ? { ...spec.engine, daemon: swarmDaemonSettings(spec.engine.daemon) } : spec.engine;
 // The stack's registry when it is ECR: hosts may pull from its namespace (in its account and region) only.
 const ecr = parseEcrRegistry(spec.registry);
 
@@ -40,6 +48,8 @@ const frontDoors = new Map(
 // The order hosts roll in (components/rollout.ts): per group, batches of maxUnavailable hosts;
 // a host's machine, replicas and proxy wait until every host of the batch before serves again.
 const stackHostList = stackHosts(spec);
+// Swarm mode on EC2: one security group of the stack's hosts, open to itself on the swarm's ports.
+const swarmGroup = swarm && spec.hostGroups.some((g) => g.platform !== "local" && g.count > 0) ? swarmSecurityGroup(`${spec.stack}-swarm`, { stack: spec.stack, project: spec.project, region: spec.region }) : undefined;
 const rollout = new RolloutOrder(
   spec.hostGroups.map((g) => ({ name: g.name, hosts: stackHostList.filter((h) => h.group.name === g.name).map((h) => h.name), maxUnavailable: g.maxUnavailable })),
 );
@@ -48,12 +58,13 @@ const hosts = stackHostList.map(({ name, group, ordinal }) => {
   const servicePorts = [...spec.services, ...spec.awaitingImage]
     .filter((s) => s.group === group.name && s.publishPort !== undefined)
     .map((s) => s.publishPort as number);
-  const userData = (ctx: { hostName: string; dataDevice: string; hostKey: HostKeySource }) =>
+  const userData = (ctx: { hostName: string; dataDevice: string; hostKey: HostKeySource; zone: string }) =>
     renderUserData({
       stack: spec.stack,
       hostName: ctx.hostName,
       os: spec.os,
-      engine: spec.engine,
+      engine: engineSpec,
+      ...(swarm ? { engineLabels: swarmEngineLabels(ctx.zone, group.name), engineListenPorts: [...new Set(SWARM_PORTS.filter((p) => p.protocol === "tcp").map((p) => p.port))] } : {}),
       dataMount: group.dataMount,
       dataDevice: ctx.dataDevice,
       hostKey: ctx.hostKey,
@@ -70,17 +81,17 @@ const hosts = stackHostList.map(({ name, group, ordinal }) => {
       engine: localEngine,
       image: localImage.imageId,
       registryHost: registryHost(spec.registry),
-      userData: (ctx) => userData({ hostName: ctx.hostName, dataDevice: ctx.dataDevice, hostKey: { file: ctx.hostKeyFile } }),
+      userData: (ctx) => userData({ hostName: ctx.hostName, dataDevice: ctx.dataDevice, hostKey: { file: ctx.hostKeyFile }, zone: `local-${ordinal}` }),
       after: rollout.after(name),
     });
     const engine = new DockerEngine(`${name}-engine`, {
       hostName: name,
       connection: host.connection,
-      engine: spec.engine,
+      engine: engineSpec,
       hostId: host.cloudInitInstanceId,
       machineId: host.instanceId,
     });
-    return { group, host, engine, endpoints: host.endpoints, sshTarget: host.connection.target };
+    return { group, ordinal, host, engine, endpoints: host.endpoints, sshTarget: host.connection.target };
   }
   const host = new DockerHost(name, {
     stack: spec.stack,
@@ -92,22 +103,23 @@ const hosts = stackHostList.map(({ name, group, ordinal }) => {
     access: spec.access,
     servicePorts,
     frontDoorSecurityGroupId: frontDoors.get(group.name)?.securityGroupId,
+    extraSecurityGroupIds: swarmGroup ? [swarmGroup.id] : undefined,
     after: rollout.after(name),
     // Registered with the front door by the host, so a replaced instance is drained before it is stopped.
     frontDoor: frontDoors.has(group.name) ? { register: (instanceId) => frontDoors.get(group.name)!.attach({ name, instanceId }), drainSeconds: DEREGISTRATION_DELAY_SECONDS } : undefined,
     ecr,
     userData: (ctx) =>
-      ctx.dataDevice.apply((dataDevice) => userData({ hostName: ctx.hostName, dataDevice, hostKey: { ssmParameter: ctx.hostKeyParameter, region: spec.region } })),
+      pulumi.all([ctx.dataDevice, ctx.availabilityZone]).apply(([dataDevice, zone]) => userData({ hostName: ctx.hostName, dataDevice, hostKey: { ssmParameter: ctx.hostKeyParameter, region: spec.region }, zone })),
   });
   const engine = new DockerEngine(`${name}-engine`, {
     hostName: name,
     connection: host.connection,
-    engine: spec.engine,
+    engine: engineSpec,
     // The address and the instance it must reach both come from the EIP association.
     hostId: host.addressInstanceId,
   });
   const endpoints = host.publicIp.apply((ip) => Object.fromEntries([...new Set(servicePorts)].sort((a, b) => a - b).map((p) => [String(p), `${ip}:${p}`])));
-  return { group, host, engine, endpoints, sshTarget: host.connection.target };
+  return { group, ordinal, host, engine, endpoints, sshTarget: host.connection.target };
 });
 
 // EC2 status-check alarms of every EC2 host, to one topic per stack (hosts keep EC2's simplified automatic recovery).
@@ -129,28 +141,42 @@ const registry = ecr && spec.createRepositories
     })
   : undefined;
 
-// The containers: images by digest, replicas spread over the hosts, a proxy per host.
-const fleet = new ContainerFleet("fleet", {
-  stack: spec.stack,
-  hosts: hosts.map(({ group, host, engine: e }) => ({
-    name: host.hostName,
-    group: group.name,
-    connection: host.connection,
-    ready: e,
-    readyId: e.readyId,
-    // The front door re-admits a host after its healthy threshold x interval; local hosts have none.
-    admitSeconds: frontDoors.has(group.name) ? frontDoorAdmitSeconds() : 0,
-  })),
-  services: spec.services,
-  secrets: spec.secrets,
-  architecture: spec.os.architecture,
-  logging: spec.engine.daemon,
-  proxyImage: spec.proxyImage,
-  /** The proxy's CPU, memory and PIDs limits and its non-root user (CIS 5.12, 5.29, 4.1). */
-  proxy: spec.proxy,
-  rollout,
-});
-// The fleet gave every host its serving gate; a host it placed nothing on still ends its turn once its engine is ready.
+// The containers: images by digest, replicas spread over the hosts, a proxy per host
+// (static); or a swarm of the stack's hosts running the services and a proxy per group (swarm).
+const fleet = swarm
+  ? new SwarmFleet("swarm", {
+      stack: spec.stack,
+      // Hosts of different ordinals sit in different zones (components/host.ts pickSubnet).
+      hosts: hosts.map(({ group, ordinal, host, engine: e }) => ({ name: host.hostName, group: group.name, zone: String(ordinal), address: host.privateIp, connection: host.connection, ready: e, readyId: e.readyId })),
+      services: spec.services,
+      secrets: spec.secrets,
+      architecture: spec.os.architecture,
+      logging: spec.engine.daemon,
+      proxyImage: spec.proxyImage,
+      proxy: spec.proxy,
+    })
+  : new ContainerFleet("fleet", {
+      stack: spec.stack,
+      hosts: hosts.map(({ group, host, engine: e }) => ({
+        name: host.hostName,
+        group: group.name,
+        connection: host.connection,
+        ready: e,
+        readyId: e.readyId,
+        // The front door re-admits a host after its healthy threshold x interval; local hosts have none.
+        admitSeconds: frontDoors.has(group.name) ? frontDoorAdmitSeconds() : 0,
+      })),
+      services: spec.services,
+      secrets: spec.secrets,
+      architecture: spec.os.architecture,
+      logging: spec.engine.daemon,
+      proxyImage: spec.proxyImage,
+      /** The proxy's CPU, memory and PIDs limits and its non-root user (CIS 5.12, 5.29, 4.1). */
+      proxy: spec.proxy,
+      rollout,
+    });
+// The fleet gave every host its serving gate (static mode); a host it placed nothing on, and
+// every host in swarm mode (swarm rolls the tasks), ends its turn once its engine is ready.
 rollout.close((name) => hosts.filter(({ host }) => host.hostName === name).map(({ engine: e }) => e));
 
 export const stack = spec.stack;
@@ -195,5 +221,7 @@ export const repositories = registry?.repositories ?? {};
  * the ports it listens on and TCP or TLS (dockyard:certificateArn). README "Front door".
  */
 export const frontDoor = Object.fromEntries([...frontDoors].map(([group, fd]) => [group, { dnsName: fd.dnsName, ports: fd.ports, protocol: fd.protocol }]));
+/** Swarm mode: the fleet mode and the managers (the first made the swarm; `docker service ps` runs there). Static: just the mode. */
+export const fleetMode = swarm ? { mode: "swarm", managers: (fleet as SwarmFleet).managers } : { mode: "static" };
 /** The SNS topic every host's EC2 status-check alarm notifies; subscribe to it. Undefined without EC2 hosts. */
 export const alarmTopicArn = alarms?.topicArn;

@@ -146,6 +146,10 @@ export interface UserDataInput {
   os: EnvironmentSpec["os"];
   /** Engine channel, pinned version and daemon settings. */
   engine: EngineSpec;
+  /** Engine labels, `key=value` (swarm mode: zone and group, components/swarm.ts swarmEngineLabels). */
+  engineLabels?: readonly string[];
+  /** TCP ports dockerd itself may listen on, on every address (swarm mode: 2377 and 7946, components/swarm.ts SWARM_PORTS); engine-ready refuses any other. */
+  engineListenPorts?: readonly number[];
   /** Mount point of the separate data volume, e.g. /var/lib/dockyard. */
   dataMount: string;
   /** Stable device path of the data volume, e.g. /dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0123... */
@@ -186,7 +190,7 @@ export interface UserDataInput {
 export type AwsUserDataInput = UserDataInput & { hostKey: AwsHostKey };
 
 /** The daemon.json the engine starts with (pure; exported for tests and the plan). */
-export function renderDaemonJson(engine: EngineSpec, dataMount: string): Record<string, unknown> {
+export function renderDaemonJson(engine: EngineSpec, dataMount: string, labels: readonly string[] = []): Record<string, unknown> {
   const d = engine.daemon;
   const cfg: Record<string, unknown> = {
     // No "hosts" key: the packaged docker.service starts dockerd with `-H fd://`, and a
@@ -208,6 +212,8 @@ export function renderDaemonJson(engine: EngineSpec, dataMount: string): Record<
   // metrics-addr is not experimental since Engine 20.10 (docker/cli#4391), which is the
   // oldest engine we install (Debian bookworm's docker.io 20.10.24); no "experimental".
   if (d.metricsPort > 0) cfg["metrics-addr"] = `127.0.0.1:${d.metricsPort}`;
+  // Engine labels (swarm mode: the host's zone and group, which placement reads; components/swarm.ts).
+  if (labels.length > 0) cfg.labels = [...labels];
   return cfg;
 }
 
@@ -272,6 +278,7 @@ export function renderEnvironment(input: UserDataInput): string {
     ["ECR_CRED_HELPER", ECR_CRED_HELPER],
     ["ECR_CRED_HELPER_PACKAGE", ECR_CRED_HELPER_PACKAGE],
     ["METRICS_ADDR", d.metricsPort > 0 ? `127.0.0.1:${d.metricsPort}` : ""],
+    ["ENGINE_LISTEN_PORTS", (input.engineListenPorts ?? []).join(" ")],
     ["READY_MARKER", READY_MARKER],
     ["AUDIT_RULES", AUDIT_RULES],
     ["APPARMOR", input.engine.apparmor ? "1" : ""],
@@ -309,7 +316,7 @@ export function renderUserData(input: UserDataInput): string {
   const files: { path: string; permissions: string; content: string }[] = [
     { path: ENV_PATH, permissions: "0644", content: renderEnvironment(input) },
     { path: LIB_PATH, permissions: "0644", content: engineFile("lib.sh") },
-    { path: DAEMON_JSON, permissions: "0644", content: `${JSON.stringify(renderDaemonJson(input.engine, input.dataMount), null, 2)}\n` },
+    { path: DAEMON_JSON, permissions: "0644", content: `${JSON.stringify(renderDaemonJson(input.engine, input.dataMount, input.engineLabels), null, 2)}\n` },
     { path: DOCKER_UNIT_DROPIN, permissions: "0644", content: dockerUnitDropin(input.dataMount) },
   ];
   if (isAwsHostKey(input.hostKey)) {

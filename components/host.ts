@@ -268,6 +268,8 @@ export interface HostBootContext {
   dataDevice: pulumi.Output<string>;
   /** SSM parameter name holding this host's SSH host private key (SecureString; the instance role may read it). */
   hostKeyParameter: string;
+  /** The availability zone the host is placed in (swarm mode: its engine's zone label, components/swarm.ts). */
+  availabilityZone: pulumi.Output<string>;
 }
 
 export interface DockerHostArgs {
@@ -289,6 +291,8 @@ export interface DockerHostArgs {
   servicePorts: number[];
   /** The group's front door's security group: the only source of the service ports (ingressCidrs apply on the load balancer). */
   frontDoorSecurityGroupId?: pulumi.Input<string>;
+  /** More security groups of the instance besides its own (swarm mode: the stack's swarm group, components/swarm-fleet.ts). */
+  extraSecurityGroupIds?: pulumi.Input<string>[];
   /**
    * What the machine waits for before it is created or replaced: the serving gates of the
    * previous rollout batch of its group (components/rollout.ts RolloutOrder.after), so a new
@@ -399,7 +403,7 @@ export class DockerHost extends pulumi.ComponentResource {
     const sg = this.securityGroup(placement.vpcId, ingress);
     const identity = this.identity();
     const dataVolume = this.dataVolume(placement.availabilityZone);
-    const userData = args.userData({ hostName: host, dataDevice: dataVolume.id.apply(dataDevicePath), hostKeyParameter: identity.hostKeyParameter });
+    const userData = args.userData({ hostName: host, dataDevice: dataVolume.id.apply(dataDevicePath), hostKeyParameter: identity.hostKeyParameter, availabilityZone: placement.availabilityZone });
     const instance = this.instance(placement, sg, identity, userData);
     const attachment = this.attachDataVolume(instance, dataVolume, this.drain(instance));
     const association = this.address(instance);
@@ -571,7 +575,7 @@ export class DockerHost extends pulumi.ComponentResource {
         ami: placement.amiId,
         instanceType: args.group.instanceType,
         subnetId: placement.subnetId,
-        vpcSecurityGroupIds: [sg.id],
+        vpcSecurityGroupIds: [sg.id, ...(args.extraSecurityGroupIds ?? [])],
         // Outbound access during boot, before the Elastic IP is associated.
         associatePublicIpAddress: true,
         iamInstanceProfile: identity.profile.name,

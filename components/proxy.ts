@@ -49,6 +49,8 @@ export const MIN_SERVER_SLOTS = 10;
 export interface ProxyRoute {
   /** Service name; also the DNS alias of its replicas on the service network. */
   service: string;
+  /** The DNS name its replicas are found by; default `service` (swarm mode: `tasks.<service>`, components/swarm.ts). */
+  address?: string;
   /** Port published on the host (and bound by the proxy inside its container). */
   publishPort: number;
   /** Port the replicas listen on. */
@@ -140,7 +142,7 @@ export function renderHaproxyConfig(routes: readonly ProxyRoute[], opts: ProxyOp
       "    option httpchk",
       `    http-check send meth GET uri ${r.healthPath} ver HTTP/1.1 hdr Host ${r.service}`,
       "    http-check expect rstatus ^2",
-      `    server-template ${r.service} ${serverSlots(r.replicas)} ${r.service}:${r.containerPort} check inter ${inter}s fastinter ${inter}s downinter ${inter}s fall ${fall} rise ${rise}`,
+      `    server-template ${r.service} ${serverSlots(r.replicas)} ${r.address ?? r.service}:${r.containerPort} check inter ${inter}s fastinter ${inter}s downinter ${inter}s fall ${fall} rise ${rise}`,
     );
   }
   return lines.join("\n") + "\n";

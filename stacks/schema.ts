@@ -379,8 +379,17 @@ export const EnvironmentFileSchema = strict({
   hostGroups: record(name("host group"), HostGroupDefSchema),
   services: record(name("service"), ServiceDefSchema).prefault({}),
   proxy: ProxySchema.default(ProxySchema.parse({})),
+  /**
+   * How the fleet is run (issue 14): `static`, Pulumi places each replica on a host; `swarm`,
+   * the stack's hosts form one Docker Swarm that places, reschedules and rolls the services.
+   */
+  fleet: strict({ mode: z.enum(["static", "swarm"]).default("static") }).default({ mode: "static" }),
 });
 export type EnvironmentFile = z.infer<typeof EnvironmentFileSchema>;
+/** The managers of a swarm-mode stack outside dev (components/swarm.ts managerCount): 3 tolerate the loss of one. */
+export const MAX_MANAGERS = 3;
+/** environment.yaml `fleet.mode`. */
+export type FleetMode = EnvironmentFile["fleet"]["mode"];
 
 // ---------------------------------------------------------------------------------
 // The per-stack knobs (stacks/Pulumi.<stack>.yaml, key `config:`)
@@ -554,6 +563,8 @@ export interface EnvironmentSpec {
   proxyImage?: string;
   hostGroups: HostGroupSpec[];
   services: ServiceSpec[];
+  /** environment.yaml `fleet.mode`: static placement by Pulumi, or a Docker Swarm (components/swarm.ts). */
+  fleetMode: FleetMode;
   /** Secret name -> value. Plain strings here; components wrap them as Pulumi secrets. */
   secrets: StackKnobs["dockyard:secrets"];
 }
@@ -781,11 +792,38 @@ function crossReferenceProblems(at: Where, env: EnvironmentFile, knobs: StackKno
     ...publishPortProblems(at, env),
     ...engineProblems(at, env),
     ...hostGroupProblems(at, env, knobs),
+    ...fleetModeProblems(at, env, knobs),
     ...accessProblems(at, knobs),
     ...certificateProblems(at, knobs),
     ...imageAndReplicaProblems(at, env, knobs, knobsOk),
     ...unusedSecretProblems(at, env, knobs),
   ];
+}
+
+/**
+ * Swarm mode's needs of the stack (components/swarm.ts): an odd number of managers, 3 unless
+ * the stack is dev (one manager lost is the control plane lost: no rescheduling, no
+ * updates), so at least 3 hosts; and hosts of one platform (a local machine container cannot
+ * reach an EC2 host's private address).
+ */
+function fleetModeProblems(at: Where, env: EnvironmentFile, knobs: StackKnobs): string[] {
+  if (env.fleet?.mode !== "swarm") return [];
+  const p: string[] = [];
+  const groups = Object.keys(env.hostGroups).filter((g) => Object.hasOwn(knobs["dockyard:hostGroups"], g));
+  const counts = groups.map((g) => knobs["dockyard:hostGroups"][g]?.count).filter((c): c is number => Number.isInteger(c));
+  const hosts = counts.reduce((a, b) => a + b, 0);
+  const platforms = new Set(groups.map((g) => knobs["dockyard:hostGroups"][g]?.platform ?? "aws"));
+  const developers = at.stack === "dev" || (platforms.size === 1 && platforms.has("local"));
+  if (counts.length === groups.length && hosts < MAX_MANAGERS && !developers) {
+    const file = at.stackFile.replace(/^stack "[^"]*": /, "");
+    p.push(
+      `${at.env}: fleet.mode: swarm needs ${MAX_MANAGERS} managers over availability zones, so at least ${MAX_MANAGERS} hosts, and this stack has ${hosts} (${file}: config.dockyard:hostGroups.<group>.count); one manager is allowed only in dev and on local hosts; allowed: more hosts, or fleet.mode static`,
+    );
+  }
+  if (platforms.size > 1) {
+    p.push(`${at.stackFile}: config.dockyard:hostGroups: fleet.mode swarm puts every host in one swarm, and local hosts cannot reach EC2 hosts; allowed: every group on one platform (aws or local)`);
+  }
+  return p;
 }
 
 /** Host groups exist, each service names one, and its secrets are set in the stack. */
@@ -1018,6 +1056,7 @@ function resolveSpec(stack: string, env: EnvironmentFile, knobs: StackKnobs): En
     proxyImage: knobs["dockyard:proxyImage"] ? `${proxyRepository(knobs["dockyard:registry"])}@${knobs["dockyard:proxyImage"]}` : undefined,
     hostGroups: resolveHostGroups(env, knobs),
     services: declared.filter((x): x is ServiceSpec => x.digest !== undefined),
+    fleetMode: env.fleet.mode,
     awaitingImage: declared
       .filter((x) => x.digest === undefined)
       .map(({ name, repository, group, publishPort }) => ({ name, repository, group, ...(publishPort !== undefined ? { publishPort } : {}) })),

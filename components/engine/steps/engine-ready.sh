@@ -19,13 +19,17 @@ root=$(docker info --format '{{.DockerRootDir}}')
 # The engine must not listen on TCP, except the metrics endpoint on loopback and the host
 # ports its containers publish: with userland-proxy off, dockerd holds each published port
 # open itself. A host that boots on a kept data volume (a replacement, a reboot) has its
-# containers back before this check, the proxy's published ports included.
+# containers back before this check, the proxy's published ports included. Swarm mode: the
+# swarm's own ports (ENGINE_LISTEN_PORTS, 2377 and 7946), open to the stack's hosts only by
+# their security group; a host that boots with its kept swarm state listens on them at once.
 command -v ss >/dev/null 2>&1 || need_cmd ss iproute2 iproute
 published=$(docker ps -q | xargs -r docker inspect -f '{{range .NetworkSettings.Ports}}{{range .}}{{.HostPort}} {{end}}{{end}}' | tr ' ' '\n' | sed '/^$/d' | sort -u)
 listeners=$(ss -Hltnp | awk '/users:\(\("dockerd",/ { print $4 }' | sort -u)
 for l in $listeners; do
   [ -n "$METRICS_ADDR" ] && [ "$l" = "$METRICS_ADDR" ] && continue
   printf '%s\n' "$published" | grep -qx "${l##*:}" && continue
+  # shellcheck disable=SC2086 # a list of port numbers
+  printf '%s\n' $ENGINE_LISTEN_PORTS | grep -qx "${l##*:}" && continue
   die "dockerd listens on TCP $l; only the unix socket (and metrics on $METRICS_ADDR) is allowed"
 done
 

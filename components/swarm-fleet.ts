@@ -1,0 +1,229 @@
+/**
+ * The fleet in swarm mode (environment.yaml `fleet.mode: swarm`, issue 14): the stack's hosts
+ * form one Docker Swarm, and the services are swarm services that the engine places,
+ * reschedules and rolls. The pure parts (commands, service specs) are in components/swarm.ts.
+ *
+ * What it declares, in order:
+ * - on the first manager, over the one SSH way in: `swarm init` (advertising its private
+ *   address), then the join tokens, read by a command whose stdout is a Pulumi secret and is
+ *   never logged;
+ * - on every other host: `swarm join` as a manager (up to 3, one per zone first) or a
+ *   worker, its token on stdin (a secret input, so encrypted in state);
+ * - on every host of a service's group: `docker pull` of its image by digest with the host's
+ *   docker CLI (ECR credential helper, instance role), so tasks find it locally and no
+ *   registry credential goes into a service spec or into state;
+ * - through a Docker provider on the first manager: per service an overlay network, its
+ *   secrets as swarm secrets, the service; per group with published ports the proxy, a global
+ *   service publishing in host mode, its configuration a swarm config.
+ *
+ * Not done in swarm mode, and why:
+ * - PIDs limits (CIS 5.29): pulumi-docker 5.2's Service has no such input (its
+ *   ServiceTaskSpecResourcesLimits has memoryBytes and nanoCpus only), and setting it outside
+ *   the provider (`docker service update --limit-pids`) would be reset by the provider's next
+ *   update of the spec, each time rolling every task twice. README says so.
+ * - Serving gates per host: swarm replaces tasks itself; a host's turn in a machine rollout
+ *   ends with its engine readiness (the gates would depend on the services, which depend on
+ *   every host's join: a cycle with the next batch's machines).
+ */
+import * as aws from "@pulumi/aws";
+import * as command from "@pulumi/command";
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import type { DaemonSettings, ProxySettings, ServiceSpec } from "../stacks/schema";
+import { dockerPlatform, type Architecture } from "../stacks/os";
+import { dockerProviderArgs, hostCommandArgs, type HostConnection } from "./connection";
+import { imageRef, serviceLabels, serviceNetworkName, type ServiceOutput } from "./fleet";
+import { renderHaproxyConfig } from "./proxy";
+import {
+  JOIN_TOKENS_COMMAND,
+  joinToken,
+  monitorSeconds,
+  pickManagers,
+  SWARM_PORTS,
+  proxyServiceName,
+  swarmInitCommand,
+  swarmJoinCommand,
+  swarmProxyArgs,
+  swarmProxyRoutes,
+  swarmServiceArgs,
+} from "./swarm";
+
+/**
+ * The stack's swarm security group (EC2 hosts in swarm mode): every host is in it, and it
+ * admits the swarm's ports from its own members only (`self`: "the security group itself
+ * will be added as a source to this ingress rule", terraform-provider-aws
+ * aws_security_group). One group for the whole stack, as the swarm spans every group; its
+ * 4 rules add to no host group's own count.
+ */
+export function swarmSecurityGroup(name: string, args: { stack: string; project: string; region: string }): aws.ec2.SecurityGroup {
+  const vpc = aws.ec2.getVpcOutput({ default: true, region: args.region });
+  return new aws.ec2.SecurityGroup(name, {
+    region: args.region,
+    vpcId: vpc.id,
+    description: `Dockyard stack ${args.stack}: swarm ports between the stack's hosts only`,
+    ingress: SWARM_PORTS.map((p) => ({ description: `swarm ${p.port}/${p.protocol}: ${p.purpose}`, protocol: p.protocol, fromPort: p.port, toPort: p.port, self: true })),
+    tags: { Name: name, "dockyard:stack": args.stack, "dockyard:project": args.project },
+  });
+}
+
+/** One host as the swarm sees it. */
+export interface SwarmHost {
+  /** Host name; unique in the stack. */
+  name: string;
+  /** Host group. */
+  group: string;
+  /** Where the host is placed, as far as the program knows before the cloud answers (hosts of different ordinals are in different zones: components/host.ts pickSubnet). */
+  zone: string;
+  /** The address the other hosts reach it at (EC2: its private address). */
+  address: pulumi.Input<string>;
+  /** How to reach the host (DockerHost's `connection`). */
+  connection: HostConnection;
+  /** Engine readiness. */
+  ready: pulumi.Resource;
+  /** Changes whenever the engine readiness ran again (a new machine): the join runs again (a no-op when the kept state rejoined). */
+  readyId?: pulumi.Input<string>;
+}
+
+export interface SwarmFleetArgs {
+  stack: string;
+  /** Every host of the stack, in stack order. */
+  hosts: SwarmHost[];
+  services: ServiceSpec[];
+  /** Secret name -> value (plain strings from the spec); wrapped as Pulumi secrets here. */
+  secrets: Record<string, string>;
+  architecture: Architecture;
+  logging: Pick<DaemonSettings, "logDriver" | "logMaxSize" | "logMaxFile">;
+  /** The proxy image `<repository>@sha256:<digest>`; unset: no proxy, no published port. */
+  proxyImage?: string;
+  proxy: ProxySettings;
+}
+
+export class SwarmFleet extends pulumi.ComponentResource {
+  /** Service name -> digest, image, replicas and the hosts of its group (stack output `services`); resolves once every service converged. */
+  public readonly services: pulumi.Output<Record<string, ServiceOutput>>;
+  /** The proxy image every group's proxy service runs, once they converged; undefined without one. */
+  public readonly proxyImage: pulumi.Output<string | undefined>;
+  /** The managers, the first one first (it made the swarm; Pulumi's Docker provider for the swarm talks to it). */
+  public readonly managers: string[];
+  /** The Docker provider of the swarm (the first manager's engine). */
+  public readonly provider: docker.Provider;
+
+  constructor(name: string, args: SwarmFleetArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("dockyard:index:SwarmFleet", name, {}, opts);
+    const { stack, hosts, services, logging } = args;
+    if (hosts.length === 0) throw new Error(`stack "${stack}": swarm mode needs at least one host`);
+    const platform = dockerPlatform(args.architecture);
+    this.managers = pickManagers(hosts);
+    const first = hosts.find((h) => h.name === this.managers[0])!;
+
+    // The swarm: init on the first manager, the tokens (secret, unlogged), every other host joins.
+    const init = new command.local.Command(
+      `${name}-${first.name}-init`,
+      hostCommandArgs(first.connection, {
+        create: pulumi.output(first.address).apply(swarmInitCommand),
+        triggers: [first.connection.target, ...(first.readyId !== undefined ? [first.readyId] : [])],
+      }),
+      { parent: this, dependsOn: [first.ready] },
+    );
+    const tokens = new command.local.Command(
+      `${name}-join-tokens`,
+      { ...hostCommandArgs(first.connection, { create: JOIN_TOKENS_COMMAND, triggers: [init.id] }), logging: "none" },
+      { parent: this, dependsOn: [init], additionalSecretOutputs: ["stdout"] },
+    );
+    const joins = hosts
+      .filter((h) => h !== first)
+      .map((h) => {
+        const role = this.managers.includes(h.name) ? "manager" : "worker";
+        return new command.local.Command(
+          `${name}-${h.name}-join`,
+          hostCommandArgs(h.connection, {
+            create: pulumi.all([first.address, h.address]).apply(([m, own]) => swarmJoinCommand(m, own)),
+            stdin: pulumi.secret(tokens.stdout.apply((out) => `${joinToken(out, role)}\n`)),
+            triggers: [h.connection.target, ...(h.readyId !== undefined ? [h.readyId] : [])],
+          }),
+          { parent: this, dependsOn: [h.ready, tokens] },
+        );
+      });
+    this.provider = new docker.Provider(`${name}-swarm`, dockerProviderArgs(first.connection), { parent: this, dependsOn: [init] });
+    const onSwarm = { parent: this, provider: this.provider, dependsOn: [init, ...joins] };
+
+    // Images by digest on every host of their group, pulled by the host's CLI.
+    const pulls = (group: string, ref: string, what: string) =>
+      hosts
+        .filter((h) => h.group === group)
+        .map(
+          (h) =>
+            new command.local.Command(
+              `${name}-${h.name}-${what}-pull`,
+              hostCommandArgs(h.connection, { create: `docker pull --quiet --platform ${platform} ${ref}`, triggers: [h.connection.target, ...(h.readyId !== undefined ? [h.readyId] : [])] }),
+              { parent: this, dependsOn: [h.ready] },
+            ),
+        );
+
+    const networks: Record<string, docker.Network> = {};
+    const made: Record<string, docker.Service> = {};
+    for (const svc of services) {
+      networks[svc.name] = new docker.Network(
+        `${name}-${svc.name}-net`,
+        { name: serviceNetworkName(stack, svc.name), driver: "overlay", attachable: false, labels: serviceLabels(stack, svc.name) },
+        onSwarm,
+      );
+      const secrets = Object.entries(svc.secrets).map(([envName, secretName]) => {
+        // Auto-named by Pulumi (`<resource>-<random>`): a new value is a new swarm secret
+        // (swarm secrets are immutable), created before the service moves to it.
+        const secret = new docker.Secret(
+          `${name}-${svc.name}-${envName.toLowerCase().replace(/_/g, "-")}`,
+          { data: pulumi.secret(Buffer.from(args.secrets[secretName] ?? "").toString("base64")), labels: serviceLabels(stack, svc.name) },
+          onSwarm,
+        );
+        return { envName, id: secret.id, name: secret.name };
+      });
+      const replicas = svc.replicas;
+      made[svc.name] = new docker.Service(
+        `${name}-${svc.name}`,
+        {
+          ...swarmServiceArgs(stack, svc, logging, { network: networks[svc.name].id, secrets }),
+          // The provider waits until the service converged, and fails the update when swarm
+          // rolled it back (resource_docker_service_funcs.go): one task after the other, each
+          // started and then watched for its monitor window.
+          convergeConfig: { delay: "5s", timeout: `${replicas * (monitorSeconds(svc) + 60) + 60}s` },
+        },
+        { ...onSwarm, dependsOn: [...onSwarm.dependsOn, networks[svc.name], ...pulls(svc.group, imageRef(svc), svc.name)] },
+      );
+    }
+
+    // Per group with published ports: the proxy, a global service in host-mode publishing.
+    const proxies: docker.Service[] = [];
+    const groups = [...new Set(hosts.map((h) => h.group))];
+    for (const group of args.proxyImage ? groups : []) {
+      const routes = swarmProxyRoutes(services, group);
+      if (routes.length === 0) continue;
+      const config = new docker.ServiceConfig(
+        `${name}-${proxyServiceName(group)}-config`,
+        { data: Buffer.from(renderHaproxyConfig(routes)).toString("base64"), labels: serviceLabels(stack, proxyServiceName(group)) },
+        { ...onSwarm, deleteBeforeReplace: false },
+      );
+      const networkIds = Object.fromEntries(routes.map((r) => [r.service, networks[r.service].id]));
+      proxies.push(
+        new docker.Service(
+          `${name}-${proxyServiceName(group)}`,
+          {
+            ...swarmProxyArgs(stack, group, routes, args.proxyImage!, { id: config.id, name: config.name }, networkIds, logging, args.proxy),
+            convergeConfig: { delay: "5s", timeout: `${hosts.filter((h) => h.group === group).length * 90 + 60}s` },
+          },
+          { ...onSwarm, dependsOn: [...onSwarm.dependsOn, config, ...routes.map((r) => networks[r.service]), ...pulls(group, args.proxyImage!, "proxy")] },
+        ),
+      );
+    }
+
+    const summary: Record<string, pulumi.Output<ServiceOutput>> = {};
+    for (const s of services) {
+      const entry: ServiceOutput = { digest: s.digest, image: imageRef(s), replicas: s.replicas, hosts: hosts.filter((h) => h.group === s.group).map((h) => h.name) };
+      summary[s.name] = made[s.name].id.apply(() => entry);
+    }
+    this.services = pulumi.output(summary);
+    const proxyRef = proxies.length > 0 ? args.proxyImage : undefined;
+    this.proxyImage = pulumi.all(proxies.map((p) => p.id)).apply(() => proxyRef);
+    this.registerOutputs({ services: this.services, proxyImage: this.proxyImage });
+  }
+}

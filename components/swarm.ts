@@ -1,0 +1,274 @@
+/**
+ * Swarm mode (environment.yaml `fleet.mode: swarm`, issue 14): the stack's hosts form one
+ * Docker Swarm and the engine keeps the declared state: it reschedules a dead host's
+ * replicas, rolls updates health-gated and rolls a bad one back by itself.
+ *
+ * This file holds the pure parts (what runs on a host, what a service's spec is), so the
+ * host harness (test/host/swarm.int.test.ts) runs exactly what the program renders, and the
+ * component (SwarmFleet, components/swarm-fleet.ts) that declares them.
+ *
+ * Provider facts this rests on, read in their sources:
+ * - dockerd refuses `swarm init`/`join` while live-restore is on (moby
+ *   daemon/config/config_linux.go IsSwarmCompatible: "--live-restore daemon configuration is
+ *   incompatible with swarm mode"): swarm mode renders it off (swarmDaemonSettings).
+ * - A task whose image is referenced by digest and present on the node is not pulled again
+ *   (moby daemon/cluster/executor/container/adapter.go pullImage: "Skip pulling if the image is
+ *   referenced by digest and already exists locally"). So every host of a service's group
+ *   pulls the image itself with the docker CLI and its ECR credential helper (instance role),
+ *   as in static mode, and the service carries no registry credential: no token in state.
+ * - Placement preferences: kreuzwerker/terraform-provider-docker stringSetToPlacementPrefs
+ *   (internal/provider/resource_docker_service_structures.go) passes each `prefs` string as
+ *   the SpreadDescriptor, and swarmkit's scheduler (manager/scheduler/nodeset.go) spreads by
+ *   `node.labels.<k>` or `engine.labels.<k>`: the zone and group are engine labels
+ *   (daemon.json `labels`), known from the node's first heartbeat, with no manager round trip.
+ * - With `converge_config`, the provider waits for the update and fails the deployment when
+ *   swarm rolled it back ("service rollback completed", resource_docker_service_funcs.go
+ *   resourceDockerServiceUpdateRefreshFunc): a bad release stops `pulumi up` loudly while
+ *   the previous tasks keep serving.
+ */
+import * as crypto from "node:crypto";
+import type * as docker from "@pulumi/docker";
+import { MAX_MANAGERS, type DaemonSettings, type ProxySettings, type ServiceSpec } from "../stacks/schema";
+import { PROXY_HEALTH, containerLogging, durationSeconds, healthcheckTests, imageRef, proxyHealthcheckTests, serviceLabels, serviceVolumeName, type FleetLogging } from "./fleet";
+import { PROXY_CONFIG_PATH, type ProxyRoute } from "./proxy";
+
+/** The ports swarm mode needs between the stack's hosts, and only between them (docs.docker.com/engine/swarm/swarm-tutorial). */
+export const SWARM_PORTS: readonly { port: number; protocol: "tcp" | "udp"; purpose: string }[] = [
+  { port: 2377, protocol: "tcp", purpose: "cluster management (Raft, joins) to managers" },
+  { port: 7946, protocol: "tcp", purpose: "node discovery (gossip)" },
+  { port: 7946, protocol: "udp", purpose: "node discovery (gossip)" },
+  { port: 4789, protocol: "udp", purpose: "overlay network traffic (VXLAN)" },
+];
+
+/** Engine labels every swarm host carries (daemon.json `labels`): placement reads them. */
+export const ZONE_LABEL = "dockyard.zone";
+export const GROUP_LABEL = "dockyard.group";
+
+
+/**
+ * How many of `hosts` hosts are managers: an odd number (Raft needs a majority), 3 when
+ * there are 3 hosts or more, else 1. The schema refuses 1 outside dev and local hosts (a lost manager loses
+ * the swarm's control plane).
+ */
+export function managerCount(hosts: number): number {
+  return hosts >= MAX_MANAGERS ? MAX_MANAGERS : Math.min(1, hosts);
+}
+
+/**
+ * The managers among `hosts` (in stack order, each with its zone): one per zone first, in
+ * host order, then the next hosts, until managerCount. The first is the one that inits the
+ * swarm and that Pulumi's Docker provider for the swarm talks to.
+ */
+export function pickManagers(hosts: readonly { name: string; zone: string }[]): string[] {
+  const want = managerCount(hosts.length);
+  const picked: string[] = [];
+  const zones = new Set<string>();
+  for (const h of hosts) if (picked.length < want && !zones.has(h.zone)) (picked.push(h.name), zones.add(h.zone));
+  for (const h of hosts) if (picked.length < want && !picked.includes(h.name)) picked.push(h.name);
+  return picked;
+}
+
+/** The daemon settings of a swarm host: live-restore off (dockerd refuses swarm with it on). */
+export function swarmDaemonSettings(d: DaemonSettings): DaemonSettings {
+  return { ...d, liveRestore: false };
+}
+
+/** The engine labels of a swarm host (daemon.json `labels`, `key=value`). */
+export function swarmEngineLabels(zone: string, group: string): string[] {
+  return [`${ZONE_LABEL}=${zone}`, `${GROUP_LABEL}=${group}`];
+}
+
+const STATE = `state=$(docker info --format '{{.Swarm.LocalNodeState}}')`;
+
+/**
+ * Run on the first manager: makes the swarm, unless this engine is in one already (a
+ * replaced host keeps its swarm state on its data volume, under the data-root).
+ */
+export function swarmInitCommand(advertiseAddr: string): string {
+  return [
+    "set -eu",
+    STATE,
+    `if [ "$state" = active ]; then exit 0; fi`,
+    `docker swarm init --advertise-addr ${advertiseAddr} --listen-addr 0.0.0.0:2377 >/dev/null`,
+  ].join("\n");
+}
+
+/**
+ * Run on the first manager: prints the worker's join token, then the manager's, one per
+ * line. Its stdout is a Pulumi secret and is not logged (the Command's
+ * additionalSecretOutputs and `logging: none`).
+ */
+export const JOIN_TOKENS_COMMAND = "set -eu\ndocker swarm join-token -q worker\ndocker swarm join-token -q manager";
+
+/**
+ * Run on a host that joins: the token comes on stdin (a secret input: never on a command
+ * line Pulumi logs, never in user-data). Nothing to do when the engine is in the swarm
+ * already (a rebooted or re-attached host rejoins by itself with its kept state).
+ */
+export function swarmJoinCommand(managerAddr: string, advertiseAddr: string): string {
+  return [
+    "set -eu",
+    STATE,
+    `if [ "$state" = active ]; then exit 0; fi`,
+    "IFS= read -r token || true",
+    `case "$token" in SWMTKN-1-*) ;; *) echo "no swarm join token on stdin (the first manager's join-tokens command answered none)" >&2; exit 1 ;; esac`,
+    `docker swarm join --token "$token" --advertise-addr ${advertiseAddr} ${managerAddr}:2377 >/dev/null`,
+  ].join("\n");
+}
+
+/**
+ * The join token of a role from JOIN_TOKENS_COMMAND's stdout (its line; the join command
+ * checks its shape on the host, so a render, where the answer is not known yet, never fails here).
+ */
+export function joinToken(stdout: string, role: "worker" | "manager"): string {
+  return (stdout.trim().split("\n")[role === "worker" ? 0 : 1] ?? "").trim();
+}
+
+/** Swarm's update policy for a service's replicas: start-first, one at a time, rolled back on failure. */
+export function replicaUpdateConfig(svc: Pick<ServiceSpec, "health">): docker.types.input.ServiceUpdateConfig {
+  return {
+    parallelism: 1,
+    order: "start-first",
+    failureAction: "rollback",
+    // A new task must stay healthy this long before the next one starts: enough for its
+    // health check to fail `retries` times.
+    monitor: `${monitorSeconds(svc)}s`,
+    maxFailureRatio: "0",
+    delay: "0s",
+  };
+}
+
+/** Swarm's policy for rolling a service back: the same order, all at once is not needed. */
+export function replicaRollbackConfig(svc: Pick<ServiceSpec, "health">): docker.types.input.ServiceRollbackConfig {
+  return { parallelism: 1, order: "start-first", failureAction: "pause", monitor: `${monitorSeconds(svc)}s`, maxFailureRatio: "0", delay: "0s" };
+}
+
+/** Seconds a task must stay healthy: its start period plus retries failed checks, and a margin. */
+export function monitorSeconds(svc: Pick<ServiceSpec, "health">): number {
+  const h = svc.health;
+  return Math.ceil(durationSeconds(h.startPeriod) + (h.retries + 1) * (durationSeconds(h.interval) + durationSeconds(h.timeout)));
+}
+
+/** The name of a swarm secret: its service, its name and a hash of the value (swarm secrets are immutable). */
+export function swarmSecretName(stack: string, service: string, secret: string, value: string): string {
+  return `${stack}-${service}-${secret}-${crypto.createHash("sha256").update(value).digest("hex").slice(0, 12)}`;
+}
+
+/** Where a service's secret is mounted, and the env var that names the file (`<NAME>_FILE`). */
+export function secretFile(envName: string): string {
+  return `/run/secrets/${envName}`;
+}
+
+/** What a service's spec takes from resources: its network's id and its secrets' ids by env name. */
+export interface SwarmServiceInputs {
+  network: docker.types.input.ServiceTaskSpecNetworksAdvanced["name"];
+  secrets: { envName: string; id: docker.types.input.ServiceTaskSpecContainerSpecSecret["secretId"]; name: docker.types.input.ServiceTaskSpecContainerSpecSecret["secretName"] }[];
+}
+
+/**
+ * A service as a swarm service: its replicas spread over the zones of its group's hosts,
+ * the same limits, user, read-only root, capabilities, health check and logs as a static
+ * replica, start-first updates rolled back on failure, reached by DNS round robin
+ * (`tasks.<name>`: no virtual IP, so no IPVS).
+ */
+export function swarmServiceArgs(stack: string, svc: ServiceSpec, logging: FleetLogging, r: SwarmServiceInputs): docker.ServiceArgs {
+  const { logDriver, logOpts } = containerLogging(logging);
+  // The secret files belong to the service's user, readable by it only, when that user is
+  // numeric (swarm takes file owners as numbers); else root's, readable by all in the task.
+  const [uid, gid] = (svc.user ?? "").split(":");
+  const numeric = /^[0-9]+$/.test(uid ?? "") && (gid === undefined || /^[0-9]+$/.test(gid));
+  const owner = numeric ? { fileUid: uid, fileGid: gid ?? "0", fileMode: 0o400 } : { fileUid: "0", fileGid: "0", fileMode: 0o444 };
+  return {
+    name: svc.name,
+    labels: serviceLabels(stack, svc.name),
+    mode: { replicated: { replicas: svc.replicas } },
+    taskSpec: {
+      containerSpec: {
+        image: imageRef(svc),
+        env: { ...svc.env, ...Object.fromEntries(r.secrets.map((s) => [`${s.envName}_FILE`, secretFile(s.envName)])) },
+        user: svc.user,
+        readOnly: svc.readOnlyRootFilesystem,
+        capDrops: ["ALL"],
+        healthcheck: {
+          tests: healthcheckTests(svc.containerPort, svc.health.path),
+          interval: svc.health.interval,
+          timeout: svc.health.timeout,
+          retries: svc.health.retries,
+          startPeriod: svc.health.startPeriod,
+        },
+        mounts: [
+          ...Object.entries(svc.volumes).map(([vol, target]) => ({ type: "volume", source: serviceVolumeName(stack, svc.name, vol), target })),
+          ...(svc.readOnlyRootFilesystem ? [{ type: "tmpfs", target: "/tmp", tmpfsOptions: { sizeBytes: 64 * 1024 * 1024, mode: 0o1777 } }] : []),
+        ],
+        secrets: r.secrets.map((s) => ({ secretId: s.id, secretName: s.name, fileName: secretFile(s.envName), ...owner })),
+        stopGracePeriod: "10s",
+      },
+      resources: { limits: { memoryBytes: svc.memoryMb * 1024 * 1024, nanoCpus: Math.round(svc.cpus * 1e9) } },
+      restartPolicy: { condition: "any", delay: "2s" },
+      placement: { constraints: [`engine.labels.${GROUP_LABEL}==${svc.group}`], prefs: [`engine.labels.${ZONE_LABEL}`] },
+      logDriver: { name: logDriver, options: logOpts },
+      networksAdvanceds: [{ name: r.network, aliases: [svc.name] }],
+    },
+    updateConfig: replicaUpdateConfig(svc),
+    rollbackConfig: replicaRollbackConfig(svc),
+    endpointSpec: { mode: "dnsrr" },
+  };
+}
+
+/** The proxy routes of a group in swarm mode: every published service of the group, found through `tasks.<service>`. */
+export function swarmProxyRoutes(services: readonly ServiceSpec[], group: string): ProxyRoute[] {
+  return services
+    .filter((s) => s.group === group && s.publishPort !== undefined)
+    .map((s) => ({ service: s.name, address: `tasks.${s.name}`, publishPort: s.publishPort!, containerPort: s.containerPort, healthPath: s.health.path, replicas: s.replicas }));
+}
+
+/** The name of a group's proxy service. */
+export function proxyServiceName(group: string): string {
+  return `proxy-${group}`;
+}
+
+/**
+ * The proxy of a group as a global service: one task on every host of the group, publishing
+ * the group's ports in host mode (no ingress routing mesh, no IPVS), its configuration a swarm
+ * config. Host ports cannot be bound twice, so it updates stop-first, one host at a time:
+ * that host's monitor stops answering and the front door drains it meanwhile.
+ */
+export function swarmProxyArgs(
+  stack: string,
+  group: string,
+  routes: readonly ProxyRoute[],
+  image: string,
+  config: { id: docker.types.input.ServiceTaskSpecContainerSpecConfig["configId"]; name: docker.types.input.ServiceTaskSpecContainerSpecConfig["configName"] },
+  networks: Record<string, docker.types.input.ServiceTaskSpecNetworksAdvanced["name"]>,
+  logging: FleetLogging,
+  settings: ProxySettings,
+): docker.ServiceArgs {
+  const { logDriver, logOpts } = containerLogging(logging);
+  const [uid, gid] = settings.user.split(":");
+  return {
+    name: proxyServiceName(group),
+    labels: [...serviceLabels(stack, proxyServiceName(group))],
+    mode: { global: true },
+    taskSpec: {
+      containerSpec: {
+        image,
+        user: settings.user,
+        readOnly: true,
+        capDrops: ["ALL"],
+        sysctl: { "net.ipv4.ip_unprivileged_port_start": "0" },
+        configs: [{ configId: config.id, configName: config.name, fileName: PROXY_CONFIG_PATH, fileUid: uid, fileGid: gid ?? "0", fileMode: 0o444 }],
+        mounts: [{ type: "tmpfs", target: "/tmp", tmpfsOptions: { sizeBytes: 16 * 1024 * 1024, mode: 0o1777 } }],
+        healthcheck: { tests: proxyHealthcheckTests(), ...PROXY_HEALTH },
+        stopGracePeriod: "10s",
+      },
+      resources: { limits: { memoryBytes: settings.memoryMb * 1024 * 1024, nanoCpus: Math.round(settings.cpus * 1e9) } },
+      restartPolicy: { condition: "any", delay: "2s" },
+      placement: { constraints: [`engine.labels.${GROUP_LABEL}==${group}`] },
+      logDriver: { name: logDriver, options: logOpts },
+      networksAdvanceds: routes.map((r) => ({ name: networks[r.service] })),
+    },
+    updateConfig: { parallelism: 1, order: "stop-first", failureAction: "rollback", monitor: "20s", maxFailureRatio: "0", delay: "10s" },
+    rollbackConfig: { parallelism: 1, order: "stop-first", failureAction: "pause", monitor: "20s", maxFailureRatio: "0", delay: "10s" },
+    endpointSpec: { mode: "dnsrr", ports: routes.map((r) => ({ targetPort: r.publishPort, publishedPort: r.publishPort, publishMode: "host", protocol: "tcp" })) },
+  };
+}
