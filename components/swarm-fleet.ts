@@ -188,7 +188,9 @@ export class SwarmFleet extends pulumi.ComponentResource {
           // started and then watched for its monitor window.
           convergeConfig: { delay: "5s", timeout: `${replicas * (monitorSeconds(svc) + 60) + 60}s` },
         },
-        { ...onSwarm, dependsOn: [...onSwarm.dependsOn, networks[svc.name], ...pulls(svc.group, imageRef(svc), svc.name)] },
+        // A service's name is unique in the swarm and the provider replaces a service on a
+        // new network or sysctls (ForceNew, resource_docker_service.go): the old one must go first.
+        { ...onSwarm, deleteBeforeReplace: true, dependsOn: [...onSwarm.dependsOn, networks[svc.name], ...pulls(svc.group, imageRef(svc), svc.name)] },
       );
     }
 
@@ -201,7 +203,7 @@ export class SwarmFleet extends pulumi.ComponentResource {
       const config = new docker.ServiceConfig(
         `${name}-${proxyServiceName(group)}-config`,
         { data: Buffer.from(renderHaproxyConfig(routes)).toString("base64"), labels: serviceLabels(stack, proxyServiceName(group)) },
-        { ...onSwarm, deleteBeforeReplace: false },
+        onSwarm,
       );
       const networkIds = Object.fromEntries(routes.map((r) => [r.service, networks[r.service].id]));
       proxies.push(
@@ -211,7 +213,7 @@ export class SwarmFleet extends pulumi.ComponentResource {
             ...swarmProxyArgs(stack, group, routes, args.proxyImage!, { id: config.id, name: config.name }, networkIds, logging, args.proxy),
             convergeConfig: { delay: "5s", timeout: `${hosts.filter((h) => h.group === group).length * 90 + 60}s` },
           },
-          { ...onSwarm, dependsOn: [...onSwarm.dependsOn, config, ...routes.map((r) => networks[r.service]), ...pulls(group, args.proxyImage!, "proxy")] },
+          { ...onSwarm, deleteBeforeReplace: true, dependsOn: [...onSwarm.dependsOn, config, ...routes.map((r) => networks[r.service]), ...pulls(group, args.proxyImage!, "proxy")] },
         ),
       );
     }

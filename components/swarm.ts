@@ -161,7 +161,8 @@ export function secretFile(envName: string): string {
 
 /** What a service's spec takes from resources: its network's id and its secrets' ids by env name. */
 export interface SwarmServiceInputs {
-  network: docker.types.input.ServiceTaskSpecNetworksAdvanced["name"];
+  /** The network's id: the provider's `name` attribute is deprecated and forces a replacement on every update (resource_docker_service.go networks_advanced). */
+  network: docker.types.input.ServiceTaskSpecNetworksAdvanced["id"];
   secrets: { envName: string; id: docker.types.input.ServiceTaskSpecContainerSpecSecret["secretId"]; name: docker.types.input.ServiceTaskSpecContainerSpecSecret["secretName"] }[];
 }
 
@@ -207,7 +208,7 @@ export function swarmServiceArgs(stack: string, svc: ServiceSpec, logging: Fleet
       restartPolicy: { condition: "any", delay: "2s" },
       placement: { constraints: [`engine.labels.${GROUP_LABEL}==${svc.group}`], prefs: [`engine.labels.${ZONE_LABEL}`] },
       logDriver: { name: logDriver, options: logOpts },
-      networksAdvanceds: [{ name: r.network, aliases: [svc.name] }],
+      networksAdvanceds: [{ id: r.network, aliases: [svc.name] }],
     },
     updateConfig: replicaUpdateConfig(svc),
     rollbackConfig: replicaRollbackConfig(svc),
@@ -239,7 +240,7 @@ export function swarmProxyArgs(
   routes: readonly ProxyRoute[],
   image: string,
   config: { id: docker.types.input.ServiceTaskSpecContainerSpecConfig["configId"]; name: docker.types.input.ServiceTaskSpecContainerSpecConfig["configName"] },
-  networks: Record<string, docker.types.input.ServiceTaskSpecNetworksAdvanced["name"]>,
+  networks: Record<string, docker.types.input.ServiceTaskSpecNetworksAdvanced["id"]>,
   logging: FleetLogging,
   settings: ProxySettings,
 ): docker.ServiceArgs {
@@ -265,7 +266,7 @@ export function swarmProxyArgs(
       restartPolicy: { condition: "any", delay: "2s" },
       placement: { constraints: [`engine.labels.${GROUP_LABEL}==${group}`] },
       logDriver: { name: logDriver, options: logOpts },
-      networksAdvanceds: routes.map((r) => ({ name: networks[r.service] })),
+      networksAdvanceds: routes.map((r) => ({ id: networks[r.service] })),
     },
     updateConfig: { parallelism: 1, order: "stop-first", failureAction: "rollback", monitor: "20s", maxFailureRatio: "0", delay: "10s" },
     rollbackConfig: { parallelism: 1, order: "stop-first", failureAction: "pause", monitor: "20s", maxFailureRatio: "0", delay: "10s" },
