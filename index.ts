@@ -154,6 +154,7 @@ const fleet = swarm
       logging: spec.engine.daemon,
       proxyImage: spec.proxyImage,
       proxy: spec.proxy,
+      rollout,
     })
   : new ContainerFleet("fleet", {
       stack: spec.stack,
@@ -175,8 +176,8 @@ const fleet = swarm
       proxy: spec.proxy,
       rollout,
     });
-// The fleet gave every host its serving gate (static mode); a host it placed nothing on, and
-// every host in swarm mode (swarm rolls the tasks), ends its turn once its engine is ready.
+// The fleet gave every host its gate (static: its serving gate; swarm: its init or join); a
+// host it placed nothing on ends its turn once its engine is ready.
 rollout.close((name) => hosts.filter(({ host }) => host.hostName === name).map(({ engine: e }) => e));
 
 export const stack = spec.stack;

@@ -22,8 +22,7 @@
  *   the provider (`docker service update --limit-pids`) would be reset by the provider's next
  *   update of the spec, each time rolling every task twice. README says so.
  * - Serving gates per host: swarm replaces tasks itself; a host's turn in a machine rollout
- *   ends with its engine readiness (the gates would depend on the services, which depend on
- *   every host's join: a cycle with the next batch's machines).
+ *   ends with its init or join (SwarmFleetArgs.rollout).
  */
 import * as aws from "@pulumi/aws";
 import * as command from "@pulumi/command";
@@ -34,6 +33,7 @@ import { dockerPlatform, type Architecture } from "../stacks/os";
 import { dockerProviderArgs, hostCommandArgs, type HostConnection } from "./connection";
 import { imageRef, serviceLabels, serviceNetworkName, type ServiceOutput } from "./fleet";
 import { renderHaproxyConfig } from "./proxy";
+import type { RolloutOrder } from "./rollout";
 import {
   JOIN_TOKENS_COMMAND,
   joinToken,
@@ -60,7 +60,7 @@ export function swarmSecurityGroup(name: string, args: { stack: string; project:
   return new aws.ec2.SecurityGroup(name, {
     region: args.region,
     vpcId: vpc.id,
-    description: `Dockyard stack ${args.stack}: swarm ports between the stack's hosts only`,
+    description: `Dockyard stack ${args.stack}: swarm ports between the hosts of the stack only`,
     ingress: SWARM_PORTS.map((p) => ({ description: `swarm ${p.port}/${p.protocol}: ${p.purpose}`, protocol: p.protocol, fromPort: p.port, toPort: p.port, self: true })),
     tags: { Name: name, "dockyard:stack": args.stack, "dockyard:project": args.project },
   });
@@ -96,6 +96,13 @@ export interface SwarmFleetArgs {
   /** The proxy image `<repository>@sha256:<digest>`; unset: no proxy, no published port. */
   proxyImage?: string;
   proxy: ProxySettings;
+  /**
+   * The order hosts roll in (components/rollout.ts): in swarm mode a host's turn ends with its
+   * init or join (the engine is in the swarm again, and swarm starts its tasks), not with a
+   * serving gate on its containers, which would depend on the services, which depend on
+   * every host's join: a cycle with the next batch's machines.
+   */
+  rollout?: RolloutOrder;
 }
 
 export class SwarmFleet extends pulumi.ComponentResource {
@@ -144,6 +151,8 @@ export class SwarmFleet extends pulumi.ComponentResource {
           { parent: this, dependsOn: [h.ready, tokens] },
         );
       });
+    args.rollout?.gate(first.name, [init]);
+    hosts.filter((h) => h !== first).forEach((h, i) => args.rollout?.gate(h.name, [joins[i]]));
     this.provider = new docker.Provider(`${name}-swarm`, dockerProviderArgs(first.connection), { parent: this, dependsOn: [init] });
     const onSwarm = { parent: this, provider: this.provider, dependsOn: [init, ...joins] };
 

@@ -78,19 +78,30 @@ export function swarmEngineLabels(zone: string, group: string): string[] {
   return [`${ZONE_LABEL}=${zone}`, `${GROUP_LABEL}=${group}`];
 }
 
-const STATE = `state=$(docker info --format '{{.Swarm.LocalNodeState}}')`;
+/**
+ * The engine's swarm state once it settled: right after a boot with kept swarm state it is
+ * `pending` for a moment while the node reconnects; joining then would fail ("This node is
+ * already part of a swarm"). Waits up to 2 minutes.
+ */
+const SETTLED_STATE = [
+  "for _ in $(seq 60); do",
+  `  state=$(docker info --format '{{.Swarm.LocalNodeState}}')`,
+  `  [ "$state" != pending ] && break`,
+  "  sleep 2",
+  "done",
+];
+/** Active: nothing to do; inactive: go on; anything else (pending too long, error, locked): stop and say so. */
+const UNLESS_ACTIVE = [
+  `if [ "$state" = active ]; then exit 0; fi`,
+  `if [ "$state" != inactive ]; then echo "the engine's swarm state is $state; expected active or inactive" >&2; exit 1; fi`,
+];
 
 /**
  * Run on the first manager: makes the swarm, unless this engine is in one already (a
  * replaced host keeps its swarm state on its data volume, under the data-root).
  */
 export function swarmInitCommand(advertiseAddr: string): string {
-  return [
-    "set -eu",
-    STATE,
-    `if [ "$state" = active ]; then exit 0; fi`,
-    `docker swarm init --advertise-addr ${advertiseAddr} --listen-addr 0.0.0.0:2377 >/dev/null`,
-  ].join("\n");
+  return ["set -eu", ...SETTLED_STATE, ...UNLESS_ACTIVE, `docker swarm init --advertise-addr ${advertiseAddr} --listen-addr 0.0.0.0:2377 >/dev/null`].join("\n");
 }
 
 /**
@@ -108,8 +119,8 @@ export const JOIN_TOKENS_COMMAND = "set -eu\ndocker swarm join-token -q worker\n
 export function swarmJoinCommand(managerAddr: string, advertiseAddr: string): string {
   return [
     "set -eu",
-    STATE,
-    `if [ "$state" = active ]; then exit 0; fi`,
+    ...SETTLED_STATE,
+    ...UNLESS_ACTIVE,
     "IFS= read -r token || true",
     `case "$token" in SWMTKN-1-*) ;; *) echo "no swarm join token on stdin (the first manager's join-tokens command answered none)" >&2; exit 1 ;; esac`,
     `docker swarm join --token "$token" --advertise-addr ${advertiseAddr} ${managerAddr}:2377 >/dev/null`,

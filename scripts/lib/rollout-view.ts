@@ -26,7 +26,8 @@ const GATE_TYPE = "command:local:Command";
 export function servingGates(rendered: Pick<Rendered, "resources">): Map<string, string> {
   const out = new Map<string, string>();
   for (const r of rendered.resources) {
-    if (r.type !== GATE_TYPE || !r.name.endsWith("-serving")) continue;
+    // Static mode: the fleet's serving gate; swarm mode: the host's swarm init or join (components/swarm-fleet.ts).
+    if (r.type !== GATE_TYPE || !/-(serving|init|join)$/.test(r.name)) continue;
     const engine = (r.options?.dependsOn ?? []).find((d) => d.startsWith(ENGINE));
     if (engine) out.set(engine.slice(ENGINE.length).replace(/-engine$/, ""), key(r));
   }

@@ -7,10 +7,10 @@
  * real replacements, AWS eventual consistency); the README lists what is unverified.
  */
 import { describe, expect, it } from "vitest";
-import { gzipSync } from "node:zlib";
+import { gunzipSync, gzipSync } from "node:zlib";
 import { randomBytes } from "node:crypto";
 import type { Rendered, RenderedResource } from "../../scripts/lib/render";
-import { CONTRACT_STACKS, LARGE_STACK, contractRender } from "./stacks";
+import { CONTRACT_STACKS, LARGE_STACK, SWARM_STACK, contractRender } from "./stacks";
 import { RULES, T, type Rule } from "./rules";
 
 describe.each([...CONTRACT_STACKS])("stack %s", (stack) => {
@@ -60,6 +60,7 @@ const BAD: Record<string, [string, (r: RenderedResource) => RenderedResource | R
   "elbv2-protocols": [T.listener, (r) => ({ ...r, inputs: { ...r.inputs, protocol: "HTTP" } }), /protocol HTTP on a network load balancer/],
   "elbv2-health-checks": [T.targetGroup, (r) => ({ ...r, inputs: { ...r.inputs, healthCheck: { ...(r.inputs.healthCheck as object), interval: 3 } } }), /healthCheck\.interval is 3; allowed 5-300/],
   "nlb-security-groups": [T.lb, (r) => ({ ...r, inputs: { ...r.inputs, securityGroups: [] } }), /a network load balancer without security groups \(adding one later replaces it\)/],
+  swarm: [T.container, (r) => ({ ...r, type: T.service }), /docker services without a swarm/],
   rollouts: [T.instance, (r) => ({ ...r, name: "dev-app-9-instance" }), /dev-app-9: no serving gate ends its turn/],
   "planned-drain": [T.targetAttachment, (r) => ({ ...r, options: { ...r.options, deleteBeforeReplace: undefined } }), /not replaced delete-first/],
   "one-way-in": [T.dockerProvider, (r) => ({ ...r, inputs: { ...r.inputs, host: "ssh://admin@computed(dev-app-1-eip.publicIp)" } }), /not the EIP association's instanceId \(through the ProxyCommand\)/],
@@ -94,6 +95,31 @@ describe("each rule fails on a planted bad resource", () => {
     // test-app-1's gate runs before its proxy, or does not run again when the proxy is replaced.
     expect(edit((x) => x.name === "fleet-test-app-1-serving", (x) => ({ ...x, options: { ...x.options, dependsOn: without(x.options?.dependsOn, `${T.container}::fleet-test-app-1-proxy`) } }))).toMatch(/fleet-test-app-1-serving: runs without waiting for fleet-test-app-1-proxy/);
     expect(edit((x) => x.name === "fleet-test-app-1-serving", (x) => ({ ...x, inputs: { ...x.inputs, triggers: (x.inputs.triggers as unknown[]).slice(1) } }))).toMatch(/fleet-test-app-1-serving: \d+ triggers; expected one per container/);
+  }, 300_000);
+  it("swarm: on prod in swarm mode, live-restore on, a host-mode proxy updating start-first, a network by name, an unpulled image, logged or plaintext join tokens, a swarm port open to the world", async () => {
+    const rule = RULES.find((r) => r.id === "swarm")!;
+    const base = await contractRender(SWARM_STACK);
+    expect(rule.check(base)).toEqual([]);
+    const edit = (pred: (x: RenderedResource) => boolean, change: (x: RenderedResource) => RenderedResource) => {
+      const copy = structuredClone(base);
+      copy.resources = copy.resources.map((x) => (pred(x) ? change(x) : x));
+      return rule.check(copy).join("\n");
+    };
+    const isProxy = (x: RenderedResource) => x.type === T.service && x.name.includes("-proxy-");
+    const isWeb = (x: RenderedResource) => x.type === T.service && !x.name.includes("-proxy-");
+    const daemonOn = (x: RenderedResource) => {
+      const text = gunzipSync(Buffer.from(String(x.inputs.userDataBase64), "base64")).toString("utf8").replace('"live-restore": false', '"live-restore": true');
+      return { ...x, inputs: { ...x.inputs, userDataBase64: b64gz(text) } };
+    };
+    expect(edit((x) => x.type === T.instance && x.name === "prod-app-2-instance", daemonOn)).toMatch(/prod-app-2-instance: live-restore is not off/);
+    expect(edit(isProxy, (x) => ({ ...x, inputs: { ...x.inputs, updateConfig: { ...(x.inputs.updateConfig as object), order: "start-first" } } }))).toMatch(/publishes host ports but updates start-first/);
+    expect(edit(isWeb, (x) => ({ ...x, inputs: { ...x.inputs, taskSpec: { ...(x.inputs.taskSpec as object), networksAdvanceds: [{ name: "prod-web" }] } } }))).toMatch(/a network given by name/);
+    expect(edit(isWeb, (x) => ({ ...x, inputs: { ...x.inputs, taskSpec: { ...(x.inputs.taskSpec as any), containerSpec: { ...(x.inputs.taskSpec as any).containerSpec, image: (x.inputs.taskSpec as any).containerSpec.image.replace(/.$/, "0") } } } }))).toMatch(/is pulled on no host/);
+    expect(edit((x) => x.name.endsWith("-join-tokens"), (x) => ({ ...x, inputs: { ...x.inputs, logging: undefined } }))).toMatch(/would be logged/);
+    expect(edit((x) => x.name.endsWith("-join-tokens"), (x) => ({ ...x, options: { ...x.options, additionalSecretOutputs: [] } }))).toMatch(/is not a secret output/);
+    expect(edit((x) => x.name.endsWith("-join"), (x) => ({ ...x, inputs: { ...x.inputs, stdin: "SWMTKN-1-abc-def\n" } }))).toMatch(/stdin \(a join token\) is not a secret/);
+    expect(edit((x) => x.type === T.sg && x.name === "prod-app-1-sg", (x) => ({ ...x, inputs: { ...x.inputs, ingress: [...(x.inputs.ingress as object[]), { protocol: "tcp", fromPort: 2377, toPort: 2377, cidrBlocks: ["0.0.0.0/0"] }] } }))).toMatch(/opens swarm port 2377\/tcp to others/);
+    expect(edit((x) => x.type === T.instance && x.name === "prod-app-3-instance", (x) => ({ ...x, inputs: { ...x.inputs, vpcSecurityGroupIds: (x.inputs.vpcSecurityGroupIds as unknown[]).slice(0, 1) } }))).toMatch(/prod-app-3-instance: not in the swarm's security group/);
   }, 300_000);
   it("planned-drain: a data attachment that stops the old instance without the drain, or a drain shorter than the deregistration delay, is caught", async () => {
     const rule = RULES.find((r) => r.id === "planned-drain")!;

@@ -11,9 +11,10 @@
 import { gunzipSync } from "node:zlib";
 import * as YAML from "yaml";
 import { isComputed } from "../../scripts/lib/mocks";
-import { resourceKey, type Rendered, type RenderedResource } from "../../scripts/lib/render";
+import { isSecretValue, resourceKey, type Rendered, type RenderedResource } from "../../scripts/lib/render";
 import { parseEcrRegistry } from "../../stacks/ecr";
-import { EC2_USER_DATA_LIMIT, CLOUD_INIT_INSTANCE_ID } from "../../components/engine";
+import { DAEMON_JSON, EC2_USER_DATA_LIMIT, CLOUD_INIT_INSTANCE_ID } from "../../components/engine";
+import { SWARM_PORTS } from "../../components/swarm";
 import { hostImageTag, localInstanceId } from "../../components/local-host";
 import { rolloutTurns, servingGates } from "../../scripts/lib/rollout-view";
 
@@ -53,6 +54,8 @@ export const T = {
   targetGroup: "aws:lb/targetGroup:TargetGroup",
   listener: "aws:lb/listener:Listener",
   targetAttachment: "aws:lb/targetGroupAttachment:TargetGroupAttachment",
+  service: "docker:index/service:Service",
+  swarmFleet: "dockyard:index:SwarmFleet",
 } as const;
 
 /** ELB names: 1-32 of 0-9A-Za-z and '-', not starting or ending with '-' (terraform-provider-aws internal/service/elbv2/validate.go). */
@@ -613,7 +616,7 @@ export const RULES: Rule[] = [
   },
   {
     id: "rollouts",
-    rule: "the engine starts a resource's step only once the resources it depends on finished theirs, so a change never takes every host of a group at once: each host's machine, replicas and proxy depend on the serving gates of the previous batch of its group, each gate runs on its host after its engine and containers and again when any is replaced, and a group of 2 or more hosts never has all of them in its first batch",
+    rule: "the engine starts a resource's step only once the resources it depends on finished theirs, so a change never takes every host of a group at once: each host's machine, replicas and proxy depend on the serving gates of the previous batch of its group, each gate runs on its host after its engine and containers and again when any is replaced (swarm mode: the gate is the host's swarm init or join, after its engine), and a group of 2 or more hosts never has all of them in its first batch",
     source: "pulumi pkg/resource/deploy/source_eval.go (RegisterResource answers once the step is done) and sdk/nodejs/runtime/resource.ts prepareResource (awaits the dependsOn URNs); step_generator.go calculateDependentReplacements (dependsOn edges never replace); issue 13 part 2",
     check(r) {
       const p: string[] = [];
@@ -643,7 +646,9 @@ export const RULES: Rule[] = [
           const missing = waited.filter((k) => !deps.includes(k));
           if (missing.length > 0) p.push(`${c.name}: does not wait for ${missing.join(", ")} (the previous batch)`);
         }
-        if (!gate) continue;
+        // Swarm mode: the turn ends with the host's swarm init or join (it depends on the engine:
+        // servingGates found it by that); swarm starts the host's tasks itself.
+        if (!gate || !gate.name.endsWith("-serving")) continue;
         const gateDeps = gate.options?.dependsOn ?? [];
         for (const c of containers) if (!gateDeps.includes(resourceKey(c))) p.push(`${gate.name}: runs without waiting for ${c.name}`);
         const triggers = (gate.inputs.triggers ?? []) as unknown[];
@@ -675,6 +680,73 @@ export const RULES: Rule[] = [
         const needed = Math.max(...mine.map((a) => delay.get(computedRef(a.inputs.targetGroupArn)?.name ?? "") ?? 300));
         if (!(seconds >= needed)) p.push(`${drain.name}: waits ${String(drain.inputs.create)}; the target groups' deregistration delay is ${needed} s`);
         if (!((drain.inputs.triggers ?? []) as unknown[]).map(String).some((t) => computedRef(t)?.name === inst.name)) p.push(`${drain.name}: does not run again for a new instance (triggers)`);
+      }
+      return p;
+    },
+  },
+  {
+    id: "swarm",
+    rule: "dockerd refuses swarm mode while live-restore is on; the provider accepts only its listed update/rollback orders, failure actions and endpoint modes, replaces a service whose networks are given by name, and requires its name (ForceNew, unique in the swarm); swarm refuses ingress-published ports with dnsrr; a host port binds once per host, so a host-mode publisher cannot start its new task first; a task by digest found on its node is not pulled (so every host of its group pulls it with its credential helper); the join tokens stay secret and unlogged; the swarm ports are open between the stack's hosts only",
+    source: "moby daemon/config/config_linux.go IsSwarmCompatible; kreuzwerker/terraform-provider-docker internal/provider/resource_docker_service.go (validateStringMatchesPattern of update_config.order/failure_action, rollback_config.failure_action, endpoint_spec.mode; networks_advanced.name deprecated, ForceNew; name Required ForceNew); moby vendor/github.com/moby/swarmkit/v2/manager/controlapi/service.go ('port published with ingress mode can't be used with dnsrr mode'); moby daemon/cluster/executor/container/adapter.go pullImage; pulumi-command local Command `logging`; terraform-provider-aws aws_security_group ingress `self`",
+    check(r) {
+      const p: string[] = [];
+      if (of(r, T.swarmFleet).length === 0) {
+        if (of(r, T.service).length > 0) p.push("docker services without a swarm");
+        return p;
+      }
+      for (const i of of(r, T.instance)) {
+        const b64 = i.inputs.userDataBase64;
+        if (typeof b64 !== "string") continue;
+        const doc = YAML.parse(gunzipUserData(b64)) as { write_files?: { path: string; content: string }[] };
+        const daemon = doc.write_files?.find((f) => f.path === DAEMON_JSON);
+        const json = daemon ? (JSON.parse(daemon.content) as Record<string, unknown>) : undefined;
+        if (!json || json["live-restore"] !== false) p.push(`${i.name}: live-restore is not off in ${DAEMON_JSON} (dockerd refuses swarm init/join with it on)`);
+      }
+      const pulls = of(r, T.hostCommand).map((c) => str(c.inputs.create));
+      for (const svc of of(r, T.service)) {
+        const i = svc.inputs as Record<string, any>;
+        if (typeof i.name !== "string" || i.name === "") p.push(`${svc.name}: no name`);
+        if (!svc.options?.deleteBeforeReplace) p.push(`${svc.name}: not replaced delete-first (its name is unique in the swarm)`);
+        const u = i.updateConfig ?? {};
+        const rb = i.rollbackConfig ?? {};
+        if (!/^(stop-first|start-first)$/.test(u.order ?? "")) p.push(`${svc.name}: updateConfig.order ${u.order}; allowed stop-first, start-first`);
+        if (!/^(pause|continue|rollback)$/.test(u.failureAction ?? "")) p.push(`${svc.name}: updateConfig.failureAction ${u.failureAction}; allowed pause, continue, rollback`);
+        if (!/^(pause|continue)$/.test(rb.failureAction ?? "")) p.push(`${svc.name}: rollbackConfig.failureAction ${rb.failureAction}; allowed pause, continue`);
+        const e = i.endpointSpec ?? {};
+        if (!/^(vip|dnsrr)$/.test(e.mode ?? "vip")) p.push(`${svc.name}: endpointSpec.mode ${e.mode}; allowed vip, dnsrr`);
+        const ports = (e.ports ?? []) as { publishMode?: string }[];
+        if (e.mode === "dnsrr" && ports.some((x) => (x.publishMode ?? "ingress") === "ingress")) p.push(`${svc.name}: publishes in ingress mode with dnsrr (swarm refuses it)`);
+        if (ports.some((x) => x.publishMode === "host") && u.order !== "stop-first") p.push(`${svc.name}: publishes host ports but updates ${u.order} (the new task cannot bind the port the old one holds)`);
+        for (const n of (i.taskSpec?.networksAdvanceds ?? []) as { id?: string; name?: string }[]) if (n.name !== undefined || n.id === undefined) p.push(`${svc.name}: a network given by name, not id (replaced on every update)`);
+        const image = String(i.taskSpec?.containerSpec?.image ?? "");
+        if (!/@sha256:[0-9a-f]{64}$/.test(image)) p.push(`${svc.name}: image ${image} is not by digest`);
+        else if (!pulls.some((c) => c.endsWith(` ${image}`) && c.startsWith("docker pull "))) p.push(`${svc.name}: image ${image} is pulled on no host`);
+      }
+      const tokens = of(r, T.hostCommand).filter((c) => c.name.endsWith("-join-tokens"));
+      if (tokens.length !== 1) p.push(`${tokens.length} join-tokens commands; expected 1`);
+      for (const t of tokens) {
+        if (t.inputs.logging !== "none") p.push(`${t.name}: logging ${t.inputs.logging}; its stdout (the join tokens) would be logged`);
+        if (!(t.options?.additionalSecretOutputs ?? []).includes("stdout")) p.push(`${t.name}: stdout (the join tokens) is not a secret output`);
+      }
+      for (const j of of(r, T.hostCommand).filter((c) => c.name.endsWith("-join"))) {
+        if (!isSecretValue(j.inputs.stdin)) p.push(`${j.name}: stdin (a join token) is not a secret`);
+        if (/SWMTKN-1-[0-9a-z]{10,}/.test(str(j.inputs.create))) p.push(`${j.name}: a join token on its command line`);
+      }
+      const swarmGroups = of(r, T.sg).filter((g) => ((g.inputs.ingress ?? []) as { self?: boolean }[]).some((x) => x.self));
+      for (const g of of(r, T.sg)) {
+        for (const x of (g.inputs.ingress ?? []) as { fromPort: number; toPort: number; protocol: string; self?: boolean; cidrBlocks?: string[] }[]) {
+          const swarmPort = SWARM_PORTS.some((sp) => sp.port >= x.fromPort && sp.port <= x.toPort && (x.protocol === sp.protocol || x.protocol === "-1"));
+          if (swarmPort && !x.self) p.push(`${g.name}: opens swarm port ${x.fromPort}/${x.protocol} to others than the stack's hosts`);
+        }
+      }
+      if (of(r, T.instance).length > 0) {
+        for (const sp of SWARM_PORTS) {
+          if (!swarmGroups.some((g) => ((g.inputs.ingress ?? []) as { fromPort: number; protocol: string; self?: boolean }[]).some((x) => x.self && x.fromPort === sp.port && x.protocol === sp.protocol))) p.push(`no security group opens ${sp.port}/${sp.protocol} between the hosts`);
+        }
+        for (const i of of(r, T.instance)) {
+          const ids = (i.inputs.vpcSecurityGroupIds ?? []) as unknown[];
+          if (!swarmGroups.some((g) => ids.some((id) => computedRef(id)?.name === g.name))) p.push(`${i.name}: not in the swarm's security group`);
+        }
       }
       return p;
     },

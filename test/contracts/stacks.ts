@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as YAML from "yaml";
-import { HOST_NAME_MAX_LENGTH, STACKS, readEnvironmentFile } from "../../stacks";
+import { HOST_NAME_MAX_LENGTH, STACKS, STACKS_DIR, readEnvironmentFile } from "../../stacks";
 import { renderStack, type Rendered, type RenderOptions } from "../../scripts/lib/render";
 
 /** A name of exactly `n` characters of the schema's name alphabet, starting with `stem`. */
@@ -82,16 +82,33 @@ export function writeLargeStack(): RenderOptions {
 
 /** The shipped stack whose hosts run on the local platform (issue 12): same program, another platform. */
 export const LOCAL_STACK = "local";
-/** Every stack the contracts run over: the shipped ones and the large generated one. */
-export const CONTRACT_STACKS = [...STACKS, LOCAL_STACK, LARGE_STACK] as const;
+/**
+ * prod as it would be in swarm mode (issue 14): its own stack file, the shipped environment
+ * with `fleet.mode: swarm`. A label, not a stack name: it renders the stack "prod".
+ */
+export const SWARM_STACK = "prod in swarm mode";
+
+/** Writes the shipped environment with fleet.mode swarm and a copy of prod's stack file into a temp dir. */
+export function writeSwarmStack(stack = "prod"): RenderOptions {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dockyard-contract-swarm-"));
+  const env = structuredClone(readEnvironmentFile(stack)) as Record<string, any>;
+  env.fleet = { mode: "swarm" };
+  const environmentFile = path.join(dir, "environment.yaml");
+  fs.writeFileSync(environmentFile, YAML.stringify(env));
+  fs.copyFileSync(path.join(STACKS_DIR, `Pulumi.${stack}.yaml`), path.join(dir, `Pulumi.${stack}.yaml`));
+  return { stacksDir: dir, environmentFile };
+}
+
+/** Every stack the contracts run over: the shipped ones, prod in swarm mode and the large generated one. */
+export const CONTRACT_STACKS = [...STACKS, LOCAL_STACK, SWARM_STACK, LARGE_STACK] as const;
 
 let large: RenderOptions | undefined;
 const renders = new Map<string, Promise<Rendered>>();
 /** The render of one contract stack (cached per test file). */
 export function contractRender(stack: string): Promise<Rendered> {
   if (!renders.has(stack)) {
-    const opts = stack === LARGE_STACK ? (large ??= writeLargeStack()) : {};
-    renders.set(stack, renderStack(stack, opts));
+    if (stack === SWARM_STACK) renders.set(stack, renderStack("prod", writeSwarmStack("prod")));
+    else renders.set(stack, renderStack(stack, stack === LARGE_STACK ? (large ??= writeLargeStack()) : {}));
   }
   return renders.get(stack)!;
 }
