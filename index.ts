@@ -182,7 +182,8 @@ rollout.close((name) => hosts.filter(({ host }) => host.hostName === name).map((
 
 export const stack = spec.stack;
 export const region = spec.region;
-export const engine = { channel: spec.engine.channel, version: spec.engine.version ?? "distribution default" };
+/** The engine every host runs; liveRestore is off in swarm mode (dockerd refuses a swarm with it on). */
+export const engine = { channel: engineSpec.channel, version: engineSpec.version ?? "distribution default", liveRestore: engineSpec.daemon.liveRestore };
 /** Every host with its addresses, data volume and the engine version it reported when ready. */
 export const hostsByName = Object.fromEntries(
   hosts.map(({ group, host, engine: e, endpoints, sshTarget }) => [

@@ -153,7 +153,7 @@ export class SwarmFleet extends pulumi.ComponentResource {
       });
     args.rollout?.gate(first.name, [init]);
     hosts.filter((h) => h !== first).forEach((h, i) => args.rollout?.gate(h.name, [joins[i]]));
-    this.provider = new docker.Provider(`${name}-swarm`, dockerProviderArgs(first.connection), { parent: this, dependsOn: [init] });
+    this.provider = new docker.Provider(`${name}-managers`, dockerProviderArgs(first.connection), { parent: this, dependsOn: [init] });
     const onSwarm = { parent: this, provider: this.provider, dependsOn: [init, ...joins] };
 
     // Images by digest on every host of their group, pulled by the host's CLI.

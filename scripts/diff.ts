@@ -20,7 +20,7 @@
  */
 import * as zlib from "node:zlib";
 import type { Argv, CommandModule } from "yargs";
-import { ConfigError, KNOB_KEYS, SECRET_PLACEHOLDER } from "../stacks";
+import { ConfigError, ENVIRONMENT_FILE, EnvironmentFileSchema, KNOB_KEYS, SECRET_PLACEHOLDER, readEnvironmentFile } from "../stacks";
 import { COMPUTED_RE } from "./lib/mocks";
 import { displayValue, isSecretValue, prepareRender, renderStack, resourceKey, type Rendered, type RenderedResource, type RenderOptions } from "./lib/render";
 import { EXIT, reported, toStderr, toStdout, type Write } from "./lib/cli";
@@ -29,7 +29,7 @@ import { EXIT, reported, toStderr, toStdout, type Write } from "./lib/cli";
 export interface Difference {
   /** `type name` with the stack name shown as `<stack>`, or `(outputs)`, or `(config)`. */
   resource: string;
-  kind: "added" | "removed" | "type" | "parent" | "property" | "output" | "config";
+  kind: "added" | "removed" | "type" | "parent" | "property" | "output" | "config" | "environment";
   /** Dotted path of the property (`ingress[1].fromPort`), when kind is property/output. */
   path?: string;
   /** Value on side A / side B, display-ready (`(computed)` for cloud-only values). */
@@ -279,6 +279,30 @@ export interface DiffSources {
   program?: string;
 }
 
+/** Leaves of a parsed environment definition, by dotted path (arrays as values). */
+function leaves(v: unknown, at = ""): [string, unknown][] {
+  if (v && typeof v === "object" && !Array.isArray(v)) return Object.entries(v as Record<string, unknown>).flatMap(([k, x]) => leaves(x, at ? `${at}.${k}` : k));
+  return [[at, v]];
+}
+
+/**
+ * The keys in which the two sides' environment definitions differ, defaults applied (an
+ * absent `fleet` is `fleet.mode: static`): so a change of the definition itself, such as
+ * moving to swarm mode, is named as such, besides what it does to the resources.
+ */
+export function environmentDifferences(a: string, b: string, fileA = ENVIRONMENT_FILE, fileB = ENVIRONMENT_FILE): Difference[] {
+  if (fileA === fileB) return [];
+  const pa = EnvironmentFileSchema.safeParse(readEnvironmentFile(a, fileA));
+  const pb = EnvironmentFileSchema.safeParse(readEnvironmentFile(b, fileB));
+  if (!pa.success || !pb.success) return [];
+  const la = new Map(leaves(pa.data));
+  const lb = new Map(leaves(pb.data));
+  return [...new Set([...la.keys(), ...lb.keys()])]
+    .sort()
+    .filter((k) => JSON.stringify(la.get(k)) !== JSON.stringify(lb.get(k)))
+    .map((k): Difference => ({ resource: "(environment)", kind: "environment", path: k, a: la.get(k), b: lb.get(k) }));
+}
+
 /** Runs the three renders and classifies every difference. Throws ConfigError on bad input. */
 export async function checkParity(a: string, b: string, src: DiffSources = {}, progress: (s: string) => void = () => {}): Promise<ParityReport> {
   const optsA: RenderOptions = { stacksDir: src.aStacksDir ?? src.stacksDir, environmentFile: src.aEnvironment ?? src.environment, program: src.program };
@@ -299,13 +323,14 @@ export async function checkParity(a: string, b: string, src: DiffSources = {}, p
   if (bad.length === 2) throw new ConfigError(`${a}+${b}`, bad.flatMap((e) => e.problems));
 
   const base = { a, b, knobKeys: [...KNOB_KEYS] };
+  const environment = environmentDifferences(a, b, optsA.environmentFile ?? ENVIRONMENT_FILE, optsB.environmentFile ?? ENVIRONMENT_FILE);
   // Stack B's knobs must fit stack A's environment; if they do not, the environments differ.
   try {
     prepareRender(a, optsMixed);
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     const real = e.problems.map((p): Difference => ({ resource: "(config)", kind: "config", a: `environment of ${a}`, b: p }));
-    return { ...base, identical: false, allowed: [], real };
+    return { ...base, identical: false, allowed: [], real: [...environment, ...real] };
   }
   progress(`Rendering ${a}, ${b}, and ${a}'s environment with ${b}'s knobs (3 runs of the program, in parallel)...\n`);
   const [ra, rb, rMixed] = await Promise.all([renderStack(a, optsA), renderStack(b, optsB), renderStack(a, optsMixed)]);
@@ -313,7 +338,7 @@ export async function checkParity(a: string, b: string, src: DiffSources = {}, p
   // shown with B's own values.
   const byKnobs = new Set(compareRendered(ra, rMixed).map(differenceKey));
   const allowed = compareRendered(ra, rb).filter((d) => byKnobs.has(differenceKey(d)));
-  const real = compareRendered(rMixed, rb);
+  const real = [...environment, ...compareRendered(rMixed, rb)];
   return { ...base, identical: real.length === 0, allowed, real };
 }
 
@@ -369,6 +394,7 @@ export function formatParity(r: ParityReport): string {
     for (const d of r.real) {
       const [res, prop, va, vb] = rowOf(d, r.a, r.b);
       if (d.kind === "config") s += `error: ${r.b}'s knobs do not fit ${r.a}'s environment: ${vb}\n`;
+      else if (d.kind === "environment") s += `error: environment definition: ${prop} differs: ${r.a}=${va} ${r.b}=${vb}\n`;
       else if (d.kind === "added" || d.kind === "removed") s += `error: ${res} ${prop}\n`;
       else s += `error: ${res}: ${prop} differs: ${r.a}=${va} ${r.b}=${vb}\n`;
     }

@@ -291,6 +291,8 @@ function configProblems(message: string): string[] {
  * missing here is still listed, just without properties (plan --all shows every input).
  */
 export const KEY_PROPERTIES: Record<string, string[]> = {
+  "docker:index/service:Service": ["name", "mode.replicated.replicas", "mode.global", "taskSpec.containerSpec.image", "taskSpec.placement.constraints", "taskSpec.placement.prefs", "updateConfig.order", "updateConfig.failureAction", "endpointSpec.mode", "endpointSpec.ports"],
+  "docker:index/secret:Secret": ["labels"],
   "aws:ec2/instance:Instance": ["instanceType", "ami", "availabilityZone", "subnetId", "metadataOptions.httpTokens", "metadataOptions.httpPutResponseHopLimit", "rootBlockDevice.volumeSize", "rootBlockDevice.encrypted", "keyName", "iamInstanceProfile"],
   "aws:ec2/launchTemplate:LaunchTemplate": ["instanceType", "imageId", "metadataOptions.httpTokens"],
   "aws:ec2/securityGroup:SecurityGroup": ["vpcId", "ingress", "egress"],

@@ -112,7 +112,7 @@ describe("render (mock runtime, child process)", () => {
     const spec = loadStackSpec("dev");
     expect(r.stack).toBe("dev");
     expect(r.outputs.stack).toBe("dev");
-    expect(r.outputs.engine).toEqual({ channel: spec.engine.channel, version: spec.engine.version ?? "distro default" });
+    expect(r.outputs.engine).toEqual({ channel: spec.engine.channel, version: spec.engine.version ?? "distro default", liveRestore: spec.engine.daemon.liveRestore });
     for (const res of r.resources) if (res.parent) expect(r.resources.map((x) => `${x.type}::${x.name}`)).toContain(res.parent);
   });
 
