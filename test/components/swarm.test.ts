@@ -1,0 +1,276 @@
+/**
+ * Swarm mode (issue 14), without a swarm: the pure parts of components/swarm.ts, the shell
+ * of the init and join commands run by bash against a stand-in `docker` that plays the
+ * engine's swarm states, the schema's rules, and the whole program rendered in swarm mode.
+ * What this does not prove: that Docker accepts these specs and forms the swarm; the host
+ * harness does (test/host/swarm.int.test.ts), and the contract rule `swarm` holds the
+ * provider's and dockerd's rules over the render (test/contracts).
+ */
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { gunzipSync } from "node:zlib";
+import * as YAML from "yaml";
+import { describe, expect, it } from "vitest";
+import { DAEMON_JSON, ENV_PATH, renderDaemonJson } from "../../components/engine";
+import { renderHaproxyConfig } from "../../components/proxy";
+import {
+  JOIN_TOKENS_COMMAND,
+  joinToken,
+  managerCount,
+  monitorSeconds,
+  pickManagers,
+  swarmDaemonSettings,
+  swarmEngineLabels,
+  swarmInitCommand,
+  swarmJoinCommand,
+  swarmProxyArgs,
+  swarmProxyRoutes,
+  swarmServiceArgs,
+} from "../../components/swarm";
+import { ConfigError, loadStackSpec, parseEnvironment, readEnvironmentFile, readStackFile, type ServiceSpec } from "../../stacks";
+import { isSecretValue, renderStack } from "../../scripts/lib/render";
+import { writeSwarmStack } from "../contracts/stacks";
+
+const spec = loadStackSpec("prod");
+const web = spec.services.find((s) => s.name === "web")!;
+const logging = spec.engine.daemon;
+
+describe("managers", () => {
+  it("are an odd number: 3 from 3 hosts on, else 1", () => {
+    expect([1, 2, 3, 4, 10].map(managerCount)).toEqual([1, 1, 3, 3, 3]);
+  });
+  it("are one per zone first, in host order, then the next hosts", () => {
+    const hosts = [
+      { name: "a1", zone: "1" },
+      { name: "a2", zone: "2" },
+      { name: "b1", zone: "1" },
+      { name: "b2", zone: "2" },
+    ];
+    expect(pickManagers(hosts)).toEqual(["a1", "a2", "b1"]);
+    expect(pickManagers([...hosts, { name: "c3", zone: "3" }])).toEqual(["a1", "a2", "c3"]);
+    expect(pickManagers(hosts.slice(0, 2))).toEqual(["a1"]);
+  });
+});
+
+describe("the engine in swarm mode", () => {
+  it("has live-restore off and every other daemon setting as the environment says", () => {
+    const d = swarmDaemonSettings(spec.engine.daemon);
+    expect(d.liveRestore).toBe(false);
+    expect({ ...d, liveRestore: spec.engine.daemon.liveRestore }).toEqual(spec.engine.daemon);
+  });
+  it("carries its zone and group as engine labels in daemon.json", () => {
+    const json = renderDaemonJson({ ...spec.engine, daemon: swarmDaemonSettings(spec.engine.daemon) }, "/data", swarmEngineLabels("eu-west-1b", "app"));
+    expect(json.labels).toEqual(["dockyard.zone=eu-west-1b", "dockyard.group=app"]);
+    expect(json["live-restore"]).toBe(false);
+    expect(renderDaemonJson(spec.engine, "/data")).not.toHaveProperty("labels");
+  });
+});
+
+/** Runs a rendered command with bash against a stand-in docker that answers `docker info` from a script of states. */
+function runWithDocker(script: string, states: string[], stdin = ""): { code: number; stderr: string; calls: string[] } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dockyard-swarm-cmd-"));
+  try {
+    fs.writeFileSync(path.join(dir, "states"), states.join("\n") + "\n");
+    fs.writeFileSync(
+      path.join(dir, "docker"),
+      `#!/bin/bash
+echo "$*" >> "${dir}/calls"
+if [ "$1" = info ]; then
+  n=$(wc -l < "${dir}/calls")
+  s=$(sed -n "\${n}p" "${dir}/states"); [ -n "$s" ] || s=$(tail -n 1 "${dir}/states")
+  echo "$s"
+fi
+`,
+      { mode: 0o755 },
+    );
+    // `sleep` is stubbed too: the pending loop must not take real seconds here.
+    fs.writeFileSync(path.join(dir, "sleep"), "#!/bin/sh\nexit 0\n", { mode: 0o755 });
+    const r = spawnSync("bash", ["-c", script], { input: stdin, env: { ...process.env, PATH: `${dir}:${process.env.PATH}` }, encoding: "utf8" });
+    const calls = fs.existsSync(path.join(dir, "calls")) ? fs.readFileSync(path.join(dir, "calls"), "utf8").trim().split("\n") : [];
+    return { code: r.status ?? -1, stderr: r.stderr, calls };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe("init and join, as bash runs them", () => {
+  const token = "SWMTKN-1-3pu6hszjas19xyp7ghgosyx9k8atbfcr8p2is99znpy26u2lkl-1awxwuwd3z9j1z3puu7rcgdbx";
+  it("init makes the swarm once: an engine already active is left alone", () => {
+    const fresh = runWithDocker(swarmInitCommand("10.0.0.5"), ["inactive"]);
+    expect(fresh.code).toBe(0);
+    expect(fresh.calls).toContain("swarm init --advertise-addr 10.0.0.5 --listen-addr 0.0.0.0:2377");
+    const again = runWithDocker(swarmInitCommand("10.0.0.5"), ["active"]);
+    expect(again.code).toBe(0);
+    expect(again.calls.filter((c) => c.startsWith("swarm"))).toEqual([]);
+  });
+  it("join reads the token from stdin, never from its command line, and joins as told", () => {
+    const script = swarmJoinCommand("10.0.0.5", "10.0.1.7");
+    expect(script).not.toMatch(/SWMTKN-1-[0-9a-z]{10}/);
+    const r = runWithDocker(script, ["inactive"], `${token}\n`);
+    expect(r.code).toBe(0);
+    expect(r.calls).toContain(`swarm join --token ${token} --advertise-addr 10.0.1.7 10.0.0.5:2377`);
+  });
+  it("join waits while a rebooted engine is still pending, then leaves the rejoined one alone", () => {
+    const r = runWithDocker(swarmJoinCommand("10.0.0.5", "10.0.1.7"), ["pending", "pending", "active"], `${token}\n`);
+    expect(r.code).toBe(0);
+    expect(r.calls.filter((c) => c === "info --format {{.Swarm.LocalNodeState}}")).toHaveLength(3);
+    expect(r.calls.filter((c) => c.startsWith("swarm"))).toEqual([]);
+  });
+  it("join stops, saying why, on an engine in error or without a token", () => {
+    const bad = runWithDocker(swarmJoinCommand("10.0.0.5", "10.0.1.7"), ["error"], `${token}\n`);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/swarm state is error; expected active or inactive/);
+    const none = runWithDocker(swarmJoinCommand("10.0.0.5", "10.0.1.7"), ["inactive"], "\n");
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/no swarm join token on stdin/);
+    expect(none.calls.filter((c) => c.startsWith("swarm"))).toEqual([]);
+  });
+  it("pass shellcheck", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dockyard-swarm-sc-"));
+    const files = [swarmInitCommand("10.0.0.5"), swarmJoinCommand("10.0.0.5", "10.0.1.7"), JOIN_TOKENS_COMMAND].map((s, i) => {
+      const f = path.join(dir, `c${i}.sh`);
+      fs.writeFileSync(f, s);
+      return f;
+    });
+    const r = spawnSync("shellcheck", ["-s", "bash", ...files], { encoding: "utf8" });
+    fs.rmSync(dir, { recursive: true, force: true });
+    expect(r.stdout + r.stderr).toBe("");
+    expect(r.status).toBe(0);
+  });
+  it("the tokens' answer gives each role its line", () => {
+    expect(joinToken("SWMTKN-1-a-w\nSWMTKN-1-a-m\n", "worker")).toBe("SWMTKN-1-a-w");
+    expect(joinToken("SWMTKN-1-a-w\nSWMTKN-1-a-m\n", "manager")).toBe("SWMTKN-1-a-m");
+    expect(joinToken("", "manager")).toBe("");
+  });
+});
+
+describe("a service as a swarm service", () => {
+  const withSecret: ServiceSpec = { ...web, secrets: { API_TOKEN: "api-token" }, user: "65534:65534" };
+  const args = swarmServiceArgs("prod", withSecret, logging, { network: "net-id", secrets: [{ envName: "API_TOKEN", id: "sec-id", name: "sec-name" }] });
+  const task = args.taskSpec as any;
+  it("runs the digest with the static replica's limits, user, root, capabilities, health check and logs", () => {
+    expect(args.name).toBe("web");
+    expect(args.mode).toEqual({ replicated: { replicas: web.replicas } });
+    expect(task.containerSpec.image).toBe(`${web.repository}@${web.digest}`);
+    expect(task.containerSpec.user).toBe("65534:65534");
+    expect(task.containerSpec.readOnly).toBe(web.readOnlyRootFilesystem);
+    expect(task.containerSpec.capDrops).toEqual(["ALL"]);
+    expect(task.containerSpec.healthcheck.tests).toEqual(["CMD", "wget", "-q", "-O", "/dev/null", `http://127.0.0.1:${web.containerPort}${web.health.path}`]);
+    expect(task.resources.limits).toEqual({ memoryBytes: web.memoryMb * 1024 * 1024, nanoCpus: web.cpus * 1e9 });
+    expect(task.logDriver).toEqual({ name: logging.logDriver, options: { "max-size": logging.logMaxSize, "max-file": String(logging.logMaxFile) } });
+    expect(task.containerSpec.mounts).toContainEqual({ type: "volume", source: "prod-web-uploads", target: "/srv/uploads" });
+  });
+  it("is placed on its group's hosts, spread over zones (the provider passes prefs as the spread descriptor)", () => {
+    expect(task.placement).toEqual({ constraints: ["engine.labels.dockyard.group==app"], prefs: ["engine.labels.dockyard.zone"] });
+  });
+  it("updates start-first one task at a time, watched for its health, and rolls back on failure", () => {
+    expect(args.updateConfig).toMatchObject({ parallelism: 1, order: "start-first", failureAction: "rollback", maxFailureRatio: "0" });
+    expect(args.rollbackConfig).toMatchObject({ parallelism: 1, order: "start-first", failureAction: "pause" });
+    // startPeriod 5s + (retries 3 + 1) x (interval 5s + timeout 2s) = 33 s.
+    expect(monitorSeconds(web)).toBe(33);
+    expect((args.updateConfig as any).monitor).toBe("33s");
+  });
+  it("is found by DNS round robin, publishes nothing itself, attaches its network by id", () => {
+    expect(args.endpointSpec).toEqual({ mode: "dnsrr" });
+    expect(task.networksAdvanceds).toEqual([{ id: "net-id", aliases: ["web"] }]);
+  });
+  it("reads its secrets from swarm secret files owned by its user, named by <NAME>_FILE; never as a value", () => {
+    expect(task.containerSpec.secrets).toEqual([{ secretId: "sec-id", secretName: "sec-name", fileName: "/run/secrets/API_TOKEN", fileUid: "65534", fileGid: "65534", fileMode: 0o400 }]);
+    expect(task.containerSpec.env.API_TOKEN_FILE).toBe("/run/secrets/API_TOKEN");
+    expect(JSON.stringify(args)).not.toContain("api-token");
+  });
+});
+
+describe("the proxy as a global service", () => {
+  const routes = swarmProxyRoutes(spec.services, "app");
+  const args = swarmProxyArgs("prod", "app", routes, spec.proxyImage!, { id: "cfg-id", name: "cfg-name" }, { web: "net-id" }, logging, spec.proxy);
+  it("finds the replicas of every host through tasks.<service>", () => {
+    expect(routes).toEqual([{ service: "web", address: "tasks.web", publishPort: 80, containerPort: web.containerPort, healthPath: web.health.path, replicas: web.replicas }]);
+    expect(renderHaproxyConfig(routes)).toMatch(/server-template web \d+ tasks\.web:8080 check/);
+  });
+  it("runs once per host of its group, publishing in host mode, and updates stop-first (a host port binds once)", () => {
+    expect(args.mode).toEqual({ global: true });
+    expect((args.taskSpec as any).placement.constraints).toEqual(["engine.labels.dockyard.group==app"]);
+    expect(args.endpointSpec).toEqual({ mode: "dnsrr", ports: [{ targetPort: 80, publishedPort: 80, publishMode: "host", protocol: "tcp" }] });
+    expect(args.updateConfig).toMatchObject({ order: "stop-first", parallelism: 1, failureAction: "rollback" });
+  });
+  it("reads its configuration from a swarm config, as its non-root user, with the static proxy's limits", () => {
+    const c = (args.taskSpec as any).containerSpec;
+    expect(c.configs).toEqual([{ configId: "cfg-id", configName: "cfg-name", fileName: "/usr/local/etc/haproxy/haproxy.cfg", fileUid: "99", fileGid: "99", fileMode: 0o444 }]);
+    expect(c.user).toBe(spec.proxy.user);
+    expect(c.readOnly).toBe(true);
+    expect((args.taskSpec as any).resources.limits).toEqual({ memoryBytes: spec.proxy.memoryMb * 1024 * 1024, nanoCpus: spec.proxy.cpus * 1e9 });
+  });
+});
+
+describe("the schema", () => {
+  const swarmEnv = (stack: string) => ({ ...(structuredClone(readEnvironmentFile(stack)) as Record<string, unknown>), fleet: { mode: "swarm" } });
+  const problems = (stack: string, change: (c: Record<string, any>) => void = () => {}): string[] => {
+    const config = structuredClone(readStackFile(stack).config) as Record<string, any>;
+    change(config);
+    try {
+      parseEnvironment(stack, swarmEnv(stack), { config });
+      return [];
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      return e.problems;
+    }
+  };
+  it("defaults to static and takes swarm", () => {
+    expect(loadStackSpec("prod").fleetMode).toBe("static");
+    expect(parseEnvironment("prod", swarmEnv("prod"), { config: readStackFile("prod").config }).fleetMode).toBe("swarm");
+  });
+  it("refuses a swarm of fewer than 3 hosts outside dev, naming the file, the key and what is allowed", () => {
+    expect(problems("test")).toEqual([
+      'stack "test": stacks/environment.yaml: fleet.mode: swarm needs 3 managers over availability zones, so at least 3 hosts, and this stack has 2 (stacks/Pulumi.test.yaml: config.dockyard:hostGroups.<group>.count); one manager is allowed only in dev and on local hosts; allowed: more hosts, or fleet.mode static',
+    ]);
+    expect(problems("test", (c) => (c["dockyard:hostGroups"].app.count = 3))).toEqual([]);
+    expect(problems("dev")).toEqual([]);
+    expect(problems("local")).toEqual([]);
+  });
+  it("refuses an unknown mode", () => {
+    expect(() => parseEnvironment("prod", { ...swarmEnv("prod"), fleet: { mode: "kubernetes" } }, { config: readStackFile("prod").config })).toThrow(/fleet\.mode/);
+  });
+});
+
+describe("the program in swarm mode (prod, mock runtime)", () => {
+  const rendered = renderStack("prod", writeSwarmStack("prod"));
+  const userData = (r: Awaited<typeof rendered>, name: string) => {
+    const i = r.resources.find((x) => x.name === `${name}-instance`)!;
+    return YAML.parse(gunzipSync(Buffer.from(String(i.inputs.userDataBase64), "base64")).toString("utf8")) as { write_files: { path: string; content: string }[] };
+  };
+  it("renders every host's engine with live-restore off, its group label and the swarm's TCP ports admitted", async () => {
+    const r = await rendered;
+    for (const h of ["prod-app-1", "prod-app-2", "prod-app-3"]) {
+      const files = userData(r, h).write_files;
+      const daemon = JSON.parse(files.find((f) => f.path === DAEMON_JSON)!.content);
+      expect(daemon["live-restore"]).toBe(false);
+      expect(daemon.labels).toContain("dockyard.group=app");
+      expect(daemon.labels.find((l: string) => l.startsWith("dockyard.zone="))).toMatch(/^dockyard\.zone=computed\(/);
+      expect(files.find((f) => f.path === ENV_PATH)!.content).toContain("ENGINE_LISTEN_PORTS='2377 7946'");
+    }
+    expect(r.outputs.engine).toMatchObject({ liveRestore: false });
+  });
+  it("makes the swarm on the first host, joins the others with the token as a secret, and runs web and the proxy as services", async () => {
+    const r = await rendered;
+    expect(r.outputs.fleetMode).toEqual({ mode: "swarm", managers: ["prod-app-1", "prod-app-2", "prod-app-3"] });
+    const names = r.resources.map((x) => `${x.type} ${x.name}`);
+    expect(names).toContain("command:local:Command swarm-prod-app-1-init");
+    expect(names).toEqual(expect.arrayContaining(["command:local:Command swarm-prod-app-2-join", "command:local:Command swarm-prod-app-3-join"]));
+    for (const j of r.resources.filter((x) => x.name.endsWith("-join"))) expect(isSecretValue(j.inputs.stdin)).toBe(true);
+    const services = r.resources.filter((x) => x.type === "docker:index/service:Service").map((x) => x.inputs.name);
+    expect(services.sort()).toEqual(["proxy-app", "web"]);
+    // No container runs outside the swarm, and no pull is anonymous: every host pulls both images.
+    expect(r.resources.filter((x) => x.type === "docker:index/container:Container")).toEqual([]);
+    for (const h of ["prod-app-1", "prod-app-2", "prod-app-3"]) {
+      expect(String(r.resources.find((x) => x.name === `swarm-${h}-web-pull`)?.inputs.create)).toBe(`docker pull --quiet --platform linux/amd64 ${web.repository}@${web.digest}`);
+      expect(r.resources.find((x) => x.name === `swarm-${h}-proxy-pull`)).toBeDefined();
+    }
+  });
+  it("still registers every host with the front door", async () => {
+    const r = await rendered;
+    expect(r.resources.filter((x) => x.type === "aws:lb/targetGroupAttachment:TargetGroupAttachment")).toHaveLength(3);
+  });
+});
