@@ -66,6 +66,9 @@ export function swarmSecurityGroup(name: string, args: { stack: string; project:
   });
 }
 
+/** swarmkit api/validation/secrets.go MaxSecretSize (secrets; configs may hold 1000 KiB). */
+export const MAX_SECRET_BYTES = 500 * 1024;
+
 /** One host as the swarm sees it. */
 export interface SwarmHost {
   /** Host name; unique in the stack. */
@@ -178,6 +181,9 @@ export class SwarmFleet extends pulumi.ComponentResource {
         onSwarm,
       );
       const secrets = Object.entries(svc.secrets).map(([envName, secretName]) => {
+        // swarmkit api/validation/secrets.go: "secret data must be larger than 0 and less than 512000 bytes".
+        const size = Buffer.byteLength(args.secrets[secretName] ?? "");
+        if (size < 1 || size >= MAX_SECRET_BYTES) throw new Error(`stack "${stack}": secret ${secretName} (service ${svc.name}) is ${size} bytes; a swarm secret holds 1 to ${MAX_SECRET_BYTES - 1} bytes`);
         // Auto-named by Pulumi (`<resource>-<random>`): a new value is a new swarm secret
         // (swarm secrets are immutable), created before the service moves to it.
         const secret = new docker.Secret(
