@@ -10,7 +10,8 @@ import * as path from "node:path";
 import * as zlib from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ENVIRONMENT_FILE, STACKS_DIR } from "../../stacks";
-import { compareRendered, compareValues, normalizeName, sameString } from "../../scripts/diff";
+import { compareRendered, compareValues, environmentDifferences, formatParity, normalizeName, sameString } from "../../scripts/diff";
+import { writeSwarmStack } from "../contracts/stacks";
 import type { Rendered } from "../../scripts/lib/render";
 import { FIXTURE, cli } from "./cli";
 
@@ -104,6 +105,16 @@ describe("comparison rules", () => {
       { resource: "(outputs)", kind: "output", path: "version", a: "1", b: "2" },
     ]);
     expect(compareRendered(a, a)).toEqual([]);
+  });
+});
+
+describe("environment differences", () => {
+  it("name fleet.mode between a static and a swarm definition, defaults applied, and print it as a real difference", () => {
+    const { environmentFile } = writeSwarmStack("prod");
+    const d = environmentDifferences("prod", "prod", ENVIRONMENT_FILE, environmentFile!);
+    expect(d).toEqual([{ resource: "(environment)", kind: "environment", path: "fleet.mode", a: "static", b: "swarm" }]);
+    expect(environmentDifferences("prod", "prod", environmentFile!, environmentFile!)).toEqual([]);
+    expect(formatParity({ a: "prod", b: "prod", identical: false, allowed: [], real: d, knobKeys: [] })).toContain("error: environment definition: fleet.mode differs: prod=static prod=swarm");
   });
 });
 
