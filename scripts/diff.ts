@@ -394,7 +394,6 @@ export function formatParity(r: ParityReport): string {
     for (const d of r.real) {
       const [res, prop, va, vb] = rowOf(d, r.a, r.b);
       if (d.kind === "config") s += `error: ${r.b}'s knobs do not fit ${r.a}'s environment: ${vb}\n`;
-      else if (d.kind === "environment") s += `error: environment definition: ${prop} differs: ${r.a}=${va} ${r.b}=${vb}\n`;
       else if (d.kind === "added" || d.kind === "removed") s += `error: ${res} ${prop}\n`;
       else s += `error: ${res}: ${prop} differs: ${r.a}=${va} ${r.b}=${vb}\n`;
     }

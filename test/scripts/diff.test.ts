@@ -114,7 +114,7 @@ describe("environment differences", () => {
     const d = environmentDifferences("prod", "prod", ENVIRONMENT_FILE, environmentFile!);
     expect(d).toEqual([{ resource: "(environment)", kind: "environment", path: "fleet.mode", a: "static", b: "swarm" }]);
     expect(environmentDifferences("prod", "prod", environmentFile!, environmentFile!)).toEqual([]);
-    expect(formatParity({ a: "prod", b: "prod", identical: false, allowed: [], real: d, knobKeys: [] })).toContain("error: environment definition: fleet.mode differs: prod=static prod=swarm");
+    expect(formatParity({ a: "prod", b: "prod", identical: false, allowed: [], real: d, knobKeys: [] })).toContain("error: (environment): fleet.mode differs: prod=static prod=swarm");
   });
 });
 
