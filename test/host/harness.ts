@@ -7,6 +7,7 @@
  */
 import { execFile, execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
+import * as http from "node:http";
 import * as os from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
@@ -321,6 +322,28 @@ export async function startHost(o: HostOptions): Promise<Host> {
   return { name: o.name, container: o.name, startedAt };
 }
 
+/**
+ * Boots a host `dockyard-<run>-<input.hostName>` from the user-data rendered for `input`, with
+ * a fresh host key pair (in `dir`) and a fresh data volume (`<run>-<hostName>`). Both are
+ * pushed to `track` as soon as they exist, so that the caller's cleanup (removeHost,
+ * destroyDataVolume) finds them even when a later step fails.
+ */
+export async function startRenderedHost(run: string, dir: string, input: AwsUserDataInput, track: { started: Host[]; volumes: DataVolume[] }): Promise<Host> {
+  const hostKey = newKeyPair(dir, `${input.hostName}-host-key`);
+  const data = await createDataVolume(`${run}-${input.hostName}`);
+  track.volumes.push(data);
+  const host = await startHost({
+    name: `dockyard-${run}-${input.hostName}`,
+    userData: renderUserData(input),
+    instanceId: `i-${run}-${input.hostName}`,
+    data,
+    input,
+    hostPrivateKey: fs.readFileSync(hostKey.privateKey, "utf8"),
+  });
+  track.started.push(host);
+  return host;
+}
+
 /** Makes the block volume appear at its stable path in a running host (what udev does on attach). */
 export async function attachVolume(host: Host, data: DataVolume, devicePath: string): Promise<void> {
   if (data.kind !== "block") throw new Error("attachVolume needs a block data volume");
@@ -468,6 +491,34 @@ export function busyboxTar(): Buffer {
 export async function loadImages(host: Host, images: string[]): Promise<void> {
   const tar = execFileSync("docker", ["save", ...images], { maxBuffer: 256 << 20 });
   await sh("docker", ["exec", "-i", host.container, "docker", "load", "-q"], { input: tar, timeoutMs: 180_000 });
+}
+
+/**
+ * One HTTP GET on a new connection, bounded by `timeoutMs`: the status (0: no answer, as on a
+ * timeout, reset or refusal), the body trimmed (or what went wrong) and the milliseconds it took.
+ */
+export function httpGet(o: { host: string; port: number; path: string }, timeoutMs: number): Promise<{ status: number; body: string; ms: number }> {
+  return new Promise((resolve) => {
+    const t0 = Date.now();
+    let done = false;
+    const finish = (status: number, body: string) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      resolve({ status, body: body.trim(), ms: Date.now() - t0 });
+    };
+    const req = http.get({ ...o, agent: false }, (res) => {
+      let body = "";
+      res.on("data", (c) => (body += c));
+      res.on("end", () => finish(res.statusCode ?? 0, body));
+      res.on("error", (e) => finish(0, String(e)));
+    });
+    const timer = setTimeout(() => {
+      req.destroy(new Error("timeout"));
+      finish(0, "timeout");
+    }, timeoutMs);
+    req.on("error", (e) => finish(0, e.message));
+  });
 }
 
 /** A scratch directory for one test run. */
