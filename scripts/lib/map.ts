@@ -51,6 +51,8 @@ export interface EstateMap {
   zonesGiven: boolean;
   ingressCidrs: string[];
   hosts: MapHost[];
+  /** environment.yaml fleet.mode: in swarm mode the swarm places the replicas; the map shows where static placement would. */
+  fleetMode?: EnvironmentSpec["fleetMode"];
 }
 
 /**
@@ -79,6 +81,7 @@ export function estateMap(spec: EnvironmentSpec, opts: { zones?: number } = {}):
     zones,
     zonesGiven: opts.zones !== undefined,
     ingressCidrs: spec.access.ingressCidrs,
+    fleetMode: spec.fleetMode,
     hosts: hosts.map((h) => {
       const replicas = spec.services.flatMap((s) =>
         replicaSlots(s.name, { [h.name]: placements[s.name][h.name] ?? 0 }).map((r) => ({ service: s.name, slot: r.slot, digest: s.digest, containerPort: s.containerPort })),
@@ -136,6 +139,9 @@ export function formatMap(map: EstateMap): string {
       ? `  %% AZ k: the k-th of the region's default subnets, sorted by AZ name; the region is taken to have ${map.zones} (--zones).`
       : `  %% AZ k: the k-th of the region's default subnets, sorted by AZ name (host k of each group is placed there; a region with fewer wraps: --zones).`,
   );
+  if (map.fleetMode === "swarm") {
+    out.push("  %% fleet.mode swarm: the swarm places the replicas (spread over zones) and moves them off a dead host; shown where static placement would put them. Each proxy reaches every replica of its group.");
+  }
   const edges: string[] = [];
   const cidrs = [...new Set(map.ingressCidrs)].sort();
   out.push(cidrs.length > 0 ? `  clients(["${lines("clients", ...cidrs)}"])` : `  clients(["${lines("no clients: dockyard:ingressCidrs is empty")}"])`);
