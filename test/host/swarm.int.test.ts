@@ -98,15 +98,17 @@ const PROXY = "dockyard-test/haproxy:local";
 /** The registry namespace: the stack's `dockyard:registry` is `<this file's registry>/<NAMESPACE>`. */
 const NAMESPACE = "dockyard-test";
 type Version = "v1" | "bad" | "v2";
-/** Web replicas: one per zone, so that each host killed has one to reschedule. */
+/** Web replicas (the stack file's dockyard:replicas.web here): one per zone, so that each host killed has one to reschedule. */
 const REPLICAS = 3;
 /** Requests per second over the three hosts. */
 const RATE = 15;
 /**
  * A request's bound. Longer than the proxy's connect timeout (2 s, renderHaproxyConfig): a
  * request the proxy sent to a task that just died waits that long, then is retried on
- * another replica (`retries`, `option redispatch`) and answered; such an answer is counted
- * as slow (over SLOW_MS), which a client with a 2 s timeout would have counted as failed.
+ * another replica (`retries`, `option redispatch`) and answered; 4 s when the retry met a
+ * second dead task (a host that ran two replicas since an earlier rescheduling: swarm does
+ * not rebalance). Such an answer is counted as slow (over SLOW_MS): a client with a 2 s
+ * timeout would have counted it as failed.
  */
 const REQUEST_TIMEOUT_MS = 5000;
 const SLOW_MS = 2000;
