@@ -722,8 +722,14 @@ describe("swarm mode on three real hosts", () => {
   it("an update to an unhealthy image rolls back by itself; none of its tasks served a request", async () => {
     const { state, seconds, shots } = await updateUnderLoad("bad", "v1");
     const c = count(shots);
-    report("bad update", c, `${state}, back on v1 after ${seconds.toFixed(1)} s`);
+    // The bad image did run: swarm started its task(s), which never became healthy (a task with a health check is running only once healthy).
+    const everyTask = await api<Task[]>("GET", `/tasks?filters=${encodeURIComponent(JSON.stringify({ service: ["web"] }))}`);
+    const bad = everyTask.filter((t) => t.Spec.ContainerSpec.Image.endsWith(digests.bad));
+    const badStates = bad.map((t) => `${t.Status.State}${t.Status.Err ? ` (${t.Status.Err})` : ""}`);
+    report("bad update", c, `${state}, back on v1 after ${seconds.toFixed(1)} s; the bad image's tasks: ${badStates.join(", ")}`);
     expect(state).toBe("rollback_completed");
+    expect(bad.length).toBeGreaterThan(0);
+    expect(bad.filter((t) => t.Status.State === "running")).toEqual([]);
     expect(c.versions.bad ?? 0).toBe(0);
     expect(c.failedToLive).toEqual([]);
     expect(c.slowToLive).toEqual([]);
