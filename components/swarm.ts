@@ -81,12 +81,13 @@ export function swarmEngineLabels(zone: string, group: string): string[] {
 /**
  * The engine's swarm state once it settled: right after a boot with kept swarm state it is
  * `pending` for a moment while the node reconnects; joining then would fail ("This node is
- * already part of a swarm"). Waits up to 2 minutes.
+ * already part of a swarm"); so is an engine that does not answer yet. Waits up to 2 minutes.
  */
 const SETTLED_STATE = [
   "for _ in $(seq 60); do",
-  `  state=$(docker info --format '{{.Swarm.LocalNodeState}}')`,
-  `  [ "$state" != pending ] && break`,
+  // An engine that does not answer yet (dockerd restarting) is waited for too, not a failure.
+  `  state=$(docker info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null) || state=unreachable`,
+  `  [ "$state" != pending ] && [ "$state" != unreachable ] && break`,
   "  sleep 2",
   "done",
 ];

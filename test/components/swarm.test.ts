@@ -80,6 +80,7 @@ echo "$*" >> "${dir}/calls"
 if [ "$1" = info ]; then
   n=$(wc -l < "${dir}/calls")
   s=$(sed -n "\${n}p" "${dir}/states"); [ -n "$s" ] || s=$(tail -n 1 "${dir}/states")
+  if [ "$s" = down ]; then echo "Cannot connect to the Docker daemon" >&2; exit 1; fi
   echo "$s"
 fi
 `,
@@ -117,6 +118,14 @@ describe("init and join, as bash runs them", () => {
     expect(r.code).toBe(0);
     expect(r.calls.filter((c) => c === "info --format {{.Swarm.LocalNodeState}}")).toHaveLength(3);
     expect(r.calls.filter((c) => c.startsWith("swarm"))).toEqual([]);
+  });
+  it("init and join wait for an engine that does not answer yet", () => {
+    const r = runWithDocker(swarmInitCommand("10.0.0.5"), ["down", "down", "inactive"]);
+    expect(r.code).toBe(0);
+    expect(r.calls).toContain("swarm init --advertise-addr 10.0.0.5 --listen-addr 0.0.0.0:2377");
+    const j = runWithDocker(swarmJoinCommand("10.0.0.5", "10.0.1.7"), ["down", "active"], `${token}\n`);
+    expect(j.code).toBe(0);
+    expect(j.calls.filter((c) => c.startsWith("swarm"))).toEqual([]);
   });
   it("join stops, saying why, on an engine in error or without a token", () => {
     const bad = runWithDocker(swarmJoinCommand("10.0.0.5", "10.0.1.7"), ["error"], `${token}\n`);
