@@ -112,7 +112,9 @@ export function renderHaproxyConfig(routes: readonly ProxyRoute[], opts: ProxyOp
     "    log global",
     "    option httplog",
     "    option dontlognull",
-    "    timeout connect 2s",
+    "    # Replicas are on this host or (swarm mode) a few ms away: a connect that takes longer",
+    "    # is to a replica that died; give up soon and replay the request on another one.",
+    "    timeout connect 500ms",
     "    timeout client 30s",
     "    timeout server 30s",
     "    timeout http-request 10s",
@@ -121,7 +123,10 @@ export function renderHaproxyConfig(routes: readonly ProxyRoute[], opts: ProxyOp
     "    retries 3",
     "    option redispatch 1",
     "    retry-on all-retryable-errors",
-    "    default-server init-addr none resolvers docker resolve-prefer ipv4",
+    "    # A connection error in live traffic takes the replica out at once, not after its",
+    "    # checks fail (HAProxy 2.6 configuration.txt, observe / on-error mark-down): the",
+    "    # requests right after a replica dies meet it once, not once per request until then.",
+    "    default-server init-addr none resolvers docker resolve-prefer ipv4 observe layer4 error-limit 1 on-error mark-down",
   ];
   for (const r of [...routes].sort((a, b) => a.service.localeCompare(b.service))) {
     lines.push(

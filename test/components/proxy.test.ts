@@ -14,6 +14,9 @@ describe("renderHaproxyConfig", () => {
     expect(cfg).toContain("http-check expect rstatus ^2");
     expect(cfg).toMatch(/server-template web 10 web:8080 check inter 1s .*fall 2 rise 2/);
     expect(cfg).toContain("default-server init-addr none resolvers docker");
+    // A dead replica costs a request at most 500 ms once, then is out (swarm host test: 12-26 requests waited 2-4 s before).
+    expect(cfg).toContain("timeout connect 500ms");
+    expect(cfg).toMatch(/default-server .* observe layer4 error-limit 1 on-error mark-down/);
     expect(cfg).toContain("retry-on all-retryable-errors");
     expect(cfg).toContain("option redispatch");
   });

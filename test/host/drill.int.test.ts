@@ -544,9 +544,9 @@ beforeAll(async () => {
   if (names.length !== 2) throw new Error(`the drill needs a stack with two hosts; ${STACK} has ${names.join(", ")}`);
   const config = String(rendered.find((r) => r.name === `fleet-${names[0]}-proxy-config`)?.inputs.stdin ?? "");
   const server = / check inter (\d+)s .*fall (\d+) /.exec(config);
-  const connect = /timeout connect (\d+)s/.exec(config);
+  const connect = /timeout connect (\d+)(ms|s)\b/.exec(config);
   if (!server || !connect) throw new Error(`cannot read the proxy's check timing from its rendered configuration:\n${config}`);
-  proxyCheck = { inter: Number(server[1]), fall: Number(server[2]), connect: Number(connect[1]) };
+  proxyCheck = { inter: Number(server[1]), fall: Number(server[2]), connect: Number(connect[1]) / (connect[2] === "ms" ? 1000 : 1) };
   // Both hosts boot at once: the boot is most of this file's time.
   const booted = await Promise.allSettled(names.map((n) => bootHost(spec, n, rendered)));
   const failed = booted.filter((b): b is PromiseRejectedResult => b.status === "rejected");
