@@ -143,21 +143,25 @@ const registry = ecr && spec.createRepositories
 
 // The containers: images by digest, replicas spread over the hosts, a proxy per host
 // (static); or a swarm of the stack's hosts running the services and a proxy per group (swarm).
+const fleetArgs = {
+  stack: spec.stack,
+  services: spec.services,
+  secrets: spec.secrets,
+  architecture: spec.os.architecture,
+  logging: spec.engine.daemon,
+  proxyImage: spec.proxyImage,
+  /** The proxy's CPU, memory and PIDs limits and its non-root user (CIS 5.12, 5.29, 4.1). */
+  proxy: spec.proxy,
+  rollout,
+};
 const fleet = swarm
   ? new SwarmFleet("swarm", {
-      stack: spec.stack,
+      ...fleetArgs,
       // Hosts of different ordinals sit in different zones (components/host.ts pickSubnet).
       hosts: hosts.map(({ group, ordinal, host, engine: e }) => ({ name: host.hostName, group: group.name, zone: String(ordinal), address: host.privateIp, connection: host.connection, ready: e, readyId: e.readyId })),
-      services: spec.services,
-      secrets: spec.secrets,
-      architecture: spec.os.architecture,
-      logging: spec.engine.daemon,
-      proxyImage: spec.proxyImage,
-      proxy: spec.proxy,
-      rollout,
     })
   : new ContainerFleet("fleet", {
-      stack: spec.stack,
+      ...fleetArgs,
       hosts: hosts.map(({ group, host, engine: e }) => ({
         name: host.hostName,
         group: group.name,
@@ -167,14 +171,6 @@ const fleet = swarm
         // The front door re-admits a host after its healthy threshold x interval; local hosts have none.
         admitSeconds: frontDoors.has(group.name) ? frontDoorAdmitSeconds() : 0,
       })),
-      services: spec.services,
-      secrets: spec.secrets,
-      architecture: spec.os.architecture,
-      logging: spec.engine.daemon,
-      proxyImage: spec.proxyImage,
-      /** The proxy's CPU, memory and PIDs limits and its non-root user (CIS 5.12, 5.29, 4.1). */
-      proxy: spec.proxy,
-      rollout,
     });
 // The fleet gave every host its gate (static: its serving gate; swarm: its init or join); a
 // host it placed nothing on ends its turn once its engine is ready.

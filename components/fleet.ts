@@ -165,6 +165,12 @@ export function proxyHealthcheckTests(): string[] {
   return ["CMD", "haproxy", "-c", "-q", "-f", PROXY_CONFIG_PATH];
 }
 
+/** A service's health check as Docker takes it, for its containers and (swarm mode) its service's tasks alike. */
+export function serviceHealthcheck(svc: Pick<ServiceSpec, "containerPort" | "health">): { tests: string[]; interval: string; timeout: string; retries: number; startPeriod: string } {
+  const h = svc.health;
+  return { tests: healthcheckTests(svc.containerPort, h.path), interval: h.interval, timeout: h.timeout, retries: h.retries, startPeriod: h.startPeriod };
+}
+
 /** Docker health check command: the image must have `wget` (busybox or GNU). */
 export function healthcheckTests(port: number, path: string): string[] {
   return ["CMD", "wget", "-q", "-O", "/dev/null", `http://127.0.0.1:${port}${path}`];
@@ -350,13 +356,7 @@ export function replicaContainerArgs(stack: string, svc: ServiceSpec, logging: F
     capabilities: { drops: ["ALL"] },
     securityOpts: ["no-new-privileges:true"],
     ...containerLogging(logging),
-    healthcheck: {
-      tests: healthcheckTests(svc.containerPort, svc.health.path),
-      interval: svc.health.interval,
-      timeout: svc.health.timeout,
-      retries: svc.health.retries,
-      startPeriod: svc.health.startPeriod,
-    },
+    healthcheck: serviceHealthcheck(svc),
     wait: true,
     waitTimeout: healthWaitSeconds(svc.health),
     destroyGraceSeconds: STOP_GRACE_SECONDS,

@@ -29,7 +29,7 @@
 import * as crypto from "node:crypto";
 import type * as docker from "@pulumi/docker";
 import { MAX_MANAGERS, type DaemonSettings, type ProxySettings, type ServiceSpec } from "../stacks/schema";
-import { PROXY_HEALTH, containerLogging, durationSeconds, healthcheckTests, imageRef, proxyHealthcheckTests, serviceLabels, serviceVolumeName, type FleetLogging } from "./fleet";
+import { PROXY_HEALTH, containerLogging, durationSeconds, imageRef, proxyHealthcheckTests, serviceHealthcheck, serviceLabels, serviceVolumeName, type FleetLogging } from "./fleet";
 import { PROXY_CONFIG_PATH, type ProxyRoute } from "./proxy";
 
 /** The ports swarm mode needs between the stack's hosts, and only between them (docs.docker.com/engine/swarm/swarm-tutorial). */
@@ -202,13 +202,7 @@ export function swarmServiceArgs(stack: string, svc: ServiceSpec, logging: Fleet
         user: svc.user,
         readOnly: svc.readOnlyRootFilesystem,
         capDrops: ["ALL"],
-        healthcheck: {
-          tests: healthcheckTests(svc.containerPort, svc.health.path),
-          interval: svc.health.interval,
-          timeout: svc.health.timeout,
-          retries: svc.health.retries,
-          startPeriod: svc.health.startPeriod,
-        },
+        healthcheck: serviceHealthcheck(svc),
         mounts: [
           ...Object.entries(svc.volumes).map(([vol, target]) => ({ type: "volume", source: serviceVolumeName(stack, svc.name, vol), target })),
           ...(svc.readOnlyRootFilesystem ? [{ type: "tmpfs", target: "/tmp", tmpfsOptions: { sizeBytes: 64 * 1024 * 1024, mode: 0o1777 } }] : []),
