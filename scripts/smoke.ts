@@ -124,10 +124,12 @@ export function smokeTargets(spec: EnvironmentSpec, outputs: Record<string, unkn
   return { targets, skipped };
 }
 
+const isTimeout = (e: unknown) => (e as Error)?.name === "TimeoutError" || (e as Error)?.name === "AbortError";
+
 /** Why a fetch failed, in a few words: the system error code where there is one. */
 function fetchError(e: unknown, timeoutMs: number): string {
   const err = e as Error & { cause?: { code?: string; message?: string } };
-  if (err?.name === "TimeoutError" || err?.name === "AbortError") return `no answer within ${(timeoutMs / 1000).toFixed(1)}s`;
+  if (isTimeout(err)) return `no answer within ${(timeoutMs / 1000).toFixed(1)}s`;
   const code = err?.cause?.code;
   if (code === "ECONNREFUSED") return "connection refused";
   if (code === "ECONNRESET") return "connection reset";
@@ -138,8 +140,18 @@ function fetchError(e: unknown, timeoutMs: number): string {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
+ * A retry is started only with this much time left before the deadline: on a busy machine a
+ * sleep can overrun, and a request cut to a few milliseconds would end in "no answer" and
+ * hide what the host last said (seen in CI: "FAILED (no answer within 0.0s)" for a host that
+ * answered 500 every time).
+ */
+export const MIN_RETRY_MS = 250;
+
+/**
  * Asks one endpoint until it answers 2xx or the deadline passes: each request may take
  * REQUEST_TIMEOUT_MS at most (less near the deadline), with `intervalMs` between attempts.
+ * The verdict carries the last answer; a later request that the deadline cut short and that
+ * got none does not replace an earlier answer (status or error).
  */
 export async function probe(target: SmokeTarget, opts: { deadline: number; intervalMs: number }): Promise<SmokeResult> {
   const start = Date.now();
@@ -147,7 +159,9 @@ export async function probe(target: SmokeTarget, opts: { deadline: number; inter
   let status: number | undefined;
   let error: string | undefined;
   for (;;) {
-    const budget = Math.min(REQUEST_TIMEOUT_MS, Math.max(opts.deadline - Date.now(), 1));
+    const left = opts.deadline - Date.now();
+    if (attempts > 0 && left < MIN_RETRY_MS) break;
+    const budget = Math.min(REQUEST_TIMEOUT_MS, Math.max(left, 1));
     attempts++;
     try {
       const res = await fetch(target.url, { signal: AbortSignal.timeout(budget), redirect: "manual", headers: { "user-agent": "dockyard-smoke" } });
@@ -157,8 +171,11 @@ export async function probe(target: SmokeTarget, opts: { deadline: number; inter
       error = undefined;
       if (res.status >= 200 && res.status < 300) return { ...target, outcome: "ok", status, attempts, seconds: (Date.now() - start) / 1000 };
     } catch (e) {
-      status = undefined;
-      error = fetchError(e, budget);
+      const cutShort = budget < REQUEST_TIMEOUT_MS && isTimeout(e);
+      if (!(cutShort && attempts > 1)) {
+        status = undefined;
+        error = fetchError(e, budget);
+      }
     }
     if (Date.now() + opts.intervalMs >= opts.deadline) break;
     await sleep(opts.intervalMs);

@@ -15,7 +15,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as YAML from "yaml";
 import { readEnvironmentFile, STACKS_DIR } from "../../stacks";
-import { runSmoke, type SmokeArgs, type SmokeReport } from "../../scripts/smoke";
+import { MIN_RETRY_MS, probe, runSmoke, type SmokeArgs, type SmokeReport } from "../../scripts/smoke";
 import { cli } from "./cli";
 
 const HOSTS = { "test-app-1": "127.0.0.1", "test-app-2": "127.0.0.2" } as const;
@@ -142,6 +142,27 @@ describe("dockyard smoke", () => {
     expect(Number(/(\d+) attempts/.exec(line)![1])).toBeGreaterThanOrEqual(2);
     expect(seen["127.0.0.2"].length).toBe(Number(/(\d+) attempts/.exec(line)![1]));
     expect(r.out).toMatch(/1 ok, 1 failed, 1 not checked\./);
+  });
+
+  it("a retry the deadline cuts short keeps the host's last answer: 500, then no answer before the deadline, is reported as HTTP 500", async () => {
+    let n = 0;
+    // First request: 500 at once; every later one: never answered (the deadline cuts it).
+    await serve({ "test-app-1": (req, res) => (++n === 1 ? answer(500)(req, res) : undefined) });
+    const target = { service: "web", host: "test-app-1", url: `http://127.0.0.1:${port}/healthz` };
+    const r = await probe(target, { deadline: Date.now() + 1_000, intervalMs: 100 });
+    expect(r).toMatchObject({ outcome: "failed", status: 500 });
+    expect(r.error).toBeUndefined();
+    expect(r.attempts).toBe(2);
+    expect(seen["127.0.0.1"]).toHaveLength(2);
+  });
+
+  it(`no retry is started with less than ${MIN_RETRY_MS} ms left before the deadline (it could only end in "no answer")`, async () => {
+    await serve({ "test-app-1": answer(500) });
+    const target = { service: "web", host: "test-app-1", url: `http://127.0.0.1:${port}/healthz` };
+    // Deadline 300 ms away, 100 ms between attempts: after the first answer and the sleep, under 250 ms are left.
+    const r = await probe(target, { deadline: Date.now() + MIN_RETRY_MS + 50, intervalMs: 100 });
+    expect(r).toMatchObject({ outcome: "failed", status: 500, attempts: 1 });
+    expect(seen["127.0.0.1"]).toHaveLength(1);
   });
 
   it("connection refused (no proxy listening) is reported as such: exit 1", async () => {
