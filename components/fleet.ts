@@ -63,11 +63,12 @@ export interface FleetHost {
   admitSeconds?: number;
 }
 
-export interface ContainerFleetArgs {
+/** What both fleet modes take (ContainerFleet: static placement; SwarmFleet: swarm mode), over their kind of host. */
+export interface FleetArgs<Host> {
   /** Stack name; becomes the `dockyard.stack` label and part of Docker object names. */
   stack: string;
-  /** Hosts, in group order (placement gives extra replicas to the first hosts). */
-  hosts: FleetHost[];
+  /** Hosts, in group order (static placement gives extra replicas to the first hosts). */
+  hosts: Host[];
   /** Services to run, from the stack's EnvironmentSpec. */
   services: ServiceSpec[];
   /** Secret name -> value (plain strings from the spec); wrapped as Pulumi secrets here. */
@@ -83,19 +84,22 @@ export interface ContainerFleetArgs {
    */
   proxyImage?: string;
   /**
-   * The proxy container's limits and user (environment.yaml `proxy:`; defaults 0.5 CPUs,
-   * 128 MiB, 128 PIDs, user "99:99", the official haproxy image's haproxy user). `user`
-   * must be able to read the image's haproxy binary and libraries; it binds the published
-   * ports, below 1024 too, through the container's ip_unprivileged_port_start sysctl.
-   * Unused without `proxyImage`.
+   * The proxy's limits and user (environment.yaml `proxy:`; defaults 0.5 CPUs, 128 MiB,
+   * 128 PIDs, user "99:99", the official haproxy image's haproxy user). `user` must be able
+   * to read the image's haproxy binary and libraries; it binds the published ports, below
+   * 1024 too, through the container's ip_unprivileged_port_start sysctl. Unused without
+   * `proxyImage`.
    */
   proxy: ProxySettings;
   /**
    * The order hosts roll in (components/rollout.ts), shared with the hosts' machines; the
-   * fleet gives it each host's serving gate. Unset: one host at a time per group, the fleet's own.
+   * fleet gives each host's turn its end (static: the serving gate; swarm: the init or join).
+   * Unset: one host at a time per group, the fleet's own.
    */
   rollout?: RolloutOrder;
 }
+
+export type ContainerFleetArgs = FleetArgs<FleetHost>;
 
 /** What the promote command reads from the stack output `services`. */
 export interface ServiceOutput {

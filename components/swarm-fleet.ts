@@ -28,12 +28,10 @@ import * as aws from "@pulumi/aws";
 import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import type { DaemonSettings, ProxySettings, ServiceSpec } from "../stacks/schema";
-import { dockerPlatform, type Architecture } from "../stacks/os";
+import { dockerPlatform } from "../stacks/os";
 import { dockerProviderArgs, hostCommandArgs, type HostConnection } from "./connection";
-import { imageRef, serviceLabels, serviceNetworkName, type ServiceOutput } from "./fleet";
+import { imageRef, serviceLabels, serviceNetworkName, type FleetArgs, type ServiceOutput } from "./fleet";
 import { renderHaproxyConfig } from "./proxy";
-import type { RolloutOrder } from "./rollout";
 import {
   JOIN_TOKENS_COMMAND,
   joinToken,
@@ -87,26 +85,13 @@ export interface SwarmHost {
   readyId?: pulumi.Input<string>;
 }
 
-export interface SwarmFleetArgs {
-  stack: string;
-  /** Every host of the stack, in stack order. */
-  hosts: SwarmHost[];
-  services: ServiceSpec[];
-  /** Secret name -> value (plain strings from the spec); wrapped as Pulumi secrets here. */
-  secrets: Record<string, string>;
-  architecture: Architecture;
-  logging: Pick<DaemonSettings, "logDriver" | "logMaxSize" | "logMaxFile">;
-  /** The proxy image `<repository>@sha256:<digest>`; unset: no proxy, no published port. */
-  proxyImage?: string;
-  proxy: ProxySettings;
-  /**
-   * The order hosts roll in (components/rollout.ts): in swarm mode a host's turn ends with its
-   * init or join (the engine is in the swarm again, and swarm starts its tasks), not with a
-   * serving gate on its containers, which would depend on the services, which depend on
-   * every host's join: a cycle with the next batch's machines.
-   */
-  rollout?: RolloutOrder;
-}
+/**
+ * FleetArgs over every host of the stack, in stack order. `rollout`: in swarm mode a host's
+ * turn ends with its init or join (the engine is in the swarm again, and swarm starts its
+ * tasks), not with a serving gate on its containers, which would depend on the services,
+ * which depend on every host's join: a cycle with the next batch's machines.
+ */
+export type SwarmFleetArgs = FleetArgs<SwarmHost>;
 
 export class SwarmFleet extends pulumi.ComponentResource {
   /** Service name -> digest, image, replicas and the hosts of its group (stack output `services`); resolves once every service converged. */
