@@ -157,7 +157,8 @@ const fleetArgs = {
 const fleet = swarm
   ? new SwarmFleet("swarm", {
       ...fleetArgs,
-      // Hosts of different ordinals sit in different zones (components/host.ts pickSubnet).
+      // Ordinals 1..N sit in N different zones where the region's default VPC has N subnets or
+      // more (components/host.ts pickSubnet: ordinal mod the subnets); managers are picked by it.
       hosts: hosts.map(({ group, ordinal, host, engine: e }) => ({ name: host.hostName, group: group.name, zone: String(ordinal), address: host.privateIp, connection: host.connection, ready: e, readyId: e.readyId })),
     })
   : new ContainerFleet("fleet", {

@@ -73,7 +73,7 @@ export interface SwarmHost {
   name: string;
   /** Host group. */
   group: string;
-  /** Where the host is placed, as far as the program knows before the cloud answers (hosts of different ordinals are in different zones: components/host.ts pickSubnet). */
+  /** Where the host is placed, as far as the program knows before the cloud answers: its ordinal in its group (components/host.ts pickSubnet puts ordinals 1..N in N zones when the VPC has N subnets or more). */
   zone: string;
   /** The address the other hosts reach it at (EC2: its private address). */
   address: pulumi.Input<string>;
