@@ -30,7 +30,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { dockerPlatform } from "../stacks/os";
 import { dockerProviderArgs, hostCommandArgs, type HostConnection } from "./connection";
-import { imageRef, serviceLabels, serviceNetworkName, type FleetArgs, type ServiceOutput } from "./fleet";
+import { imageRef, serviceLabels, type FleetArgs, type ServiceOutput } from "./fleet";
 import { renderHaproxyConfig } from "./proxy";
 import {
   JOIN_TOKENS_COMMAND,
@@ -44,6 +44,8 @@ import {
   swarmProxyArgs,
   swarmProxyRoutes,
   swarmServiceArgs,
+  staticLeftoversCommand,
+  swarmNetworkName,
 } from "./swarm";
 
 /**
@@ -139,8 +141,9 @@ export class SwarmFleet extends pulumi.ComponentResource {
           { parent: this, dependsOn: [h.ready, tokens] },
         );
       });
-    args.rollout?.gate(first.name, [init]);
-    hosts.filter((h) => h !== first).forEach((h, i) => args.rollout?.gate(h.name, [joins[i]]));
+    // Each host's way into the swarm: its init or its join; it ends the host's rollout turn.
+    const entered = new Map<string, command.local.Command>([[first.name, init], ...hosts.filter((h) => h !== first).map((h, i) => [h.name, joins[i]] as const)]);
+    for (const [host, step] of entered) args.rollout?.gate(host, [step]);
     this.provider = new docker.Provider(`${name}-managers`, dockerProviderArgs(first.connection), { parent: this, dependsOn: [init] });
     const onSwarm = { parent: this, provider: this.provider, dependsOn: [init, ...joins] };
 
@@ -162,7 +165,7 @@ export class SwarmFleet extends pulumi.ComponentResource {
     for (const svc of services) {
       networks[svc.name] = new docker.Network(
         `${name}-${svc.name}-net`,
-        { name: serviceNetworkName(stack, svc.name), driver: "overlay", attachable: false, labels: serviceLabels(stack, svc.name) },
+        { name: swarmNetworkName(stack, svc.name), driver: "overlay", attachable: false, labels: serviceLabels(stack, svc.name) },
         onSwarm,
       );
       const secrets = Object.entries(svc.secrets).map(([envName, secretName]) => {
@@ -194,6 +197,17 @@ export class SwarmFleet extends pulumi.ComponentResource {
       );
     }
 
+    // On every host, once its group's services converged: what a static fleet of the stack
+    // left there (a stack moved in place from static mode), before its group's proxy takes the ports.
+    const leftovers = hosts.map(
+      (h) =>
+        new command.local.Command(
+          `${name}-${h.name}-static-leftovers`,
+          hostCommandArgs(h.connection, { create: staticLeftoversCommand(stack), triggers: [h.connection.target, ...(h.readyId !== undefined ? [h.readyId] : [])] }),
+          { parent: this, dependsOn: [entered.get(h.name)!, ...services.filter((svc) => svc.group === h.group).map((svc) => made[svc.name])] },
+        ),
+    );
+
     // Per group with published ports: the proxy, a global service in host-mode publishing.
     const proxies: docker.Service[] = [];
     const groups = [...new Set(hosts.map((h) => h.group))];
@@ -213,7 +227,11 @@ export class SwarmFleet extends pulumi.ComponentResource {
             ...swarmProxyArgs(stack, group, routes, args.proxyImage!, { id: config.id, name: config.name }, networkIds, logging, args.proxy),
             convergeConfig: { delay: "5s", timeout: `${hosts.filter((h) => h.group === group).length * 90 + 60}s` },
           },
-          { ...onSwarm, deleteBeforeReplace: true, dependsOn: [...onSwarm.dependsOn, config, ...routes.map((r) => networks[r.service]), ...pulls(group, args.proxyImage!, "proxy")] },
+          {
+            ...onSwarm,
+            deleteBeforeReplace: true,
+            dependsOn: [...onSwarm.dependsOn, config, ...routes.map((r) => networks[r.service]), ...pulls(group, args.proxyImage!, "proxy"), ...leftovers.filter((_, i) => hosts[i].group === group)],
+          },
         ),
       );
     }

@@ -29,7 +29,8 @@
 import * as crypto from "node:crypto";
 import type * as docker from "@pulumi/docker";
 import { MAX_MANAGERS, type DaemonSettings, type ProxySettings, type ServiceSpec } from "../stacks/schema";
-import { PROXY_HEALTH, containerLogging, durationSeconds, imageRef, proxyHealthcheckTests, serviceHealthcheck, serviceLabels, serviceVolumeName, type FleetLogging } from "./fleet";
+import { PROXY_HEALTH, containerLogging, durationSeconds, imageRef, proxyHealthcheckTests, serviceHealthcheck, serviceLabels, serviceNetworkName, serviceVolumeName, type FleetLogging } from "./fleet";
+import { shq } from "./engine";
 import { PROXY_CONFIG_PATH, type ProxyRoute } from "./proxy";
 
 /** The ports swarm mode needs between the stack's hosts, and only between them (docs.docker.com/engine/swarm/swarm-tutorial). */
@@ -111,6 +112,49 @@ export function swarmInitCommand(advertiseAddr: string): string {
  * additionalSecretOutputs and `logging: none`).
  */
 export const JOIN_TOKENS_COMMAND = "set -eu\ndocker swarm join-token -q worker\ndocker swarm join-token -q manager";
+
+/**
+ * The overlay network of a service in swarm mode. Not the static fleet's bridge network name
+ * (fleet.ts serviceNetworkName: service names have no `_`, so the two never meet): a host moved
+ * in place from static mode still has that network until its static leftovers are removed,
+ * and dockerd refuses a second network of one name, on the manager that creates the overlay
+ * and on each node a task attaches to it (moby libnetwork controller.go NewNetwork:
+ * NetworkNameError; API postNetworkCreate validates with the local controller first).
+ */
+export function swarmNetworkName(stack: string, service: string): string {
+  return `${serviceNetworkName(stack, service)}_swarm`;
+}
+
+/**
+ * Run on every host once its group's services converged, before its group's proxy service:
+ * removes what a static fleet of the stack left there. A stack moved in place from `fleet.mode:
+ * static` keeps its data volumes, so each new machine's dockerd starts the static replicas
+ * and proxy again (restart policy), and the static proxy's ports are the ones the swarm's
+ * proxy publishes: its global service would never converge, and Pulumi deletes the static
+ * containers only at the end of the update. Removes the stack's containers that swarm did not
+ * start (no com.docker.swarm.task.id label), then the stack's local-scope networks; prints
+ * what it removed; does nothing on a host that has none. Pulumi's later deletes of those
+ * containers and networks find them gone, which the provider accepts (kreuzwerker
+ * resource_docker_container_funcs.go ignores "No such container"; the network's delete
+ * treats a network it cannot inspect as removed). Named volumes stay (the swarm's tasks
+ * mount the same ones: serviceVolumeName).
+ */
+export function staticLeftoversCommand(stack: string): string {
+  return [
+    "set -eu",
+    `stack=${shq(stack)}`,
+    `for id in $(docker ps -aq --filter "label=dockyard.stack=$stack"); do`,
+    `  task=$(docker inspect -f '{{index .Config.Labels "com.docker.swarm.task.id"}}' "$id")`,
+    `  if [ -n "$task" ]; then continue; fi`,
+    `  docker rm -f "$id" >/dev/null`,
+    `  echo "removed container $id (left by the static fleet)"`,
+    "done",
+    `for id in $(docker network ls -q --filter "label=dockyard.stack=$stack" --filter scope=local); do`,
+    `  docker network rm "$id" >/dev/null`,
+    `  echo "removed network $id (left by the static fleet)"`,
+    "done",
+  ].join("\n");
+}
 
 /**
  * Run on a host that joins: the token comes on stdin (a secret input: never on a command

@@ -28,9 +28,12 @@ import {
   swarmProxyArgs,
   swarmProxyRoutes,
   swarmServiceArgs,
+  staticLeftoversCommand,
+  swarmNetworkName,
 } from "../../components/swarm";
 import { ConfigError, loadStackSpec, parseEnvironment, readEnvironmentFile, readStackFile, type ServiceSpec } from "../../stacks";
 import { isSecretValue, renderStack } from "../../scripts/lib/render";
+import { serviceNetworkName } from "../../components/fleet";
 import { writeSwarmStack } from "../contracts/stacks";
 
 const spec = loadStackSpec("prod");
@@ -138,7 +141,7 @@ describe("init and join, as bash runs them", () => {
   });
   it("pass shellcheck", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dockyard-swarm-sc-"));
-    const files = [swarmInitCommand("10.0.0.5"), swarmJoinCommand("10.0.0.5", "10.0.1.7"), JOIN_TOKENS_COMMAND].map((s, i) => {
+    const files = [swarmInitCommand("10.0.0.5"), swarmJoinCommand("10.0.0.5", "10.0.1.7"), JOIN_TOKENS_COMMAND, staticLeftoversCommand("prod")].map((s, i) => {
       const f = path.join(dir, `c${i}.sh`);
       fs.writeFileSync(f, s);
       return f;
@@ -276,6 +279,26 @@ describe("the program in swarm mode (prod, mock runtime)", () => {
     for (const h of ["prod-app-1", "prod-app-2", "prod-app-3"]) {
       expect(String(r.resources.find((x) => x.name === `swarm-${h}-web-pull`)?.inputs.create)).toBe(`docker pull --quiet --platform linux/amd64 ${web.repository}@${web.digest}`);
       expect(r.resources.find((x) => x.name === `swarm-${h}-proxy-pull`)).toBeDefined();
+    }
+  });
+  it("names each overlay network apart from the static fleet's bridge network of the service (a host moved in place still has that one)", async () => {
+    const r = await rendered;
+    const nets = r.resources.filter((x) => x.type === "docker:index/network:Network");
+    expect(nets.map((n) => n.inputs.name)).toEqual([swarmNetworkName("prod", "web")]);
+    expect(swarmNetworkName("prod", "web")).toBe("prod-web_swarm");
+    expect(swarmNetworkName("prod", "web")).not.toBe(serviceNetworkName("prod", "web"));
+  });
+  it("removes a static fleet's leftovers on every host after its group's services and before its group's proxy", async () => {
+    const r = await rendered;
+    const key = (x: { type: string; name: string }) => `${x.type}::${x.name}`;
+    const proxy = r.resources.find((x) => x.type === "docker:index/service:Service" && x.inputs.name === "proxy-app")!;
+    const webService = r.resources.find((x) => x.type === "docker:index/service:Service" && x.inputs.name === "web")!;
+    for (const h of ["prod-app-1", "prod-app-2", "prod-app-3"]) {
+      const c = r.resources.find((x) => x.name === `swarm-${h}-static-leftovers`)!;
+      expect(String(c.inputs.create)).toBe(staticLeftoversCommand("prod"));
+      expect(c.options?.dependsOn).toContain(key(webService));
+      expect(c.options?.dependsOn).toContain(`command:local:Command::swarm-${h}-${h === "prod-app-1" ? "init" : "join"}`);
+      expect(proxy.options?.dependsOn).toContain(key(c));
     }
   });
   it("still registers every host with the front door", async () => {

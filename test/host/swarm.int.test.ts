@@ -88,6 +88,7 @@ import * as YAML from "yaml";
 import { MONITOR_PATH } from "../../components/proxy";
 import { GROUP_LABEL, SWARM_PORTS, ZONE_LABEL, joinToken, managerCount, pickManagers, swarmDaemonSettings, swarmEngineLabels } from "../../components/swarm";
 import { renderStack, type RenderedResource } from "../../scripts/lib/render";
+import { serviceNetworkName } from "../../components/fleet";
 import { loadStackSpec, readEnvironmentFile, readStackFile, type EnvironmentSpec } from "../../stacks";
 import { createConfig, createNetwork, createService, hostApi, updateService } from "../helpers/swarm-service";
 import * as h from "./harness";
@@ -554,7 +555,24 @@ describe("swarm mode on three real hosts", () => {
 
   it("the rendered network, proxy config, web service and global proxy start as the Docker provider creates them; every host's proxy serves", async () => {
     const on = live()[0].host.container;
+    // A stack moved in place from static mode: each new machine's dockerd brings back what the
+    // static fleet left on its kept data volume: the service's bridge network (the static
+    // name), a replica on it, and the proxy holding port 80 (restart unless-stopped).
+    const webV1 = `${registry}/${NAMESPACE}/web@${digests.v1}`;
+    const staticNet = serviceNetworkName(STACK, "web");
+    for (const d of hosts) {
+      await h.exec(
+        d.host,
+        [
+          `docker network create --label dockyard.stack=${STACK} --label dockyard.service=web ${staticNet} >/dev/null`,
+          `docker run -d --name static-web-1 --restart unless-stopped --network ${staticNet} --label dockyard.stack=${STACK} --label dockyard.service=web ${webV1} >/dev/null`,
+          `docker run -d --name static-proxy --restart unless-stopped -p 80:8080 --label dockyard.stack=${STACK} --label dockyard.role=proxy ${webV1} >/dev/null`,
+        ].join(" && "),
+      );
+    }
     const network = rendered("v1", "docker:index/network:Network", `${fleet}-web-net`);
+    // The overlay's name is not the static one: dockerd would refuse it while the bridge exists.
+    expect(network.inputs.name).not.toBe(staticNet);
     values[`${network.name}.id`] = await createNetwork(on, network.inputs as unknown as docker.NetworkArgs);
     const config = rendered("v1", "docker:index/serviceConfig:ServiceConfig", `${fleet}-proxy-app-config`);
     expect(Buffer.from(String(config.inputs.data), "base64").toString()).toContain(`server-template web 10 tasks.web:8080 `);
@@ -573,6 +591,21 @@ describe("swarm mode on three real hosts", () => {
     const created = await createService(on, webArgs("v1"));
     webId = created.id;
     expect(created.warnings).toEqual([]);
+    await waitFor(`${REPLICAS} web tasks running`, 90_000, async () => (await runningOnLive("web")).length === REPLICAS);
+
+    // Then each host's static leftovers go (the rendered command), the swarm's tasks stay.
+    for (const d of hosts) {
+      const command = rendered("v1", COMMAND, `${fleet}-${d.name}-static-leftovers`);
+      const out = (await runCommand(d, command, values)).trim().split("\n");
+      expect(out.filter((l) => /^removed container [0-9a-f]{12} \(left by the static fleet\)$/.test(l)), d.name).toHaveLength(2);
+      expect(out.filter((l) => /^removed network [0-9a-f]{12} \(left by the static fleet\)$/.test(l)), d.name).toHaveLength(1);
+      expect(await h.exec(d.host, `docker ps -a --filter label=dockyard.stack=${STACK} --format '{{.Names}}' | grep -c '^static-' || true`)).toBe("0\n");
+      expect((await h.exec(d.host, "docker network ls --format '{{.Name}}'")).split("\n"), d.name).not.toContain(staticNet);
+      // Again (a replaced machine in swarm mode): nothing left, nothing printed.
+      expect(await runCommand(d, command, values)).toBe("");
+    }
+    expect(await runningOnLive("web")).toHaveLength(REPLICAS);
+
     const proxyArgs = resolve(rendered("v1", SERVICE, `${fleet}-proxy-app`).inputs, values) as any;
     // The config's name is the config resource's output, unknown to the mock runtime.
     for (const c of proxyArgs.taskSpec.containerSpec.configs) c.configName ??= configName;
