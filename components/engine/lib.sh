@@ -25,13 +25,19 @@ apt_get() {
   apt-get -q -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confold "$@"
 }
 
-APT_UPDATED=0
+# The package lists are fetched once per boot for all steps (each step is its own process; a
+# stamp in /run, which every boot starts empty), not once per step that installs something.
+APT_STAMP=/run/dockyard/apt-updated
 apt_update_once() {
-  if [ "$APT_UPDATED" -eq 0 ]; then retry 5 10 apt_get update; APT_UPDATED=1; fi
+  if [ ! -e "$APT_STAMP" ]; then
+    retry 5 10 apt_get update
+    mkdir -p "${APT_STAMP%/*}"
+    : >"$APT_STAMP"
+  fi
 }
 # After adding a source: update even if an earlier step already did.
 apt_update_force() {
-  APT_UPDATED=0
+  rm -f "$APT_STAMP"
   apt_update_once
 }
 
