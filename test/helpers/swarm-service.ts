@@ -371,3 +371,18 @@ export async function createConfig(container: string, args: docker.ServiceConfig
   if (labels) body.Labels = labels;
   return (await hostApi<{ ID: string }>(container, "POST", "/configs/create", body)).body.ID;
 }
+
+/**
+ * POST /secrets/create as the provider's resourceDockerSecretCreate (resource_docker_secret.go)
+ * makes it: name, labels, and `data` base64-decoded into the spec's bytes (the provider ignores
+ * a decoding error; a Dockyard render always holds valid base64).
+ */
+export async function createSecret(container: string, args: { name: string; data: string; labels?: unknown }): Promise<string> {
+  const a = args as unknown as Obj;
+  const unknown = Object.keys(a).filter((k) => !["name", "data", "labels"].includes(k) && a[k] !== undefined);
+  if (unknown.length > 0) throw new Error(`secret inputs not translated by test/helpers/swarm-service.ts: ${unknown.join(", ")}`);
+  const body: Obj = { Name: args.name, Data: Buffer.from(args.data, "base64").toString("base64") };
+  const labels = labelMap(args.labels, "labels");
+  if (labels) body.Labels = labels;
+  return (await hostApi<{ ID: string }>(container, "POST", "/secrets/create", body)).body.ID;
+}

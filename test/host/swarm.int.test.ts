@@ -87,10 +87,10 @@ import type * as docker from "@pulumi/docker";
 import * as YAML from "yaml";
 import { MONITOR_PATH } from "../../components/proxy";
 import { GROUP_LABEL, SWARM_PORTS, ZONE_LABEL, joinToken, managerCount, pickManagers, swarmDaemonSettings, swarmEngineLabels } from "../../components/swarm";
-import { renderStack, type RenderedResource } from "../../scripts/lib/render";
+import { isSecretValue, renderStack, type RenderedResource } from "../../scripts/lib/render";
 import { serviceNetworkName } from "../../components/fleet";
 import { loadStackSpec, readEnvironmentFile, readStackFile, type EnvironmentSpec } from "../../stacks";
-import { createConfig, createNetwork, createService, hostApi, updateService } from "../helpers/swarm-service";
+import { createConfig, createNetwork, createSecret, createService, hostApi, updateService } from "../helpers/swarm-service";
 import * as h from "./harness";
 
 const STACK = "test";
@@ -104,6 +104,9 @@ const NAMESPACE = "dockyard-test";
 type Version = "v1" | "bad" | "v2";
 /** Web replicas (the stack file's dockyard:replicas.web here): one per zone, so that each host killed has one to reschedule. */
 const REPLICAS = 3;
+/** web's secret: the environment variable its file is named after, and the value the test gives it (the render holds a placeholder). */
+const SECRET_ENV = "API_TOKEN";
+const SECRET_VALUE = `token-${process.pid}-\u00e9\n`;
 /** Requests per second over the three hosts. */
 const RATE = 15;
 /**
@@ -406,8 +409,10 @@ async function monitor(d: SwarmHost): Promise<number> {
 /** The stack's files for a render in swarm mode with `webDigest` as the web image. */
 function writeSwarmStack(webDigest: string): { stacksDir: string; environmentFile: string } {
   const d = fs.mkdtempSync(path.join(dir, "stack-"));
-  const env = structuredClone(readEnvironmentFile(STACK)) as Record<string, unknown>;
+  const env = structuredClone(readEnvironmentFile(STACK)) as Record<string, any>;
   env.fleet = { mode: "swarm" };
+  // web gets a secret, as a swarm secret (its value is encrypted in the stack file: a placeholder in the render).
+  env.services.web.secrets = { [SECRET_ENV]: "api-token" };
   const environmentFile = path.join(d, "environment.yaml");
   fs.writeFileSync(environmentFile, YAML.stringify(env));
   const { config } = structuredClone(readStackFile(STACK)) as { config: Record<string, any> };
@@ -416,6 +421,7 @@ function writeSwarmStack(webDigest: string): { stacksDir: string; environmentFil
   config["dockyard:registry"] = `${registry}/${NAMESPACE}`;
   config["dockyard:images"].web = webDigest;
   config["dockyard:proxyImage"] = digests.proxy;
+  config["dockyard:secrets"] = { "api-token": { secure: "v1:dGVzdA==" } };
   fs.writeFileSync(path.join(d, `Pulumi.${STACK}.yaml`), YAML.stringify({ config }));
   return { stacksDir: d, environmentFile };
 }
@@ -446,13 +452,17 @@ const values: Record<string, string> = {};
 let spec: EnvironmentSpec;
 let webId = "";
 let configName = "";
+let secretName = "";
 /** The join-tokens command's answer (a Pulumi secret in the program). */
 let joinTokens = "";
 const allShots: Shot[] = [];
 
 /** The rendered web service of a version, its computed ids resolved. */
 function webArgs(v: Version): docker.ServiceArgs {
-  return resolve(rendered(v, SERVICE, `${fleet}-web`).inputs, values) as unknown as docker.ServiceArgs;
+  const args = resolve(rendered(v, SERVICE, `${fleet}-web`).inputs, values) as any;
+  // The secret's name is the secret resource's output, unknown to the mock runtime (swarmkit requires it: controlapi validateSecretRefsSpec).
+  for (const ref of args.taskSpec.containerSpec.secrets ?? []) ref.secretName ??= secretName;
+  return args as docker.ServiceArgs;
 }
 
 beforeAll(async () => {
@@ -588,10 +598,28 @@ describe("swarm mode on three real hosts", () => {
       expect(JSON.stringify(rendered(v, SERVICE, `${fleet}-web`).inputs).replace(digests[v], digests.v1)).toBe(JSON.stringify(rendered("v1", SERVICE, `${fleet}-web`).inputs));
     }
 
+    // The secret as the provider creates it, its value the test's (the render's is encrypted), its name the bridge's autonaming's.
+    const secret = rendered("v1", "docker:index/secret:Secret", `${fleet}-web-${SECRET_ENV.toLowerCase().replace(/_/g, "-")}`);
+    expect(isSecretValue(secret.inputs.data)).toBe(true);
+    secretName = `${secret.name}-${Math.random().toString(16).slice(2, 9)}`;
+    values[`${secret.name}.id`] = await createSecret(on, { name: secretName, data: Buffer.from(SECRET_VALUE).toString("base64"), labels: secret.inputs.labels });
+
     const created = await createService(on, webArgs("v1"));
     webId = created.id;
     expect(created.warnings).toEqual([]);
     await waitFor(`${REPLICAS} web tasks running`, 90_000, async () => (await runningOnLive("web")).length === REPLICAS);
+
+    // Each task has the secret as a file, its name in <ENV>_FILE, owned by the service's user, mode 0400, and no <ENV> variable.
+    const ref = (webArgs("v1") as any).taskSpec.containerSpec.secrets[0];
+    for (const d of hosts) {
+      const tasks = (await h.exec(d.host, "docker ps -q --filter label=com.docker.swarm.service.name=web")).trim().split("\n").filter(Boolean);
+      expect(tasks, `${d.name}: a web task`).toHaveLength(1);
+      const seen = await h.exec(
+        d.host,
+        `docker exec ${tasks[0]} sh -c 'cat "$${SECRET_ENV}_FILE"; echo "|$${SECRET_ENV}_FILE|$(stat -c "%u:%g %a" "$${SECRET_ENV}_FILE")|$${SECRET_ENV}-unset|$(id -u)"'`,
+      );
+      expect(seen, d.name).toBe(`${SECRET_VALUE}|${ref.fileName}|${ref.fileUid}:${ref.fileGid} ${ref.fileMode.toString(8)}|-unset|${ref.fileUid}\n`);
+    }
 
     // Then each host's static leftovers go (the rendered command), the swarm's tasks stay.
     for (const d of hosts) {
