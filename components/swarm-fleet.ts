@@ -46,6 +46,7 @@ import {
   swarmServiceArgs,
   staticLeftoversCommand,
   swarmNetworkName,
+  swarmObjectResourceName,
 } from "./swarm";
 
 /**
@@ -175,7 +176,7 @@ export class SwarmFleet extends pulumi.ComponentResource {
         // Auto-named by Pulumi (`<resource>-<random>`): a new value is a new swarm secret
         // (swarm secrets are immutable), created before the service moves to it.
         const secret = new docker.Secret(
-          `${name}-${svc.name}-${envName.toLowerCase().replace(/_/g, "-")}`,
+          swarmObjectResourceName(`${name}-${svc.name}-${envName.toLowerCase().replace(/_/g, "-")}`),
           { data: pulumi.secret(Buffer.from(args.secrets[secretName] ?? "").toString("base64")), labels: serviceLabels(stack, svc.name) },
           onSwarm,
         );
@@ -215,7 +216,7 @@ export class SwarmFleet extends pulumi.ComponentResource {
       const routes = swarmProxyRoutes(services, group);
       if (routes.length === 0) continue;
       const config = new docker.ServiceConfig(
-        `${name}-${proxyServiceName(group)}-config`,
+        swarmObjectResourceName(`${name}-${proxyServiceName(group)}-config`),
         { data: Buffer.from(renderHaproxyConfig(routes)).toString("base64"), labels: serviceLabels(stack, proxyServiceName(group)) },
         onSwarm,
       );

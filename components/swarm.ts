@@ -122,7 +122,28 @@ export const JOIN_TOKENS_COMMAND = "set -eu\ndocker swarm join-token -q worker\n
  * NetworkNameError; API postNetworkCreate validates with the local controller first).
  */
 export function swarmNetworkName(stack: string, service: string): string {
-  return `${serviceNetworkName(stack, service)}_swarm`;
+  return `${fitName(serviceNetworkName(stack, service), MAX_SWARM_NAME - "_swarm".length)}_swarm`;
+}
+
+/** swarmkit controlapi/common.go validateAnnotations: a network's or service's name is a DNS name component (isValidDNSName) of 63 characters or fewer. */
+export const MAX_SWARM_NAME = 63;
+export const SWARM_NAME_RE = /^[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*$/;
+/** swarmkit controlapi/common.go validateConfigOrSecretAnnotations: a secret's or config's name has 64 characters or fewer, isValidConfigOrSecretName. */
+export const MAX_SWARM_OBJECT_NAME = 64;
+export const SWARM_OBJECT_NAME_RE = /^[a-zA-Z0-9]+(?:[a-zA-Z0-9-_.]*[a-zA-Z0-9])?$/;
+/** What Pulumi's autonaming adds to a resource name: "-" and 7 random characters (pulumi-docker resources.go SetAutonaming(255, "-"), the bridge's default random length). */
+export const AUTONAME_SUFFIX = 8;
+
+/** `text`, or when longer than `max`: its start and "-" and 8 hex of its sha256, `max` characters in all (distinct texts stay distinct). */
+export function fitName(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const hash = crypto.createHash("sha256").update(text).digest("hex").slice(0, 8);
+  return `${text.slice(0, max - hash.length - 1)}-${hash}`;
+}
+
+/** The resource name of a swarm secret or config: Pulumi autonames it (a new value is a new object), and the autoname must fit swarm's 64 characters. */
+export function swarmObjectResourceName(name: string): string {
+  return fitName(name, MAX_SWARM_OBJECT_NAME - AUTONAME_SUFFIX);
 }
 
 /**

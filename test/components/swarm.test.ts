@@ -30,6 +30,8 @@ import {
   swarmServiceArgs,
   staticLeftoversCommand,
   swarmNetworkName,
+  swarmObjectResourceName,
+  fitName,
 } from "../../components/swarm";
 import { ConfigError, loadStackSpec, parseEnvironment, readEnvironmentFile, readStackFile, type ServiceSpec } from "../../stacks";
 import { isSecretValue, renderStack } from "../../scripts/lib/render";
@@ -287,6 +289,23 @@ describe("the program in swarm mode (prod, mock runtime)", () => {
     expect(nets.map((n) => n.inputs.name)).toEqual([swarmNetworkName("prod", "web")]);
     expect(swarmNetworkName("prod", "web")).toBe("prod-web_swarm");
     expect(swarmNetworkName("prod", "web")).not.toBe(serviceNetworkName("prod", "web"));
+  });
+  it("fits names to swarm's limits (controlapi/common.go): a 45-character stack's 32-character service gets a 63-character network name, hashed, distinct", () => {
+    // The longest stack the schema allows with a 3-letter group: host names '<stack>-app-<n>' are at most 51 characters.
+    const stack = `s${"x".repeat(43)}z`;
+    const a = swarmNetworkName(stack, `a${"b".repeat(31)}`);
+    const b = swarmNetworkName(stack, `a${"b".repeat(30)}c`);
+    for (const n of [a, b]) {
+      expect(n).toHaveLength(63);
+      expect(n).toMatch(/^[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*$/);
+      expect(n.endsWith("_swarm")).toBe(true);
+    }
+    expect(a).not.toBe(b);
+    expect(swarmNetworkName("prod", "web")).toBe("prod-web_swarm");
+    expect(fitName("short", 10)).toBe("short");
+    const long = swarmObjectResourceName(`swarm-${"w".repeat(32)}-${"e".repeat(30)}`);
+    expect(long.length + 8).toBe(64);
+    expect(swarmObjectResourceName("swarm-web-api-token")).toBe("swarm-web-api-token");
   });
   it("removes a static fleet's leftovers on every host after its group's services and before its group's proxy", async () => {
     const r = await rendered;

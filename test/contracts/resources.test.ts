@@ -9,8 +9,10 @@
 import { describe, expect, it } from "vitest";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { randomBytes } from "node:crypto";
-import type { Rendered, RenderedResource } from "../../scripts/lib/render";
-import { CONTRACT_STACKS, LARGE_STACK, SWARM_STACK, contractRender } from "./stacks";
+import * as fs from "node:fs";
+import * as YAML from "yaml";
+import { renderStack, type Rendered, type RenderedResource } from "../../scripts/lib/render";
+import { CONTRACT_STACKS, LARGE_STACK, SWARM_STACK, contractRender, writeLargeStack } from "./stacks";
 import { RULES, T, type Rule } from "./rules";
 
 describe.each([...CONTRACT_STACKS])("stack %s", (stack) => {
@@ -120,6 +122,24 @@ describe("each rule fails on a planted bad resource", () => {
     expect(edit((x) => x.name.endsWith("-join"), (x) => ({ ...x, inputs: { ...x.inputs, stdin: "SWMTKN-1-abc-def\n" } }))).toMatch(/stdin \(a join token\) is not a secret/);
     expect(edit((x) => x.type === T.sg && x.name === "prod-app-1-sg", (x) => ({ ...x, inputs: { ...x.inputs, ingress: [...(x.inputs.ingress as object[]), { protocol: "tcp", fromPort: 2377, toPort: 2377, cidrBlocks: ["0.0.0.0/0"] }] } }))).toMatch(/opens swarm port 2377\/tcp to others/);
     expect(edit((x) => x.type === T.instance && x.name === "prod-app-3-instance", (x) => ({ ...x, inputs: { ...x.inputs, vpcSecurityGroupIds: (x.inputs.vpcSecurityGroupIds as unknown[]).slice(0, 1) } }))).toMatch(/prod-app-3-instance: not in the swarm's security group/);
+    // Names swarm refuses: a 64-character overlay network, a service name with a dot, a secret whose autoname passes 64.
+    expect(edit((x) => x.type === T.dockerNetwork, (x) => ({ ...x, inputs: { ...x.inputs, name: "n".repeat(64) } }))).toMatch(/swarm-web-net: name "n{64}" is not a DNS name component of 63/);
+    expect(edit(isWeb, (x) => ({ ...x, inputs: { ...x.inputs, name: "web.v2" } }))).toMatch(/swarm-web: name "web.v2" is not a DNS name component/);
+    const withSecret = structuredClone(base);
+    withSecret.resources.push({ type: T.swarmSecret, name: `swarm-${"w".repeat(32)}-${"e".repeat(30)}`, custom: true, inputs: { data: "eA==" } });
+    expect(rule.check(withSecret).join("\n")).toMatch(/its name \(autonamed, 77 characters\) is not 64 or fewer/);
+  }, 300_000);
+  it("swarm: the large stack in swarm mode (32-character groups and services, 24 secrets) fits swarm's names and every other swarm rule", async () => {
+    const opts = writeLargeStack();
+    const env = YAML.parse(fs.readFileSync(opts.environmentFile!, "utf8"));
+    fs.writeFileSync(opts.environmentFile!, YAML.stringify({ ...env, fleet: { mode: "swarm" } }));
+    const r = await renderStack(LARGE_STACK, opts);
+    expect(r.resources.filter((x) => x.type === T.service).length).toBeGreaterThan(12);
+    const nets = r.resources.filter((x) => x.type === T.dockerNetwork).map((x) => String(x.inputs.name));
+    expect(nets).toHaveLength(13);
+    expect(new Set(nets).size).toBe(nets.length);
+    expect(r.resources.filter((x) => x.type === T.swarmSecret)).toHaveLength(24);
+    expect(RULES.find((x) => x.id === "swarm")!.check(r)).toEqual([]);
   }, 300_000);
   it("planned-drain: a data attachment that stops the old instance without the drain, or a drain shorter than the deregistration delay, is caught", async () => {
     const rule = RULES.find((r) => r.id === "planned-drain")!;

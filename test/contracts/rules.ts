@@ -56,6 +56,9 @@ export const T = {
   targetAttachment: "aws:lb/targetGroupAttachment:TargetGroupAttachment",
   service: "docker:index/service:Service",
   swarmFleet: "dockyard:index:SwarmFleet",
+  dockerNetwork: "docker:index/network:Network",
+  swarmSecret: "docker:index/secret:Secret",
+  swarmConfig: "docker:index/serviceConfig:ServiceConfig",
 } as const;
 
 /** ELB names: 1-32 of 0-9A-Za-z and '-', not starting or ending with '-' (terraform-provider-aws internal/service/elbv2/validate.go). */
@@ -88,6 +91,12 @@ export const AUTONAME_MAX: Record<string, number> = {
   [T.keyPair]: 255,
 };
 export const AUTONAME_SUFFIX = 8;
+
+/** swarmkit manager/controlapi/common.go (moby's vendor tree): validateAnnotations (services, networks) and validateConfigOrSecretAnnotations (secrets, configs). */
+const MAX_SWARM_NAME = 63;
+const SWARM_NAME_RE = /^[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*$/;
+const MAX_SWARM_OBJECT_NAME = 64;
+const SWARM_OBJECT_NAME_RE = /^[a-zA-Z0-9]+(?:[a-zA-Z0-9-_.]*[a-zA-Z0-9])?$/;
 
 /** Characters EC2 allows in a security group's description and its rules' descriptions. */
 const SG_TEXT = /^[a-zA-Z0-9. _\-:/()#,@[\]+=&;{}!$*]*$/;
@@ -686,8 +695,8 @@ export const RULES: Rule[] = [
   },
   {
     id: "swarm",
-    rule: "dockerd refuses swarm mode while live-restore is on; the provider accepts only its listed update/rollback orders, failure actions and endpoint modes, replaces a service whose networks are given by name, and requires its name (ForceNew, unique in the swarm); swarm refuses ingress-published ports with dnsrr; a host port binds once per host, so a host-mode publisher cannot start its new task first; a task by digest found on its node is not pulled (so every host of its group pulls it with its credential helper); the join tokens stay secret and unlogged; the swarm ports are open between the stack's hosts only",
-    source: "moby daemon/config/config_linux.go IsSwarmCompatible; kreuzwerker/terraform-provider-docker internal/provider/resource_docker_service.go (validateStringMatchesPattern of update_config.order/failure_action, rollback_config.failure_action, endpoint_spec.mode; networks_advanced.name deprecated, ForceNew; name Required ForceNew); moby vendor/github.com/moby/swarmkit/v2/manager/controlapi/service.go ('port published with ingress mode can't be used with dnsrr mode'); moby daemon/cluster/executor/container/adapter.go pullImage; pulumi-command local Command `logging`; terraform-provider-aws aws_security_group ingress `self`",
+    rule: "dockerd refuses swarm mode while live-restore is on; the provider accepts only its listed update/rollback orders, failure actions and endpoint modes, replaces a service whose networks are given by name, and requires its name (ForceNew, unique in the swarm); swarm refuses ingress-published ports with dnsrr; a host port binds once per host, so a host-mode publisher cannot start its new task first; a task by digest found on its node is not pulled (so every host of its group pulls it with its credential helper); the join tokens stay secret and unlogged; the swarm ports are open between the stack's hosts only; a service's and an overlay network's name is a DNS name component of 63 characters or fewer, a secret's or config's name 64 characters of [a-zA-Z0-9-_.] (autonamed: the resource name, '-' and 7 characters)",
+    source: "moby daemon/config/config_linux.go IsSwarmCompatible; kreuzwerker/terraform-provider-docker internal/provider/resource_docker_service.go (validateStringMatchesPattern of update_config.order/failure_action, rollback_config.failure_action, endpoint_spec.mode; networks_advanced.name deprecated, ForceNew; name Required ForceNew); moby vendor/github.com/moby/swarmkit/v2/manager/controlapi/service.go ('port published with ingress mode can't be used with dnsrr mode'); moby daemon/cluster/executor/container/adapter.go pullImage; pulumi-command local Command `logging`; terraform-provider-aws aws_security_group ingress `self`; moby vendor/github.com/moby/swarmkit/v2/manager/controlapi/common.go validateAnnotations (isValidDNSName, 63) and validateConfigOrSecretAnnotations (64, isValidConfigOrSecretName); pulumi-docker provider/resources.go SetAutonaming(255, \"-\")",
     check(r) {
       const p: string[] = [];
       if (of(r, T.swarmFleet).length === 0) {
@@ -721,6 +730,17 @@ export const RULES: Rule[] = [
         const image = String(i.taskSpec?.containerSpec?.image ?? "");
         if (!/@sha256:[0-9a-f]{64}$/.test(image)) p.push(`${svc.name}: image ${image} is not by digest`);
         else if (!pulls.some((c) => c.endsWith(` ${image}`) && c.startsWith("docker pull "))) p.push(`${svc.name}: image ${image} is pulled on no host`);
+      }
+      // Names swarm validates (controlapi/common.go): services and overlay networks, then secrets and configs.
+      const dnsName = (what: string, name: unknown) => {
+        if (typeof name !== "string" || name.length > MAX_SWARM_NAME || !SWARM_NAME_RE.test(name)) p.push(`${what}: name ${JSON.stringify(name)} is not a DNS name component of ${MAX_SWARM_NAME} characters or fewer`);
+      };
+      for (const svc of of(r, T.service)) dnsName(svc.name, svc.inputs.name);
+      for (const n of of(r, T.dockerNetwork).filter((x) => x.inputs.driver === "overlay")) dnsName(n.name, n.inputs.name);
+      for (const o of [...of(r, T.swarmSecret), ...of(r, T.swarmConfig)]) {
+        // Unset: Pulumi autonames it, the resource name plus "-" and 7 random characters.
+        const name = typeof o.inputs.name === "string" ? o.inputs.name : `${o.name}-${"a".repeat(AUTONAME_SUFFIX - 1)}`;
+        if (name.length > MAX_SWARM_OBJECT_NAME || !SWARM_OBJECT_NAME_RE.test(name)) p.push(`${o.name}: its name (${typeof o.inputs.name === "string" ? "set" : "autonamed"}, ${name.length} characters) is not ${MAX_SWARM_OBJECT_NAME} or fewer of [a-zA-Z0-9-_.]`);
       }
       const tokens = of(r, T.hostCommand).filter((c) => c.name.endsWith("-join-tokens"));
       if (tokens.length !== 1) p.push(`${tokens.length} join-tokens commands; expected 1`);
