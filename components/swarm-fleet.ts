@@ -96,6 +96,9 @@ export interface SwarmHost {
  */
 export type SwarmFleetArgs = FleetArgs<SwarmHost>;
 
+/** What runs a host's command again: another address, or a new machine (its engine readiness ran again). */
+const newMachineTriggers = (h: SwarmHost) => [h.connection.target, ...(h.readyId !== undefined ? [h.readyId] : [])];
+
 export class SwarmFleet extends pulumi.ComponentResource {
   /** Service name -> digest, image, replicas and the hosts of its group (stack output `services`); resolves once every service converged. */
   public readonly services: pulumi.Output<Record<string, ServiceOutput>>;
@@ -119,7 +122,7 @@ export class SwarmFleet extends pulumi.ComponentResource {
       `${name}-${first.name}-init`,
       hostCommandArgs(first.connection, {
         create: pulumi.output(first.address).apply(swarmInitCommand),
-        triggers: [first.connection.target, ...(first.readyId !== undefined ? [first.readyId] : [])],
+        triggers: newMachineTriggers(first),
       }),
       { parent: this, dependsOn: [first.ready] },
     );
@@ -137,7 +140,7 @@ export class SwarmFleet extends pulumi.ComponentResource {
           hostCommandArgs(h.connection, {
             create: pulumi.all([first.address, h.address]).apply(([m, own]) => swarmJoinCommand(m, own)),
             stdin: pulumi.secret(tokens.stdout.apply((out) => `${joinToken(out, role)}\n`)),
-            triggers: [h.connection.target, ...(h.readyId !== undefined ? [h.readyId] : [])],
+            triggers: newMachineTriggers(h),
           }),
           { parent: this, dependsOn: [h.ready, tokens] },
         );
@@ -156,7 +159,7 @@ export class SwarmFleet extends pulumi.ComponentResource {
           (h) =>
             new command.local.Command(
               `${name}-${h.name}-${what}-pull`,
-              hostCommandArgs(h.connection, { create: `docker pull --quiet --platform ${platform} ${ref}`, triggers: [h.connection.target, ...(h.readyId !== undefined ? [h.readyId] : [])] }),
+              hostCommandArgs(h.connection, { create: `docker pull --quiet --platform ${platform} ${ref}`, triggers: newMachineTriggers(h) }),
               { parent: this, dependsOn: [h.ready] },
             ),
         );
@@ -204,7 +207,7 @@ export class SwarmFleet extends pulumi.ComponentResource {
       (h) =>
         new command.local.Command(
           `${name}-${h.name}-static-leftovers`,
-          hostCommandArgs(h.connection, { create: staticLeftoversCommand(stack), triggers: [h.connection.target, ...(h.readyId !== undefined ? [h.readyId] : [])] }),
+          hostCommandArgs(h.connection, { create: staticLeftoversCommand(stack), triggers: newMachineTriggers(h) }),
           { parent: this, dependsOn: [entered.get(h.name)!, ...services.filter((svc) => svc.group === h.group).map((svc) => made[svc.name])] },
         ),
     );

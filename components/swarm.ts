@@ -127,10 +127,8 @@ export function swarmNetworkName(stack: string, service: string): string {
 
 /** swarmkit controlapi/common.go validateAnnotations: a network's or service's name is a DNS name component (isValidDNSName) of 63 characters or fewer. */
 export const MAX_SWARM_NAME = 63;
-export const SWARM_NAME_RE = /^[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*$/;
-/** swarmkit controlapi/common.go validateConfigOrSecretAnnotations: a secret's or config's name has 64 characters or fewer, isValidConfigOrSecretName. */
+/** swarmkit controlapi/common.go validateConfigOrSecretAnnotations: a secret's or config's name has 64 characters or fewer (of [a-zA-Z0-9-_.]). */
 export const MAX_SWARM_OBJECT_NAME = 64;
-export const SWARM_OBJECT_NAME_RE = /^[a-zA-Z0-9]+(?:[a-zA-Z0-9-_.]*[a-zA-Z0-9])?$/;
 /** What Pulumi's autonaming adds to a resource name: "-" and 7 random characters (pulumi-docker resources.go SetAutonaming(255, "-"), the bridge's default random length). */
 export const AUTONAME_SUFFIX = 8;
 
