@@ -5,10 +5,14 @@
  * a data key wrapped by the environment's AWS KMS key (`awskms://alias/dockyard-<env>`, in
  * the stack's region), never with a passphrase: who may decrypt a stack's secrets is then
  * who IAM allows kms:Decrypt on that key, and CI needs no passphrase secret. Pulumi writes
- * `encryptedkey` (the wrapped data key) into the stack file the first time it encrypts a
- * value (pkg/secrets/cloud/manager.go NewCloudSecretsManager: no key yet -> KMS
- * GenerateDataKey); `encryptionsalt` belongs to the passphrase provider only and is dropped
- * when a cloud provider takes over (same function), so its presence means a passphrase.
+ * `encryptedkey` (the wrapped data key) into the stack file when it first opens the stack's
+ * secrets manager (pkg/secrets/cloud/manager.go NewCloudSecretsManager: no key yet ->
+ * generateNewDataKey, 32 random bytes made locally and wrapped with kms:Encrypt, never
+ * GenerateDataKey; then kms:Decrypt unwraps it, as on every later run). A stack file without
+ * one would make CI wrap a fresh key on every run, which its roles may not (ci/iam/policies.ts),
+ * so CI refuses it first (ciStackFileProblems). `encryptionsalt` belongs to the passphrase
+ * provider only and is dropped when a cloud provider takes over (same function), so its
+ * presence means a passphrase.
  *
  * The one exception: a dev-<owner> stack whose hosts all run on the `local` platform (a
  * dev server on a laptop, `dockyard dev-server up --platform local`) may use the passphrase
@@ -74,6 +78,23 @@ export function secretsProviderProblems(stack: string, file: string, region: str
   }
   if (f.encryptedkey !== undefined && (typeof f.encryptedkey !== "string" || !/^[A-Za-z0-9+/]+={0,2}$/.test(f.encryptedkey))) {
     p.push(`${at}: encryptedkey: not a base64 KMS-wrapped data key; allowed: what pulumi writes there`);
+  }
+  return p;
+}
+
+/**
+ * What CI refuses in a stack file before Pulumi opens it: secretsProviderProblems, and no
+ * `encryptedkey` for a stack on KMS. Without one, Pulumi would make and wrap a new data key
+ * with kms:Encrypt (manager.go generateNewDataKey), which CI's roles may not do; the one-time
+ * set-up makes it and the stack file is committed with it (README "One-time set-up").
+ */
+export function ciStackFileProblems(stack: string, file: string, region: string, f: StackFileEncryption): string[] {
+  const p = secretsProviderProblems(stack, file, region, f, "aws");
+  const want = requiredSecretsProvider(stack, region);
+  if (want && f.encryptedkey === undefined) {
+    p.push(
+      `stack "${stack}": ${file}: encryptedkey: missing; without it Pulumi makes a new data key and wraps it with kms:Encrypt, which CI's roles may not do; allowed: the key the one-time set-up commits (\`npx pulumi stack init ${stack} --secrets-provider '${want}'\` with the set-up's credentials, then commit ${file})`,
+    );
   }
   return p;
 }

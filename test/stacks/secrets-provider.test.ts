@@ -4,12 +4,14 @@
  * developer's dev-<owner> stack on the local platform alone may use a passphrase.
  * What this cannot show here: that the KMS keys exist and the roles may use them.
  */
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import * as YAML from "yaml";
 import { STACKS, loadStackSpec } from "../../stacks";
-import { passphraseAllowed, requiredSecretsProvider, secretsProviderProblems, stackPlatform } from "../../stacks/secrets-provider";
+import { ciStackFileProblems, passphraseAllowed, requiredSecretsProvider, secretsProviderProblems, stackPlatform } from "../../stacks/secrets-provider";
 
 const ROOT = path.resolve(__dirname, "../..");
 const fileOf = (stack: string) => `stacks/Pulumi.${stack}.yaml`;
@@ -62,5 +64,40 @@ describe("secrets providers of the shipped stacks", () => {
     expect(stackPlatform({ app: { platform: "local" }, db: {} })).toBe("aws");
     expect(stackPlatform({})).toBe("aws");
     expect(stackPlatform(undefined)).toBe("aws");
+  });
+});
+
+describe("CI's stack file check (ciStackFileProblems, ci/stack-file.ts): no encryptedkey, no CI run", () => {
+  // pulumi pkg/secrets/cloud/manager.go NewCloudSecretsManager: `info.EncryptedKey == ""` ->
+  // generateNewDataKey (rand.Read + keeper.Encrypt, i.e. kms:Encrypt); CI's roles have kms:Decrypt only (ci/iam/policies.ts).
+  it("refuses a KMS stack file without encryptedkey, naming the stack, the file, the key and the set-up step", () => {
+    const f = { secretsprovider: "awskms://alias/dockyard-test?region=eu-west-1" };
+    expect(ciStackFileProblems("test", "stacks/Pulumi.test.yaml", "eu-west-1", f)).toEqual([
+      `stack "test": stacks/Pulumi.test.yaml: encryptedkey: missing; without it Pulumi makes a new data key and wraps it with kms:Encrypt, which CI's roles may not do; allowed: the key the one-time set-up commits (\`npx pulumi stack init test --secrets-provider 'awskms://alias/dockyard-test?region=eu-west-1'\` with the set-up's credentials, then commit stacks/Pulumi.test.yaml)`,
+    ]);
+    expect(ciStackFileProblems("test", "stacks/Pulumi.test.yaml", "eu-west-1", { ...f, encryptedkey: "AQICAHh0ZXN0" })).toEqual([]);
+    // A passphrase is never allowed in CI, even for a dev-<owner> stack (CI reaps aws servers only).
+    expect(ciStackFileProblems("dev-alice", "stacks/Pulumi.dev-alice.yaml", "eu-west-1", { encryptionsalt: "v1:c2FsdA==:v1:aXY=:Y2lwaGVy" }).join("\n")).toMatch(/secretsprovider: is missing/);
+  });
+
+  it("ci/stack-file.ts: exit 2 with that line for a shipped stack file without encryptedkey, else the provider on stdout", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "h5-stackfile-"));
+    try {
+      const text = fs.readFileSync(path.join(ROOT, fileOf("test")), "utf8").replace(/^encryptedkey:.*\n/m, "");
+      fs.writeFileSync(path.join(dir, "Pulumi.test.yaml"), text);
+      const run = () => spawnSync(process.execPath, ["--import", "tsx", path.join(ROOT, "ci/stack-file.ts"), "test"], { cwd: ROOT, encoding: "utf8", env: { ...process.env, DOCKYARD_STACKS_DIR: dir } });
+      const bad = run();
+      expect(bad.status).toBe(2);
+      expect(bad.stdout).toBe("");
+      expect(bad.stderr).toMatch(/^stack "test": stacks\/Pulumi\.test\.yaml: encryptedkey: missing; .*kms:Encrypt/);
+      expect(bad.stderr).not.toMatch(/\n\s+at /); // no stack trace
+      fs.writeFileSync(path.join(dir, "Pulumi.test.yaml"), text.replace(/^secretsprovider: .*$/m, (l) => `${l}\nencryptedkey: AQICAHh0ZXN0`));
+      const good = run();
+      expect(good.stderr).toBe("");
+      expect(good.status).toBe(0);
+      expect(good.stdout).toBe("awskms://alias/dockyard-test?region=eu-west-1\n");
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
