@@ -66,21 +66,47 @@ export const DOCKER_UNIT_DROPIN = "/etc/systemd/system/docker.service.d/10-docky
 /** sshd's AuthorizedKeysCommand for EC2 Instance Connect (components/engine/eic-keys.sh) and its drop-in. */
 export const EIC_KEYS_COMMAND = `${SCRIPT_DIR}/dockyard-eic-keys`;
 export const EIC_SSHD_DROPIN = "/etc/ssh/sshd_config.d/20-dockyard-instance-connect.conf";
-/** The SSM agent's package signing key, as AWS publishes it, written with the user-data. */
+/** The SSM agent's package signing key, as AWS publishes it, written with the user-data when no sha256 is pinned. */
 export const SSM_AGENT_KEY = `${DOCKYARD_LIB}/amazon-ssm-agent.asc`;
 /**
- * Fingerprint of "SSM Agent <ssm-agent-signer@amazon.com>", the key that signs the agent's
- * deb and rpm packages since 3.1.1141.0 (docs.aws.amazon.com/systems-manager/latest/
- * userguide/verify-agent-signature.html); components/engine/keys/amazon-ssm-agent.asc is it.
+ * Fingerprint of "SSM Agent <ssm-agent-signer@amazon.com>" as components/engine/keys/
+ * amazon-ssm-agent.asc holds it: the newest key in AWS's own source, aws/amazon-ssm-agent
+ * Tools/src/setupcli_data_integrity_linux.sh and agent/setupcli/managers/verificationmanagers/
+ * linux_public_key_helper.go GetLinuxPublicKey (mainline at tag 3.3.1142.0), the key of
+ * docs.aws.amazon.com/systems-manager/latest/userguide/verify-agent-signature.html. It expired
+ * on 2025-02-17: test/components/ssm-agent-pin.test.ts fails while a host would still depend on it.
  */
-export const SSM_AGENT_KEY_FINGERPRINT = "2BC7C7C267BBD505EAA491E6DD81A61756BAA549";
+export const SSM_AGENT_KEY_FINGERPRINT = "DE92C7DA3E56E92331D62A36BC1F495C97DD04ED";
 
 /**
- * Where AWS publishes the SSM agent's Debian package and its signature for a region and
- * architecture (same page): https://s3.<region>.amazonaws.com/amazon-ssm-<region>/latest/debian_<amd64|arm64>/.
+ * The SSM agent every stack installs, pinned as the engine version is: a release of
+ * aws/amazon-ssm-agent (tag 3.3.1142.0, 2024-10-21, RELEASENOTES.md), signed while the key
+ * above was valid (2023-08-28 to 2025-02-17).
  */
-export function ssmAgentUrl(region: string, architecture: "x86_64" | "arm64"): string {
-  return `https://s3.${region}.amazonaws.com/amazon-ssm-${region}/latest/debian_${architecture === "arm64" ? "arm64" : "amd64"}`;
+export const SSM_AGENT_VERSION = "3.3.1142.0";
+
+/** Debian architecture names of the agent's package (debian_amd64, debian_arm64). */
+export type DebArch = "amd64" | "arm64";
+export function debArch(architecture: "x86_64" | "arm64"): DebArch {
+  return architecture === "arm64" ? "arm64" : "amd64";
+}
+
+/**
+ * sha256 of amazon-ssm-agent.deb of SSM_AGENT_VERSION per architecture. When set, the
+ * ssm-agent step checks the package against it and against nothing else, so no signing key
+ * decides whether a host boots. Empty: no value for this version could be read from a
+ * source that can be cited (AWS publishes none beside the package; see README "The engine"),
+ * so the step falls back to the signature. Fill both from one download of the two packages.
+ */
+export const SSM_AGENT_SHA256: Readonly<Partial<Record<DebArch, string>>> = {};
+
+/**
+ * Where AWS publishes one version of the SSM agent's Debian package and its signature for a
+ * region and architecture: https://s3.<region>.amazonaws.com/amazon-ssm-<region>/<version>/debian_<amd64|arm64>/
+ * (the versioned form of verify-agent-signature.html's latest/ path).
+ */
+export function ssmAgentUrl(region: string, architecture: "x86_64" | "arm64", version = SSM_AGENT_VERSION): string {
+  return `https://s3.${region}.amazonaws.com/amazon-ssm-${region}/${version}/debian_${debArch(architecture)}`;
 }
 
 /** The scripts, in the order the bootstrap runs them. */
@@ -179,11 +205,24 @@ export interface UserDataInput {
   dockerCeRepository?: { url: string; keyFingerprint: string };
   /**
    * Where the SSM agent's package comes from: a directory URL (https) holding
-   * amazon-ssm-agent.deb and amazon-ssm-agent.deb.sig, the armored signing key and its
-   * fingerprint. Default: AWS's bucket for the host's region (ssmAgentUrl) and AWS's key.
-   * The tests serve a stand-in signed with their own key.
+   * amazon-ssm-agent.deb (and amazon-ssm-agent.deb.sig), and how it is checked: its sha256
+   * (`sha256`, then nothing else), else the armored signing key and its fingerprint;
+   * `version`, when given, is what dpkg must report installed. Default: AWS's bucket for
+   * the host's region at SSM_AGENT_VERSION, SSM_AGENT_SHA256 for the host's architecture
+   * when pinned, else AWS's key. The tests serve a stand-in.
    */
-  ssmAgent?: { url: string; publicKey: string; keyFingerprint: string };
+  ssmAgent?: SsmAgentSource;
+}
+
+/** Where one host's SSM agent package comes from and how the ssm-agent step checks it. */
+export interface SsmAgentSource {
+  url: string;
+  publicKey: string;
+  keyFingerprint: string;
+  /** The package's sha256 (64 lowercase hex): when set, the only check. */
+  sha256?: string;
+  /** The agent version dpkg must report installed (`<version>` or `<version>-<n>`). */
+  version?: string;
 }
 
 /** The user-data input of an EC2 host: its host key in SSM. */
@@ -288,8 +327,10 @@ export function renderEnvironment(input: UserDataInput): string {
     const ssm = ssmAgentSource({ ...input, hostKey: aws });
     env.push(
       ["SSM_AGENT_URL", ssm.url],
-      ["SSM_AGENT_KEY", SSM_AGENT_KEY],
-      ["SSM_AGENT_KEY_FINGERPRINT", ssm.keyFingerprint],
+      ["SSM_AGENT_VERSION", ssm.version ?? ""],
+      ["SSM_AGENT_SHA256", ssm.sha256 ?? ""],
+      ["SSM_AGENT_KEY", ssm.sha256 ? "" : SSM_AGENT_KEY],
+      ["SSM_AGENT_KEY_FINGERPRINT", ssm.sha256 ? "" : ssm.keyFingerprint],
       ["EIC_KEYS_COMMAND", EIC_KEYS_COMMAND],
       ["EIC_SSHD_DROPIN", EIC_SSHD_DROPIN],
     );
@@ -297,11 +338,20 @@ export function renderEnvironment(input: UserDataInput): string {
   return `# Dockyard: the values rendered for this host (components/engine.ts renderEnvironment)\n# shellcheck shell=bash disable=SC2034 # read by the scripts that source this file\n${env.map(([k, v]) => `${k}=${shq(v)}`).join("\n")}\n`;
 }
 
-/** The SSM agent's source for this host: input.ssmAgent (a stand-in), else AWS's for its region. */
-function ssmAgentSource(input: UserDataInput & { hostKey: { region: string } }): { url: string; publicKey: string; keyFingerprint: string } {
-  const s = input.ssmAgent ?? { url: ssmAgentUrl(input.hostKey.region, input.os.architecture), publicKey: engineFile("keys/amazon-ssm-agent.asc"), keyFingerprint: SSM_AGENT_KEY_FINGERPRINT };
+/** The SSM agent's source for this host: input.ssmAgent (a stand-in), else AWS's for its region, at the pinned version. */
+export function ssmAgentSource(input: Pick<UserDataInput, "stack" | "os" | "ssmAgent"> & { hostKey: { region: string } }): SsmAgentSource {
+  const sha256 = SSM_AGENT_SHA256[debArch(input.os.architecture)];
+  const s: SsmAgentSource = input.ssmAgent ?? {
+    url: ssmAgentUrl(input.hostKey.region, input.os.architecture),
+    publicKey: engineFile("keys/amazon-ssm-agent.asc"),
+    keyFingerprint: SSM_AGENT_KEY_FINGERPRINT,
+    version: SSM_AGENT_VERSION,
+    ...(sha256 !== undefined ? { sha256 } : {}),
+  };
   if (!/^https:\/\/[^\s'"]+$/.test(s.url)) throw new Error(`stack "${input.stack}": ssmAgent.url: "${s.url}" must be an https:// URL`);
   if (!/^[0-9A-F]{40}$/.test(s.keyFingerprint)) throw new Error(`stack "${input.stack}": ssmAgent.keyFingerprint must be a 40-hex-digit OpenPGP fingerprint`);
+  if (s.sha256 !== undefined && !/^[0-9a-f]{64}$/.test(s.sha256)) throw new Error(`stack "${input.stack}": ssmAgent.sha256 must be 64 lowercase hex digits`);
+  if (s.version !== undefined && !/^\d+(\.\d+)+$/.test(s.version)) throw new Error(`stack "${input.stack}": ssmAgent.version "${s.version}" must be a dotted version`);
   return { ...s, url: s.url.replace(/\/+$/, "") };
 }
 
@@ -320,10 +370,10 @@ export function renderUserData(input: UserDataInput): string {
     { path: DOCKER_UNIT_DROPIN, permissions: "0644", content: dockerUnitDropin(input.dataMount) },
   ];
   if (isAwsHostKey(input.hostKey)) {
-    files.push(
-      { path: SSM_AGENT_KEY, permissions: "0644", content: ssmAgentSource({ ...input, hostKey: input.hostKey }).publicKey },
-      { path: EIC_KEYS_COMMAND, permissions: "0755", content: engineFile("eic-keys.sh") },
-    );
+    const ssm = ssmAgentSource({ ...input, hostKey: input.hostKey });
+    // The key only when the step uses it: with a pinned sha256 no key takes part.
+    if (!ssm.sha256) files.push({ path: SSM_AGENT_KEY, permissions: "0644", content: ssm.publicKey });
+    files.push({ path: EIC_KEYS_COMMAND, permissions: "0755", content: engineFile("eic-keys.sh") });
   }
   if (input.engine.channel === "docker-ce") {
     files.push({ path: DOCKER_SOURCE_STAGED, permissions: "0644", content: dockerSource(input) });
@@ -412,7 +462,7 @@ function dockerCeRepository(input: UserDataInput): { url: string; keyFingerprint
 }
 
 function dockerSource(input: UserDataInput): string {
-  const arch = input.os.architecture === "arm64" ? "arm64" : "amd64";
+  const arch = debArch(input.os.architecture);
   return `Types: deb
 URIs: ${dockerCeRepository(input).url}
 Suites: ${input.os.info.codename}

@@ -34,6 +34,8 @@ import {
   APPARMOR_STEP,
   AUDIT_STEP,
   SSM_AGENT_KEY,
+  SSM_AGENT_SHA256,
+  debArch,
   EIC_KEYS_COMMAND,
   type UserDataInput,
 } from "../../components/engine";
@@ -141,7 +143,8 @@ describe("renderUserData: the files of components/engine/ as they are, plus one 
         LIB_PATH,
         DAEMON_JSON,
         DOCKER_UNIT_DROPIN,
-        SSM_AGENT_KEY,
+        // The signing key only while the host's architecture has no pinned sha256 (issue 24 item 1).
+        ...(SSM_AGENT_SHA256[debArch(input.os.architecture)] ? [] : [SSM_AGENT_KEY]),
         EIC_KEYS_COMMAND,
         ...(ce ? [DOCKER_SOURCE_STAGED] : []),
         ...(ecr ? [CRED_HELPER_SCRIPT] : []),
@@ -156,7 +159,7 @@ describe("renderUserData: the files of components/engine/ as they are, plus one 
       }
       expect(file(doc, LIB_PATH).content).toBe(engineFile("lib.sh"));
       expect(file(doc, EIC_KEYS_COMMAND)).toMatchObject({ content: engineFile("eic-keys.sh"), permissions: "0755" });
-      expect(file(doc, SSM_AGENT_KEY).content).toBe(engineFile("keys/amazon-ssm-agent.asc"));
+      if (!SSM_AGENT_SHA256[debArch(input.os.architecture)]) expect(file(doc, SSM_AGENT_KEY).content).toBe(engineFile("keys/amazon-ssm-agent.asc"));
       expect(file(doc, BOOTSTRAP_SCRIPT).content).toBe(engineFile("steps/bootstrap.sh"));
       if (ecr) expect(file(doc, CRED_HELPER_SCRIPT).content).toBe(engineFile("set-cred-helper.py"));
       expect(JSON.parse(file(doc, DAEMON_JSON).content)).toEqual(renderDaemonJson(input.engine, input.dataMount));
@@ -222,9 +225,12 @@ describe("renderEnvironment: the one part of the scripts that varies", () => {
         "AUDIT_RULES='/etc/audit/rules.d/dockyard-docker.rules'",
         "APPARMOR='1'",
         "PROXY_CONFIG_DIR='/etc/dockyard/proxy'",
-        `SSM_AGENT_URL='https://s3.${spec.region}.amazonaws.com/amazon-ssm-${spec.region}/latest/debian_amd64'`,
+        // The pinned agent from the region's versioned path (issue 24 item 1); no sha256 pinned yet, so the key checks it.
+        `SSM_AGENT_URL='https://s3.${spec.region}.amazonaws.com/amazon-ssm-${spec.region}/3.3.1142.0/debian_amd64'`,
+        "SSM_AGENT_VERSION='3.3.1142.0'",
+        "SSM_AGENT_SHA256=''",
         "SSM_AGENT_KEY='/usr/local/lib/dockyard/amazon-ssm-agent.asc'",
-        "SSM_AGENT_KEY_FINGERPRINT='2BC7C7C267BBD505EAA491E6DD81A61756BAA549'",
+        "SSM_AGENT_KEY_FINGERPRINT='DE92C7DA3E56E92331D62A36BC1F495C97DD04ED'",
         "EIC_KEYS_COMMAND='/usr/local/sbin/dockyard-eic-keys'",
         "EIC_SSHD_DROPIN='/etc/ssh/sshd_config.d/20-dockyard-instance-connect.conf'",
         "",
@@ -273,9 +279,12 @@ describe("renderEnvironment: the one part of the scripts that varies", () => {
         "AUDIT_RULES='/etc/audit/rules.d/dockyard-docker.rules'",
         "APPARMOR='1'",
         "PROXY_CONFIG_DIR='/etc/dockyard/proxy'",
-        `SSM_AGENT_URL='https://s3.${spec.region}.amazonaws.com/amazon-ssm-${spec.region}/latest/debian_amd64'`,
+        // The pinned agent from the region's versioned path (issue 24 item 1); no sha256 pinned yet, so the key checks it.
+        `SSM_AGENT_URL='https://s3.${spec.region}.amazonaws.com/amazon-ssm-${spec.region}/3.3.1142.0/debian_amd64'`,
+        "SSM_AGENT_VERSION='3.3.1142.0'",
+        "SSM_AGENT_SHA256=''",
         "SSM_AGENT_KEY='/usr/local/lib/dockyard/amazon-ssm-agent.asc'",
-        "SSM_AGENT_KEY_FINGERPRINT='2BC7C7C267BBD505EAA491E6DD81A61756BAA549'",
+        "SSM_AGENT_KEY_FINGERPRINT='DE92C7DA3E56E92331D62A36BC1F495C97DD04ED'",
         "EIC_KEYS_COMMAND='/usr/local/sbin/dockyard-eic-keys'",
         "EIC_SSHD_DROPIN='/etc/ssh/sshd_config.d/20-dockyard-instance-connect.conf'",
         "",

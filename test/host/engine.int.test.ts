@@ -32,7 +32,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as YAML from "yaml";
-import { DOCKER_APT_KEY_FINGERPRINT, DOCKER_KEYRING, DOCKER_SOURCE, ECR_CRED_HELPER, ENGINE_FILES_DIR, SSM_AGENT_KEY, SSM_AGENT_KEY_FINGERPRINT, ssmAgentUrl, engineFingerprint, renderDaemonJson, renderReadyCommand, stepsFor } from "../../components/engine";
+import { DOCKER_APT_KEY_FINGERPRINT, DOCKER_KEYRING, DOCKER_SOURCE, ECR_CRED_HELPER, ENGINE_FILES_DIR, SSM_AGENT_KEY, SSM_AGENT_KEY_FINGERPRINT, SSM_AGENT_VERSION, ssmAgentUrl, engineFingerprint, renderDaemonJson, renderReadyCommand, stepsFor } from "../../components/engine";
 import { imageRef } from "../../components/fleet";
 import { dockerHostUrl, sshOptions } from "../../components/connection";
 import { STACKS } from "../../stacks";
@@ -565,7 +565,7 @@ const getProdCe = (): ProdCe => {
 };
 
 describe("prod, the shipped configuration: channel docker-ce from a signed mirror, ECR credential helper", () => {
-  it("boots the prod user-data as index.ts renders it, with only Docker's repository and the SSM agent's source (URL, key, fingerprint) replaced", () => {
+  it("boots the prod user-data as index.ts renders it, with only Docker's repository and the SSM agent's source (URL, version, key, fingerprint) replaced", () => {
     const b = getProdCe();
     // Put Docker's URL and fingerprint back, and AWS's SSM agent source: byte for byte what prod ships.
     const shipped = h.renderUserData({ ...b.input, dockerCeRepository: undefined, ssmAgent: undefined });
@@ -575,6 +575,8 @@ describe("prod, the shipped configuration: channel docker-ce from a signed mirro
     const restored = b.userData
       .split(standIn.url).join(aws.url)
       .split(`SSM_AGENT_KEY_FINGERPRINT='${standIn.keyFingerprint}'`).join(`SSM_AGENT_KEY_FINGERPRINT='${SSM_AGENT_KEY_FINGERPRINT}'`)
+      // The stand-in pins no agent version (its package is 3.3.0.0-0dockyard.test); prod pins AWS's.
+      .split("SSM_AGENT_VERSION=''").join(`SSM_AGENT_VERSION='${SSM_AGENT_VERSION}'`)
       .split(b.repo.url).join(info.dockerCeRepo).split(b.repo.keyFingerprint).join(DOCKER_APT_KEY_FINGERPRINT);
     // The armored key is a literal block in the YAML: compare the document with the key's content swapped.
     const doc = YAML.parse(restored) as { write_files: { path: string; content: string }[] };
