@@ -9,19 +9,22 @@
  * (deletes always run after creates). The host's proxy finds replicas by DNS and routes
  * only to those passing its own health check, so traffic moves over without a reload.
  * If a new container never becomes healthy, its create fails, the update stops, and no
- * old container is deleted. Each host keeps its old replicas until the update ends.
+ * old container is deleted. Each host keeps its old replicas until the update ends. The next
+ * `up` keeps that container (Pulumi only updates a resource whose create failed after it got
+ * its id, without the wait), so its host's serving gate checks every container's health
+ * itself and fails that `up` too (components/rollout.ts).
  *
  * Hosts roll in batches (components/rollout.ts): a host's replicas and proxy wait for the
  * serving gates of the previous batch of its group, and each host's turn ends with its own
- * gate (its proxy's monitor answers 200 on every published port, then the front door's
- * admit time). So new containers reach one batch at a time, a version that never becomes
+ * gate (its containers healthy, its proxy's monitor answers 200 on every published port,
+ * then the front door's admit time). So new containers reach one batch at a time, a version that never becomes
  * healthy stops the update in the first batch, and the proxy, which holds the host ports
  * and is replaced delete-first, is down on one batch at a time, never on all hosts.
  *
  * Every image reaches its host the same way (pulledImage): `docker pull` on the host,
  * then a RemoteImage the provider finds locally. The stack outputs `services` and
- * `proxyImage` resolve only after the containers that run them were created (and, with
- * `wait`, became healthy): `promote` treats them as "deployed".
+ * `proxyImage` resolve only after the containers that run them were created and their
+ * hosts' serving gates passed: `promote` treats them as "deployed".
  */
 import * as crypto from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
@@ -511,6 +514,8 @@ export class ContainerFleet extends pulumi.ComponentResource {
   private readonly containersOf: Record<string, docker.Container[]>;
   /** The proxies, in host order. */
   private readonly proxies: docker.Container[] = [];
+  /** The hosts that run a proxy, in host order. */
+  private readonly proxyHosts: string[] = [];
   /** Host name -> its serving gate (the end of its turn in a rollout). */
   public readonly gates: Record<string, command.local.Command> = {};
 
@@ -549,15 +554,19 @@ export class ContainerFleet extends pulumi.ComponentResource {
     }
     if (!args.rollout) rollout.close(() => []);
 
-    // Outputs resolve only once the containers they describe were created (and healthy).
+    // Outputs resolve only once the containers they describe were created and the serving
+    // gates of their hosts passed (each container healthy, the proxy serving): on a second
+    // `up` after a failed health wait the container's update succeeds without waiting, and
+    // only its host's gate says it is unhealthy (components/rollout.ts).
+    const gatesOf = (names: readonly string[]) => names.map((h) => this.gates[h].id);
     const summary: Record<string, pulumi.Output<ServiceOutput>> = {};
     for (const s of services) {
       const entry: ServiceOutput = { digest: s.digest, image: imageRef(s), replicas: s.replicas, hosts: hostsWithReplicas(this.placed[s.name]) };
-      summary[s.name] = pulumi.all(this.containersOf[s.name].map((c) => c.id)).apply(() => entry);
+      summary[s.name] = pulumi.all([...this.containersOf[s.name].map((c) => c.id), ...gatesOf(entry.hosts)]).apply(() => entry);
     }
     this.services = pulumi.output(summary);
     const proxyRef = this.proxies.length > 0 ? args.proxyImage : undefined;
-    this.proxyImage = pulumi.all(this.proxies.map((p) => p.id)).apply(() => proxyRef);
+    this.proxyImage = pulumi.all([...this.proxies.map((p) => p.id), ...gatesOf(this.proxyHosts)]).apply(() => proxyRef);
     this.placements = pulumi.output(this.placed);
     this.registerOutputs({ services: this.services, proxyImage: this.proxyImage, placements: this.placements });
   }
@@ -669,14 +678,18 @@ export class ContainerFleet extends pulumi.ComponentResource {
       },
     );
     this.proxies.push(proxy);
+    this.proxyHosts.push(host.name);
     return proxy;
   }
 
   /**
    * The end of a host's turn in a rollout (components/rollout.ts): after its containers were
-   * created (healthy, as `wait` requires), the proxy's monitor must answer 200 on every
-   * published port, then the front door gets its admit time. Triggered by every container's
-   * id and the engine readiness: it runs again whenever any of them was replaced.
+   * created, each of them must run and be healthy, the proxy's monitor must answer 200 on
+   * every published port, then the front door gets its admit time. Triggered by every
+   * container's id and the engine readiness: it runs again whenever any of them was replaced,
+   * and on the `up` after a container's failed health wait (the engine then updates that
+   * container without a wait; the gate, a replacement since its triggers changed, fails
+   * until the container is healthy: rollout.ts, "A second up after a failed health wait").
    */
   private servingGate(on: OnHost, containers: docker.Container[], ports: number[]): command.local.Command {
     const { host } = on;
@@ -686,7 +699,7 @@ export class ContainerFleet extends pulumi.ComponentResource {
     return new command.local.Command(
       `${this.name}-${host.name}-serving`,
       hostCommandArgs(host.connection, {
-        create: servingGateCommand(ports, admit),
+        create: pulumi.all(containers.map((c) => c.id)).apply((ids) => servingGateCommand(ports, admit, SERVING_GATE_TIMEOUT_SECONDS, ids)),
         stdin: servingGateScript(),
         triggers: [...(host.readyId !== undefined ? [host.readyId] : []), ...containers.map((c) => c.id)],
       }),

@@ -11,7 +11,8 @@
  *    door's healthy threshold x interval (the load balancer needs that many passed checks
  *    to send the host traffic again: components/front-door.ts frontDoorAdmitSeconds). It
  *    runs again whenever one of the host's containers or its engine readiness is replaced
- *    (its triggers);
+ *    (its triggers). It first waits until each of the host's containers runs and Docker
+ *    reports it healthy: see "A second up after a failed health wait" below;
  *  - every host of the next batch depends on the gates of this batch: its machine (the EC2
  *    instance, which a new engine or user-data replaces; a local host's container), its
  *    replicas and its proxy (`dependsOn`). The engine registers a resource only after the
@@ -24,6 +25,38 @@
  * These are `dependsOn` edges only, never inputs, so replacing a gate or a host never
  * replaces the next batch's resources (pkg/resource/deploy/step_generator.go,
  * calculateDependentReplacements follows input dependencies).
+ *
+ * A second up after a failed health wait (issue 24 item 16). The provider's `wait` alone does
+ * not hold a rollout: resourceDockerContainerCreate (kreuzwerker/terraform-provider-docker
+ * internal/provider/resource_docker_container_funcs.go, the v4.5.0 commit pulumi-docker 5.2
+ * builds) calls d.SetId right after ContainerCreate, before the start and the health wait, so
+ * a create whose wait times out returns its id with the error; the bridge reports it as a
+ * partial create (pulumi-terraform-bridge pkg/tfbridge/provider.go Create:
+ * initializationError(newstate.ID(), ...)), and the engine keeps the container with
+ * InitErrors. The next `up`, with the same inputs, gets an update step for it all the same
+ * (pulumi pkg/resource/deploy/step_generator.go: "If resource was unchanged, but there were
+ * initialization errors, generate an empty update step"), and the provider's update
+ * (resourceDockerContainerUpdate) only calls ContainerUpdate for restart and resource limits
+ * that changed: it never waits for health. The container then counts as created, unhealthy.
+ * So the gate checks health itself, and the gate runs on that second `up`:
+ *  - its `triggers` hold every container id of the host, and pulumi-command marks triggers
+ *    replaceOnChanges (provider/pkg/provider/common/inputs.go): a container the previous
+ *    successful `up` did not have makes the gate a replacement, whose create runs the gate;
+ *  - a failed gate is no partial create: pulumi-command's local Command.Create returns the
+ *    command's error as a plain error (local/commandController.go), which pulumi-go-provider's
+ *    infer Create turns into an error without id or state (infer/resource.go: only a
+ *    ResourceInitFailedError keeps a partial state); the engine keeps the old gate with its
+ *    old triggers, and every later `up` replaces it again and runs the gate again, until the
+ *    container is healthy (or replaced by another version: a new id again);
+ *  - with a failed step the engine runs no deletes (deployment_executor.go: performPostSteps
+ *    only once the program finished without error): the old replica keeps serving; the next
+ *    batch waits for this gate (dependsOn), so it is not touched;
+ *  - the stack outputs `services` and `proxyImage` resolve only after the gates
+ *    (ContainerFleet): a failed gate rejects them, the Node SDK then sends no stack outputs
+ *    (sdk/nodejs/runtime/stack.ts Stack.initialize awaits every exported output before
+ *    registerOutputs), and the stack keeps its old ones (step.go SameStep.Apply retains the old outputs). Had they
+ *    resolved, the engine would write them even on a failed `up` (step_executor.go,
+ *    executeRegisterResourceOutputs: on an error, the new outputs overwrite the old).
  *
  * What it costs: the first `up` of a stack creates the hosts of a group batch by batch too
  * (Pulumi cannot order replacements only), and every rollout waits about the admit time per
@@ -52,12 +85,20 @@ export function servingGateScript(): string {
   return gateScript;
 }
 
-/** The serving gate's command line on the host: bash reads the script from stdin. */
-export function servingGateCommand(ports: readonly number[], admitSeconds: number, timeoutSeconds = SERVING_GATE_TIMEOUT_SECONDS): string {
+/**
+ * The serving gate's command line on the host: bash reads the script from stdin. `containers`:
+ * the ids of the host's containers, each of which must run and be healthy (after `--`, each
+ * single-quoted); none: the line has no `--`.
+ */
+export function servingGateCommand(ports: readonly number[], admitSeconds: number, timeoutSeconds = SERVING_GATE_TIMEOUT_SECONDS, containers: readonly string[] = []): string {
   for (const n of [admitSeconds, timeoutSeconds, ...ports]) {
     if (!Number.isInteger(n) || n < 0) throw new Error(`serving gate: ${n} is not a whole number of seconds or a port`);
   }
-  return ["bash", "-s", "--", String(timeoutSeconds), String(admitSeconds), `'${MONITOR_PATH}'`, ...[...new Set(ports)].sort((a, b) => a - b).map(String)].join(" ");
+  for (const id of containers) {
+    if (id === "" || id.includes("'")) throw new Error(`serving gate: ${JSON.stringify(id)} is not a container id`);
+  }
+  const line = ["bash", "-s", "--", String(timeoutSeconds), String(admitSeconds), `'${MONITOR_PATH}'`, ...[...new Set(ports)].sort((a, b) => a - b).map(String)];
+  return (containers.length > 0 ? [...line, "--", ...containers.map((id) => `'${id}'`)] : line).join(" ");
 }
 
 /** A host group as the rollout sees it. */

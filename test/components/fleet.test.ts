@@ -33,9 +33,14 @@ import { RolloutOrder, rolloutBatches, servingGateCommand, servingGateScript } f
  */
 class FleetMocks extends DockyardMocks {
   readonly failingContainers = new Set<string>();
+  /** Commands (by exact name) whose create exits 1, as a serving gate does on an unhealthy container. */
+  readonly failingCommands = new Set<string>();
   override newResource(args: pulumi.runtime.MockResourceArgs): { id: string; state: Record<string, unknown> } {
     if (args.type === "docker:index/container:Container" && [...this.failingContainers].some((p) => args.name.startsWith(p))) {
       throw new Error(`container ${args.name} failed to be in healthy state`);
+    }
+    if (args.type === "command:local:Command" && this.failingCommands.has(args.name)) {
+      throw new Error(`command ${args.name} failed: exit status 1`);
     }
     return super.newResource(args);
   }
@@ -380,12 +385,26 @@ describe("ContainerFleet on the mock runtime", () => {
 
   it("each host's serving gate runs the gate script on the host for its published ports, again whenever a container or the engine readiness is replaced", () => {
     const gate = mocks.get("command:local:Command", "f1-f1-app-1-serving").inputs as Record<string, any>;
-    expect(gate.create).toBe(servingGateCommand([80], 0));
-    expect(gate.create).toBe("bash -s -- 180 0 '/.dockyard/health' 80");
+    // The containers after `--`, in the order of the triggers (after the engine readiness id).
+    expect(gate.create).toBe(servingGateCommand([80], 0, 180, gate.triggers.slice(1)));
+    expect(gate.create).toMatch(/^bash -s -- 180 0 '\/\.dockyard\/health' 80 -- 'computed\(f1-f1-app-1-/);
     expect(gate.stdin).toBe(servingGateScript());
     expect(gate.interpreter.slice(0, 1)).toEqual(["ssh"]);
     // The engine readiness id, then the proxy's and the replica's ids.
     expect(gate.triggers).toHaveLength(3);
+  });
+
+  it("each host's serving gate checks every container of its host by id (issue 24 item 16: the up after a failed health wait updates the container without waiting)", () => {
+    for (const h of ["f1-app-1", "f1-app-2"]) {
+      const gate = mocks.get("command:local:Command", `f1-${h}-serving`).inputs as Record<string, any>;
+      const containers = byPrefix("docker:index/container:Container", `f1-${h}-`).map((c) => c.name);
+      expect(containers).toHaveLength(2);
+      // The mock ids of the host's replica and proxy, the same ones as in its triggers.
+      const ids = containers.map((n) => `computed(${n}.id)`).sort();
+      expect(String(gate.create).split(" -- ")[1]).toBe(`180 0 '/.dockyard/health' 80`);
+      expect(String(gate.create).split(" -- ")[2].split(" ").map((x: string) => x.replace(/'/g, "")).sort()).toEqual(ids);
+      expect(gate.triggers.slice(1).sort()).toEqual(ids);
+    }
   });
 
   it("exports the proxy image once every proxy container was created", async () => {
@@ -422,8 +441,26 @@ describe("the outputs promote trusts wait for the containers", () => {
     });
     expect(failures.join("\n")).toMatch(/x2-x2-app-2-proxy failed to be in healthy state/);
     expect(result).not.toBe("resolved");
-    // The service's own containers were created: it is deployed, whatever its proxy did.
-    expect(services).toBe("resolved");
+    // Host 2's turn did not end (its gate waits for its proxy): the service counts as deployed
+    // only once every host carrying it passed its gate.
+    expect(services).not.toBe("resolved");
+  });
+
+  it("the second up after a failed health wait: the container's update succeeds without waiting, its host's gate fails, and neither output is reported (issue 24 item 16)", async () => {
+    // Every container is created (as the engine's update of a container with an init error
+    // succeeds: resourceDockerContainerUpdate waits for nothing); host 2's gate exits 1 (its
+    // replica is unhealthy: serving-gate.sh). Today's outputs waited for the containers only.
+    mocks.failingCommands.add("x4-x4-app-2-serving");
+    let services = "";
+    let proxy = "";
+    const failures = await collectingFailures(async () => {
+      const f = fleet("x4", makeHosts("x4", 2), [service()]);
+      services = await outcome(f.services);
+      proxy = await outcome(f.proxyImage);
+    });
+    expect(failures.join("\n")).toMatch(/x4-x4-app-2-serving failed/);
+    expect(services).not.toBe("resolved");
+    expect(proxy).not.toBe("resolved");
   });
 
   it("a fleet without proxy image reports none", async () => {
@@ -478,6 +515,8 @@ describe("rollout batches of maxUnavailable (components/rollout.ts)", () => {
     expect(() => rolloutBatches([1], 0)).toThrow(/at least 1/);
     expect(servingGateCommand([443, 80, 80], 20)).toBe("bash -s -- 180 20 '/.dockyard/health' 80 443");
     expect(servingGateCommand([], 0)).toBe("bash -s -- 180 0 '/.dockyard/health'");
+    expect(servingGateCommand([80], 0, 60, ["0123abcd", "4567ef"])).toBe("bash -s -- 60 0 '/.dockyard/health' 80 -- '0123abcd' '4567ef'");
+    expect(() => servingGateCommand([80], 0, 60, ["a'b"])).toThrow(/not a container id/);
     expect(() => servingGateCommand([80], -1)).toThrow(/not a whole number/);
   });
 });
