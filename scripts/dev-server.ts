@@ -11,9 +11,10 @@
  */
 import * as fs from "node:fs";
 import type { Argv, CommandModule } from "yargs";
-import { ConfigError, HOST_NAME_MAX_LENGTH, HOST_PLATFORMS, STACKS_DIR, hostNameFor, isSecureValue, loadStackSpec, readStackFile, stackFilePath, stackNameProblem, type EnvironmentSpec } from "../stacks";
-import { requiredSecretsProvider, type HostPlatform } from "../stacks/secrets-provider";
+import { ConfigError, HOST_NAME_MAX_LENGTH, HOST_PLATFORMS, STACKS_DIR, hostNameFor, isSecureValue, loadStackSpec, readStackFile, stackFileLabel, stackFilePath, stackNameProblem, type EnvironmentSpec } from "../stacks";
+import { requiredSecretsProvider, secretsProviderProblems, type HostPlatform } from "../stacks/secrets-provider";
 import {
+  NoDeploymentError,
   PulumiCommandError,
   StackLockedError,
   StackMissingError,
@@ -361,11 +362,42 @@ async function requireServer(backend: DevServerBackend, stack: string, owner: st
   throw new DockyardError(`--owner ${owner}: no dev server ${stack} in ${backend.location}; dev servers there: ${servers.join(", ") || "(none)"} (create one with: ${RUN} up --owner ${owner})`, EXIT.usage);
 }
 
-/** A stack file made elsewhere (CI, another laptop) is rebuilt from the last deployment before Pulumi runs. */
+/**
+ * A stack file made elsewhere (CI, another laptop) is rebuilt from the last deployment before
+ * Pulumi runs: without it, a new file names no secrets provider and Pulumi would take the
+ * backend's default (a passphrase on a DIY backend). A stack never deployed has no deployment
+ * to restore from; the adapter's FALLBACK_TO_STATE makes Pulumi take the provider its state records.
+ */
 async function ensureStackFile(backend: DevServerBackend, stack: string, deps: DevServerDeps): Promise<void> {
   if (fs.existsSync(stackFilePath(stack, deps.stacksDir ?? STACKS_DIR))) return;
   deps.err(`No stacks/Pulumi.${stack}.yaml here: restoring it from the last deployment (pulumi config refresh).\n`);
-  await backend.refreshConfig(stack);
+  try {
+    await backend.refreshConfig(stack);
+  } catch (e) {
+    if (!(e instanceof NoDeploymentError)) throw e;
+    deps.err(`${stack} was never deployed: no stack file to restore; Pulumi takes the secrets provider its stack init recorded in the state.\n`);
+  }
+}
+
+/**
+ * An existing server's stack file must name the secrets provider its platform needs after this
+ * up: on aws dev's KMS key, which reap (CI, no passphrase) decrypts with; a passphrase only on
+ * local (stacks/secrets-provider.ts). Else exit 2 with the command that moves it, nothing changed.
+ */
+function requireSecretsProvider(stack: string, platform: HostPlatform, region: string, deps: DevServerDeps): void {
+  const dir = deps.stacksDir ?? STACKS_DIR;
+  if (!fs.existsSync(stackFilePath(stack, dir))) return;
+  const problems = secretsProviderProblems(stack, stackFileLabel(stackFilePath(stack, dir)), region, readStackFile(stack, dir).other ?? {}, platform);
+  if (problems.length === 0) return;
+  const want = requiredSecretsProvider(stack, region);
+  throw new DockyardError(
+    [
+      `${stack} would run on ${platform} with secrets the scheduled reap cannot decrypt:`,
+      ...problems.map((p) => `  - ${p}`),
+      `Move its secrets to the key first (with the passphrase it has now in PULUMI_CONFIG_PASSPHRASE): npx pulumi stack change-secrets-provider --stack ${stack} "${want}"; then run up again.`,
+    ].join("\n"),
+    EXIT.usage,
+  );
 }
 
 /** A failed `up`: what exists now and the exact command to retry (exit 1). */
@@ -425,6 +457,11 @@ export async function runUp(args: UpArgs, deps: DevServerDeps): Promise<number> 
         `--platform local on ${deps.env.PULUMI_BACKEND_URL} encrypts the stack's secrets with a passphrase: set PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE) first, and keep it: every later up, recreate and destroy of ${stack} needs the same one (README "Dev servers on demand")`,
         EXIT.usage,
       );
+    }
+    if (exists) {
+      // A server made on another machine: its stack file first, naming the secrets provider its state has.
+      await ensureStackFile(backend, stack, deps);
+      requireSecretsProvider(stack, platform, spec.region, deps);
     }
     // KMS (dev's key) on aws; on local the backend's default (a passphrase on a DIY backend), no cloud account needed.
     const secretsProvider = platform === "aws" ? requiredSecretsProvider(stack, spec.region) : undefined;

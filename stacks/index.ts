@@ -23,7 +23,7 @@ export function stackFilePath(stack: string, dir = STACKS_DIR): string {
 }
 
 /** How a message names a file: `stacks/<name>` for the repository's own, else the path given. */
-function fileLabel(file: string): string {
+export function stackFileLabel(file: string): string {
   return path.dirname(path.resolve(file)) === STACKS_DIR ? `stacks/${path.basename(file)}` : file;
 }
 
@@ -42,7 +42,7 @@ function nullPrototype(v: unknown): unknown {
  * tag, and an alias bomb (the yaml library's resource-exhaustion guard, maxAliasCount).
  */
 function readYaml(stack: string, file: string, missing?: () => string): unknown {
-  const where = `stack "${stack}": ${fileLabel(file)}`;
+  const where = `stack "${stack}": ${stackFileLabel(file)}`;
   let text: string;
   try {
     text = fs.readFileSync(file, "utf8");
@@ -85,7 +85,7 @@ export function readStackFile(stack: string, dir = STACKS_DIR): RawStackFile {
   if (nameProblem) throw new ConfigError(stack, [nameProblem]);
   const file = stackFilePath(stack, dir);
   const doc = readYaml(stack, file, () => `no such stack file; stacks: ${stackNames(dir).join(", ") || "(none)"} (a new stack starts as a copy of stacks/Pulumi.dev.yaml)`);
-  const where = `stack "${stack}": ${fileLabel(file)}`;
+  const where = `stack "${stack}": ${stackFileLabel(file)}`;
   if (doc === null || doc === undefined) return { config: {} };
   if (typeof doc !== "object" || Array.isArray(doc)) {
     throw new ConfigError(stack, [`${where}: (top level): must be a mapping with a config: key`]);

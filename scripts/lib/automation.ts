@@ -53,6 +53,20 @@ export class StackMissingError extends Error {
   }
 }
 
+/**
+ * The stack has no update in its history, so `pulumi config refresh` has nothing to restore
+ * ("getting latest configuration: no previous deployment": pkg/backend/diy/backend.go
+ * GetLatestConfiguration, backenderr.ErrNoPreviousDeployment). Its secrets provider is still in
+ * its state: stack init stores it there (pkg/cmd/pulumi/stack/io.go CreateStack's initialState,
+ * persisted by pkg/backend/diy/backend.go CreateStack).
+ */
+export class NoDeploymentError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "NoDeploymentError";
+  }
+}
+
 /** A Pulumi command failed; `detail` is what it printed on stderr (its last lines say why). */
 export class PulumiCommandError extends Error {
   constructor(
@@ -78,7 +92,7 @@ export interface DevServerBackend {
   setConfigPaths(stack: string, values: ConfigValues): Promise<void>;
   /** Removes top-level keys. */
   removeConfig(stack: string, keys: string[]): Promise<void>;
-  /** Rewrites the local stack file from the last deployment's config and secrets provider (`config refresh --force`). */
+  /** Rewrites the local stack file from the last deployment's config and secrets provider (`config refresh --force`). Throws NoDeploymentError when the stack was never deployed. */
   refreshConfig(stack: string): Promise<void>;
   getTags(stack: string): Promise<Record<string, string>>;
   setTags(stack: string, tags: Record<string, string>): Promise<void>;
@@ -126,6 +140,16 @@ export function pulumiCommand(workDir: string, env: NodeJS.ProcessEnv = process.
 const BACKEND_VARS = ["PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE"] as const;
 
 /**
+ * Set on every Pulumi call: a stack file without a secrets provider (one `config set-all`
+ * started on a machine that never had the file) takes the provider recorded in the stack's
+ * state, and Pulumi writes it into the file, instead of the backend's default, a passphrase on
+ * a DIY backend (pkg/cmd/pulumi/stack/secrets.go SecretsManagerLoader.GetSecretsManager with
+ * FallbackToState, read from PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER by
+ * NewStackSecretsManagerLoaderFromEnv; off by default; `destroy` always falls back).
+ */
+export const FALLBACK_TO_STATE = { PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER: "true" } as const;
+
+/**
  * The real backend: Pulumi's Automation API on `workDir` (the repository root). The CLI is
  * the `pulumi` on PATH, else the repository's own (the `pulumi` dev dependency in
  * node_modules/.bin, which npm scripts put on PATH anyway). The backend and passphrase
@@ -137,7 +161,7 @@ export async function automationBackend(workDir: string, env: NodeJS.ProcessEnv 
   const auto = await import("@pulumi/pulumi/automation");
   type Workspace = Awaited<ReturnType<typeof auto.LocalWorkspace.create>>;
   if (!pulumiOnPath(env)) process.env.PATH = `${path.join(workDir, "node_modules", ".bin")}${path.delimiter}${process.env.PATH ?? ""}`;
-  const envVars = Object.fromEntries(BACKEND_VARS.flatMap((k) => (env[k] ? [[k, env[k] as string]] : [])));
+  const envVars = { ...Object.fromEntries(BACKEND_VARS.flatMap((k) => (env[k] ? [[k, env[k] as string]] : []))), ...FALLBACK_TO_STATE };
   // The CLI runs `pulumi version` once per workspace; one workspace per secrets provider asked for.
   const workspaces = new Map<string, Promise<Workspace>>();
   const workspace = (secretsProvider?: string) => {
@@ -177,7 +201,14 @@ export async function automationBackend(workDir: string, env: NodeJS.ProcessEnv 
     setConfigJson: (stack, values) => call((ws) => ws.setAllConfigJson(stack, JSON.stringify(values))),
     setConfigPaths: (stack, values) => call((ws) => ws.setAllConfig(stack, values, true)),
     removeConfig: (stack, keys) => call((ws) => ws.removeAllConfig(stack, keys)),
-    refreshConfig: (stack) => call(async (ws) => void (await ws.refreshConfig(stack))),
+    async refreshConfig(stack) {
+      try {
+        await call(async (ws) => void (await ws.refreshConfig(stack)));
+      } catch (e) {
+        if (e instanceof PulumiCommandError && /no previous deployment/.test(e.detail)) throw new NoDeploymentError(e.detail);
+        throw e;
+      }
+    },
     getTags: (stack) => call((ws) => ws.listTags(stack)),
     async setTags(stack, tags) {
       // One `pulumi stack tag set` per tag: the CLI has no command that sets several.

@@ -20,7 +20,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { runUp } from "../../scripts/dev-server";
-import { StackLockedError, StackMissingError, automationBackend, type DevServerBackend } from "../../scripts/lib/automation";
+import { NoDeploymentError, StackLockedError, StackMissingError, automationBackend, type DevServerBackend } from "../../scripts/lib/automation";
 import { ROOT } from "./cli";
 
 /** The stand-in CLI: state in $FAKE_PULUMI_STATE, one JSON line per call in $FAKE_PULUMI_LOG. */
@@ -29,7 +29,7 @@ const fs = require("fs");
 const argv = process.argv.slice(2);
 const statePath = process.env.FAKE_PULUMI_STATE;
 const state = JSON.parse(fs.readFileSync(statePath, "utf8"));
-fs.appendFileSync(process.env.FAKE_PULUMI_LOG, JSON.stringify({ argv, cwd: process.cwd(), automation: process.env.PULUMI_AUTOMATION_API }) + "\\n");
+fs.appendFileSync(process.env.FAKE_PULUMI_LOG, JSON.stringify({ argv, cwd: process.cwd(), automation: process.env.PULUMI_AUTOMATION_API, fallback: process.env.PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER }) + "\\n");
 const save = () => fs.writeFileSync(statePath, JSON.stringify(state));
 const flag = (name) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : undefined; };
 const stack = flag("--stack");
@@ -45,6 +45,8 @@ if (cmd === "stack tag") {
   if (argv[2] === "ls") { process.stdout.write(JSON.stringify(state.stacks[stack].tags)); process.exit(0); }
 }
 if (argv[0] === "config" && argv[1] === undefined) fail("unexpected");
+// pkg/cmd/pulumi/config/config.go newConfigRefreshCmd: "getting latest configuration: %w" of backenderr.ErrNoPreviousDeployment.
+if (argv[0] === "config" && argv[1] === "refresh" && state.stacks[stack] && state.stacks[stack].neverDeployed) fail("error: getting latest configuration: no previous deployment");
 if (argv[0] === "config" && argv.includes("--show-secrets")) { process.stdout.write(JSON.stringify(state.config[stack] || {})); process.exit(0); }
 if (argv[0] === "config") process.exit(0);
 if (argv[0] === "up" || argv[0] === "destroy") {
@@ -66,7 +68,7 @@ let stateFile: string;
 const savedPath = process.env.PATH;
 
 interface State {
-  stacks: Record<string, { tags: Record<string, string>; secretsProvider: string | null }>;
+  stacks: Record<string, { tags: Record<string, string>; secretsProvider: string | null; neverDeployed?: boolean }>;
   config: Record<string, unknown>;
   outputs: Record<string, unknown>;
   resources: unknown[];
@@ -82,7 +84,7 @@ const calls = () =>
     .trim()
     .split("\n")
     .filter(Boolean)
-    .map((l) => JSON.parse(l) as { argv: string[]; cwd: string; automation: string });
+    .map((l) => JSON.parse(l) as { argv: string[]; cwd: string; automation: string; fallback?: string });
 const argvs = () => calls().map((c) => c.argv).filter((a) => a[0] !== "version");
 
 beforeAll(() => {
@@ -188,6 +190,23 @@ describe("the Automation API adapter's command lines (stand-in pulumi on PATH)",
     expect(a.at(-1)).toEqual(["stack", "rm", "--yes", "dev-alice", "--non-interactive"]);
   });
 
+  it("every call falls back to the secrets provider the stack's state records when the stack file names none (issue 24 item 9)", async () => {
+    writeState({ stacks: { "dev-alice": { tags: {}, secretsProvider: null } } });
+    await backend.setConfigJson("dev-alice", { "aws:region": { value: "eu-west-1", secret: false } });
+    await backend.up("dev-alice", { onOutput: () => undefined });
+    // pkg/cmd/pulumi/stack/secrets.go: without it, a file with no secretsprovider gets the DIY backend's passphrase.
+    const stackCalls = calls().filter((c) => c.argv[0] !== "version");
+    expect(stackCalls.map((c) => c.fallback)).toEqual(stackCalls.map(() => "true"));
+    expect(stackCalls.length).toBeGreaterThan(3);
+  });
+
+  it("config refresh of a stack never deployed ('no previous deployment') is NoDeploymentError", async () => {
+    writeState({ stacks: { "dev-alice": { tags: {}, secretsProvider: "awskms://alias/dockyard-dev?region=eu-west-1", neverDeployed: true } } });
+    const e = await backend.refreshConfig("dev-alice").catch((x) => x);
+    expect(e).toBeInstanceOf(NoDeploymentError);
+    expect(e.message).toContain("no previous deployment");
+  });
+
   it("maps the DIY backend's lock message to StackLockedError (holder kept) and a missing stack to StackMissingError", async () => {
     writeState({ stacks: { "dev-alice": { tags: {}, secretsProvider: null } }, lockedBy: "bob@laptop" });
     const locked = await backend.up("dev-alice", { onOutput: () => undefined }).catch((e) => e);
@@ -229,5 +248,19 @@ describe("dev-server up end to end through the real adapter", () => {
     });
     expect(err).toContain("Updating (dev-alice)");
     expect(out).toContain("Dev server dev-alice is up");
+  });
+
+  it("an existing server with no stack file on this machine: config refresh first, then the config (issue 24 item 9)", async () => {
+    writeState({ stacks: { "dev-alice": { tags: { "dockyard:platform": "aws" }, secretsProvider: "awskms://alias/dockyard-dev?region=eu-west-1" } }, outputs: { hostsByName: {}, services: {} } });
+    let err = "";
+    const code = await runUp(
+      { owner: "alice", ttl: "8h", lockWait: "1m" },
+      { backend: async () => backend, now: () => new Date("2026-03-01T12:00:00Z"), sleep: async () => undefined, out: () => undefined, err: (s) => void (err += s), env: {} },
+    );
+    expect(code, err).toBe(0);
+    const ops = argvs().map((a) => a.slice(0, a[0] === "stack" || a[0] === "config" ? 3 : 1).join(" "));
+    expect(ops.slice(0, 5)).toEqual(["stack ls --json", "stack tag ls", "config refresh --force", "config --show-secrets --json", "stack select --stack"]);
+    expect(ops.indexOf("config refresh --force")).toBeLessThan(ops.indexOf("config set-all --stack"));
+    expect(ops).not.toContain("stack init dev-alice");
   });
 });

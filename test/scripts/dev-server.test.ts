@@ -32,7 +32,7 @@ import {
   TTL_MIN_MS,
   type DevServerDeps,
 } from "../../scripts/dev-server";
-import { PulumiCommandError, StackLockedError, type ConfigJsonValue, type ConfigValues, type DevServerBackend, type StackListing, type StateResource } from "../../scripts/lib/automation";
+import { NoDeploymentError, PulumiCommandError, StackLockedError, type ConfigJsonValue, type ConfigValues, type DevServerBackend, type StackListing, type StateResource } from "../../scripts/lib/automation";
 import { DockyardError } from "../../scripts/lib/cli";
 
 const NOW = new Date("2026-03-01T12:00:00Z");
@@ -320,6 +320,74 @@ describe("dev-server up", () => {
     expect(await up({ platform: "aws", ttl: "2d" })).toBe(1);
     expect(err).toContain("pulumi up of dev-alice failed: error: update failed\nWhat exists in dev-alice now (2 resources):\n  dockyard:index:DockerHost  dev-alice-app-1\n  aws:ebs/volume:Volume  dev-alice-app-1-data\n");
     expect(err).toContain("  npm run dev-server -- up --owner alice --ttl 2d --platform aws --from dev\n");
+  });
+});
+
+/**
+ * Issue 24 item 9: a server made on another machine (a laptop, or CI) has no stack file here.
+ * Without one, `pulumi config set-all` starts a new file with no `secretsprovider`, and `pulumi up`
+ * then takes the backend's default: a passphrase on a DIY backend (pkg/backend/diy/stack.go
+ * DefaultSecretManager), since the CLI falls back to the state's provider only with
+ * PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER (pkg/cmd/pulumi/stack/secrets.go GetSecretsManager).
+ * `pulumi config refresh` writes the file from the last deployment, secrets provider included
+ * (pkg/cmd/pulumi/config/config.go newConfigRefreshCmd: cloud.EditProjectStack).
+ */
+describe("dev-server up of a server made on another machine", () => {
+  const KMS = "awskms://alias/dockyard-dev?region=eu-west-1";
+  const file = () => path.join(dir, "Pulumi.dev-alice.yaml");
+  /** The stack file as it was when Pulumi's up ran (absent: undefined). */
+  let atUp: Record<string, unknown> | undefined;
+  beforeEach(() => {
+    atUp = undefined;
+    backend.add("dev-alice", { "dockyard:owner": "alice", "dockyard:platform": "aws", "dockyard:created": "2026-03-01T08:00:00Z" });
+    // What `pulumi config refresh --force` writes: the deployment's config and its secrets provider.
+    backend.refreshConfig = async (stack) => {
+      backend.calls.push(["refreshConfig", stack]);
+      fs.writeFileSync(file(), YAML.stringify({ secretsprovider: KMS, encryptedkey: "AQICAHh0ZXN0a2V5", config: { "aws:region": "eu-west-1", "dockyard:old": "x" } }));
+    };
+    const realUp = backend.up.bind(backend);
+    backend.up = async (stack, opts) => {
+      atUp = fs.existsSync(file()) ? YAML.parse(fs.readFileSync(file(), "utf8")) : undefined;
+      return realUp(stack, opts);
+    };
+  });
+
+  it("restores the stack file from the last deployment before any config is written, so up runs with dev's KMS key", async () => {
+    expect(await up(), err).toBe(0);
+    expect(err).toContain("No stacks/Pulumi.dev-alice.yaml here: restoring it from the last deployment (pulumi config refresh).");
+    const ops = backend.ops();
+    expect(ops.indexOf("refreshConfig")).toBeGreaterThanOrEqual(0);
+    expect(ops.indexOf("refreshConfig")).toBeLessThan(ops.indexOf("setConfigJson"));
+    expect(atUp?.secretsprovider).toBe(KMS);
+    // The restored file's keys that dev does not set are removed, as on any later up.
+    expect(backend.call("removeConfig")).toEqual(["removeConfig", "dev-alice", ["dockyard:old"]]);
+  });
+
+  it("a server that was never deployed (config refresh: no previous deployment) goes on: Pulumi takes the provider its stack init recorded", async () => {
+    backend.refreshConfig = async (stack) => {
+      backend.calls.push(["refreshConfig", stack]);
+      throw new NoDeploymentError("error: getting latest configuration: no previous deployment");
+    };
+    expect(await up(), err).toBe(0);
+    expect(err).toContain("dev-alice was never deployed: no stack file to restore");
+    expect(backend.ops()).toContain("up");
+  });
+
+  it("an aws server whose stack file names a passphrase: exit 2 naming the file, the key and the command that moves it to KMS; nothing changed", async () => {
+    fs.writeFileSync(file(), YAML.stringify({ encryptionsalt: "v1:c2FsdA==:v1:aXY=:Y2lwaGVy", config: {} }));
+    backend.stacks.get("dev-alice")!.tags["dockyard:platform"] = "local";
+    expect(await up({ platform: "aws" }, { PULUMI_BACKEND_URL: "file:///s", PULUMI_CONFIG_PASSPHRASE: "x" })).toBe(2);
+    expect(err).toContain(`stack "dev-alice": ${file()}: secretsprovider: is missing (the passphrase provider); allowed: ${KMS}`);
+    expect(err).toContain(`npx pulumi stack change-secrets-provider --stack dev-alice "${KMS}"`);
+    expect(err).not.toMatch(/\n\s+at /);
+    expect(backend.ops()).toEqual([]);
+  });
+
+  it("a local server keeps its passphrase: no refusal", async () => {
+    fs.writeFileSync(file(), YAML.stringify({ encryptionsalt: "v1:c2FsdA==:v1:aXY=:Y2lwaGVy", config: {} }));
+    backend.stacks.get("dev-alice")!.tags["dockyard:platform"] = "local";
+    expect(await up({}, { PULUMI_BACKEND_URL: "file:///s", PULUMI_CONFIG_PASSPHRASE: "x" }), err).toBe(0);
+    expect(backend.ops()).not.toContain("refreshConfig");
   });
 });
 
