@@ -91,16 +91,42 @@ export function sshOptions(hostPublicKey: string, proxyCommand?: string): string
 }
 
 /**
- * The ProxyCommand of `access: ssm`: push the first key of the deployer's ssh-agent to
- * the instance with EC2 Instance Connect (valid 60 s, for this OS user only), then carry
- * the SSH connection over an SSM Session Manager session to the instance's port 22
- * (document AWS-StartSSHSession). Both calls are authorised by IAM: who may push a key to
- * which instance and user (ec2-instance-connect:SendSSHPublicKey, condition ec2:osuser),
- * who may start a session (ssm:StartSession). Needs the aws CLI and the Session Manager
- * plugin where Pulumi runs (README "Access to hosts").
+ * The ProxyCommand of `access: ssm`: push a key of the deployer's ssh-agent to the instance
+ * with EC2 Instance Connect (valid 60 s, for this OS user only), then carry the SSH
+ * connection over an SSM Session Manager session to the instance's port 22 (document
+ * AWS-StartSSHSession). Both calls are authorised by IAM: who may push a key to which
+ * instance and user (ec2-instance-connect:SendSSHPublicKey, condition ec2:osuser), who may
+ * start a session (ssm:StartSession). Needs the aws CLI and the Session Manager plugin where
+ * Pulumi runs (README "Access to hosts").
+ *
+ * Which key: the agent's first ssh-ed25519 or ssh-rsa key (EIC_KEY_TYPES). No other type
+ * reaches the OS user on every family: AWS's own AuthorizedKeysCommand (ec2-instance-connect
+ * on Amazon Linux and Ubuntu; aws-ec2-instance-connect-config src/bin/eic_parse_authorized_keys)
+ * keeps a key line only if it starts with "ssh", so ecdsa-* and sk-* keys are dropped there,
+ * and a certificate (ssh-ed25519-cert-v01@openssh.com) is no key EC2 takes. With none, the
+ * command says which types the agent holds and exits 1.
+ *
+ * Pushes, bounded: SendSSHPublicKey is throttled (ThrottlingException) and may fail
+ * transiently (ServiceException, EC2InstanceUnavailableException: botocore's model of the
+ * service, data/ec2-instance-connect/2018-04-02/service-2.json; the CLI prints "An error
+ * occurred (<code>) when calling the SendSSHPublicKey operation...", botocore
+ * exceptions.py ClientError). Those are retried up to EIC_PUSH_ATTEMPTS times, 1, 2, 4 s
+ * apart plus a jitter of under a second, so the push and the session fit in ssh's
+ * ConnectTimeout (30 s), which counts from the ProxyCommand's start to the server's banner
+ * (OpenSSH sshconnect.c ssh_login: kex_exchange_identification(ssh, timeout_ms)). Any other
+ * error ends it at once with the CLI's message.
+ *
+ * Pushes, not needed: a key pushed less than EIC_REUSE_SECONDS (40 s) ago for the same
+ * instance, user and key is still on the instance for 20 s more, enough for the session and
+ * the authentication, so it is not pushed again (a stamp per instance, user and key in a
+ * directory only this user owns: $XDG_RUNTIME_DIR, else $TMPDIR, else /tmp). Concurrent dials
+ * to one host wait for the first one's push (a lock directory, taken over when older than the
+ * push can take), so an `up` pushes about once per host per 40 s, not once per command.
  *
  * `sh -c '...' dockyard-ssm %h %p`: the target and port reach the script as "$1" "$2",
- * never spliced into its text. `--region` is the stack's: the instance lives there.
+ * never spliced into its text. `--region` is the stack's: the instance lives there. ssh
+ * expands %-sequences in the whole command (readconf.c percent_expand): the script writes
+ * `%%` where the shell must see `%`.
  */
 export function ssmProxyCommand(region: string, user: string): string {
   if (!/^[a-z]{2}(-[a-z]+)+-\d$/.test(region)) throw new Error(`region ${JSON.stringify(region)} is not an AWS region`);
@@ -108,11 +134,29 @@ export function ssmProxyCommand(region: string, user: string): string {
   return `sh -c '${SSM_PROXY_SCRIPT.replace(/@REGION@/g, region).replace(/@USER@/g, user)}' dockyard-ssm %h %p`;
 }
 
+/** The key types EC2 Instance Connect delivers to the OS user on every OS family (see ssmProxyCommand). */
+export const EIC_KEY_TYPES = ["ssh-ed25519", "ssh-rsa"] as const;
+/** How many SendSSHPublicKey calls one dial makes at most when they are throttled or fail transiently. */
+export const EIC_PUSH_ATTEMPTS = 4;
+/** A key pushed this many seconds ago or less is reused (EC2 Instance Connect keeps it 60 s). */
+export const EIC_REUSE_SECONDS = 40;
+/** The SendSSHPublicKey errors worth another try (botocore's service model; the CLI's message names the code). */
+export const EIC_RETRYABLE = ["ThrottlingException", "ServiceException", "EC2InstanceUnavailableException"] as const;
+
 /** The body of ssmProxyCommand (no single quote inside: it is wrapped in one). */
 export const SSM_PROXY_SCRIPT = [
-  `key=$(ssh-add -L 2>/dev/null | head -n 1)`,
-  `case "$key" in ssh-*|ecdsa-*|sk-*) ;; *) echo "dockyard: no key in ssh-agent (SSH_AUTH_SOCK): load one with ssh-add; see README Access to hosts" >&2; exit 1;; esac`,
-  `aws ec2-instance-connect send-ssh-public-key --region @REGION@ --instance-id "$1" --instance-os-user @USER@ --ssh-public-key "$key" --output text >/dev/null || exit 1`,
+  // The agent's first key of an accepted type (a certificate's type has a suffix, so it never matches).
+  `k=$(ssh-add -L 2>/dev/null | grep -E -m 1 "^(${EIC_KEY_TYPES.join("|")}) ")`,
+  `if [ -z "$k" ]; then t=$(ssh-add -L 2>/dev/null | grep -E "^[^ ]+ AAAA" | cut -d" " -f1 | sort -u | tr "\\n" " "); echo "dockyard: EC2 Instance Connect takes only ${EIC_KEY_TYPES.join(" or ")} keys; ssh-agent (SSH_AUTH_SOCK) holds \${t:-no key}: load one with ssh-add; see README Access to hosts" >&2; exit 1; fi`,
+  // The stamps live in a directory only this user owns, or there are none (every dial pushes).
+  `d=\${XDG_RUNTIME_DIR:-\${TMPDIR:-/tmp}}/dockyard-eic-$(id -u); mkdir -m 0700 "$d" 2>/dev/null; if [ -d "$d" ] && [ -O "$d" ] && [ -w "$d" ]; then s=$d/$1-@USER@-$(echo "$k" | cksum | cut -d" " -f1); else s=""; fi`,
+  // Seconds since the time a file holds (seconds since the epoch; none: since 1970).
+  `age() { t=$(cat "$1" 2>/dev/null); case "$t" in "" | *[!0-9]*) t=0 ;; esac; echo $(($(date +%%s) - t)); }`,
+  `fresh() { [ -n "$s" ] && [ "$(age "$s")" -le ${EIC_REUSE_SECONDS} ]; }`,
+  `push() { n=1; w=1; j=$(echo $$ | tail -c 2); e=$(mktemp); while :; do if aws ec2-instance-connect send-ssh-public-key --region @REGION@ --instance-id "$1" --instance-os-user @USER@ --ssh-public-key "$k" --output text >/dev/null 2>"$e"; then rm -f "$e"; [ -z "$s" ] || date +%%s >"$s"; return 0; fi; if [ "$n" -ge ${EIC_PUSH_ATTEMPTS} ] || ! grep -Eq "[(](${EIC_RETRYABLE.join("|")})[)]|Could not connect to the endpoint URL" "$e"; then cat "$e" >&2; rm -f "$e"; echo "dockyard: EC2 Instance Connect did not take the key for $1 (attempt $n of ${EIC_PUSH_ATTEMPTS}); see README Access to hosts" >&2; return 1; fi; echo "dockyard: SendSSHPublicKey for $1 throttled or unavailable (attempt $n of ${EIC_PUSH_ATTEMPTS}); retrying in $w.$j s" >&2; sleep "$w.$j"; n=$((n + 1)); w=$((w * 2)); done; }`,
+  // One push per instance, user and key at a time: the others wait (at most 10 s) for its stamp; a lock
+  // whose time is older than 20 s is a dead dial's.
+  `if ! fresh; then if [ -z "$s" ]; then push "$1" || exit 1; else i=0; h=""; while ! fresh; do if mkdir "$s.lock" 2>/dev/null; then h=1; break; fi; if [ "$i" -ge 20 ] || { [ -f "$s.lock/t" ] && [ "$(age "$s.lock/t")" -gt 20 ]; }; then rm -rf "$s.lock"; fi; i=$((i + 1)); sleep 0.5; done; if [ -n "$h" ]; then date +%%s >"$s.lock/t"; if fresh || push "$1"; then rm -rf "$s.lock"; else rm -rf "$s.lock"; exit 1; fi; fi; fi; fi`,
   `exec aws ssm start-session --region @REGION@ --target "$1" --document-name AWS-StartSSHSession --parameters "portNumber=$2"`,
 ].join("; ");
 
