@@ -1,6 +1,6 @@
 // Dockyard: one program for every stack. Load the spec, build the components, export outputs.
 import { loadSpecFromPulumi, parseEcrRegistry, registryHost, PROXY_REPOSITORY } from "./stacks";
-import { DockerHost, stackHosts } from "./components/host";
+import { DockerHost, hostZone, stackHosts } from "./components/host";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { DockerEngine, renderUserData, type HostKeySource } from "./components/engine";
@@ -91,13 +91,17 @@ const hosts = stackHostList.map(({ name, group, ordinal }) => {
       hostId: host.cloudInitInstanceId,
       machineId: host.instanceId,
     });
-    return { group, ordinal, host, engine, endpoints: host.endpoints, sshTarget: host.connection.target };
+    return { group, ordinal, zone: `local-${ordinal}`, host, engine, endpoints: host.endpoints, sshTarget: host.connection.target };
   }
+  // The host's zone as the stack file names it (issue 24 item 6): a new or removed default
+  // subnet never moves a host off its data volume; only a dockyard:zones change does.
+  const zone = hostZone(spec.zones, ordinal, `stack "${spec.stack}": stacks/Pulumi.${spec.stack}.yaml: config.dockyard:zones`);
   const host = new DockerHost(name, {
     stack: spec.stack,
     project: spec.project,
     group,
     ordinal,
+    availabilityZone: zone,
     region: spec.region,
     os: spec.os,
     access: spec.access,
@@ -119,7 +123,7 @@ const hosts = stackHostList.map(({ name, group, ordinal }) => {
     hostId: host.addressInstanceId,
   });
   const endpoints = host.publicIp.apply((ip) => Object.fromEntries([...new Set(servicePorts)].sort((a, b) => a - b).map((p) => [String(p), `${ip}:${p}`])));
-  return { group, ordinal, host, engine, endpoints, sshTarget: host.connection.target };
+  return { group, ordinal, zone, host, engine, endpoints, sshTarget: host.connection.target };
 });
 
 // EC2 status-check alarms of every EC2 host, to one topic per stack (hosts keep EC2's simplified automatic recovery).
@@ -157,9 +161,9 @@ const fleetArgs = {
 const fleet = swarm
   ? new SwarmFleet("swarm", {
       ...fleetArgs,
-      // Ordinals 1..N sit in N different zones where the region's default VPC has N subnets or
-      // more (components/host.ts pickSubnet: ordinal mod the subnets); managers are picked by it.
-      hosts: hosts.map(({ group, ordinal, host, engine: e }) => ({ name: host.hostName, group: group.name, zone: String(ordinal), address: host.privateIp, connection: host.connection, ready: e, readyId: e.readyId })),
+      // Each host's zone as dockyard:zones places it (components/host.ts hostZone); managers
+      // are picked one per zone first.
+      hosts: hosts.map(({ group, zone, host, engine: e }) => ({ name: host.hostName, group: group.name, zone, address: host.privateIp, connection: host.connection, ready: e, readyId: e.readyId })),
     })
   : new ContainerFleet("fleet", {
       ...fleetArgs,

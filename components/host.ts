@@ -30,7 +30,7 @@ export const SSH_PORT = 22;
 /** Device name the data volume is attached as; on Nitro instances it shows up as NVMe, see dataDevicePath(). */
 export const DATA_DEVICE_NAME = "/dev/sdf";
 
-/** A host a stack declares: its name, its group and its 1-based ordinal in the group (which decides its subnet, pickSubnet). */
+/** A host a stack declares: its name, its group and its 1-based ordinal in the group (which decides its zone, hostZone). */
 export interface StackHost {
   name: string;
   group: HostGroupSpec;
@@ -198,16 +198,39 @@ export interface SubnetChoice {
 }
 
 /**
- * Spreads hosts over subnets (one default subnet per AZ): sorted by AZ then id so the
- * choice does not depend on the order AWS lists them, host `ordinal` (1-based) takes
- * subnet (ordinal-1) mod n. Hosts 1..n land in n different AZs.
+ * The availability zone of host `ordinal` (1-based) of a group: zones[(ordinal-1) mod n], in
+ * the order the stack file's dockyard:zones lists them (issue 24 item 6). The zone is decided
+ * by that list alone, never by the subnets the region has today: an EBS volume's
+ * availability_zone is ForceNew (terraform-provider-aws internal/service/ec2/ebs_volume.go),
+ * so a host that moved zone would get a new, blank data volume.
+ */
+export function hostZone(zones: readonly string[], ordinal: number, where = "dockyard:zones"): string {
+  if (zones.length === 0) throw new Error(`${where}: no availability zones; EC2 hosts need config.dockyard:zones`);
+  if (!Number.isInteger(ordinal) || ordinal < 1) throw new Error(`${where}: host ordinal must be an integer >= 1 (got ${ordinal})`);
+  return zones[(ordinal - 1) % zones.length];
+}
+
+/**
+ * Where the map (scripts/lib/map.ts) expects a host when the zones are the given subnets'
+ * zones in alphabetical order: hostZone over them. (Before issue 24 item 6 this was how
+ * DockerHost placed hosts; it now takes its zone from dockyard:zones.)
  */
 export function pickSubnet(subnets: SubnetChoice[], ordinal: number, where = "default VPC"): SubnetChoice {
   if (subnets.length === 0) {
     throw new Error(`${where}: no default subnets found; Dockyard places hosts in the region's default VPC (create one with 'aws ec2 create-default-vpc')`);
   }
   const sorted = [...subnets].sort((a, b) => a.availabilityZone.localeCompare(b.availabilityZone) || a.id.localeCompare(b.id));
-  return sorted[(ordinal - 1) % sorted.length];
+  const zone = hostZone(sorted.map((s) => s.availabilityZone), ordinal, where);
+  return sorted.find((s) => s.availabilityZone === zone)!;
+}
+
+/** What a host's subnet lookup says when its zone has no default subnet: the host stays out, it is not moved. */
+export function noSubnetInZoneMessage(t: { stack: string; host: string; region: string; zone: string }, cause: string): string {
+  return (
+    `stack "${t.stack}": host ${t.host}: the default VPC of ${t.region} has no default subnet in ${t.zone}, the zone stacks/Pulumi.${t.stack}.yaml config.dockyard:zones places this host in ` +
+    `(a host never changes zone by itself: its data volume cannot follow); create one with 'aws ec2 create-default-subnet --availability-zone ${t.zone} --region ${t.region}', ` +
+    `or change config.dockyard:zones to move the host (it then gets a new, empty data volume) [${cause}]`
+  );
 }
 
 /** Trust policy: only EC2 may assume the host role. */
@@ -279,8 +302,14 @@ export interface DockerHostArgs {
   project: string;
   /** The host group this host belongs to: instance type, volume sizes, role, containerImds. */
   group: HostGroupSpec;
-  /** 1-based index of this host within its group; decides the name and the subnet/AZ. */
+  /** 1-based index of this host within its group; decides the name. */
   ordinal: number;
+  /**
+   * The availability zone the host and its data volume are in (index.ts: hostZone of the
+   * stack's dockyard:zones). The host's subnet is the default subnet of this zone; a zone
+   * without one is an error, never a move to another zone.
+   */
+  availabilityZone: string;
   /** AWS region; the AMI, VPC and every regional resource are looked up / created there. */
   region: string;
   /** OS image family of the environment (AMI owner + name pattern, SSH user). */
@@ -402,7 +431,9 @@ export class DockerHost extends pulumi.ComponentResource {
     const placement = this.placement();
     const sg = this.securityGroup(placement.vpcId, ingress);
     const identity = this.identity();
-    const dataVolume = this.dataVolume(placement.availabilityZone);
+    // The zone as the stack file names it, a plain value: the volume's zone (ForceNew) changes
+    // only when dockyard:zones does, whatever the region's subnets are.
+    const dataVolume = this.dataVolume(args.availabilityZone);
     const userData = args.userData({ hostName: host, dataDevice: dataVolume.id.apply(dataDevicePath), hostKeyParameter: identity.hostKeyParameter, availabilityZone: placement.availabilityZone });
     const instance = this.instance(placement, sg, identity, userData);
     const attachment = this.attachDataVolume(instance, dataVolume, this.drain(instance));
@@ -448,22 +479,27 @@ export class DockerHost extends pulumi.ComponentResource {
     return hostTags(this.tagInputs, part);
   }
 
-  /** The newest image of the pinned OS family, and a subnet of the default VPC (one per AZ, hosts spread by ordinal). */
+  /** The newest image of the pinned OS family, and the default subnet of the host's zone in the default VPC. */
   private placement(): HostPlacement {
     const { args } = this;
     const region = args.region;
+    const zone = args.availabilityZone;
     const invokeOpts: pulumi.InvokeOutputOptions = { parent: this };
     const ami = aws.ec2.getAmiOutput({ ...amiQuery(args.os.info, args.os.architecture), region }, invokeOpts);
     const vpc = aws.ec2.getVpcOutput({ default: true, region }, invokeOpts);
-    const subnetIds = aws.ec2.getSubnetsOutput(
-      { region, filters: [{ name: "vpc-id", values: [vpc.id] }, { name: "default-for-az", values: ["true"] }] },
-      invokeOpts,
-    ).ids;
-    const subnet = subnetIds.apply(async (ids) => {
-      const subnets = await Promise.all(ids.map((id) => aws.ec2.getSubnet({ id, region }, { parent: this })));
-      return pickSubnet(subnets.map((s) => ({ id: s.id, availabilityZone: s.availabilityZone })), args.ordinal, `stack "${args.stack}": region ${region}: default VPC`);
-    });
-    return { amiId: ami.id, vpcId: vpc.id, subnetId: subnet.id, availabilityZone: subnet.availabilityZone };
+    // Looked up by the host's zone, not picked from today's list: a subnet added or removed
+    // elsewhere moves no host (issue 24 item 6).
+    const subnetId = vpc.id.apply((vpcId) =>
+      aws.ec2
+        .getSubnet({ region, vpcId, availabilityZone: zone, defaultForAz: true }, { parent: this })
+        .then(
+          (s) => s.id,
+          (e: unknown) => {
+            throw new Error(noSubnetInZoneMessage({ stack: args.stack, host: this.tagInputs.hostName, region, zone }, e instanceof Error ? e.message : String(e)));
+          },
+        ),
+    );
+    return { amiId: ami.id, vpcId: vpc.id, subnetId, availabilityZone: pulumi.output(zone) };
   }
 
   /**
@@ -548,7 +584,7 @@ export class DockerHost extends pulumi.ComponentResource {
    * (deleteProtectedError), so a smaller count or a destroy would fail outright.
    * A final snapshot is taken if it is ever deleted through the provider anyway.
    */
-  private dataVolume(availabilityZone: pulumi.Output<string>): aws.ebs.Volume {
+  private dataVolume(availabilityZone: string): aws.ebs.Volume {
     return new aws.ebs.Volume(
       `${this.name}-data`,
       {

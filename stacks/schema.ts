@@ -80,6 +80,8 @@ export const SECURITY_GROUP_INBOUND_RULES = 60;
 export const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
 /** An AWS region name like eu-west-1 or us-gov-west-1 (`aws:region`, and the region an ECR registry host names). */
 const AWS_REGION_RE = /^[a-z]{2}(-gov)?-[a-z]+-[0-9]$/;
+/** An availability zone's name: its region's name and one letter (eu-west-1a). Local and Wavelength Zones have no default subnet. */
+const AVAILABILITY_ZONE_RE = /^[a-z]{2}(-gov)?-[a-z]+-[0-9][a-z]$/;
 /** An ACM certificate's ARN: partition, region, account, certificate/<id> (ACM API reference, CertificateArn). */
 export const ACM_CERTIFICATE_ARN_RE = /^arn:aws(-[a-z]+)*:acm:[a-z]{2}(-gov)?-[a-z]+-[0-9]:[0-9]{12}:certificate\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -450,6 +452,13 @@ export const StackKnobsSchema = strict({
     }),
   "dockyard:hostGroups": record(z.string(), HostGroupKnobsSchema)
     .meta({ description: "Per host group (declared in `stacks/environment.yaml`): `instanceType`, `count`, `rootVolumeGb`, `dataVolumeGb`, `platform`: `aws` (default, EC2 VMs) or `local` (systemd containers on the deployer's Docker Engine, booted from the same user-data), and `maxUnavailable` (default 1): how many of the group's hosts a rollout (new engine, containers or proxy) changes at once, below `count`; the next batch starts once these serve again." }),
+  "dockyard:zones": z
+    .array(z.string().regex(AVAILABILITY_ZONE_RE, { error: "must be an availability zone name like eu-west-1a" }))
+    .default([])
+    .meta({
+      description:
+        "Availability zones of the EC2 hosts, in order: host n of every group is placed in zone n (wrapping around: host 4 of three zones is in the first), with its data volume, which cannot leave its zone. Required with EC2 hosts; a change moves hosts and gives each moved host a new, empty data volume (the old one is kept, detached), so change it only to move hosts.",
+    }),
   "dockyard:hostAccess": z
     .enum(HOST_ACCESS_MODES)
     .default("ssm")
@@ -546,6 +555,8 @@ export interface EnvironmentSpec {
     ingressCidrs: StackKnobs["dockyard:ingressCidrs"];
     sshPublicKey?: StackKnobs["dockyard:sshPublicKey"];
   };
+  /** Availability zones of the EC2 hosts, in order: host n of each group in zone n (wrapping around); components/host.ts hostZone. */
+  zones: StackKnobs["dockyard:zones"];
   /** ACM certificate of the front door's TLS listeners; unset: TCP listeners. */
   certificateArn?: StackKnobs["dockyard:certificateArn"];
   /** Repository prefix `<registry host>/<namespace>`. */
@@ -794,6 +805,7 @@ function crossReferenceProblems(at: Where, env: EnvironmentFile, knobs: StackKno
     ...hostGroupProblems(at, env, knobs),
     ...fleetModeProblems(at, env, knobs),
     ...accessProblems(at, knobs),
+    ...zoneProblems(at, env, knobs),
     ...certificateProblems(at, knobs),
     ...imageAndReplicaProblems(at, env, knobs, knobsOk),
     ...unusedSecretProblems(at, env, knobs),
@@ -1014,6 +1026,32 @@ function accessProblems(at: Where, knobs: StackKnobs): string[] {
   return p;
 }
 
+/**
+ * `dockyard:zones` (issue 24 item 6): the zones EC2 hosts are placed in, named, so a change of
+ * the region's default subnets never moves a host (an EBS volume's availability_zone is
+ * ForceNew: terraform-provider-aws internal/service/ec2/ebs_volume.go). Required with EC2
+ * hosts; each one a zone of the stack's region, listed once.
+ */
+function zoneProblems(at: Where, env: EnvironmentFile, knobs: StackKnobs): string[] {
+  const zones = knobs["dockyard:zones"];
+  if (!Array.isArray(zones)) return [];
+  const region = knobs["aws:region"];
+  const where = `${at.stackFile}: config.dockyard:zones`;
+  const example = typeof region === "string" ? `${region}a, ${region}b, ${region}c` : "eu-west-1a, eu-west-1b, eu-west-1c";
+  const p: string[] = [];
+  const ec2Hosts = Object.keys(env.hostGroups).some((g) => (knobs["dockyard:hostGroups"][g]?.platform ?? "aws") === "aws" && (knobs["dockyard:hostGroups"][g]?.count ?? 0) > 0);
+  if (ec2Hosts && zones.length === 0) {
+    p.push(`${where}: missing; EC2 hosts are placed in the zones it names (host n of each group in zone n), so a new default subnet never moves a host off its data volume; allowed: availability zones of ${region}, e.g. [${example}] (to keep hosts where they are: the zones of the region's default subnets, in alphabetical order)`);
+  }
+  zones.forEach((z, i) => {
+    // A malformed zone or region is reported once, by its own rule.
+    if (typeof z !== "string" || !AVAILABILITY_ZONE_RE.test(z)) return;
+    if (typeof region === "string" && AWS_REGION_RE.test(region) && !new RegExp(`^${region}[a-z]$`).test(z)) p.push(`${where}.${i}: ${z} is not an availability zone of the stack's region ${region}; allowed: ${region} and one letter, e.g. ${region}a`);
+    if (zones.indexOf(z) !== i) p.push(`${where}.${i}: ${z} is listed twice; allowed: each zone once`);
+  });
+  return p;
+}
+
 /** A load balancer's listener uses an ACM certificate of its own region only. */
 function certificateProblems(at: Where, knobs: StackKnobs): string[] {
   const arn = knobs["dockyard:certificateArn"];
@@ -1050,6 +1088,7 @@ function resolveSpec(stack: string, env: EnvironmentFile, knobs: StackKnobs): En
       ingressCidrs: knobs["dockyard:ingressCidrs"],
       sshPublicKey: knobs["dockyard:sshPublicKey"],
     },
+    zones: knobs["dockyard:zones"],
     registry: knobs["dockyard:registry"],
     ...(knobs["dockyard:certificateArn"] ? { certificateArn: knobs["dockyard:certificateArn"] } : {}),
     createRepositories: knobs["dockyard:createRepositories"],

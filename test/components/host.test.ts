@@ -13,6 +13,8 @@ import {
   hostKeyParameterName,
   ingressRules,
   pickSubnet,
+  hostZone,
+  noSubnetInZoneMessage,
   stackHosts,
   metadataOptions,
   amiQuery,
@@ -31,7 +33,12 @@ const SUBNET_AZ: Record<string, string> = { "subnet-0ccc": "eu-west-1c", "subnet
 const mocks = useMocks("dev", {
   calls: {
     "aws:ec2/getSubnets:getSubnets": () => ({ id: "subnets", ids: Object.keys(SUBNET_AZ) }),
-    "aws:ec2/getSubnet:getSubnet": (inputs) => ({ id: inputs.id, availabilityZone: SUBNET_AZ[inputs.id as string] }),
+    // By zone, as DockerHost looks its subnet up (the default subnet of the host's zone).
+    "aws:ec2/getSubnet:getSubnet": (inputs) => {
+      const id = Object.keys(SUBNET_AZ).find((k) => SUBNET_AZ[k] === inputs.availabilityZone && inputs.defaultForAz === true);
+      if (!id) throw new Error("no matching EC2 Subnet found");
+      return { id, availabilityZone: SUBNET_AZ[id] };
+    },
   },
 });
 // Pulumi's mock monitor passes `id: ""` (not undefined) for resources that are not imported,
@@ -101,6 +108,7 @@ async function build(name: string, stack: string, ordinal: number, over: Partial
       project: spec.project,
       group: spec.hostGroups[0],
       ordinal,
+      availabilityZone: hostZone(spec.zones, ordinal),
       region: spec.region,
       os: spec.os,
       access: spec.access,
@@ -236,6 +244,29 @@ describe("pickSubnet", () => {
   });
   it("explains a missing default VPC", () => {
     expect(() => pickSubnet([], 1, 'stack "dev": region eu-west-1: default VPC')).toThrow(/stack "dev": region eu-west-1: default VPC: no default subnets found/);
+  });
+});
+
+describe("hostZone", () => {
+  const zones = ["eu-west-1a", "eu-west-1b", "eu-west-1c"];
+  it("is zone n for host n, in the stack file's order, wrapping around", () => {
+    expect([1, 2, 3, 4, 5].map((o) => hostZone(zones, o))).toEqual(["eu-west-1a", "eu-west-1b", "eu-west-1c", "eu-west-1a", "eu-west-1b"]);
+    expect([1, 2].map((o) => hostZone(["eu-west-1c", "eu-west-1a"], o))).toEqual(["eu-west-1c", "eu-west-1a"]);
+  });
+  it("appending a zone moves no host whose ordinal is within the old list", () => {
+    expect([1, 2, 3].map((o) => hostZone([...zones, "eu-west-1d"], o))).toEqual([1, 2, 3].map((o) => hostZone(zones, o)));
+  });
+  it("refuses an empty list, naming where it is read from", () => {
+    expect(() => hostZone([], 1, 'stack "dev": config.dockyard:zones')).toThrow(/stack "dev": config.dockyard:zones: no availability zones/);
+  });
+});
+
+describe("noSubnetInZoneMessage", () => {
+  it("names the stack, host, zone, the knob and the command that creates the subnet", () => {
+    const m = noSubnetInZoneMessage({ stack: "prod", host: "prod-app-2", region: "eu-west-1", zone: "eu-west-1b" }, "no matching EC2 Subnet found");
+    expect(m).toMatch(/^stack "prod": host prod-app-2: .*eu-west-1b.*stacks\/Pulumi\.prod\.yaml config\.dockyard:zones/);
+    expect(m).toContain("aws ec2 create-default-subnet --availability-zone eu-west-1b --region eu-west-1");
+    expect(m).toContain("[no matching EC2 Subnet found]");
   });
 });
 
@@ -387,16 +418,16 @@ describe("DockerHost (dev)", () => {
     expect(await known(b.host.securityGroupId, "securityGroupId")).toBe(b.r(T.sg, "sg").id);
   });
 
-  it("looks up subnets of the default VPC only", async () => {
+  it("looks up the default subnet of its own zone in the default VPC, not a list of today's subnets", async () => {
     await devHost;
     expect(mocks.calls.find((c) => c.token === "aws:ec2/getVpc:getVpc")!.inputs).toEqual({ default: true, region: "eu-west-1" });
-    expect(mocks.calls.find((c) => c.token === "aws:ec2/getSubnets:getSubnets")!.inputs).toEqual({
+    expect(mocks.calls.find((c) => c.token === "aws:ec2/getSubnet:getSubnet")!.inputs).toEqual({
       region: "eu-west-1",
-      filters: [
-        { name: "vpc-id", values: ["computed(defaultVpc.id)"] },
-        { name: "default-for-az", values: ["true"] },
-      ],
+      vpcId: "computed(defaultVpc.id)",
+      availabilityZone: "eu-west-1a",
+      defaultForAz: true,
     });
+    expect(mocks.calls.filter((c) => c.token === "aws:ec2/getSubnets:getSubnets")).toEqual([]);
   });
 
   it("tags everything taggable with Name, stack, project, group, role and host", async () => {

@@ -520,3 +520,37 @@ describe("isCidr", () => {
     ["10.1.2.3/24", false], ["256.0.0.0/8", false], ["10.0.0.0/33", false], ["10.0.0.0", false], ["::/0", false],
   ])("%s -> %s", (s, ok) => expect(isCidr(s)).toBe(ok));
 });
+
+describe("dockyard:zones (issue 24 item 6: a host's zone is named, never derived from today's subnets)", () => {
+  const at = 'stack "dev": stacks/Pulumi.dev.yaml: config.dockyard:zones';
+  it("every shipped stack with EC2 hosts names its zones; the spec carries them in order", () => {
+    for (const stack of STACKS) {
+      const spec = loadStackSpec(stack);
+      const ec2 = spec.hostGroups.some((g) => g.platform === "aws" && g.count > 0);
+      if (ec2) expect(spec.zones, stack).toEqual(["eu-west-1a", "eu-west-1b", "eu-west-1c"]);
+    }
+  });
+  it("is required with EC2 hosts, and says what to set to keep hosts where they are", () => {
+    const c = validConfig();
+    delete c["dockyard:zones"];
+    const p = problems(c);
+    expect(p).toHaveLength(1);
+    expect(p[0]).toMatch(new RegExp(`^${at.replace(/[.]/g, "\\.")}: missing; .*allowed: availability zones of eu-west-1, e\\.g\\. \\[eu-west-1a, eu-west-1b, eu-west-1c\\].*alphabetical order`));
+  });
+  it("is not needed when every group is local or has no hosts", () => {
+    const c = validConfig();
+    delete c["dockyard:zones"];
+    c["dockyard:hostGroups"].app.platform = "local";
+    expect(problems(c)).toEqual([]);
+  });
+  it("refuses a zone of another region, a malformed zone and a zone listed twice", () => {
+    const c = validConfig();
+    c["dockyard:zones"] = ["eu-west-1a", "us-east-1a", "eu-west-1a"];
+    expect(problems(c)).toEqual([
+      `${at}.1: us-east-1a is not an availability zone of the stack's region eu-west-1; allowed: eu-west-1 and one letter, e.g. eu-west-1a`,
+      `${at}.2: eu-west-1a is listed twice; allowed: each zone once`,
+    ]);
+    c["dockyard:zones"] = ["eu-west-1"];
+    expect(problems(c)).toEqual([`${at}.0: must be an availability zone name like eu-west-1a`]);
+  });
+});
