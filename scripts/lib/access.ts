@@ -9,6 +9,28 @@ import type { HostPlatform } from "../../stacks/secrets-provider";
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
 
+/** How to reach one host: the fields of components/connection.ts HostConnection, resolved. */
+export interface HostAccess {
+  target: string;
+  user: string;
+  hostPublicKey: string;
+  proxyCommand?: string;
+}
+
+/**
+ * How to reach one host from its entry in the outputs' hostsByName (`sshUser`, `sshTarget`,
+ * `hostPublicKey`, `platform`), the way Pulumi itself reaches it (components/host.ts and
+ * local-host.ts build the same): docker exec (local), Session Manager (aws, hostAccess
+ * ssm) or the address itself (aws, hostAccess public). Undefined when the entry has no ssh
+ * address yet. `platform` is the stack's, for an entry that does not name its own.
+ */
+export function hostAccess(spec: Pick<EnvironmentSpec, "region" | "access">, platform: HostPlatform, h: unknown): HostAccess | undefined {
+  if (!isObject(h) || typeof h.sshUser !== "string" || typeof h.sshTarget !== "string" || typeof h.hostPublicKey !== "string") return undefined;
+  const hostPlatform = h.platform === "local" || h.platform === "aws" ? h.platform : platform;
+  const proxyCommand = hostPlatform === "local" ? localProxyCommand(h.sshUser) : spec.access.mode === "ssm" ? ssmProxyCommand(spec.region, h.sshUser) : undefined;
+  return { target: h.sshTarget, user: h.sshUser, hostPublicKey: h.hostPublicKey, ...(proxyCommand !== undefined ? { proxyCommand } : {}) };
+}
+
 /**
  * How to reach a stack's hosts, from its outputs: per host the ssh command line Pulumi itself
  * uses (host key pinned; through Session Manager with hostAccess ssm on aws), per service
@@ -19,14 +41,12 @@ export function accessLines(spec: Pick<EnvironmentSpec, "region" | "access" | "s
   const hosts = isObject(outputs.hostsByName) ? outputs.hostsByName : {};
   lines.push("Hosts:");
   for (const [name, h] of Object.entries(hosts)) {
-    if (!isObject(h) || typeof h.sshUser !== "string" || typeof h.sshTarget !== "string" || typeof h.hostPublicKey !== "string") {
+    const access = hostAccess(spec, platform, h);
+    if (!access) {
       lines.push(`  ${name}: (no ssh address in the outputs yet)`);
       continue;
     }
-    // Each host as its own platform reaches it: docker exec (local), Session Manager (aws, ssm) or its address.
-    const hostPlatform = h.platform === "local" || h.platform === "aws" ? h.platform : platform;
-    const proxyCommand = hostPlatform === "local" ? localProxyCommand(h.sshUser) : spec.access.mode === "ssm" ? ssmProxyCommand(spec.region, h.sshUser) : undefined;
-    const argv = sshArgv({ target: h.sshTarget, user: h.sshUser, hostPublicKey: h.hostPublicKey, proxyCommand });
+    const argv = sshArgv(access);
     lines.push(`  ${name}:`, `    ${argv.map((a) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(a) ? a : shq(a))).join(" ")}`);
   }
   if (Object.keys(hosts).length === 0) lines.push("  (none in the stack outputs)");

@@ -1,39 +1,69 @@
 /**
- * `dockyard smoke` against real HTTP servers on loopback. Each "host" of the test stack is
- * its own loopback address (127.0.0.1, 127.0.0.2) with a node:http server on it, and the
- * outputs file points each host's publicIp there. What differs from production: the
- * publish port. Port 80 needs root, so the test's copy of the environment definition
- * publishes `web` on a free high port the servers listen on; everything else (loading the
- * stack and environment, reading the outputs, the retries, fetch, the report, the exit
- * code) runs as shipped, with no seam.
+ * `dockyard smoke` against real HTTP and HTTPS servers on loopback, fed the outputs of the
+ * REAL program (index.ts) for the test stack, rendered under the mock runtime with the
+ * cloud's values filled in (smoke-fixtures.ts deployed): the front door's dnsName is
+ * 127.0.0.1, where a node:http server stands in for the load balancer (a node:https one, with
+ * a certificate made here by openssl from a CA made here, when the stack has
+ * dockyard:certificateArn and its listener is TLS).
+ *
+ * Each host is asked through its access path: smoke runs `ssh <the host's pinned options>
+ * -- admin@<instance id> bash -s -- <port> <path> <wait>` with scripts/lib/host-request.sh on
+ * stdin. Here `ssh` is a stand-in first on PATH that runs that command line with `sh -c` on
+ * this machine, as the host named by the destination: each host is a loopback address of its
+ * own (test-app-1 127.0.0.2, test-app-2 127.0.0.3) with a server for its proxy, so the
+ * stand-in points the script's 127.0.0.1 at that address. What this proves: the command line
+ * and stdin smoke sends, the script's request and its parsing, retries, deadlines and
+ * verdicts. What it does not: ssh itself, the ProxyCommand and the host's own shell
+ * (smoke-ssh.int.test.ts runs a real ssh to a real sshd).
+ *
+ * What differs from production: the publish port (port 80 needs root, so the test's copy of
+ * the environment definition publishes `web` on a free high port).
  */
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as http from "node:http";
+import * as https from "node:https";
 import type { AddressInfo } from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
+import type { TLSSocket } from "node:tls";
 import * as YAML from "yaml";
 import { readEnvironmentFile, STACKS_DIR } from "../../stacks";
+import { renderStack } from "../../scripts/lib/render";
 import { MIN_RETRY_MS, probe, runSmoke, type SmokeArgs, type SmokeReport } from "../../scripts/smoke";
 import { cli } from "./cli";
+import { deployed } from "./smoke-fixtures";
 
-const HOSTS = { "test-app-1": "127.0.0.1", "test-app-2": "127.0.0.2" } as const;
+/** Where each stand-in listens: the front door on 127.0.0.1, each host's proxy on its own loopback address. */
+const AT = { frontDoor: "127.0.0.1", "test-app-1": "127.0.0.2", "test-app-2": "127.0.0.3" } as const;
+type Place = keyof typeof AT;
+/** The instance ids the deployed outputs carry (sshTarget with hostAccess ssm). */
+const INSTANCE = { "test-app-1": "i-0a1b2c3d4e5f60001", "test-app-2": "i-0a1b2c3d4e5f60002" } as const;
+const CERT_ARN = "arn:aws:acm:eu-west-1:123456789012:certificate/0b3c6f0e-8a4e-4d4b-9c7a-5f0e2d1c3b4a";
+const TLS_NAME = "smoke.test";
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 
+let root: string;
 let dir: string;
+let bin: string;
 let port: number;
+let OUTPUTS: Record<string, any>;
+let TLS_OUTPUTS: Record<string, any>;
 let servers: http.Server[] = [];
 const seen: Record<string, string[]> = {};
+const pathBefore = process.env.PATH;
 
-function listen(address: string, p: number, handler: Handler): Promise<http.Server> {
+function listen(address: string, handler: Handler, tls?: { key: string; cert: string }): Promise<http.Server> {
   return new Promise((resolve, reject) => {
-    const s = http.createServer((req, res) => {
-      (seen[address] ??= []).push(req.url ?? "");
+    const record: Handler = (req, res) => {
+      const sni = (req.socket as TLSSocket).servername;
+      (seen[address] ??= []).push(tls ? `${req.url} sni=${sni} host=${req.headers.host}` : (req.url ?? ""));
       handler(req, res);
-    });
+    };
+    const s = tls ? https.createServer(tls, record) : http.createServer(record);
     s.once("error", reject);
-    s.listen(p, address, () => resolve(s));
+    s.listen(port, address, () => resolve(s));
     servers.push(s);
   });
 }
@@ -42,9 +72,9 @@ const answer = (status: number): Handler => (_req, res) => {
   res.end(status === 200 ? "ok" : "not yet");
 };
 
-/** Servers for the hosts given (a host left out has none: connection refused). */
-async function serve(handlers: Partial<Record<keyof typeof HOSTS, Handler>>): Promise<void> {
-  for (const [host, h] of Object.entries(handlers)) await listen(HOSTS[host as keyof typeof HOSTS], port, h!);
+/** Servers for the places given (a place left out has none: connection refused). */
+async function serve(handlers: Partial<Record<Place, Handler>>): Promise<void> {
+  for (const [place, h] of Object.entries(handlers)) await listen(AT[place as Place], h!);
 }
 
 /** The environment definition with web published on `p`, plus an unpublished worker; the test stack with the worker's digest. */
@@ -57,23 +87,50 @@ function writeFixture(p: number): void {
   const stack = YAML.parse(fs.readFileSync(path.join(STACKS_DIR, "Pulumi.test.yaml"), "utf8"));
   stack.config["dockyard:images"].worker = `sha256:${"ab".repeat(32)}`;
   fs.writeFileSync(path.join(dir, "Pulumi.test.yaml"), YAML.stringify(stack));
+  // The same stack with a certificate: its front door's listener is TLS.
+  stack.config["dockyard:certificateArn"] = CERT_ARN;
+  fs.mkdirSync(path.join(dir, "tls"));
+  fs.writeFileSync(path.join(dir, "tls", "Pulumi.test.yaml"), YAML.stringify(stack));
 }
+
+/** The stand-in ssh: the remote command line run here, as the host the destination names (see the header). */
+function writeStandInSsh(): void {
+  fs.mkdirSync(bin);
+  fs.writeFileSync(path.join(dir, "hosts"), Object.entries(INSTANCE).map(([h, id]) => `${id} ${AT[h as Place]}\n`).join(""));
+  fs.writeFileSync(
+    path.join(bin, "ssh"),
+    `#!/bin/bash
+printf '%s\\n' "$*" >> '${dir}/ssh-calls'
+dest=""; prev=""
+for a in "$@"; do [ "$prev" = "--" ] && dest=$a; prev=$a; done
+cmd=\${!#}
+target=\${dest#*@}
+addr=$(awk -v t="$target" '$1 == t { print $2 }' '${dir}/hosts')
+if [ -z "$addr" ]; then echo "ssh: Could not resolve hostname $target: Name or service not known" >&2; exit 255; fi
+sed "s#/dev/tcp/127\\.0\\.0\\.1/#/dev/tcp/$addr/#" | sh -c "$cmd"
+`,
+    { mode: 0o755 },
+  );
+}
+
+/** A CA and a certificate it signed for TLS_NAME, made with openssl; the CA's PEM file for --ca-file. */
+function makeCertificates(): { key: string; cert: string; caFile: string } {
+  const d = path.join(root, "pki");
+  fs.mkdirSync(d);
+  const ossl = (...args: string[]) => execFileSync("openssl", args, { cwd: d, stdio: "pipe" });
+  ossl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=dockyard smoke test CA");
+  ossl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", `/CN=${TLS_NAME}`);
+  fs.writeFileSync(path.join(d, "ext"), `subjectAltName=DNS:${TLS_NAME}\n`);
+  ossl("x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "leaf.pem", "-days", "2", "-extfile", "ext");
+  return { key: fs.readFileSync(path.join(d, "leaf.key"), "utf8"), cert: fs.readFileSync(path.join(d, "leaf.pem"), "utf8"), caFile: path.join(d, "ca.pem") };
+}
+let pki: ReturnType<typeof makeCertificates>;
 
 function writeOutputs(outputs: unknown, name = "outputs.json"): string {
   const file = path.join(dir, name);
   fs.writeFileSync(file, typeof outputs === "string" ? outputs : JSON.stringify(outputs));
   return file;
 }
-/** What `pulumi stack output --json --stack test` prints after a deploy (abridged). */
-const OUTPUTS = {
-  stack: "test",
-  region: "eu-west-1",
-  hostsByName: Object.fromEntries(Object.entries(HOSTS).map(([h, ip]) => [h, { group: "app", publicIp: ip, sshUser: "admin" }])),
-  services: {
-    web: { digest: `sha256:${"4f".repeat(32)}`, replicas: 2, hosts: Object.keys(HOSTS) },
-    worker: { digest: `sha256:${"ab".repeat(32)}`, replicas: 2, hosts: Object.keys(HOSTS) },
-  },
-};
 
 async function smoke(args: Partial<SmokeArgs> = {}): Promise<{ code: number; out: string; err: string }> {
   let out = "";
@@ -86,127 +143,218 @@ async function smoke(args: Partial<SmokeArgs> = {}): Promise<{ code: number; out
   return { code, out, err };
 }
 
-beforeEach(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), "dockyard-smoke-"));
-  // A free port on 127.0.0.1; the same number is free on 127.0.0.2 (nothing else binds there).
-  const probe = await listen("127.0.0.1", 0, answer(200));
-  port = (probe.address() as AddressInfo).port;
-  await new Promise((r) => probe.close(r));
+beforeAll(async () => {
+  root = fs.mkdtempSync(path.join(os.tmpdir(), "dockyard-smoke-"));
+  dir = path.join(root, "stacks");
+  bin = path.join(root, "bin");
+  fs.mkdirSync(dir);
+  // A free port on 127.0.0.1; the same number is free on 127.0.0.2 and .3 (nothing else binds there).
+  const s = http.createServer().listen(0, "127.0.0.1");
+  await new Promise((r) => s.once("listening", r));
+  port = (s.address() as AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  writeFixture(port);
+  writeStandInSsh();
+  pki = makeCertificates();
+  const environmentFile = path.join(dir, "environment.yaml");
+  const [plain, tls] = await Promise.all([renderStack("test", { stacksDir: dir, environmentFile }), renderStack("test", { stacksDir: path.join(dir, "tls"), environmentFile })]);
+  const given = { "test-app-nlb.dnsName": AT.frontDoor, "test-app-1-instance.id": INSTANCE["test-app-1"], "test-app-2-instance.id": INSTANCE["test-app-2"] };
+  OUTPUTS = deployed(plain.outputs, given);
+  TLS_OUTPUTS = deployed(tls.outputs, given);
+  process.env.PATH = `${bin}${path.delimiter}${pathBefore}`;
+}, 120_000);
+afterAll(() => {
+  process.env.PATH = pathBefore;
+  fs.rmSync(root, { recursive: true, force: true });
+});
+beforeEach(() => {
   servers = [];
   for (const k of Object.keys(seen)) delete seen[k];
-  writeFixture(port);
+  fs.rmSync(path.join(dir, "ssh-calls"), { force: true });
 });
 afterEach(async () => {
   for (const s of servers) s.closeAllConnections();
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  fs.rmSync(dir, { recursive: true, force: true });
 });
 
+const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+const row = (where: string, url: string, verdict: string) => new RegExp(`web\\s+${esc(where)}\\s+${esc(url)}\\s+${esc(verdict)}`);
+const onHost = () => `http://127.0.0.1:${port}/healthz on the host (ssh)`;
+
 describe("dockyard smoke", () => {
-  it("all healthy: one ok line per service x host at publicIp:publishPort<health.path>, the unpublished service listed, exit 0", async () => {
-    await serve({ "test-app-1": answer(200), "test-app-2": answer(204) });
-    const r = await smoke();
-    expect(r.code, r.err).toBe(0);
-    expect(r.out).toMatch(new RegExp(`web\\s+test-app-1\\s+http://127\\.0\\.0\\.1:${port}/healthz\\s+ok \\(HTTP 200\\)\\s+1 attempt\\s+\\d+\\.\\ds`));
-    expect(r.out).toMatch(new RegExp(`web\\s+test-app-2\\s+http://127\\.0\\.0\\.2:${port}/healthz\\s+ok \\(HTTP 204\\)`));
-    expect(r.out).toMatch(/worker\s+\(not checked: no publishPort: not reachable from outside\)/);
-    expect(r.out).toMatch(/2 ok, 0 failed, 1 not checked\./);
-    expect(seen["127.0.0.1"]).toEqual(["/healthz"]);
-    expect(seen["127.0.0.2"]).toEqual(["/healthz"]);
+  it("the outputs are the program's: frontDoor per group, hosts reached by instance id (hostAccess ssm)", () => {
+    expect(OUTPUTS.frontDoor).toEqual({ app: { dnsName: "127.0.0.1", ports: [port], protocol: "TCP" } });
+    expect(TLS_OUTPUTS.frontDoor.app.protocol).toBe("TLS");
+    expect(OUTPUTS.hostsByName["test-app-1"]).toMatchObject({ platform: "aws", sshUser: "admin", sshTarget: INSTANCE["test-app-1"] });
   });
 
-  it("retries: a host that answers 503 twice and then 200 passes on its third attempt", async () => {
+  it("all healthy: the front door, then each host through its own proxy on the host (over ssh), the unpublished service listed, exit 0", async () => {
+    await serve({ frontDoor: answer(200), "test-app-1": answer(200), "test-app-2": answer(204) });
+    const r = await smoke();
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(row("frontDoor.app", `http://127.0.0.1:${port}/healthz`, "ok (HTTP 200)"));
+    expect(r.out).toMatch(row("test-app-1", onHost(), "ok (HTTP 200)"));
+    expect(r.out).toMatch(row("test-app-2", onHost(), "ok (HTTP 204)"));
+    expect(r.out).toMatch(/worker\s+\(not checked: no publishPort: not reachable from outside\)/);
+    expect(r.out).toMatch(/3 ok, 0 failed, 1 not checked\./);
+    expect(seen).toEqual({ [AT.frontDoor]: ["/healthz"], [AT["test-app-1"]]: ["/healthz"], [AT["test-app-2"]]: ["/healthz"] });
+    // One ssh per host, with the host's pinned key, through the Session Manager ProxyCommand, to the instance id.
+    const calls = fs.readFileSync(path.join(dir, "ssh-calls"), "utf8").trim().split("\n");
+    expect(calls).toHaveLength(2);
+    for (const h of ["test-app-1", "test-app-2"] as const) {
+      const call = calls.find((c) => c.includes(`-- admin@${INSTANCE[h]} `))!;
+      expect(call).toContain(`KnownHostsCommand=/bin/echo %H ${OUTPUTS.hostsByName[h].hostPublicKey}`);
+      expect(call).toContain("StrictHostKeyChecking=yes");
+      expect(call).toContain("aws ssm start-session --region eu-west-1");
+      // The host waits for its proxy's answer at most HOST_ANSWER_WAIT_S, less when the deadline is nearer.
+      expect(call).toMatch(new RegExp(`-- admin@${INSTANCE[h]} bash -s -- ${port} '/healthz' [1-5]\\.\\d$`));
+    }
+  });
+
+  it("retries: a host whose proxy answers 503 twice and then 200 passes on its third attempt", async () => {
     let n = 0;
-    await serve({ "test-app-1": answer(200), "test-app-2": (req, res) => answer(++n <= 2 ? 503 : 200)(req, res) });
+    await serve({ frontDoor: answer(200), "test-app-1": answer(200), "test-app-2": (req, res) => answer(++n <= 2 ? 503 : 200)(req, res) });
     const r = await smoke({ json: true });
     expect(r.code, r.err).toBe(0);
     const report = JSON.parse(r.out) as SmokeReport;
     expect(report.ok).toBe(true);
-    const h2 = report.results.find((x) => x.host === "test-app-2")!;
-    expect(h2).toMatchObject({ service: "web", outcome: "ok", status: 200, attempts: 3 });
+    expect(report.results.find((x) => x.host === "test-app-2")).toMatchObject({ service: "web", via: "ssh", outcome: "ok", status: 200, attempts: 3 });
     expect(report.results.find((x) => x.host === "test-app-1")).toMatchObject({ outcome: "ok", attempts: 1 });
     expect(report.skipped).toEqual([{ service: "worker", reason: "no publishPort: not reachable from outside" }]);
   });
 
   it("a host that keeps failing is retried until the deadline, then reported with its status: exit 1", async () => {
-    await serve({ "test-app-1": answer(200), "test-app-2": answer(500) });
+    await serve({ frontDoor: answer(200), "test-app-1": answer(200), "test-app-2": answer(500) });
     const started = Date.now();
     const r = await smoke({ timeout: 1.5, interval: 0.2 });
     expect(r.code).toBe(1);
     // It gives up at the deadline (less one interval), not before and not much after.
     expect(Date.now() - started).toBeGreaterThanOrEqual(1_200);
-    expect(Date.now() - started).toBeLessThan(4_000);
+    expect(Date.now() - started).toBeLessThan(5_000);
     const line = r.out.split("\n").find((l) => l.includes("test-app-2"))!;
-    expect(line).toMatch(new RegExp(`^  web\\s+test-app-2\\s+http://127\\.0\\.0\\.2:${port}/healthz\\s+FAILED \\(HTTP 500\\)\\s+(\\d+) attempts\\s+\\d+\\.\\ds$`));
-    // Retried (the first fetch of a process loads undici, which on a busy machine eats into the deadline).
-    expect(Number(/(\d+) attempts/.exec(line)![1])).toBeGreaterThanOrEqual(2);
-    expect(seen["127.0.0.2"].length).toBe(Number(/(\d+) attempts/.exec(line)![1]));
-    expect(r.out).toMatch(/1 ok, 1 failed, 1 not checked\./);
+    expect(line).toMatch(row("test-app-2", onHost(), "FAILED (HTTP 500)"));
+    const attempts = Number(/(\d+) attempts/.exec(line)![1]);
+    expect(attempts).toBeGreaterThanOrEqual(2);
+    expect(seen[AT["test-app-2"]].length).toBe(attempts);
+    expect(r.out).toMatch(/2 ok, 1 failed, 1 not checked\./);
   });
 
-  it("a retry the deadline cuts short keeps the host's last answer: 500, then no answer before the deadline, is reported as HTTP 500", async () => {
+  it("a front door that keeps failing fails the smoke test even when every host serves: exit 1", async () => {
+    await serve({ frontDoor: answer(503), "test-app-1": answer(200), "test-app-2": answer(200) });
+    const r = await smoke({ timeout: 1, json: true });
+    expect(r.code).toBe(1);
+    expect((JSON.parse(r.out) as SmokeReport).results.find((x) => x.host === "frontDoor.app")).toMatchObject({ via: "client", outcome: "failed", status: 503 });
+  });
+
+  it("a retry the deadline cuts short keeps the last answer: 500, then no answer before the deadline, is reported as HTTP 500", async () => {
     let n = 0;
     // First request: 500 at once; every later one: never answered (the deadline cuts it).
-    await serve({ "test-app-1": (req, res) => (++n === 1 ? answer(500)(req, res) : undefined) });
-    const target = { service: "web", host: "test-app-1", url: `http://127.0.0.1:${port}/healthz` };
+    await serve({ frontDoor: (req, res) => (++n === 1 ? answer(500)(req, res) : undefined) });
+    const target = { service: "web", host: "frontDoor.app", via: "client" as const, url: `http://127.0.0.1:${port}/healthz` };
     const r = await probe(target, { deadline: Date.now() + 1_000, intervalMs: 100 });
     expect(r).toMatchObject({ outcome: "failed", status: 500 });
     expect(r.error).toBeUndefined();
     expect(r.attempts).toBe(2);
-    expect(seen["127.0.0.1"]).toHaveLength(2);
+    expect(seen[AT.frontDoor]).toHaveLength(2);
   });
 
   it(`no retry is started with less than ${MIN_RETRY_MS} ms left before the deadline (it could only end in "no answer")`, async () => {
-    await serve({ "test-app-1": answer(500) });
-    const target = { service: "web", host: "test-app-1", url: `http://127.0.0.1:${port}/healthz` };
-    // Deadline 300 ms away, 100 ms between attempts: after the first answer and the sleep, under 250 ms are left.
+    await serve({ frontDoor: answer(500) });
+    const target = { service: "web", host: "frontDoor.app", via: "client" as const, url: `http://127.0.0.1:${port}/healthz` };
     const r = await probe(target, { deadline: Date.now() + MIN_RETRY_MS + 50, intervalMs: 100 });
     expect(r).toMatchObject({ outcome: "failed", status: 500, attempts: 1 });
-    expect(seen["127.0.0.1"]).toHaveLength(1);
+    expect(seen[AT.frontDoor]).toHaveLength(1);
   });
 
-  it("connection refused (no proxy listening) is reported as such: exit 1", async () => {
-    await serve({ "test-app-1": answer(200) });
+  it("no proxy listening on a host is reported as connection refused (said by the host): exit 1", async () => {
+    await serve({ frontDoor: answer(200), "test-app-1": answer(200) });
     const r = await smoke({ timeout: 1, json: true });
     expect(r.code).toBe(1);
-    const report = JSON.parse(r.out) as SmokeReport;
-    expect(report.ok).toBe(false);
-    expect(report.results.find((x) => x.host === "test-app-2")).toMatchObject({ outcome: "failed", error: "connection refused" });
-    expect(report.results.find((x) => x.host === "test-app-2")!.status).toBeUndefined();
+    const h2 = (JSON.parse(r.out) as SmokeReport).results.find((x) => x.host === "test-app-2")!;
+    expect(h2).toMatchObject({ outcome: "failed", error: "connection refused" });
+    expect(h2.status).toBeUndefined();
   });
 
-  it("a server that never answers fails with the request timeout, not a hang", async () => {
-    await serve({ "test-app-1": answer(200), "test-app-2": () => undefined });
+  it("a proxy that never answers fails with the host's wait, a front door that never answers with the request timeout, not a hang", async () => {
+    await serve({ frontDoor: () => undefined, "test-app-1": answer(200), "test-app-2": () => undefined });
     const started = Date.now();
     const r = await smoke({ timeout: 1, json: true });
     expect(r.code).toBe(1);
-    expect(Date.now() - started).toBeLessThan(3_000);
-    expect(JSON.parse(r.out).results.find((x: { host: string }) => x.host === "test-app-2").error).toMatch(/^no answer within \d\.\ds$/);
+    expect(Date.now() - started).toBeLessThan(4_000);
+    const results = (JSON.parse(r.out) as SmokeReport).results;
+    expect(results.find((x) => x.host === "test-app-2")!.error).toMatch(/^no answer within \d\.\ds$/);
+    expect(results.find((x) => x.host === "frontDoor.app")!.error).toMatch(/^no answer within \d\.\ds$/);
   });
 
-  it("a front door in the outputs is asked too, on the same port and path", async () => {
-    await serve({ "test-app-1": answer(200), "test-app-2": answer(200) });
-    const file = writeOutputs({ ...OUTPUTS, frontDoor: { dnsName: "localhost" } }, "fd.json");
-    const r = await smoke({ outputs: file, json: true });
-    // localhost resolves to 127.0.0.1 here (or ::1, where nothing listens: then it fails, which the test allows but names).
-    const fd = (JSON.parse(r.out) as SmokeReport).results.find((x) => x.host === "frontDoor")!;
-    expect(fd.url).toBe(`http://localhost:${port}/healthz`);
-    expect(fd.outcome === "ok" || fd.error === "connection refused").toBe(true);
+  it("a host ssh cannot reach is reported with ssh's own words: exit 1", async () => {
+    await serve({ frontDoor: answer(200), "test-app-1": answer(200), "test-app-2": answer(200) });
+    const outputs = structuredClone(OUTPUTS);
+    outputs.hostsByName["test-app-2"].sshTarget = "i-0ffffffffffffffff";
+    const r = await smoke({ outputs: writeOutputs(outputs, "moved.json"), timeout: 1, json: true });
+    expect(r.code).toBe(1);
+    expect((JSON.parse(r.out) as SmokeReport).results.find((x) => x.host === "test-app-2")).toMatchObject({
+      outcome: "failed",
+      error: "ssh: ssh: Could not resolve hostname i-0ffffffffffffffff: Name or service not known",
+    });
   });
 
-  describe("bad input: exit 2, one line naming the file and what is wrong, no request made", () => {
-    const cases: [string, unknown, RegExp][] = [
-      ["not JSON", '{"hostsByName": ', /: not JSON \(/],
-      ["not an object", "[1, 2]", /: not a JSON object of stack outputs/],
-      ["no hostsByName", { services: OUTPUTS.services }, /: hostsByName: missing or not an object/],
-      ["a host missing from hostsByName", { ...OUTPUTS, hostsByName: { "test-app-1": OUTPUTS.hostsByName["test-app-1"] } }, /: services\.web\.hosts names "test-app-2", which is not in hostsByName/],
-      ["a publicIp that is no address", { ...OUTPUTS, hostsByName: { ...OUTPUTS.hostsByName, "test-app-2": { publicIp: "http://x y" } } }, /: hostsByName\.test-app-2\.publicIp: "http:\/\/x y" is not an IP address or DNS name/],
-      ["hosts not a list", { ...OUTPUTS, services: { ...OUTPUTS.services, web: { hosts: "test-app-1" } } }, /: services\.web\.hosts: missing or not a list of host names/],
-      ["another stack's outputs", { ...OUTPUTS, stack: "prod" }, /: these are the outputs of stack "prod", not "test"/],
+  describe("a TLS front door (dockyard:certificateArn): https, verified", () => {
+    const tlsServe = async (status = 200) => {
+      servers.push(await listen(AT.frontDoor, answer(status), pki));
+      await serve({ "test-app-1": answer(200), "test-app-2": answer(200) });
+    };
+
+    it("trusting the CA (--ca-file) and for the name clients use (--tls-name): ok, with that name as SNI and Host", async () => {
+      await tlsServe();
+      const r = await smoke({ outputs: writeOutputs(TLS_OUTPUTS, "tls.json"), caFile: pki.caFile, tlsName: TLS_NAME, json: true });
+      expect(r.code, r.out + r.err).toBe(0);
+      const fd = (JSON.parse(r.out) as SmokeReport).results.find((x) => x.host === "frontDoor.app")!;
+      expect(fd).toMatchObject({ url: `https://127.0.0.1:${port}/healthz`, outcome: "ok", status: 200, tlsName: TLS_NAME });
+      expect(seen[AT.frontDoor]).toEqual([`/healthz sni=${TLS_NAME} host=${TLS_NAME}:${port}`]);
+    });
+
+    it("a certificate no trusted CA signed fails (TLS is verified), naming --ca-file", async () => {
+      await tlsServe();
+      const r = await smoke({ outputs: writeOutputs(TLS_OUTPUTS, "tls.json"), tlsName: TLS_NAME, timeout: 1, json: true });
+      expect(r.code).toBe(1);
+      const fd = (JSON.parse(r.out) as SmokeReport).results.find((x) => x.host === "frontDoor.app")!;
+      expect(fd.error).toMatch(/^TLS: certificate not trusted \(UNABLE_TO_VERIFY_LEAF_SIGNATURE: .*\); a private CA's certificate: --ca-file$/);
+      expect(seen[AT.frontDoor]).toBeUndefined();
+    });
+
+    it("a certificate for another name than the one asked fails, naming --tls-name", async () => {
+      await tlsServe();
+      const r = await smoke({ outputs: writeOutputs(TLS_OUTPUTS, "tls.json"), caFile: pki.caFile, timeout: 1, json: true });
+      expect(r.code).toBe(1);
+      const fd = (JSON.parse(r.out) as SmokeReport).results.find((x) => x.host === "frontDoor.app")!;
+      expect(fd.error).toBe("TLS: the certificate is not for 127.0.0.1 (ERR_TLS_CERT_ALTNAME_INVALID); give the name clients use with --tls-name");
+    });
+
+    it("a TCP listener is not asked over https: the stack without a certificate speaks http", async () => {
+      await serve({ frontDoor: answer(200), "test-app-1": answer(200), "test-app-2": answer(200) });
+      const r = await smoke({ caFile: pki.caFile, tlsName: TLS_NAME, json: true });
+      expect(r.code, r.err).toBe(0);
+      expect((JSON.parse(r.out) as SmokeReport).results.find((x) => x.host === "frontDoor.app")!.url).toBe(`http://127.0.0.1:${port}/healthz`);
+    });
+  });
+
+  describe("bad input: exit 2, one line naming the file (or option) and what is wrong, no request made", () => {
+    const cases: [string, () => unknown, RegExp][] = [
+      ["not JSON", () => '{"hostsByName": ', /: not JSON \(/],
+      ["not an object", () => "[1, 2]", /: not a JSON object of stack outputs/],
+      ["no hostsByName", () => ({ ...OUTPUTS, hostsByName: undefined }), /: hostsByName: missing or not an object/],
+      ["a host missing from hostsByName", () => ({ ...OUTPUTS, hostsByName: { "test-app-1": OUTPUTS.hostsByName["test-app-1"] } }), /: services\.web\.hosts names "test-app-2", which is not in hostsByName/],
+      ["a host without its ssh address", () => ({ ...OUTPUTS, hostsByName: { ...OUTPUTS.hostsByName, "test-app-2": { ...OUTPUTS.hostsByName["test-app-2"], sshTarget: undefined } } }), /: hostsByName\.test-app-2: no sshUser, sshTarget and hostPublicKey strings/],
+      ["an ssh target that is an option", () => ({ ...OUTPUTS, hostsByName: { ...OUTPUTS.hostsByName, "test-app-2": { ...OUTPUTS.hostsByName["test-app-2"], sshTarget: "-oProxyCommand=x" } } }), /: hostsByName\.test-app-2: host connection target "-oProxyCommand=x" is not an instance id/],
+      ["a front door dnsName that is no name", () => ({ ...OUTPUTS, frontDoor: { app: { ...OUTPUTS.frontDoor.app, dnsName: "http://x y" } } }), /: frontDoor\.app\.dnsName: "http:\/\/x y" is not a DNS name/],
+      ["a front door without the service's port", () => ({ ...OUTPUTS, frontDoor: { app: { ...OUTPUTS.frontDoor.app, ports: [443] } } }), /: frontDoor\.app\.ports: \[443\] has no listener on web's publishPort/],
+      ["the flat frontDoor shape", () => ({ ...OUTPUTS, frontDoor: { dnsName: "127.0.0.1" } }), /: frontDoor\.app: missing, but web publishes port \d+ on EC2 hosts of group app/],
+      ["hosts not a list", () => ({ ...OUTPUTS, services: { ...OUTPUTS.services, web: { hosts: "test-app-1" } } }), /: services\.web\.hosts: missing or not a list of host names/],
+      ["another stack's outputs", () => ({ ...OUTPUTS, stack: "prod" }), /: these are the outputs of stack "prod", not "test"/],
     ];
     it.each(cases)("%s", async (_name, outputs, message) => {
-      await serve({ "test-app-1": answer(200), "test-app-2": answer(200) });
-      const file = writeOutputs(outputs, "bad.json");
+      await serve({ frontDoor: answer(200), "test-app-1": answer(200), "test-app-2": answer(200) });
+      const file = writeOutputs(outputs(), "bad.json");
       const r = await smoke({ outputs: file });
       expect(r.code).toBe(2);
       expect(r.out).toBe("");
@@ -215,6 +363,7 @@ describe("dockyard smoke", () => {
       expect(r.err).toMatch(message);
       expect(r.err).not.toMatch(/\n\s+at /);
       expect(seen).toEqual({});
+      expect(fs.existsSync(path.join(dir, "ssh-calls"))).toBe(false);
     });
     it("a missing outputs file", async () => {
       const file = path.join(dir, "nope.json");
@@ -222,25 +371,37 @@ describe("dockyard smoke", () => {
       expect(r.code).toBe(2);
       expect(r.err).toBe(`${file}: cannot read the outputs file (no such file)\n`);
     });
+    it("a --ca-file that is missing or holds no certificate, a --tls-name that is no DNS name", async () => {
+      const missing = path.join(dir, "no-ca.pem");
+      expect(await smoke({ caFile: missing })).toMatchObject({ code: 2, out: "", err: `--ca-file ${missing}: cannot read it (no such file)\n` });
+      const notPem = writeOutputs("hello", "ca.txt");
+      expect(await smoke({ caFile: notPem })).toMatchObject({ code: 2, err: `--ca-file ${notPem}: no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)\n` });
+      expect(await smoke({ tlsName: "https://app" })).toMatchObject({ code: 2, err: `--tls-name: "https://app" is not a DNS name (the name the front door's certificate is for)\n` });
+      expect(seen).toEqual({});
+    });
   });
 });
 
 describe("dockyard smoke, run as the CLI", () => {
   const base = () => ["smoke", "test", "--stacks-dir", dir, "--environment", path.join(dir, "environment.yaml"), "--interval", "0.2"];
+  const env = () => ({ PATH: `${bin}${path.delimiter}${pathBefore}` });
 
-  it("healthy: exit 0 and the JSON report; a failing host: exit 1", async () => {
+  it("healthy: exit 0 and the JSON report; --ca-file and --tls-name reach the TLS front door; a failing host: exit 1", async () => {
+    servers.push(await listen(AT.frontDoor, answer(200), pki));
     await serve({ "test-app-1": answer(200), "test-app-2": answer(200) });
-    const ok = await cli([...base(), "--outputs", writeOutputs(OUTPUTS), "--json"]);
+    const ok = await cli([...base(), "--outputs", writeOutputs(TLS_OUTPUTS, "tls.json"), "--ca-file", pki.caFile, "--tls-name", TLS_NAME, "--json"], env());
     expect(ok.code, ok.stderr).toBe(0);
-    expect((JSON.parse(ok.stdout) as SmokeReport).results.map((x) => [x.host, x.outcome])).toEqual([
-      ["test-app-1", "ok"],
-      ["test-app-2", "ok"],
+    expect((JSON.parse(ok.stdout) as SmokeReport).results.map((x) => [x.host, x.via, x.outcome])).toEqual([
+      ["frontDoor.app", "client", "ok"],
+      ["test-app-1", "ssh", "ok"],
+      ["test-app-2", "ssh", "ok"],
     ]);
-    expect(ok.stderr).toMatch(/Checking 2 endpoints of stack test/);
-    const file = writeOutputs({ ...OUTPUTS, hostsByName: { ...OUTPUTS.hostsByName, "test-app-2": { publicIp: "127.0.0.3" } } }, "moved.json");
-    const failed = await cli([...base(), "--outputs", file, "--timeout", "1"]);
+    expect(ok.stderr).toMatch(/Checking 3 endpoints of stack test/);
+    const outputs = structuredClone(TLS_OUTPUTS);
+    outputs.hostsByName["test-app-2"].sshTarget = "i-0ffffffffffffffff";
+    const failed = await cli([...base(), "--outputs", writeOutputs(outputs, "moved.json"), "--ca-file", pki.caFile, "--tls-name", TLS_NAME, "--timeout", "1"], env());
     expect(failed.code).toBe(1);
-    expect(failed.stdout).toMatch(/web\s+test-app-2\s+http:\/\/127\.0\.0\.3:\d+\/healthz\s+FAILED \(connection refused\)/);
+    expect(failed.stdout).toMatch(/web\s+test-app-2\s+http:\/\/127\.0\.0\.1:\d+\/healthz on the host \(ssh\)\s+FAILED \(ssh: ssh: Could not resolve hostname i-0ffffffffffffffff/);
   }, 60_000);
 
   it("bad input: a malformed outputs file and an unknown stack exit 2 with one line, no trace", async () => {
@@ -255,19 +416,21 @@ describe("dockyard smoke, run as the CLI", () => {
   }, 60_000);
 
   it("without --outputs it runs `pulumi stack output --json --stack <stack>` (a stand-in pulumi on PATH) and checks what it prints", async () => {
-    await serve({ "test-app-1": answer(200), "test-app-2": answer(200) });
-    const bin = path.join(dir, "bin");
-    fs.mkdirSync(bin);
+    await serve({ frontDoor: answer(200), "test-app-1": answer(200), "test-app-2": answer(200) });
     const outputsFile = writeOutputs(OUTPUTS);
     fs.writeFileSync(path.join(bin, "pulumi"), `#!/bin/sh\necho "$@" > '${dir}/pulumi-args'\ncat '${outputsFile}'\n`, { mode: 0o755 });
-    const r = await cli(base(), { PATH: `${bin}${path.delimiter}${process.env.PATH}` });
-    expect(r.code, r.stderr).toBe(0);
-    expect(fs.readFileSync(path.join(dir, "pulumi-args"), "utf8").trim()).toBe("stack output --json --stack test");
-    expect(r.stdout).toMatch(/2 ok, 0 failed, 1 not checked\./);
-    // The command failing (not logged in, no such stack) is bad input with its last line of stderr.
-    fs.writeFileSync(path.join(bin, "pulumi"), `#!/bin/sh\necho "error: no stack named 'test' found" >&2\nexit 255\n`, { mode: 0o755 });
-    const failing = await cli(base(), { PATH: `${bin}${path.delimiter}${process.env.PATH}` });
-    expect(failing.code).toBe(2);
-    expect(failing.stderr.trim()).toBe("pulumi stack output --json --stack test: failed: error: no stack named 'test' found (or pass the outputs with --outputs FILE)");
+    try {
+      const r = await cli(base(), env());
+      expect(r.code, r.stderr).toBe(0);
+      expect(fs.readFileSync(path.join(dir, "pulumi-args"), "utf8").trim()).toBe("stack output --json --stack test");
+      expect(r.stdout).toMatch(/3 ok, 0 failed, 1 not checked\./);
+      // The command failing (not logged in, no such stack) is bad input with its last line of stderr.
+      fs.writeFileSync(path.join(bin, "pulumi"), `#!/bin/sh\necho "error: no stack named 'test' found" >&2\nexit 255\n`, { mode: 0o755 });
+      const failing = await cli(base(), env());
+      expect(failing.code).toBe(2);
+      expect(failing.stderr.trim()).toBe("pulumi stack output --json --stack test: failed: error: no stack named 'test' found (or pass the outputs with --outputs FILE)");
+    } finally {
+      fs.rmSync(path.join(bin, "pulumi"), { force: true });
+    }
   }, 60_000);
 });
