@@ -236,3 +236,92 @@ export function parseHelpCommands(help: string): string[] {
   const section = help.split(/\nCommands:\n/)[1]?.split(/\n\n/)[0] ?? "";
   return [...section.matchAll(/^\s+dockyard\s+([a-z][a-z-]*)/gm)].map((m) => m[1]);
 }
+
+/** The pulumi/actions steps of a job that run a command (not install-only). */
+function pulumiActionSteps(job: Job): Step[] {
+  return usesAction(job, "pulumi/actions").filter((s) => typeof s.with?.command === "string");
+}
+
+/** Each `pulumi up|preview` command line in a job's run: scripts. */
+function pulumiCommandLines(job: Job): string[] {
+  // Quoted text is not a command (echo "### pulumi preview ..."); the flags outside quotes are what counts.
+  const unquoted = (l: string) => l.replace(/"[^"]*"|'[^']*'/g, "");
+  return runs(job).flatMap((r) => r.split("\n").filter((l) => /(^|[\s;&|(])(npx\s+)?pulumi\s+(up|update|preview)\b/.test(unquoted(l))));
+}
+
+/**
+ * The policy pack gates every preview and up (issue 24 item 10): each `pulumi up|preview`
+ * passes `--policy-pack policy` (pkg/cmd/pulumi/operations/up.go, preview.go: --policy-pack),
+ * and each pulumi/actions step its `policyPacks: policy` input (pulumi/actions src/config.ts:
+ * options.policyPacks from the multiline input policyPacks).
+ */
+export function checkPolicyPack(wf: Workflow): string[] {
+  const problems: string[] = [];
+  for (const [name, job] of jobs(wf)) {
+    for (const l of pulumiCommandLines(job)) {
+      if (!/--policy-pack[ =]policy(\s|$)/.test(l)) problems.push(`${wf.file}: job ${name}: "${l.trim()}" without --policy-pack policy`);
+    }
+    for (const s of pulumiActionSteps(job)) {
+      const packs = String(s.with?.policyPacks ?? "").split(/[\n;]/).map((p) => p.trim());
+      if (!packs.includes("policy")) problems.push(`${wf.file}: job ${name}: pulumi/actions ${s.with.command} without policyPacks: policy`);
+    }
+  }
+  return problems;
+}
+
+/** Does the job run the Pulumi CLI: pulumi in a run: line, pulumi/actions, or a dockyard command that runs it (up, dev-server)? */
+export function runsPulumi(job: Job): boolean {
+  return runs(job).some((r) => /(^|[\s;&|($])(npx\s+)?pulumi\s+[a-z]/m.test(r) || /\bnpm\s+run\s+(up|dev-server)\b/.test(r)) || pulumiActionSteps(job).length > 0;
+}
+
+function stepIndex(job: Job, pred: (s: Step) => boolean): number {
+  return steps(job).findIndex(pred);
+}
+
+const isPulumiStep = (s: Step) =>
+  (typeof s.run === "string" && (/(^|[\s;&|($])(npx\s+)?pulumi\s+[a-z]/m.test(s.run) || /\bnpm\s+run\s+(up|dev-server)\b/.test(s.run))) ||
+  (typeof s.uses === "string" && s.uses.split("@")[0] === "pulumi/actions");
+
+/**
+ * The pinned Pulumi CLI is the one that runs (issue 24 item 13): a job that runs pulumi first
+ * runs `bash ci/pulumi-cli.sh` in a step with an id (it installs the wrapper's CLI and puts the
+ * binary on PATH), adds nothing to GITHUB_PATH itself, and gives each pulumi/actions step
+ * `pulumi-version: ${{ steps.<id>.outputs.version }}` (pulumi/actions src/libs/pulumi-cli.ts
+ * downloadCli: without it the range is ^3, and a failed version check downloads the newest).
+ */
+export function checkPinnedCli(wf: Workflow): string[] {
+  const problems: string[] = [];
+  for (const [name, job] of jobs(wf)) {
+    if (!runsPulumi(job)) continue;
+    const cliAt = stepIndex(job, (s) => typeof s.run === "string" && /(^|\s)bash ci\/pulumi-cli\.sh(\s|$)/.test(s.run));
+    const cli = steps(job)[cliAt];
+    if (cliAt < 0 || typeof cli?.id !== "string") {
+      problems.push(`${wf.file}: job ${name}: runs pulumi without a step (with an id) that runs bash ci/pulumi-cli.sh first`);
+      continue;
+    }
+    if (stepIndex(job, isPulumiStep) < cliAt) problems.push(`${wf.file}: job ${name}: runs pulumi before ci/pulumi-cli.sh`);
+    if (runs(job).some((r) => /node_modules\/\.bin.*GITHUB_PATH/.test(r))) problems.push(`${wf.file}: job ${name}: adds node_modules/.bin to GITHUB_PATH itself (ci/pulumi-cli.sh does, in the order that puts the pinned binary first)`);
+    for (const s of pulumiActionSteps(job)) {
+      const want = `\${{ steps.${cli.id}.outputs.version }}`;
+      if (s.with?.["pulumi-version"] !== want) problems.push(`${wf.file}: job ${name}: pulumi/actions without pulumi-version: ${want}`);
+    }
+  }
+  return problems;
+}
+
+/**
+ * A job that previews or deploys a stack first runs `npx tsx ci/stack-file.ts <stack>` (issue
+ * 24 item 4): a stack file without its committed encryptedkey stops there with one line, before
+ * Pulumi would wrap a new data key with kms:Encrypt (pkg/secrets/cloud/manager.go).
+ */
+export function checkStackFileChecked(wf: Workflow): string[] {
+  const problems: string[] = [];
+  for (const [name, job] of jobs(wf)) {
+    if (!runsUp(job) && !runsPreview(job)) continue;
+    const at = stepIndex(job, (s) => typeof s.run === "string" && /npx tsx ci\/stack-file\.ts\s+\S+/.test(s.run));
+    const firstOp = stepIndex(job, (s) => runsUp({ steps: [s] }) || runsPreview({ steps: [s] }));
+    if (at < 0) problems.push(`${wf.file}: job ${name}: runs pulumi preview/up without npx tsx ci/stack-file.ts <stack> first`);
+    else if (firstOp < at) problems.push(`${wf.file}: job ${name}: runs pulumi preview/up before ci/stack-file.ts`);
+  }
+  return problems;
+}

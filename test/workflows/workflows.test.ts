@@ -17,8 +17,11 @@ import {
   checkNpmScripts,
   checkPermissions,
   checkPinnedActions,
+  checkPinnedCli,
+  checkPolicyPack,
   checkProdUp,
   checkStackConcurrency,
+  checkStackFileChecked,
   checkTimeouts,
   parseHelpCommands,
   parseWorkflow,
@@ -50,6 +53,9 @@ const rules: [string, (wf: Workflow) => string[], RegExp][] = [
   ["Node.js from package.json engines", checkNodeVersion, /node-version-file: package.json/],
   ["npm scripts exist", (wf) => checkNpmScripts(wf, scripts), /npm run deploy-everything: no such script/],
   ["dockyard subcommands exist", (wf) => checkDockyardSubcommands(wf, scripts, commands), /dockyard teleport: no such subcommand/],
+  ["every pulumi preview and up runs the policy pack (issue 24 item 10)", checkPolicyPack, /job up-prod: "npx pulumi up --stack prod --yes" without --policy-pack policy/],
+  ["the pinned Pulumi CLI runs, pulumi/actions included (issue 24 item 13)", checkPinnedCli, /job up-prod: runs pulumi without a step \(with an id\) that runs bash ci\/pulumi-cli\.sh first/],
+  ["the stack file's encryptedkey is checked before pulumi (issue 24 item 4)", checkStackFileChecked, /job up-prod: runs pulumi preview\/up without npx tsx ci\/stack-file\.ts <stack> first/],
 ];
 
 describe("workflows", () => {
@@ -76,6 +82,8 @@ describe("workflows", () => {
     expect(checkPinnedActions(bad).join("\n")).toMatch(/setup-node@820762786026740c76f36085b0efc47a31fe5020: no "# vX.Y.Z" comment/);
     expect(checkStackConcurrency(bad).join("\n")).toMatch(/cancel-in-progress: false/);
     expect(checkProdUp(bad).join("\n")).toMatch(/without needing a job that previews prod/);
+    expect(checkPolicyPack(bad).join("\n")).toMatch(/job preview-test: pulumi\/actions preview without policyPacks: policy/);
+    expect(checkPinnedCli(bad).join("\n")).toMatch(/job preview-test: runs pulumi without a step/);
     expect(checkIdToken(badWorkflowIdToken)).toEqual(["fixtures/bad-workflow-id-token.yml: id-token: write at the workflow level (give it only to the jobs that use OIDC)"]);
   });
 
@@ -91,6 +99,45 @@ describe("workflows", () => {
     expect(upTest.indexOf("dockyard -- smoke test")).toBeGreaterThan(upTest.indexOf("pulumi up"));
     expect(byName["deploy-prod"].jobs["up-prod"].if).toBe("needs.preview-prod.outputs.changes == 'true'");
     expect(byName.drift.jobs["drift-prod"].steps.at(-1).run).toContain("pulumi preview --stack \"$STACK\" --refresh --diff --expect-no-changes");
+  });
+});
+
+describe("deploy-test does README's first deploy of a new stack (issue 24 item 8)", () => {
+  const doc = workflows.find((w) => w.file.endsWith("deploy-test.yml"))!.doc;
+  const upTest = doc.jobs["up-test"].steps as { id?: string; run?: string; if?: string; env?: Record<string, string> }[];
+  const at = (re: RegExp) => upTest.findIndex((s) => re.test(s.run ?? ""));
+
+  it("up-test checks the stack file, creates the stack when absent with the file's provider, then ups with the policy pack", () => {
+    const check = at(/^provider=\$\(npx tsx ci\/stack-file\.ts "\$STACK"\)$/m);
+    const select = at(/^pulumi stack select --create --stack "\$STACK" --secrets-provider "\$PROVIDER"$/);
+    const up = at(/^pulumi up --stack "\$STACK" .*--policy-pack policy/);
+    expect(check).toBeGreaterThanOrEqual(0);
+    expect(upTest[check].id).toBe("stackfile");
+    expect(upTest[select].env?.PROVIDER).toBe("${{ steps.stackfile.outputs.provider }}");
+    expect(check < select && select < up).toBe(true);
+  });
+
+  it("while anything awaits an image (the first up), nothing is smoke-tested or recorded as tested", () => {
+    const awaiting = at(/bash ci\/awaiting-images\.sh "\$RUNNER_TEMP\/test-outputs\.json" >> "\$GITHUB_OUTPUT"/);
+    expect(upTest[awaiting].id).toBe("awaiting");
+    expect(awaiting).toBeGreaterThan(at(/^pulumi up /));
+    for (const re of [/dockyard -- smoke test --outputs/, /pulumi stack tag set dockyard:commit/]) {
+      const i = at(re);
+      expect(i).toBeGreaterThan(awaiting);
+      expect(upTest[i].if).toContain("steps.awaiting.outputs.awaiting == 'false'");
+    }
+  });
+
+  it("build runs after up-test (which creates a new stack's repositories), builds every service and mirrors HAProxy pinned by digest", () => {
+    const build = doc.jobs.build;
+    expect(build.needs).toEqual(["gate", "up-test"]);
+    expect(build.if).toBe("${{ !cancelled() && needs.gate.result == 'success' }}");
+    const step = build.steps.find((s: { run?: string }) => /ci\/build-images\.sh/.test(s.run ?? ""));
+    expect(step.run).toContain('npx tsx ci/images.ts test > "$RUNNER_TEMP/images"');
+    expect(step.run).toContain('bash ci/build-images.sh "$RUNNER_TEMP/images" "$RUNNER_TEMP/digests.json"');
+    expect(step.env.HAPROXY_SOURCE).toBe("${{ vars.HAPROXY_SOURCE_IMAGE }}");
+    // The former loop read pinnedImages, which holds only services that already have a digest.
+    expect(JSON.stringify(build.steps)).not.toContain("pinnedImages");
   });
 });
 
