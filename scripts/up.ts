@@ -10,8 +10,8 @@
  * stack with aws hosts needs it or `pulumi login`); the passphrase when the stack's secrets
  * use it; an ssh-agent holding a key (Pulumi reaches every host with it, README "Access to
  * hosts"). Then the local host image is built (the program looks it up by tag), the stack
- * is selected or created, and `pulumi up` runs; on success, how to reach each host and
- * service (hostsByName).
+ * is selected or created, and `pulumi up` runs with the policy pack (policy/); on success, how
+ * to reach each host and service (hostsByName).
  *
  * How Pulumi runs: stack select/create, whoami and the outputs go through the Automation API
  * seam (scripts/lib/automation.ts, as dev-server); `pulumi up`/`preview` itself is the CLI as
@@ -36,6 +36,8 @@ import { PulumiCommandError, StackLockedError, StackMissingError, automationBack
 import { DockyardError, EXIT, reported, toStderr, toStdout, type Write } from "./lib/cli";
 import { REPO_ROOT } from "./lib/render";
 
+/** The policy pack (policy/PulumiPolicy.yaml): its checks are the security invariants of policy/checks.ts. */
+export const POLICY_PACK_DIR = path.join(REPO_ROOT, "policy");
 /** Where an all-local stack keeps its state when PULUMI_BACKEND_URL is not set (under $HOME). */
 export const DEFAULT_STATE_DIR = ".dockyard-state";
 const RUN = "npm run up --";
@@ -218,7 +220,9 @@ export async function runUp(args: UpArgs, deps: UpDeps): Promise<number> {
     const { created } = await pulumiStep(stack, backendUrl, () => backend.selectOrCreate(stack, { secretsProvider }));
     deps.err(`${created ? "Created" : "Selected"} stack ${stack} in ${backendUrl}.\n`);
 
-    const pulumiArgs = [op, "--stack", stack, ...(args.yes && !args.preview ? ["--yes"] : [])];
+    // The policy pack gates every up and preview, here as in CI (README "Smoke test and policy"; --policy-pack,
+    // pkg/cmd/pulumi/operations/up.go): a violation fails the preview the CLI runs before changing anything.
+    const pulumiArgs = [op, "--stack", stack, "--policy-pack", POLICY_PACK_DIR, ...(args.yes && !args.preview ? ["--yes"] : [])];
     const cli = pulumiCommand(REPO_ROOT, env);
     deps.err(`Running: pulumi ${pulumiArgs.join(" ")}\n`);
     const result = await deps.run(cli, pulumiArgs, { env, inherit: true });
@@ -258,7 +262,8 @@ export const upCommand: CommandModule<object, UpArgs> = {
           "    as local's do. Keep it: every later up and destroy of the stack needs the same one",
           "  - an ssh-agent holding your key (`ssh-add -L`): Pulumi reaches every host with it",
           "Then the local host image is built (minutes the first time, then reused), the stack is selected (created",
-          "the first time), Pulumi shows the changes and asks (unless --yes), and you get an ssh command per host and",
+          "the first time), Pulumi shows the changes, checked by the policy pack (policy/), and asks (unless --yes),",
+          "and you get an ssh command per host and",
           "a URL per published service.",
           "Exit codes: 0 done, 1 the image build or pulumi failed (or you answered no), 2 something above is missing.",
         ].join("\n"),

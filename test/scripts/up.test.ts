@@ -76,6 +76,8 @@ esac
 echo "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBk alice@laptop"
 `;
 
+/** Every up and preview runs the policy pack (issue 24 item 10: README "Smoke test and policy"; pulumi's --policy-pack, pkg/cmd/pulumi/operations/up.go). */
+const POLICY = path.join(ROOT, "policy");
 const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKey";
 /** What the program outputs for the local stack (index.ts hostsByName, services). */
 const LOCAL_OUTPUTS = {
@@ -271,7 +273,7 @@ describe("up and preview: the command lines sent", () => {
       // No --secrets-provider: the backend's default, the passphrase on a file backend.
       ["stack", "init", "local", "--non-interactive"],
       // The CLI itself, not the Automation API: no --non-interactive, so Pulumi shows the changes and asks.
-      ["up", "--stack", "local"],
+      ["up", "--stack", "local", "--policy-pack", POLICY],
       ["stack", "output", "--json", "--stack", "local", "--non-interactive"],
       ["stack", "output", "--json", "--show-secrets", "--stack", "local", "--non-interactive"],
     ]);
@@ -287,7 +289,7 @@ describe("up and preview: the command lines sent", () => {
     const r = await up({ stack: "local", yes: true }, userEnv({ PULUMI_BACKEND_URL: "s3://team-state", FAKE_IMAGE: "present" }));
     expect(r.code, r.err).toBe(0);
     expect(argvsOf("docker")).toEqual([["info", "--format", "{{.ServerVersion}}"], ["image", "inspect", hostImageTag()]]);
-    expect(argvsOf("pulumi").slice(1, 3)).toEqual([["stack", "select", "--stack", "local", "--non-interactive"], ["up", "--stack", "local", "--yes"]]);
+    expect(argvsOf("pulumi").slice(1, 3)).toEqual([["stack", "select", "--stack", "local", "--non-interactive"], ["up", "--stack", "local", "--policy-pack", POLICY, "--yes"]]);
     expect(log().filter((c) => c.tool === "pulumi" && c.argv[0] !== "version").every((c) => c.backend === "s3://team-state")).toBe(true);
     expect(fs.existsSync(stateDir())).toBe(false);
     expect(r.err).not.toContain("PULUMI_BACKEND_URL is not set");
@@ -297,7 +299,7 @@ describe("up and preview: the command lines sent", () => {
     writeState({ stacks: ["local"] });
     const r = await up({ stack: "local", preview: true, yes: true }, userEnv({ FAKE_IMAGE: "present" }), false);
     expect(r.code, r.err).toBe(0);
-    expect(argvsOf("pulumi").slice(1)).toEqual([["stack", "select", "--stack", "local", "--non-interactive"], ["preview", "--stack", "local"]]);
+    expect(argvsOf("pulumi").slice(1)).toEqual([["stack", "select", "--stack", "local", "--non-interactive"], ["preview", "--stack", "local", "--policy-pack", POLICY]]);
     expect(r.out).toBe("Preview of local done; nothing was changed. Deploy it: npm run up -- local\n");
   });
 
@@ -314,7 +316,7 @@ describe("up and preview: the command lines sent", () => {
       ["version"],
       // pulumi stack init would otherwise pick the backend's default (createSecretsManagerForNewStack), not the file's.
       ["stack", "init", "dev", "--secrets-provider", "awskms://alias/dockyard-dev?region=eu-west-1", "--non-interactive"],
-      ["up", "--stack", "dev", "--yes"],
+      ["up", "--stack", "dev", "--policy-pack", POLICY, "--yes"],
     ]);
     expect(r.err).toContain("Created stack dev in https://api.pulumi.com.");
   });
@@ -335,7 +337,7 @@ describe("up and preview: the command lines sent", () => {
     expect(r.err.trim().split("\n").pop()).toBe(
       "stack local: pulumi up did not complete (exit code 1; its output above says why, or that the update was declined); run npm run up -- local again once fixed",
     );
-    expect(argvsOf("pulumi").at(-1)).toEqual(["up", "--stack", "local", "--yes"]);
+    expect(argvsOf("pulumi").at(-1)).toEqual(["up", "--stack", "local", "--policy-pack", POLICY, "--yes"]);
   });
 
   it("a pulumi call that fails before up (the backend unreadable) is one line naming the stack, exit 1, no stack trace", async () => {
@@ -355,7 +357,7 @@ describe("as a user runs it: tsx scripts/dockyard.ts up", () => {
     const r = await cli(["up", "local", "--yes"], userEnv({ FAKE_IMAGE: "present" }));
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^Updating \(local\)\nStack local is up \(state: file:\/\/.*\)\.\nHosts:\n {2}local-app-1:\n/);
-    expect(r.stderr).toContain("Running: pulumi up --stack local --yes");
+    expect(r.stderr).toContain(`Running: pulumi up --stack local --policy-pack ${POLICY} --yes`);
     expect(argvsOf("pulumi").map((a) => a[0])).toEqual(["version", "stack", "stack", "up", "stack", "stack"]);
   });
 
