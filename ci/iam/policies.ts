@@ -145,16 +145,21 @@ export function ciPolicies(t: Target): Record<string, PolicyDocument> {
   };
 }
 
-// `npx tsx ci/iam/policies.ts <account> <region> <bucket> [role]`: the documents as JSON, to attach.
+/** Every document the README's set-up attaches: the CI roles', and the set-up's KMS grant per environment. */
+export function allPolicies(t: Target): Record<string, PolicyDocument> {
+  return { ...ciPolicies(t), "dockyard-setup-test": setupPolicy(t, "test"), "dockyard-setup-prod": setupPolicy(t, "prod") };
+}
+
+// `npx tsx ci/iam/policies.ts <account> <region> <bucket> [name]`: the documents as JSON, to attach.
 if (require.main === module) {
   const [account, region, bucket, role] = process.argv.slice(2);
   if (!/^\d{12}$/.test(account ?? "") || !region || !bucket) {
-    process.stderr.write("usage: npx tsx ci/iam/policies.ts <12-digit account> <region> <state bucket> [role]\n");
+    process.stderr.write("usage: npx tsx ci/iam/policies.ts <12-digit account> <region> <state bucket> [name]\n");
     process.exit(2);
   }
-  const all = ciPolicies({ account, region, bucket });
+  const all = allPolicies({ account, region, bucket });
   if (role !== undefined && !(role in all)) {
-    process.stderr.write(`ci/iam/policies.ts: role ${role}: allowed: ${Object.keys(all).join(", ")}\n`);
+    process.stderr.write(`ci/iam/policies.ts: ${role}: allowed: ${Object.keys(all).join(", ")}\n`);
     process.exit(2);
   }
   process.stdout.write(JSON.stringify(role ? all[role] : all, null, 2) + "\n");

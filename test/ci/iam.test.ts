@@ -9,6 +9,8 @@
  * What this cannot show here: a real account's answers (no AWS), S3's 404-for-ListBucket-holders
  * rule (AWS's GetObject documentation; taken as documented), and whether the key ids exist.
  */
+import { spawnSync } from "node:child_process";
+import * as path from "node:path";
 import { runSimulation } from "@cloud-copilot/iam-simulate";
 import { describe, expect, it } from "vitest";
 import { ciPolicies, setupPolicy, type PolicyDocument } from "../../ci/iam/policies";
@@ -136,6 +138,17 @@ describe("CI roles' state and secrets grants (ci/iam/policies.ts), by IAM simula
     expect(await decide("former", former, "s3:GetObject", obj(".pulumi/meta.yaml"))).toBe("ImplicitlyDenied");
     expect(await decide("former", former, "kms:Decrypt", TEST_KEY)).toBe("ImplicitlyDenied");
     expect(await decide("dockyard-ci-test", policies["dockyard-ci-test"], "s3:GetObject", obj(".pulumi/meta.yaml"))).toBe("Allowed");
+  });
+
+  it("npx tsx ci/iam/policies.ts prints the documents to attach, by name; a bad account is exit 2", () => {
+    const run = (...a: string[]) => spawnSync(process.execPath, ["--import", "tsx", path.join(__dirname, "../../ci/iam/policies.ts"), ...a], { encoding: "utf8" });
+    const all = run(ACCOUNT, REGION, BUCKET);
+    expect(all.status).toBe(0);
+    expect(Object.keys(JSON.parse(all.stdout))).toEqual(["dockyard-ci-test", "dockyard-ci-prod-preview", "dockyard-ci-prod", "dockyard-setup-test", "dockyard-setup-prod"]);
+    expect(JSON.parse(run(ACCOUNT, REGION, BUCKET, "dockyard-ci-test").stdout)).toEqual(policies["dockyard-ci-test"]);
+    const bad = run("12345", REGION, BUCKET);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toBe("usage: npx tsx ci/iam/policies.ts <12-digit account> <region> <state bucket> [name]\n");
   });
 
   it("a stack without a KMS environment has no CI grant to render", () => {
