@@ -1,25 +1,21 @@
 /**
  * The fleet's per-host proxy and rollout order against the real Docker Engine, with the
  * containers ContainerFleet RENDERS: the fleet is built on the Pulumi mock runtime and
- * every docker.Container it registers is created here from its recorded inputs, the way
- * the Docker provider does it (kreuzwerker/terraform-provider-docker, embedded by
- * pulumi-docker; internal/provider/resource_docker_container_funcs.go):
- *  - create: ContainerCreate (Config + HostConfig from the inputs), disconnect from
- *    "bridge", NetworkConnect each `networksAdvanced` with its aliases, `uploads` copied in,
- *    ContainerStart; with `wait`, poll ContainerInspect once a second until
- *    State.Health.Status is "healthy" (error when there is no health check), failing
- *    after `waitTimeout` seconds;
- *  - delete: ContainerStop with timeout `destroyGraceSeconds` (0 when unset), then
- *    ContainerRemove (force).
- * An input this file does not translate fails the test (`engineCreateRequest`), so a new
- * input of the fleet cannot be silently left out here.
+ * every docker.RemoteImage and docker.Container it registers is created here from its
+ * recorded inputs, the way the Docker provider does it (test/helpers/container-replay.ts,
+ * after kreuzwerker/terraform-provider-docker v4.5.0, embedded by pulumi-docker 5.2): the
+ * image found locally and the container created from the RemoteImage's id, networks joined,
+ * uploads copied, started and (with `wait`) health-waited; deleted with its grace,
+ * RemoveVolumes and the wait. An input, or a key of a nested block, the replay does not
+ * translate fails the test, so a new input of the fleet cannot be silently left out here.
  *
  * What this does NOT prove:
  *  - the provider's own code is not run (no Pulumi engine or provider plugin here): the
  *    translation above is ours, read from the provider source, not the provider;
  *  - images: the digests are not pulled; the local images of test/infra/20-fleet-images.sh
- *    (dockyard-test/web:local, dockyard-test/haproxy:local) stand in for the RemoteImages,
- *    so the host-side pull and the RemoteImage lookup are not exercised;
+ *    (dockyard-test/web:local, dockyard-test/haproxy:local) stand in for the RemoteImages'
+ *    names, so the host-side pull is not exercised (the lookup by the stand-in's name and the
+ *    containers' image by its id are);
  *  - Pulumi's ordering is played by the test (create the new container, wait, then delete
  *    the old one at the end), not computed by the engine; the proxies' host-by-host chain
  *    is a unit test (fleet.test.ts) over the engine source it cites;
@@ -37,7 +33,7 @@
  *    ignored and the delete takes the whole grace, serving until SIGKILL).
  */
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
-import { execFile, execFileSync } from "node:child_process";
+import { execFile, execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as http from "node:http";
 import * as net from "node:net";
@@ -48,9 +44,10 @@ import { useMocks, settle } from "../helpers/pulumi";
 import type { RecordedResource } from "../../scripts/lib/mocks";
 import type { ServiceSpec } from "../../stacks";
 import { ContainerFleet } from "../../components/fleet";
-import { PROXY_CONFIG_DIR } from "../../components/proxy";
+import { MONITOR_PATH, PROXY_CONFIG_DIR } from "../../components/proxy";
 import { RETRY_SCRIPT, ssmProxyCommand, type HostConnection } from "../../components/connection";
 import { dockerApi } from "../helpers/docker-api";
+import { EngineReplay, ReplayError } from "../helpers/container-replay";
 
 const mocks = useMocks("dev");
 
@@ -124,11 +121,14 @@ async function render(publishPort: number, env: Record<string, string>) {
   const { mine, one } = await renderOneHost(`r${++renders}`, { target: "127.0.0.1", user: "root", hostPublicKey: HOST_KEY }, webService(publishPort, env));
   const containers = mine("docker:index/container:Container");
   const commands = mine("command:local:Command");
+  await createImages(mine("docker:index/remoteImage:RemoteImage"));
   return {
     replica: one(containers.filter((c) => !c.name.endsWith("-proxy")), "replica"),
     proxy: one(containers.filter((c) => c.name.endsWith("-proxy")), "proxy"),
     network: one(mine("docker:index/network:Network"), "network"),
     proxyConfig: one(commands.filter((c) => c.name.endsWith("-proxy-config")), "proxy config command"),
+    /** The host's serving gate (components/rollout.ts). */
+    gate: one(commands.filter((c) => c.name.endsWith("-serving")), "serving gate"),
     /** Container resource name -> its pids-limit command. */
     pidsLimit: Object.fromEntries(commands.filter((c) => c.name.endsWith("-pids-limit")).map((c) => [c.name.replace(/-pids-limit$/, ""), c])),
   };
@@ -138,61 +138,6 @@ async function render(publishPort: number, env: Record<string, string>) {
 // The provider's semantics, over the Docker Engine API
 // ---------------------------------------------------------------------------------
 
-/** One Docker Engine API call over the local socket (as the provider's Go client makes it). */
-const api = dockerApi;
-
-const seconds = (d: string) => Number(/^(\d+)s$/.exec(d)?.[1] ?? NaN) * 1e9;
-const labelMap = (ls: { label: string; value: string }[] = []) => Object.fromEntries(ls.map((l) => [l.label, l.value]));
-/** Env as the mock runtime records it: a plain list, or a secret-wrapped one. */
-const plain = <T>(v: unknown): T => (v && typeof v === "object" && "value" in (v as object) && !Array.isArray(v) ? (v as { value: T }).value : (v as T));
-
-/** Inputs the create or delete below give meaning to; anything else fails the test. */
-const TRANSLATED = new Set([
-  "image", "envs", "restart", "user", "readOnly", "tmpfs", "memory", "memorySwap", "cpus", "capabilities", "securityOpts",
-  "sysctls", "logDriver", "logOpts", "healthcheck", "wait", "waitTimeout", "destroyGraceSeconds", "stopTimeout", "stopSignal",
-  "networksAdvanced", "mounts", "labels", "uploads", "ports", "init",
-]);
-
-/** ContainerCreate's body for the rendered inputs (resourceDockerContainerCreate's mapping). */
-function engineCreateRequest(inputs: Record<string, any>, image: string): Record<string, unknown> {
-  const unknown = Object.keys(inputs).filter((k) => !TRANSLATED.has(k) && k !== "name");
-  if (unknown.length > 0) throw new Error(`inputs this test does not translate yet: ${unknown.join(", ")}`);
-  const hc = inputs.healthcheck;
-  const ports = (inputs.ports ?? []) as { internal: number; external: number; protocol: string }[];
-  return {
-    Image: image,
-    Env: plain<string[]>(inputs.envs) ?? [],
-    User: inputs.user ?? "",
-    Labels: labelMap(inputs.labels),
-    StopSignal: inputs.stopSignal ?? "",
-    StopTimeout: inputs.stopTimeout,
-    Healthcheck: hc ? { Test: hc.tests, Interval: seconds(hc.interval), Timeout: seconds(hc.timeout), StartPeriod: seconds(hc.startPeriod), Retries: hc.retries } : undefined,
-    ExposedPorts: Object.fromEntries(ports.map((p) => [`${p.internal}/${p.protocol}`, {}])),
-    HostConfig: {
-      RestartPolicy: { Name: inputs.restart ?? "no" },
-      Init: inputs.init ?? false,
-      ReadonlyRootfs: inputs.readOnly ?? false,
-      Tmpfs: inputs.tmpfs,
-      Memory: inputs.memory ? inputs.memory * 1024 * 1024 : 0,
-      MemorySwap: inputs.memorySwap ? inputs.memorySwap * 1024 * 1024 : 0,
-      NanoCpus: inputs.cpus ? Math.round(Number(inputs.cpus) * 1e9) : 0,
-      CapDrop: inputs.capabilities?.drops,
-      CapAdd: inputs.capabilities?.adds,
-      SecurityOpt: inputs.securityOpts,
-      Sysctls: inputs.sysctls,
-      LogConfig: { Type: inputs.logDriver ?? "", Config: inputs.logOpts ?? {} },
-      // Deviation: loopback only (the rendered ports bind every address).
-      PortBindings: Object.fromEntries(ports.map((p) => [`${p.internal}/${p.protocol}`, [{ HostIp: "127.0.0.1", HostPort: String(p.external) }]])),
-      Mounts: (inputs.mounts ?? []).map((m: { type: string; source: string; target: string; readOnly?: boolean }) => ({
-        Type: m.type,
-        Source: m.type === "bind" ? hostPath(m.source) : m.source,
-        Target: m.target,
-        ReadOnly: m.readOnly ?? false,
-      })),
-    },
-  };
-}
-
 /** A remote command as the command provider runs it on the host: its create (stdin on standard input) or its delete. */
 function runOnHost(cmd: RecordedResource, replace: (create: string) => string = (x) => x, stdin?: string, which: "create" | "delete" = "create"): void {
   const inputs = cmd.inputs as { create: string; delete?: string; stdin?: string };
@@ -201,45 +146,39 @@ function runOnHost(cmd: RecordedResource, replace: (create: string) => string = 
   execFileSync("bash", ["-c", hostPath(replace(script))], { input: which === "create" ? (stdin ?? inputs.stdin ?? "") : "", stdio: ["pipe", "pipe", "pipe"] });
 }
 
-/** A container as the provider creates it; resolves once created (and healthy, with `wait`), rejects as the provider fails. */
-async function createAsProvider(label: string, c: RecordedResource): Promise<string> {
-  const inputs = c.inputs as Record<string, any>;
-  const image = c.name.endsWith("-proxy") ? PROXY : WEB;
-  const name = `${RUN}-${label}`;
-  const { Id: id } = await api<{ Id: string }>("POST", `/containers/create?name=${name}`, engineCreateRequest(inputs, image));
-  created.push(name);
-  await api("POST", "/networks/bridge/disconnect", { Container: id, Force: false });
-  for (const n of inputs.networksAdvanced ?? []) await api("POST", `/networks/${n.name}/connect`, { Container: id, EndpointConfig: { Aliases: n.aliases ?? [] } });
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dyit-up-"));
-  try {
-    for (const u of inputs.uploads ?? []) {
-      fs.writeFileSync(path.join(dir, "f"), u.content);
-      docker("cp", path.join(dir, "f"), `${id}:${u.file}`);
-    }
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-  await api("POST", `/containers/${id}/start`);
-  if (inputs.wait) {
-    const end = Date.now() + (inputs.waitTimeout ?? 60) * 1000;
-    for (;;) {
-      const info = await api<{ State: { Health?: { Status: string } } }>("GET", `/containers/${id}/json`);
-      if (!info.State.Health) throw new Error("you have supplied a 'wait' argument, but the container does not have a healthcheck defined");
-      if (info.State.Health.Status === "healthy") break;
-      if (Date.now() > end) throw new Error(`container ${label} failed to be in healthy state`);
-      await sleep(1000);
-    }
-  }
-  return id.slice(0, 12);
+/** The provider's calls for the rendered resources, on the local engine (test/helpers/container-replay.ts). */
+const replay = new EngineReplay(dockerApi);
+const api = dockerApi;
+/** Label -> container id, for the containers this file created. */
+const ids = new Map<string, string>();
+
+/**
+ * The render's RemoteImages created as findImage creates them, each found locally under its
+ * stand-in (the rendered names carry a digest that is not on this machine): the proxy's
+ * haproxy image, the service's web image. Containers then resolve their `image` (the
+ * RemoteImage's imageId) to the stand-in's real id.
+ */
+async function createImages(images: RecordedResource[]): Promise<void> {
+  for (const im of images) await replay.createRemoteImage(im.name, im.inputs, `computed(${im.name}.imageId)`, im.name.endsWith("-proxy-image") ? PROXY : WEB);
 }
 
-/** A container deleted as the provider deletes it: stop with the grace, then force-remove. */
+/** A container as the provider creates it, named RUN-<label>; resolves once created (and healthy, with `wait`), rejects as the provider fails. */
+async function createAsProvider(label: string, c: RecordedResource, opts: { waitTimeout?: number } = {}): Promise<string> {
+  const name = `${RUN}-${label}`;
+  created.push(name);
+  try {
+    const id = await replay.createContainer(name, c.name, c.inputs, { hostIp: "127.0.0.1", hostPath, waitTimeout: opts.waitTimeout });
+    ids.set(label, id);
+    return id.slice(0, 12);
+  } catch (e) {
+    if (e instanceof ReplayError) ids.set(label, e.id);
+    throw e;
+  }
+}
+
+/** A container deleted as the provider deletes it (stop with the grace, remove with RemoveVolumes, wait). */
 async function deleteAsProvider(label: string, c: RecordedResource): Promise<void> {
-  const grace = (c.inputs as { destroyGraceSeconds?: number }).destroyGraceSeconds ?? 0;
-  await api("POST", `/containers/${RUN}-${label}/stop?t=${grace}`).catch((e: Error) => {
-    if (!/304|No such container/.test(e.message)) throw e;
-  });
-  await api("DELETE", `/containers/${RUN}-${label}?force=true`);
+  await replay.deleteContainer(ids.get(label) ?? `${RUN}-${label}`, c.inputs);
 }
 
 async function healthStatus(label: string): Promise<string> {
@@ -298,10 +237,9 @@ beforeAll(async () => {
   }
   port = await freePort();
   base = await render(port, { WEB_VERSION: "v1" });
-  // The service network as rendered.
-  const n = base.network.inputs as { name: string; driver: string; labels: { label: string; value: string }[] };
-  expect(n.name).toBe(NET);
-  docker("network", "create", "--driver", n.driver, ...n.labels.flatMap((l) => ["--label", `${l.label}=${l.value}`]), "--label", `dockyard.test=${RUN}`, n.name);
+  // The service network as rendered, created as the provider creates it.
+  expect(base.network.inputs.name).toBe(NET);
+  await replay.createNetwork(base.network.name, base.network.inputs, { "dockyard.test": RUN });
   // The proxy's configuration written to its host file by the rendered command, then the
   // proxy as rendered (read-only root, the file mounted, uid 99), created and health-waited as the provider does.
   runOnHost(base.proxyConfig);
@@ -411,6 +349,111 @@ describe("the rendered proxy and replicas against the real engine", () => {
     expect((base.proxy.inputs as { destroyGraceSeconds: number }).destroyGraceSeconds).toBeGreaterThan(30);
     expect(took).toBeLessThan(10);
   });
+});
+
+describe("the second up after a failed health wait (issue 24 item 16), replayed on the real engine", () => {
+  // What is real here: the rendered containers created as the provider creates them (the
+  // wait that fails leaves a running, unhealthy container with its id), the proxy routing, and
+  // each rendered serving gate run as the command provider runs it (bash, the script on
+  // stdin, the mock ids replaced by the real ones; its 180 s bound cut to GATE_BOUND s).
+  // What is played from the engine's source, not computed by it:
+  //  - up 1: the replica's create fails after its id was set, so the engine keeps it with an
+  //    init error; the step failed, so its dependents (pids limit, the host's gate) are not
+  //    run, the next batch (waiting for this gate: fleet.test.ts, "rolls one host at a time")
+  //    is not started, and no delete runs (deployment_executor.go performPostSteps runs only
+  //    after a program that finished without error);
+  //  - up 2, the same program: the replica's inputs are the same as in up 1 (asserted below),
+  //    so the provider's diff is empty, and the engine updates it for its init error
+  //    (step_generator.go: "generate an empty update step"); resourceDockerContainerUpdate
+  //    calls ContainerUpdate only for changed restart/limits: nothing, no wait. The gate's
+  //    triggers name the new container (asserted), pulumi-command's triggers are
+  //    replaceOnChanges (common/inputs.go): the gate is replaced and its create runs;
+  //  - up 3: a failed command create leaves no state (pulumi-go-provider infer/resource.go
+  //    Create), so the old gate is still there and its replacement runs again.
+  // The outputs (`services` does not move) are fleet.test.ts ("the second up after a failed
+  // health wait ..."): they wait for the gates, and a rejected output is never written.
+  const GATE_BOUND = 6;
+  let gport: number;
+  /** The stack's state before: v1 on the host, its gate passed. */
+  let v1: Awaited<ReturnType<typeof render>>;
+  const realId: Record<string, string> = {};
+  /** A rendered gate's create with the real container ids and a short bound, run as the command provider runs it: exit code and stderr. */
+  function runGate(gate: RecordedResource): { code: number; out: string; err: string } {
+    const create = String(gate.inputs.create)
+      .replace(/^bash -s -- 180 /, `bash -s -- ${GATE_BOUND} `)
+      .replace(/'computed\(([^)]+)\.id\)'/g, (m, name: string) => (realId[name] ? `'${realId[name]}'` : m));
+    expect(create).not.toMatch(/computed\(/);
+    const r = spawnSync("bash", ["-c", create], { input: String(gate.inputs.stdin), encoding: "utf8", timeout: 60_000 });
+    return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+  }
+  const strip = (r: RecordedResource) => JSON.parse(JSON.stringify(r.inputs).replace(/\br\d+-h1-/g, "<render>-h1-"));
+
+  beforeAll(async () => {
+    gport = await freePort();
+    v1 = await render(gport, { WEB_VERSION: "v1" });
+    runOnHost(v1.proxyConfig);
+    await createAsProvider("g-v1", v1.replica);
+    await createAsProvider("g-proxy", v1.proxy);
+    realId[v1.replica.name] = ids.get("g-v1")!;
+    realId[v1.proxy.name] = ids.get("g-proxy")!;
+    // The gate of the up that deployed v1 passed.
+    const passed = runGate(v1.gate);
+    expect(passed.code, passed.err).toBe(0);
+  }, 120_000);
+
+  it("up 1 fails at the new replica's wait; up 2 updates it without a wait and its host's gate fails while the proxy still serves from v1; up 3 fails again; once it is healthy the gate passes", async () => {
+    // Up 1: v2 never becomes healthy. The provider's wait fails; the container stays, with its id.
+    const up1 = await render(gport, { WEB_VERSION: "v2", WEB_UNHEALTHY: "1" });
+    // A new resource: its name carries another spec hash.
+    expect(up1.replica.name.split("-").pop()).not.toBe(v1.replica.name.split("-").pop());
+    const failed = await createAsProvider("g-v2", up1.replica, { waitTimeout: SHORT_WAIT }).then(() => "created", (e: Error) => e);
+    expect(failed).toBeInstanceOf(ReplayError);
+    expect(String(failed)).toMatch(/failed to be in healthy state/);
+    const bad = ids.get("g-v2")!;
+    expect((await api<{ State: { Running: boolean } }>("GET", `/containers/${bad}/json`)).State.Running).toBe(true);
+    expect(await healthStatus("g-v2")).not.toBe("healthy");
+
+    // Up 2, the same program: the same replica inputs (no diff; the init error makes it an
+    // update, which waits for nothing), the same proxy; the gate's triggers name the new replica.
+    const up2 = await render(gport, { WEB_VERSION: "v2", WEB_UNHEALTHY: "1" });
+    expect(strip(up2.replica)).toEqual(strip(up1.replica));
+    expect(strip(up2.proxy)).toEqual(strip(v1.proxy));
+    const triggers = (r: Awaited<ReturnType<typeof render>>, names: string[]) => (r.gate.inputs.triggers as string[]).map((t) => names.indexOf(t.replace(/^computed\((.*)\.id\)$/, "$1")));
+    expect(triggers(up2, [up2.replica.name, up2.proxy.name]).sort()).toEqual([0, 1]);
+    expect(triggers(v1, [v1.replica.name, v1.proxy.name]).sort()).toEqual([0, 1]);
+    realId[up2.replica.name] = bad;
+    realId[up2.proxy.name] = realId[v1.proxy.name];
+    // The proxy's monitor answers 200 (v1 serves): a gate that checked the monitor only passed here.
+    expect((await get(gport, MONITOR_PATH)).status).toBe(200);
+    const gate2 = runGate(up2.gate);
+    expect(gate2.code, gate2.out).toBe(1);
+    expect(gate2.err).toMatch(new RegExp(`container ${bad.slice(0, 12)} is not healthy within ${GATE_BOUND}s \\(running: true, health: (unhealthy|starting)\\)`));
+    // The up failed: no delete ran, the v1 replica still runs, healthy, and serves; the
+    // unhealthy one takes no request. (The service network is this file's: the healthy
+    // replicas earlier tests left on it answer too.)
+    expect(await healthStatus("g-v1")).toBe("healthy");
+    const seen = new Set<string>();
+    for (let i = 0; i < 20; i++) {
+      const r = await get(gport, "/cgi-bin/whoami");
+      expect(r.status).toBe(200);
+      seen.add(r.body.split(" ")[0]);
+    }
+    expect(seen.has(realId[v1.replica.name].slice(0, 12))).toBe(true);
+    expect(seen.has(bad.slice(0, 12))).toBe(false);
+
+    // Up 3: the failed gate left no state; its replacement runs again, and fails again.
+    const up3 = await render(gport, { WEB_VERSION: "v2", WEB_UNHEALTHY: "1" });
+    realId[up3.replica.name] = bad;
+    realId[up3.proxy.name] = realId[v1.proxy.name];
+    expect(runGate(up3.gate).code).toBe(1);
+
+    // Once the container is healthy (here: its health file written), the same gate passes.
+    docker("exec", `${RUN}-g-v2`, "sh", "-c", "echo ok v2 > /tmp/healthz");
+    for (let i = 0; i < 30 && (await healthStatus("g-v2")) !== "healthy"; i++) await sleep(1000);
+    const gate4 = runGate(up3.gate);
+    expect(gate4.code, gate4.err).toBe(0);
+    expect(gate4.out).toMatch(new RegExp(`container ${bad.slice(0, 12)} is healthy`));
+  }, 180_000);
 });
 
 describe("CIS Docker Benchmark settings on the running fleet containers (docker inspect)", () => {
