@@ -260,7 +260,9 @@ async function attempt(target: SmokeTarget, budgetMs: number, ca: string | undef
   if (target.via === "client") return httpStatus(target.url, { timeoutMs: budgetMs, ca, tlsName: target.tlsName });
   const u = new URL(target.url);
   const wait = Math.max(0.5, Math.min(HOST_ANSWER_WAIT_S, budgetMs / 1000 - 1));
-  return hostAnswer(await runOnHost(target.access!, hostRequestCommand(Number(u.port), `${u.pathname}${u.search}`, wait), budgetMs), budgetMs);
+  // URL drops the scheme's default port (publishPort 80 reads as "").
+  const port = Number(u.port || (u.protocol === "https:" ? 443 : 80));
+  return hostAnswer(await runOnHost(target.access!, hostRequestCommand(port, `${u.pathname}${u.search}`, wait), budgetMs), budgetMs);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
