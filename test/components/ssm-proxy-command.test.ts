@@ -133,10 +133,10 @@ describe("ssmProxyCommand: which key it offers (issue 24 item 11)", () => {
     const run = newRun();
     standIn(run, { fails: 0 });
     const r = await dial(run, ecdsaSock);
-    expect(r.err).toContain("dockyard: EC2 Instance Connect takes only ssh-ed25519 or ssh-rsa keys; ssh-agent (SSH_AUTH_SOCK) holds ecdsa-sha2-nistp256 : load one with ssh-add");
+    expect(r.err).toContain("dockyard: no key in ssh-agent (SSH_AUTH_SOCK) that EC2 Instance Connect takes (ssh-ed25519 or ssh-rsa); it holds: ecdsa-sha2-nistp256 ; load one with ssh-add; see README Access to hosts");
     expect(calls(run)).toEqual([]);
     const none = await dial(run, emptySock);
-    expect(none.err).toContain("ssh-agent (SSH_AUTH_SOCK) holds no key: load one with ssh-add");
+    expect(none.err).toContain("it holds: nothing; load one with ssh-add");
     expect(none.rc).toBe(255);
   });
 });
