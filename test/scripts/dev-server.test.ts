@@ -396,7 +396,8 @@ describe("dev-server input errors: exit 2, the flag and what is allowed, nothing
     [{ owner: "Alice" }, /--owner "Alice": not allowed; allowed: lowercase letters a-z, digits and '-'/],
     [{ owner: "al_ice" }, /--owner "al_ice": not allowed/],
     [{ owner: "-x" }, /--owner "-x": not allowed/],
-    [{ owner: "a".repeat(60) }, /--owner "a{60}": too long; host name "dev-a{60}-app-1" would have 70 characters, at most 51 are allowed .*use an owner of at most 41 characters \(with --from dev\)/],
+    // dev-a{42} is within the stack-name rule's 46 characters; its host name is not.
+    [{ owner: "a".repeat(42) }, /--owner "a{42}": too long; host name "dev-a{42}-app-1" would have 52 characters, at most 51 are allowed .*use an owner of at most 41 characters \(with --from dev\)/],
     [{ ttl: "8" }, /--ttl "8": not allowed; allowed: a whole number and a unit \(m, h or d\), e.g. 30m, 8h or 2d, from 10m to 30d/],
     [{ ttl: "31d" }, /--ttl "31d": not allowed/],
     [{ ttl: "5m" }, /--ttl "5m": not allowed/],
