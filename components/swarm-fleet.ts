@@ -45,6 +45,7 @@ import {
   swarmProxyRoutes,
   swarmServiceArgs,
   staticLeftoversCommand,
+  nodePlacement,
   swarmNetworkName,
   swarmObjectResourceName,
 } from "./swarm";
@@ -212,32 +213,44 @@ export class SwarmFleet extends pulumi.ComponentResource {
         ),
     );
 
-    // Per group with published ports: the proxy, a global service in host-mode publishing.
+    // Per group with published ports: one proxy service per host (swarmProxyArgs says why),
+    // each pinned to its host's node, publishing in host mode, and each waiting for the
+    // previous host's: a change that replaces them (a new published service's network) takes
+    // one host's proxy at a time, while the front door drains that host.
     const proxies: docker.Service[] = [];
     const groups = [...new Set(hosts.map((h) => h.group))];
     for (const group of args.proxyImage ? groups : []) {
       const routes = swarmProxyRoutes(services, group);
       if (routes.length === 0) continue;
       const config = new docker.ServiceConfig(
-        swarmObjectResourceName(`${name}-${proxyServiceName(group)}-config`),
-        { data: Buffer.from(renderHaproxyConfig(routes)).toString("base64"), labels: serviceLabels(stack, proxyServiceName(group)) },
+        swarmObjectResourceName(`${name}-proxy-${group}-config`),
+        { data: Buffer.from(renderHaproxyConfig(routes)).toString("base64"), labels: serviceLabels(stack, `proxy-${group}`) },
         onSwarm,
       );
       const networkIds = Object.fromEntries(routes.map((r) => [r.service, networks[r.service].id]));
-      proxies.push(
-        new docker.Service(
-          `${name}-${proxyServiceName(group)}`,
+      const pulled = pulls(group, args.proxyImage!, "proxy");
+      let previous: docker.Service | undefined;
+      hosts.forEach((h, i) => {
+        if (h.group !== group) return;
+        const proxy = new docker.Service(
+          `${name}-${proxyServiceName(h.name)}`,
           {
-            ...swarmProxyArgs(stack, group, routes, args.proxyImage!, { id: config.id, name: config.name }, networkIds, logging, args.proxy),
-            convergeConfig: { delay: "5s", timeout: `${hosts.filter((h) => h.group === group).length * 90 + 60}s` },
+            ...swarmProxyArgs(stack, { name: h.name, group, placement: entered.get(h.name)!.stdout.apply(nodePlacement) }, routes, args.proxyImage!, { id: config.id, name: config.name }, networkIds, logging, args.proxy),
+            // The provider waits for its one task (replicated mode: resource_docker_service_funcs.go),
+            // deletes a new one that never converged, and fails the update swarm rolled back.
+            convergeConfig: { delay: "5s", timeout: "150s" },
           },
           {
             ...onSwarm,
+            // The group's first proxy was the group's one global service (issue 24 item 18): Pulumi replaces that one (another name, mode: ForceNew) delete-first, which frees the host ports for the others.
+            ...(previous === undefined ? { aliases: [{ name: `${name}-proxy-${group}` }] } : {}),
             deleteBeforeReplace: true,
-            dependsOn: [...onSwarm.dependsOn, config, ...routes.map((r) => networks[r.service]), ...pulls(group, args.proxyImage!, "proxy"), ...leftovers.filter((_, i) => hosts[i].group === group)],
+            dependsOn: [...onSwarm.dependsOn, config, ...routes.map((r) => networks[r.service]), ...pulled, leftovers[i], ...(previous ? [previous] : [])],
           },
-        ),
-      );
+        );
+        proxies.push(proxy);
+        previous = proxy;
+      });
     }
 
     const summary: Record<string, pulumi.Output<ServiceOutput>> = {};

@@ -92,18 +92,96 @@ const SETTLED_STATE = [
   "  sleep 2",
   "done",
 ];
-/** Active: nothing to do; inactive: go on; anything else (pending too long, error, locked): stop and say so. */
+/** Active: nothing to do but say which node this is; inactive: go on; anything else (pending too long, error, locked): stop and say so. */
 const UNLESS_ACTIVE = [
-  `if [ "$state" = active ]; then exit 0; fi`,
+  `if [ "$state" = active ]; then docker info --format '{{.Swarm.NodeID}}'; exit 0; fi`,
   `if [ "$state" != inactive ]; then echo "the engine's swarm state is $state; expected active or inactive" >&2; exit 1; fi`,
+];
+/** The last line of init and join: this node's id (the stdout the host's proxy service is pinned by: swarmProxyArgs). */
+const PRINT_NODE_ID = `docker info --format '{{.Swarm.NodeID}}'`;
+
+/**
+ * A replaced machine keeps its data volume, and on it the swarm state with the address it
+ * advertised (moby daemon/cluster/noderunner.go loadPersistentState reads AdvertiseAddr back
+ * from docker-state.json), while the new machine has another private address: the swarm
+ * would go on sending gossip, overlay traffic and Raft to a dead address. When the kept
+ * state's NodeAddr is not this host's address: note the old node id in `old`, run
+ * `beforeLeave`, and leave (`--force`: a manager's leave without it is refused; moby
+ * daemon/cluster/swarm.go Leave stops the node and drops its local state, but the other
+ * managers keep its Raft membership), so the caller joins again with the right address and
+ * then removes the old node (REMOVE_OLD_NODE).
+ */
+function leaveIfMoved(advertiseAddr: string, beforeLeave: string[] = []): string[] {
+  return [
+    "old=''",
+    `if [ "$state" != inactive ] && [ "$state" != unreachable ]; then`,
+    `  addr=$(docker info --format '{{.Swarm.NodeAddr}}' 2>/dev/null) || addr=''`,
+    `  if [ -n "$addr" ] && [ "$addr" != ${advertiseAddr} ]; then`,
+    `    old=$(docker info --format '{{.Swarm.NodeID}}')`,
+    `    echo "the kept swarm state advertises $addr, a former address of this host (now ${advertiseAddr}): node $old leaves the swarm to join again" >&2`,
+    ...beforeLeave.map((l) => `    ${l}`),
+    "    docker swarm leave --force >/dev/null",
+    "    state=inactive",
+    "  fi",
+    "fi",
+  ];
+}
+
+/**
+ * After a moved host joined again as a manager: its former node is demoted, which removes
+ * its Raft member (swarmkit manager/role_manager.go: a demoted manager is removed from the
+ * Raft cluster, raft.go CanRemoveMember checks the quorum), then removed (controlapi/node.go
+ * RemoveNode refuses a manager). Left in, every replaced manager adds an unreachable Raft
+ * member: with 3 managers, the second replacement would leave 2 of 4 members reachable, no
+ * quorum. A worker's former node stays listed as down (a worker cannot remove nodes); the
+ * swarm schedules nothing on it.
+ */
+const REMOVE_OLD_NODE = [
+  `if [ -n "$old" ] && [ "$(docker info --format '{{.Swarm.ControlAvailable}}')" = true ]; then`,
+  "  for _ in $(seq 20); do",
+  `    docker node demote "$old" >/dev/null 2>&1 || true`,
+  `    if docker node rm --force "$old" >/dev/null 2>&1; then echo "removed the former node $old" >&2; break; fi`,
+  "    sleep 3",
+  "  done",
+  "fi",
 ];
 
 /**
  * Run on the first manager: makes the swarm, unless this engine is in one already (a
- * replaced host keeps its swarm state on its data volume, under the data-root).
+ * replaced host keeps its swarm state on its data volume, under the data-root). A replaced
+ * first manager with a new address (leaveIfMoved): alone in the swarm, it makes the swarm
+ * anew from its kept state with the new address (`init --force-new-cluster`: services,
+ * secrets and configs kept; moby daemon/cluster/swarm.go Init stops the running node first);
+ * with other managers, it takes the manager token while it still is one, leaves, joins again
+ * through another manager (one of its RemoteManagers), then removes its former node.
+ * Prints the node id.
  */
 export function swarmInitCommand(advertiseAddr: string): string {
-  return ["set -eu", ...SETTLED_STATE, ...UNLESS_ACTIVE, `docker swarm init --advertise-addr ${advertiseAddr} --listen-addr 0.0.0.0:2377 >/dev/null`].join("\n");
+  const listen = `--advertise-addr ${advertiseAddr} --listen-addr 0.0.0.0:2377`;
+  const beforeLeave = [
+    `if [ "$(docker info --format '{{.Swarm.Managers}}')" -le 1 ]; then`,
+    `  docker swarm init --force-new-cluster ${listen} >/dev/null`,
+    `  ${PRINT_NODE_ID}`,
+    "  exit 0",
+    "fi",
+    "managerToken=$(docker swarm join-token -q manager)",
+    `peer=$(docker info --format '{{range .Swarm.RemoteManagers}}{{.NodeID}} {{.Addr}}{{"\\n"}}{{end}}' | awk -v self="$old" '$1 != self && $2 != "" { print $2; exit }')`,
+    `if [ -z "$peer" ]; then echo "no other manager to join again through" >&2; exit 1; fi`,
+  ];
+  return [
+    "set -eu",
+    ...SETTLED_STATE,
+    ...leaveIfMoved(advertiseAddr, beforeLeave),
+    `if [ -n "$old" ]; then`,
+    `  docker swarm join --token "$managerToken" --advertise-addr ${advertiseAddr} "$peer" >/dev/null`,
+    ...REMOVE_OLD_NODE.map((l) => `  ${l}`),
+    `  ${PRINT_NODE_ID}`,
+    "  exit 0",
+    "fi",
+    ...UNLESS_ACTIVE,
+    `docker swarm init ${listen} >/dev/null`,
+    PRINT_NODE_ID,
+  ].join("\n");
 }
 
 /**
@@ -178,17 +256,28 @@ export function staticLeftoversCommand(stack: string): string {
 /**
  * Run on a host that joins: the token comes on stdin (a secret input: never on a command
  * line Pulumi logs, never in user-data). Nothing to do when the engine is in the swarm
- * already (a rebooted or re-attached host rejoins by itself with its kept state).
+ * already (a rebooted or re-attached host rejoins by itself with its kept state), unless
+ * that state advertises a former address (a replaced machine, leaveIfMoved): then it
+ * leaves, joins again with its own address and, as a manager, removes its former node.
+ * Prints the node id.
  */
 export function swarmJoinCommand(managerAddr: string, advertiseAddr: string): string {
   return [
     "set -eu",
     ...SETTLED_STATE,
+    ...leaveIfMoved(advertiseAddr),
     ...UNLESS_ACTIVE,
     "IFS= read -r token || true",
     `case "$token" in SWMTKN-1-*) ;; *) echo "no swarm join token on stdin (the first manager's join-tokens command answered none)" >&2; exit 1 ;; esac`,
     `docker swarm join --token "$token" --advertise-addr ${advertiseAddr} ${managerAddr}:2377 >/dev/null`,
+    ...REMOVE_OLD_NODE,
+    PRINT_NODE_ID,
   ].join("\n");
+}
+
+/** The node id a host's init or join printed: its last line (under a render: the unknown value as it is). */
+export function nodeIdOf(stdout: string): string {
+  return stdout.trim().split("\n").pop()!.trim();
 }
 
 /**
@@ -292,20 +381,34 @@ export function swarmProxyRoutes(services: readonly ServiceSpec[], group: string
     .map((s) => ({ service: s.name, address: `tasks.${s.name}`, publishPort: s.publishPort!, containerPort: s.containerPort, healthPath: s.health.path, replicas: s.replicas }));
 }
 
-/** The name of a group's proxy service. */
-export function proxyServiceName(group: string): string {
-  return `proxy-${group}`;
+/** The name of a host's proxy service (a DNS name component of 63 characters or fewer). */
+export function proxyServiceName(host: string): string {
+  return fitName(`proxy-${host}`, MAX_SWARM_NAME);
+}
+
+/** The placement that pins a task to one node (swarmkit constraint `node.id`), from the node id init or join printed. */
+export function nodePlacement(stdout: string): string[] {
+  return [`node.id==${nodeIdOf(stdout)}`];
 }
 
 /**
- * The proxy of a group as a global service: one task on every host of the group, publishing
- * the group's ports in host mode (no ingress routing mesh, no IPVS), its configuration a swarm
- * config. Host ports cannot be bound twice, so it updates stop-first, one host at a time:
- * that host's monitor stops answering and the front door drains it meanwhile.
+ * The proxy of one host: a service of one task pinned to the host's node, publishing the
+ * group's ports in host mode (no ingress routing mesh, no IPVS), its configuration a swarm
+ * config; one such service per host of the group, not one global service, because
+ * - the provider waits for a service to converge only in replicated mode: `mode.0.global`
+ *   ConflictsWith `converge_config` (resource_docker_service.go), and its waiter needs a
+ *   replica count (resource_docker_service_funcs.go replicatedConsoleLogUpdater.update: "no
+ *   replica count"); without the wait, `pulumi up` goes on while no proxy serves;
+ * - a new published service adds a network, and `networks_advanced` is ForceNew: the proxy
+ *   is replaced, delete-first (its name is unique in the swarm, and a host port binds once,
+ *   so a new one could not start beside it). One global service would be deleted on every
+ *   host at once; one service per host, each waiting for the previous host's (SwarmFleet),
+ *   is replaced one host at a time while the front door drains that host.
+ * Host ports cannot be bound twice, so it updates stop-first.
  */
 export function swarmProxyArgs(
   stack: string,
-  group: string,
+  host: { name: string; group: string; placement: docker.types.input.ServiceTaskSpecPlacement["constraints"] },
   routes: readonly ProxyRoute[],
   image: string,
   config: { id: docker.types.input.ServiceTaskSpecContainerSpecConfig["configId"]; name: docker.types.input.ServiceTaskSpecContainerSpecConfig["configName"] },
@@ -316,9 +419,9 @@ export function swarmProxyArgs(
   const { logDriver, logOpts } = containerLogging(logging);
   const [uid, gid] = settings.user.split(":");
   return {
-    name: proxyServiceName(group),
-    labels: [...serviceLabels(stack, proxyServiceName(group))],
-    mode: { global: true },
+    name: proxyServiceName(host.name),
+    labels: [...serviceLabels(stack, proxyServiceName(host.name)), { label: GROUP_LABEL, value: host.group }],
+    mode: { replicated: { replicas: 1 } },
     taskSpec: {
       containerSpec: {
         image,
@@ -333,7 +436,7 @@ export function swarmProxyArgs(
       },
       resources: { limits: { memoryBytes: settings.memoryMb * 1024 * 1024, nanoCpus: Math.round(settings.cpus * 1e9) } },
       restartPolicy: { condition: "any", delay: "2s" },
-      placement: { constraints: [`engine.labels.${GROUP_LABEL}==${group}`] },
+      placement: { constraints: host.placement },
       logDriver: { name: logDriver, options: logOpts },
       networksAdvanceds: routes.map((r) => ({ id: networks[r.service] })),
     },

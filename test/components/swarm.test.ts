@@ -32,6 +32,9 @@ import {
   swarmNetworkName,
   swarmObjectResourceName,
   fitName,
+  nodeIdOf,
+  nodePlacement,
+  proxyServiceName,
 } from "../../components/swarm";
 import { ConfigError, loadStackSpec, parseEnvironment, readEnvironmentFile, readStackFile, type ServiceSpec } from "../../stacks";
 import { isSecretValue, renderStack } from "../../scripts/lib/render";
@@ -73,29 +76,28 @@ describe("the engine in swarm mode", () => {
   });
 });
 
-/** Runs a rendered command with bash against a stand-in docker that answers `docker info` from a script of states. */
-function runWithDocker(script: string, states: string[], stdin = ""): { code: number; stderr: string; calls: string[] } {
+/**
+ * Runs a rendered command with bash against a stand-in docker: `docker info` answers the
+ * node state from a script of states (one per LocalNodeState query; "down": the engine does
+ * not answer), and other `--format` queries from `info` (by the field asked); `remote` is the
+ * RemoteManagers listing. Every other docker call succeeds silently, and is recorded.
+ */
+const STANDIN = path.join(__dirname, "fixtures", "swarm-docker-standin.sh");
+function runWithDocker(script: string, states: string[], stdin = "", info: Record<string, string> = {}): { code: number; stdout: string; stderr: string; calls: string[] } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dockyard-swarm-cmd-"));
   try {
     fs.writeFileSync(path.join(dir, "states"), states.join("\n") + "\n");
+    for (const [k, v] of Object.entries({ NodeID: "node-new", ...info })) fs.writeFileSync(path.join(dir, `info-${k}`), v + "\n");
     fs.writeFileSync(
       path.join(dir, "docker"),
-      `#!/bin/bash
-echo "$*" >> "${dir}/calls"
-if [ "$1" = info ]; then
-  n=$(wc -l < "${dir}/calls")
-  s=$(sed -n "\${n}p" "${dir}/states"); [ -n "$s" ] || s=$(tail -n 1 "${dir}/states")
-  if [ "$s" = down ]; then echo "Cannot connect to the Docker daemon" >&2; exit 1; fi
-  echo "$s"
-fi
-`,
+      fs.readFileSync(STANDIN, "utf8"),
       { mode: 0o755 },
     );
     // `sleep` is stubbed too: the pending loop must not take real seconds here.
     fs.writeFileSync(path.join(dir, "sleep"), "#!/bin/sh\nexit 0\n", { mode: 0o755 });
-    const r = spawnSync("bash", ["-c", script], { input: stdin, env: { ...process.env, PATH: `${dir}:${process.env.PATH}` }, encoding: "utf8" });
+    const r = spawnSync("bash", ["-c", script], { input: stdin, env: { ...process.env, PATH: `${dir}:${process.env.PATH}`, STANDIN_DIR: dir }, encoding: "utf8" });
     const calls = fs.existsSync(path.join(dir, "calls")) ? fs.readFileSync(path.join(dir, "calls"), "utf8").trim().split("\n") : [];
-    return { code: r.status ?? -1, stderr: r.stderr, calls };
+    return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, calls };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -140,6 +142,60 @@ describe("init and join, as bash runs them", () => {
     expect(none.code).toBe(1);
     expect(none.stderr).toMatch(/no swarm join token on stdin/);
     expect(none.calls.filter((c) => c.startsWith("swarm"))).toEqual([]);
+  });
+  it("init and join print the node's id last (the host's proxy is pinned by it), fresh or already active", () => {
+    expect(runWithDocker(swarmInitCommand("10.0.0.5"), ["inactive"], "", { NodeID: "n1" }).stdout).toBe("n1\n");
+    expect(runWithDocker(swarmInitCommand("10.0.0.5"), ["active"], "", { NodeID: "n1", NodeAddr: "10.0.0.5" }).stdout).toBe("n1\n");
+    expect(nodeIdOf(runWithDocker(swarmJoinCommand("10.0.0.5", "10.0.1.7"), ["inactive"], `${token}\n`, { NodeID: "n2" }).stdout)).toBe("node-joined");
+    expect(nodePlacement("warning\nabc123\n")).toEqual(["node.id==abc123"]);
+  });
+  // Issue 24 item 7: a replaced machine keeps the swarm state (moby daemon/cluster/noderunner.go
+  // loadPersistentState: the advertise address is read back from it) but has a new address.
+  describe("a replaced machine: kept swarm state that advertises a former address", () => {
+    const moved = { NodeAddr: "10.0.9.9", NodeID: "node-old" };
+    const swarmCalls = (calls: string[]) => calls.filter((c) => /^(swarm|node) /.test(c));
+    it("a worker leaves and joins again with its own address (it cannot remove its former node)", () => {
+      const r = runWithDocker(swarmJoinCommand("10.0.0.5", "10.0.1.7"), ["active"], `${token}\n`, { ...moved, ControlAvailable: "false" });
+      expect(r.code, r.stderr).toBe(0);
+      expect(swarmCalls(r.calls)).toEqual(["swarm leave --force", `swarm join --token ${token} --advertise-addr 10.0.1.7 10.0.0.5:2377`]);
+      expect(r.stderr).toMatch(/advertises 10\.0\.9\.9, a former address of this host \(now 10\.0\.1\.7\)/);
+      expect(r.stdout).toBe("node-joined\n");
+    });
+    it("a manager joins again, then demotes and removes its former node (its Raft member: else the second replacement of 3 loses quorum)", () => {
+      const r = runWithDocker(swarmJoinCommand("10.0.0.5", "10.0.1.7"), ["active"], `${token}\n`, { ...moved, ControlAvailable: "true" });
+      expect(r.code, r.stderr).toBe(0);
+      expect(swarmCalls(r.calls)).toEqual(["swarm leave --force", `swarm join --token ${token} --advertise-addr 10.0.1.7 10.0.0.5:2377`, "node demote node-old", "node rm --force node-old"]);
+    });
+    it("a pending manager (its kept Raft peers unreachable at the state's address) is handled the same once settled", () => {
+      const r = runWithDocker(swarmJoinCommand("10.0.0.5", "10.0.1.7"), ["pending", "error"], `${token}\n`, { ...moved, ControlAvailable: "true" });
+      expect(r.code, r.stderr).toBe(0);
+      expect(swarmCalls(r.calls)[0]).toBe("swarm leave --force");
+    });
+    it("the first manager, with other managers: takes the manager token, leaves, joins through another manager, removes its former node; no new swarm", () => {
+      const remote = "node-old 10.0.9.9:2377\nnode-b 10.0.1.7:2377\nnode-c 10.0.2.8:2377";
+      const r = runWithDocker(swarmInitCommand("10.0.0.5"), ["active"], "", { ...moved, Managers: "3", ControlAvailable: "true", remote });
+      expect(r.code, r.stderr).toBe(0);
+      expect(swarmCalls(r.calls)).toEqual([
+        "swarm join-token -q manager",
+        "swarm leave --force",
+        "swarm join --token SWMTKN-1-manager-token --advertise-addr 10.0.0.5 10.0.1.7:2377",
+        "node demote node-old",
+        "node rm --force node-old",
+      ]);
+      expect(r.stdout).toBe("node-joined\n");
+    });
+    it("the first manager alone: makes the swarm anew from its kept state with the new address (init --force-new-cluster)", () => {
+      const r = runWithDocker(swarmInitCommand("10.0.0.5"), ["active"], "", { ...moved, Managers: "1" });
+      expect(r.code, r.stderr).toBe(0);
+      expect(swarmCalls(r.calls)).toEqual(["swarm init --force-new-cluster --advertise-addr 10.0.0.5 --listen-addr 0.0.0.0:2377"]);
+    });
+    it("a host whose kept state advertises its own address is left alone", () => {
+      for (const script of [swarmInitCommand("10.0.1.7"), swarmJoinCommand("10.0.0.5", "10.0.1.7")]) {
+        const r = runWithDocker(script, ["active"], `${token}\n`, { NodeAddr: "10.0.1.7", Managers: "3", ControlAvailable: "true" });
+        expect(r.code).toBe(0);
+        expect(swarmCalls(r.calls)).toEqual([]);
+      }
+    });
   });
   it("pass shellcheck", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dockyard-swarm-sc-"));
@@ -197,16 +253,17 @@ describe("a service as a swarm service", () => {
   });
 });
 
-describe("the proxy as a global service", () => {
+describe("the proxy of a host", () => {
   const routes = swarmProxyRoutes(spec.services, "app");
-  const args = swarmProxyArgs("prod", "app", routes, spec.proxyImage!, { id: "cfg-id", name: "cfg-name" }, { web: "net-id" }, logging, spec.proxy);
+  const args = swarmProxyArgs("prod", { name: "prod-app-2", group: "app", placement: nodePlacement("node-2\n") }, routes, spec.proxyImage!, { id: "cfg-id", name: "cfg-name" }, { web: "net-id" }, logging, spec.proxy);
   it("finds the replicas of every host through tasks.<service>", () => {
     expect(routes).toEqual([{ service: "web", address: "tasks.web", publishPort: 80, containerPort: web.containerPort, healthPath: web.health.path, replicas: web.replicas }]);
     expect(renderHaproxyConfig(routes)).toMatch(/server-template web \d+ tasks\.web:8080 check/);
   });
-  it("runs once per host of its group, publishing in host mode, and updates stop-first (a host port binds once)", () => {
-    expect(args.mode).toEqual({ global: true });
-    expect((args.taskSpec as any).placement.constraints).toEqual(["engine.labels.dockyard.group==app"]);
+  it("is one task pinned to its host's node (replicated: the provider's converge wait needs a replica count), publishing in host mode, updating stop-first (a host port binds once)", () => {
+    expect(args.name).toBe("proxy-prod-app-2");
+    expect(args.mode).toEqual({ replicated: { replicas: 1 } });
+    expect((args.taskSpec as any).placement.constraints).toEqual(["node.id==node-2"]);
     expect(args.endpointSpec).toEqual({ mode: "dnsrr", ports: [{ targetPort: 80, publishedPort: 80, publishMode: "host", protocol: "tcp" }] });
     expect(args.updateConfig).toMatchObject({ order: "stop-first", parallelism: 1, failureAction: "rollback" });
   });
@@ -216,6 +273,9 @@ describe("the proxy as a global service", () => {
     expect(c.user).toBe(spec.proxy.user);
     expect(c.readOnly).toBe(true);
     expect((args.taskSpec as any).resources.limits).toEqual({ memoryBytes: spec.proxy.memoryMb * 1024 * 1024, nanoCpus: spec.proxy.cpus * 1e9 });
+  });
+  it("has a name swarm takes for the longest host name (51 characters)", () => {
+    expect(proxyServiceName(`h${"x".repeat(49)}z`).length).toBeLessThanOrEqual(63);
   });
 });
 
@@ -262,7 +322,7 @@ describe("the program in swarm mode (prod, mock runtime)", () => {
       const daemon = JSON.parse(files.find((f) => f.path === DAEMON_JSON)!.content);
       expect(daemon["live-restore"]).toBe(false);
       expect(daemon.labels).toContain("dockyard.group=app");
-      expect(daemon.labels.find((l: string) => l.startsWith("dockyard.zone="))).toMatch(/^dockyard\.zone=computed\(/);
+      expect(daemon.labels.find((l: string) => l.startsWith("dockyard.zone="))).toMatch(/^dockyard\.zone=\S+$/);
       expect(files.find((f) => f.path === ENV_PATH)!.content).toContain("ENGINE_LISTEN_PORTS='2377 7946'");
     }
     expect(r.outputs.engine).toMatchObject({ liveRestore: false });
@@ -275,7 +335,7 @@ describe("the program in swarm mode (prod, mock runtime)", () => {
     expect(names).toEqual(expect.arrayContaining(["command:local:Command swarm-prod-app-2-join", "command:local:Command swarm-prod-app-3-join"]));
     for (const j of r.resources.filter((x) => x.name.endsWith("-join"))) expect(isSecretValue(j.inputs.stdin)).toBe(true);
     const services = r.resources.filter((x) => x.type === "docker:index/service:Service").map((x) => x.inputs.name);
-    expect(services.sort()).toEqual(["proxy-app", "web"]);
+    expect(services.sort()).toEqual(["proxy-prod-app-1", "proxy-prod-app-2", "proxy-prod-app-3", "web"]);
     // No container runs outside the swarm, and no pull is anonymous: every host pulls both images.
     expect(r.resources.filter((x) => x.type === "docker:index/container:Container")).toEqual([]);
     for (const h of ["prod-app-1", "prod-app-2", "prod-app-3"]) {
@@ -310,15 +370,31 @@ describe("the program in swarm mode (prod, mock runtime)", () => {
   it("removes a static fleet's leftovers on every host after its group's services and before its group's proxy", async () => {
     const r = await rendered;
     const key = (x: { type: string; name: string }) => `${x.type}::${x.name}`;
-    const proxy = r.resources.find((x) => x.type === "docker:index/service:Service" && x.inputs.name === "proxy-app")!;
     const webService = r.resources.find((x) => x.type === "docker:index/service:Service" && x.inputs.name === "web")!;
     for (const h of ["prod-app-1", "prod-app-2", "prod-app-3"]) {
       const c = r.resources.find((x) => x.name === `swarm-${h}-static-leftovers`)!;
       expect(String(c.inputs.create)).toBe(staticLeftoversCommand("prod"));
       expect(c.options?.dependsOn).toContain(key(webService));
       expect(c.options?.dependsOn).toContain(`command:local:Command::swarm-${h}-${h === "prod-app-1" ? "init" : "join"}`);
+      const proxy = r.resources.find((x) => x.type === "docker:index/service:Service" && x.inputs.name === `proxy-${h}`)!;
       expect(proxy.options?.dependsOn).toContain(key(c));
     }
+  });
+  // Issue 24 items 3 and 18: the provider refuses convergeConfig on a global service
+  // (resource_docker_service.go), and a new published service's network replaces the proxy
+  // (networks_advanced ForceNew), delete-first.
+  it("runs one proxy service per host, each pinned to the node its init or join printed, with the provider's converge wait, each waiting for the previous host's", async () => {
+    const r = await rendered;
+    const key = (x: { type: string; name: string }) => `${x.type}::${x.name}`;
+    const proxies = ["prod-app-1", "prod-app-2", "prod-app-3"].map((h) => r.resources.find((x) => x.type === "docker:index/service:Service" && x.inputs.name === `proxy-${h}`)!);
+    proxies.forEach((p, i) => {
+      const h = `prod-app-${i + 1}`;
+      expect(p.inputs.mode).toEqual({ replicated: { replicas: 1 } });
+      expect(p.inputs.convergeConfig).toMatchObject({ timeout: expect.stringMatching(/^\d+s$/) });
+      expect((p.inputs.taskSpec as any).placement.constraints).toEqual([`node.id==computed(swarm-${h}-${i === 0 ? "init" : "join"}.stdout)`]);
+      expect(p.options?.deleteBeforeReplace).toBe(true);
+      if (i > 0) expect(p.options?.dependsOn).toContain(key(proxies[i - 1]));
+    });
   });
   it("still registers every host with the front door", async () => {
     const r = await rendered;

@@ -63,10 +63,23 @@ const BAD: Record<string, [string, (r: RenderedResource) => RenderedResource | R
   "elbv2-health-checks": [T.targetGroup, (r) => ({ ...r, inputs: { ...r.inputs, healthCheck: { ...(r.inputs.healthCheck as object), interval: 3 } } }), /healthCheck\.interval is 3; allowed 5-300/],
   "nlb-security-groups": [T.lb, (r) => ({ ...r, inputs: { ...r.inputs, securityGroups: [] } }), /a network load balancer without security groups \(adding one later replaces it\)/],
   swarm: [T.container, (r) => ({ ...r, type: T.service }), /docker services without a swarm/],
+  "docker-schema": [T.container, (r) => ({ ...r, inputs: { ...r.inputs, gpus: "all", deviceRequests: [{ driver: "cdi", deviceIds: ["nvidia.com/gpu=all"] }] } }), /device_requests: ConflictsWith gpus \(both set\)/],
   rollouts: [T.instance, (r) => ({ ...r, name: "dev-app-9-instance" }), /dev-app-9: no serving gate ends its turn/],
   "planned-drain": [T.targetAttachment, (r) => ({ ...r, options: { ...r.options, deleteBeforeReplace: undefined } }), /not replaced delete-first/],
   "one-way-in": [T.dockerProvider, (r) => ({ ...r, inputs: { ...r.inputs, host: "ssh://admin@computed(dev-app-1-eip.publicIp)" } }), /not the EIP association's instanceId \(through the ProxyCommand\)/],
 };
+
+/** A rule's problems on a copy of a stack's render (which passes it) where `change` rewrote the resources `pred` picks. */
+async function editorOf(id: string, stack: string) {
+  const rule = RULES.find((r) => r.id === id)!;
+  const base = await contractRender(stack);
+  expect(rule.check(base)).toEqual([]);
+  return (pred: (x: RenderedResource) => boolean, change: (x: RenderedResource) => RenderedResource) => {
+    const copy = structuredClone(base);
+    copy.resources = copy.resources.map((x) => (pred(x) ? change(x) : x));
+    return rule.check(copy).join("\n");
+  };
+}
 
 describe("each rule fails on a planted bad resource", () => {
   it("every rule has a planted case", () => {
@@ -99,14 +112,7 @@ describe("each rule fails on a planted bad resource", () => {
     expect(edit((x) => x.name === "fleet-test-app-1-serving", (x) => ({ ...x, inputs: { ...x.inputs, triggers: (x.inputs.triggers as unknown[]).slice(1) } }))).toMatch(/fleet-test-app-1-serving: \d+ triggers; expected one per container/);
   }, 300_000);
   it("swarm: on prod in swarm mode, live-restore on, a host-mode proxy updating start-first, a network by name, an unpulled image, logged or plaintext join tokens, a swarm port open to the world", async () => {
-    const rule = RULES.find((r) => r.id === "swarm")!;
-    const base = await contractRender(SWARM_STACK);
-    expect(rule.check(base)).toEqual([]);
-    const edit = (pred: (x: RenderedResource) => boolean, change: (x: RenderedResource) => RenderedResource) => {
-      const copy = structuredClone(base);
-      copy.resources = copy.resources.map((x) => (pred(x) ? change(x) : x));
-      return rule.check(copy).join("\n");
-    };
+    const edit = await editorOf("swarm", SWARM_STACK);
     const isProxy = (x: RenderedResource) => x.type === T.service && x.name.includes("-proxy-");
     const isWeb = (x: RenderedResource) => x.type === T.service && !x.name.includes("-proxy-");
     const daemonOn = (x: RenderedResource) => {
@@ -122,12 +128,27 @@ describe("each rule fails on a planted bad resource", () => {
     expect(edit((x) => x.name.endsWith("-join"), (x) => ({ ...x, inputs: { ...x.inputs, stdin: "SWMTKN-1-abc-def\n" } }))).toMatch(/stdin \(a join token\) is not a secret/);
     expect(edit((x) => x.type === T.sg && x.name === "prod-app-1-sg", (x) => ({ ...x, inputs: { ...x.inputs, ingress: [...(x.inputs.ingress as object[]), { protocol: "tcp", fromPort: 2377, toPort: 2377, cidrBlocks: ["0.0.0.0/0"] }] } }))).toMatch(/opens swarm port 2377\/tcp to others/);
     expect(edit((x) => x.type === T.instance && x.name === "prod-app-3-instance", (x) => ({ ...x, inputs: { ...x.inputs, vpcSecurityGroupIds: (x.inputs.vpcSecurityGroupIds as unknown[]).slice(0, 1) } }))).toMatch(/prod-app-3-instance: not in the swarm's security group/);
+    // Issue 24 item 18: the proxy as one global service (replaced delete-first, all hosts at once), or per host without the chain.
+    expect(edit(isProxy, (x) => ({ ...x, inputs: { ...x.inputs, mode: { global: true } } }))).toMatch(/swarm-proxy-prod-app-1: publishes host ports from more than one node/);
+    expect(edit(isProxy, (x) => ({ ...x, options: { ...x.options, dependsOn: (x.options?.dependsOn ?? []).filter((d) => !d.includes("-proxy-prod-app-")) } }))).toMatch(/group app: 3 of its 3 proxy services wait for no other/);
     // Names swarm refuses: a 64-character overlay network, a service name with a dot, a secret whose autoname passes 64.
     expect(edit((x) => x.type === T.dockerNetwork, (x) => ({ ...x, inputs: { ...x.inputs, name: "n".repeat(64) } }))).toMatch(/swarm-web-net: name "n{64}" is not a DNS name component of 63/);
     expect(edit(isWeb, (x) => ({ ...x, inputs: { ...x.inputs, name: "web.v2" } }))).toMatch(/swarm-web: name "web.v2" is not a DNS name component/);
-    const withSecret = structuredClone(base);
+    const withSecret = structuredClone(await contractRender(SWARM_STACK));
     withSecret.resources.push({ type: T.swarmSecret, name: `swarm-${"w".repeat(32)}-${"e".repeat(30)}`, custom: true, inputs: { data: "eA==" } });
-    expect(rule.check(withSecret).join("\n")).toMatch(/its name \(autonamed, 77 characters\) is not 64 or fewer/);
+    expect(RULES.find((r) => r.id === "swarm")!.check(withSecret).join("\n")).toMatch(/its name \(autonamed, 77 characters\) is not 64 or fewer/);
+  }, 300_000);
+  it("docker-schema: a global service with convergeConfig (the proxy before issue 24 item 3), a config with data and dataRaw or neither, a docker type whose rules nobody read", async () => {
+    const edit = await editorOf("docker-schema", SWARM_STACK);
+    const svc = (x: RenderedResource) => x.type === T.service;
+    expect(edit(svc, (x) => ({ ...x, inputs: { ...x.inputs, mode: { global: true }, convergeConfig: { delay: "5s", timeout: "60s" } } }))).toMatch(/mode\.0\.global: ConflictsWith convergeConfig \(both set\)/);
+    expect(edit(svc, (x) => ({ ...x, inputs: { ...x.inputs, mode: { global: false, replicated: { replicas: 2 } } } }))).toMatch(/mode\.0\.replicated: ConflictsWith mode\.global/);
+    // A value only known after create (computed) defers the check, as the SDK does.
+    expect(edit(svc, (x) => ({ ...x, inputs: { ...x.inputs, mode: { global: "computed(x.global)" }, convergeConfig: { delay: "5s" } } }))).toBe("");
+    const cfg = (x: RenderedResource) => x.type === T.swarmConfig;
+    expect(edit(cfg, (x) => ({ ...x, inputs: { ...x.inputs, dataRaw: "frontend x" } }))).toMatch(/data: ExactlyOneOf data, dataRaw; data and dataRaw set/);
+    expect(edit(cfg, (x) => ({ ...x, inputs: { ...x.inputs, data: undefined } }))).toMatch(/ExactlyOneOf data, dataRaw; none set/);
+    expect(edit(cfg, (x) => ({ ...x, type: "docker:index/plugin:Plugin" }))).toMatch(/docker:index\/plugin:Plugin .*: no schema rules recorded/);
   }, 300_000);
   it("swarm: the large stack in swarm mode (32-character groups and services, 24 secrets) fits swarm's names and every other swarm rule", async () => {
     const opts = writeLargeStack();

@@ -105,7 +105,108 @@ function gunzipUserData(b64: string): string {
   return gunzipSync(Buffer.from(b64, "base64")).toString("utf8");
 }
 
+/** The kreuzwerker/terraform-provider-docker commit pulumi-docker 5.2 builds (pulumi/pulumi-docker's `upstream` submodule, the same from v5.1.0 on; provider/go.mod replaces the module with ../upstream). */
+export const DOCKER_PROVIDER_COMMIT = "5074970c71ce6cc393c74942d5d628943834beb9";
+
+/**
+ * One cross-attribute rule of a resource schema: `key` set (and known) with any of `with`
+ * set (conflicts), not all of `with` set (requiredWith), more or fewer than one of `with`
+ * (exactlyOneOf, `with` includes `key`), none of `with` (atLeastOneOf). Keys are the Pulumi
+ * input paths (a MaxItems 1 block is an object: TF `mode.0.global` is `mode.global`); `tf` is
+ * the provider's own name for the message.
+ */
+export interface SchemaRule {
+  kind: "conflictsWith" | "requiredWith" | "exactlyOneOf" | "atLeastOneOf";
+  key: string;
+  with: string[];
+  tf: string;
+}
+
+/**
+ * Every ConflictsWith / ExactlyOneOf / RequiredWith / AtLeastOneOf of the docker resource
+ * types Dockyard declares, read in internal/provider/ at DOCKER_PROVIDER_COMMIT (a type with
+ * none has an empty list, so a new type must be read before it renders). provider.go's
+ * schema (the provider config) has none; nor have resource_docker_network.go,
+ * resource_docker_volume.go, resource_docker_secret.go.
+ */
+export const DOCKER_SCHEMA_RULES: Record<string, SchemaRule[]> = {
+  // resource_docker_container.go: device_requests ConflictsWith gpus.
+  [T.container]: [{ kind: "conflictsWith", key: "deviceRequests", with: ["gpus"], tf: "device_requests" }],
+  // resource_docker_image.go: build ConflictsWith pull_triggers.
+  [T.image]: [{ kind: "conflictsWith", key: "build", with: ["pullTriggers"], tf: "build" }],
+  [T.dockerNetwork]: [],
+  [T.dockerVolume]: [],
+  // resource_docker_service.go: mode.0.replicated ConflictsWith mode.0.global; mode.0.global
+  // ConflictsWith mode.0.replicated and converge_config; converge_config ConflictsWith mode.0.global.
+  [T.service]: [
+    { kind: "conflictsWith", key: "mode.replicated", with: ["mode.global"], tf: "mode.0.replicated" },
+    { kind: "conflictsWith", key: "mode.global", with: ["mode.replicated", "convergeConfig"], tf: "mode.0.global" },
+    { kind: "conflictsWith", key: "convergeConfig", with: ["mode.global"], tf: "converge_config" },
+  ],
+  [T.swarmSecret]: [],
+  // resource_docker_config.go: data and data_raw ExactlyOneOf (each names both).
+  [T.swarmConfig]: [
+    { kind: "exactlyOneOf", key: "data", with: ["data", "dataRaw"], tf: "data" },
+    { kind: "exactlyOneOf", key: "dataRaw", with: ["data", "dataRaw"], tf: "data_raw" },
+  ],
+  [T.dockerProvider]: [],
+};
+
+/**
+ * terraform-plugin-sdk/v2 helper/schema/schema.go (pulumi's fork, which the provider's
+ * go.mod replaces it with) schemaMap.validate: a key is "set" when the configuration holds
+ * it (false and 0 count, null does not); ExactlyOneOf and AtLeastOneOf run whether or not
+ * the key is set; RequiredWith and ConflictsWith only when it is; ConflictsWith skips a key
+ * whose value is not wholly known, and a conflicting key that is unknown.
+ */
+function schemaLookup(inputs: Record<string, unknown>, path: string): { set: boolean; known: boolean } {
+  let v: unknown = inputs;
+  for (const part of path.split(".")) {
+    if (v === null || typeof v !== "object") return { set: false, known: true };
+    v = (v as Record<string, unknown>)[part];
+  }
+  if (v === undefined || v === null) return { set: false, known: true };
+  const known = (x: unknown): boolean => (typeof x === "string" ? !isComputed(x) : Array.isArray(x) ? x.every(known) : x !== null && typeof x === "object" ? Object.values(x).every(known) : true);
+  return { set: true, known: known(v) };
+}
+
+/** The problems the provider's schema validation reports for one resource's inputs. */
+export function schemaProblems(res: RenderedResource, rules: SchemaRule[]): string[] {
+  const p: string[] = [];
+  const at = (k: string) => schemaLookup(res.inputs, k);
+  for (const r of rules) {
+    const self = at(r.key);
+    if (r.kind === "exactlyOneOf") {
+      const set = r.with.filter((k) => at(k).set);
+      if (set.length !== 1) p.push(`${res.type} ${res.name}: ${r.tf}: ExactlyOneOf ${r.with.join(", ")}; ${set.length === 0 ? "none" : set.join(" and ")} set`);
+    } else if (r.kind === "atLeastOneOf") {
+      if (!r.with.some((k) => at(k).set)) p.push(`${res.type} ${res.name}: ${r.tf}: AtLeastOneOf ${r.with.join(", ")}; none set`);
+    } else if (r.kind === "requiredWith") {
+      if (self.set && !r.with.every((k) => at(k).set)) p.push(`${res.type} ${res.name}: ${r.tf}: RequiredWith ${r.with.join(", ")}; not all set`);
+    } else if (self.set && self.known) {
+      const hit = r.with.filter((k) => at(k).set && at(k).known);
+      if (hit.length > 0) p.push(`${res.type} ${res.name}: ${r.tf}: ConflictsWith ${hit.join(", ")} (both set)`);
+    }
+  }
+  return p;
+}
+
 export const RULES: Rule[] = [
+  {
+    id: "docker-schema",
+    rule: "the Docker provider refuses a resource whose inputs break its schema's ConflictsWith, ExactlyOneOf, RequiredWith or AtLeastOneOf (at check, so preview fails); every docker type a stack declares has its rules recorded",
+    source: `kreuzwerker/terraform-provider-docker@${DOCKER_PROVIDER_COMMIT} internal/provider/resource_docker_service.go (mode.0.global ConflictsWith converge_config), resource_docker_container.go, resource_docker_image.go, resource_docker_config.go, resource_docker_network.go, resource_docker_volume.go, resource_docker_secret.go, provider.go; pulumi/terraform-plugin-sdk helper/schema/schema.go schemaMap.validate, validateConflictingAttributes, validateExactlyOneAttribute`,
+    check(r) {
+      const p: string[] = [];
+      for (const res of r.resources.filter((x) => x.type.startsWith("docker:") || x.type === T.dockerProvider)) {
+        const rules = DOCKER_SCHEMA_RULES[res.type];
+        if (rules === undefined) p.push(`${res.type} ${res.name}: no schema rules recorded for this type (read its internal/provider/resource_docker_*.go at ${DOCKER_PROVIDER_COMMIT})`);
+        else p.push(...schemaProblems(res, rules));
+      }
+      return p;
+    },
+  },
+
   {
     id: "ec2-user-data",
     rule: "EC2 accepts at most 16 KB of user-data before base64; cloud-init decompresses gzip by its magic bytes; the text is a #cloud-config YAML document",
@@ -695,7 +796,7 @@ export const RULES: Rule[] = [
   },
   {
     id: "swarm",
-    rule: "dockerd refuses swarm mode while live-restore is on; the provider accepts only its listed update/rollback orders, failure actions and endpoint modes, replaces a service whose networks are given by name, and requires its name (ForceNew, unique in the swarm); swarm refuses ingress-published ports with dnsrr; a host port binds once per host, so a host-mode publisher cannot start its new task first; a task by digest found on its node is not pulled (so every host of its group pulls it with its credential helper); the join tokens stay secret and unlogged; the swarm ports are open between the stack's hosts only; a service's and an overlay network's name is a DNS name component of 63 characters or fewer, a secret's or config's name 64 characters of [a-zA-Z0-9-_.] (autonamed: the resource name, '-' and 7 characters)",
+    rule: "dockerd refuses swarm mode while live-restore is on; the provider accepts only its listed update/rollback orders, failure actions and endpoint modes, replaces a service whose networks are given by name, and requires its name (ForceNew, unique in the swarm); swarm refuses ingress-published ports with dnsrr; a host port binds once per host, so a host-mode publisher cannot start its new task first, and (networks_advanced being ForceNew, replaced delete-first) it runs on one node, the group's publishers waiting one for another; a task by digest found on its node is not pulled (so every host of its group pulls it with its credential helper); the join tokens stay secret and unlogged; the swarm ports are open between the stack's hosts only; a service's and an overlay network's name is a DNS name component of 63 characters or fewer, a secret's or config's name 64 characters of [a-zA-Z0-9-_.] (autonamed: the resource name, '-' and 7 characters)",
     source: "moby daemon/config/config_linux.go IsSwarmCompatible; kreuzwerker/terraform-provider-docker internal/provider/resource_docker_service.go (validateStringMatchesPattern of update_config.order/failure_action, rollback_config.failure_action, endpoint_spec.mode; networks_advanced.name deprecated, ForceNew; name Required ForceNew); moby vendor/github.com/moby/swarmkit/v2/manager/controlapi/service.go ('port published with ingress mode can't be used with dnsrr mode'); moby daemon/cluster/executor/container/adapter.go pullImage; pulumi-command local Command `logging`; terraform-provider-aws aws_security_group ingress `self`; moby vendor/github.com/moby/swarmkit/v2/manager/controlapi/common.go validateAnnotations (isValidDNSName, 63) and validateConfigOrSecretAnnotations (64, isValidConfigOrSecretName); pulumi-docker provider/resources.go SetAutonaming(255, \"-\")",
     check(r) {
       const p: string[] = [];
@@ -727,9 +828,25 @@ export const RULES: Rule[] = [
         if (e.mode === "dnsrr" && ports.some((x) => (x.publishMode ?? "ingress") === "ingress")) p.push(`${svc.name}: publishes in ingress mode with dnsrr (swarm refuses it)`);
         if (ports.some((x) => x.publishMode === "host") && u.order !== "stop-first") p.push(`${svc.name}: publishes host ports but updates ${u.order} (the new task cannot bind the port the old one holds)`);
         for (const n of (i.taskSpec?.networksAdvanceds ?? []) as { id?: string; name?: string }[]) if (n.name !== undefined || n.id === undefined) p.push(`${svc.name}: a network given by name, not id (replaced on every update)`);
+        // Replaced delete-first (a new published service's network: networks_advanced ForceNew),
+        // a host-mode publisher is down wherever its tasks run: one node per service, so one host at a time.
+        if (ports.some((x) => x.publishMode === "host")) {
+          const constraints = (i.taskSpec?.placement?.constraints ?? []) as string[];
+          if (i.mode?.replicated?.replicas !== 1 || !constraints.some((c) => /^node\.id==\S+$/.test(c))) p.push(`${svc.name}: publishes host ports from more than one node (mode ${JSON.stringify(i.mode)}): replaced delete-first, every host of its group stops serving at once`);
+        }
         const image = String(i.taskSpec?.containerSpec?.image ?? "");
         if (!/@sha256:[0-9a-f]{64}$/.test(image)) p.push(`${svc.name}: image ${image} is not by digest`);
         else if (!pulls.some((c) => c.endsWith(` ${image}`) && c.startsWith("docker pull "))) p.push(`${svc.name}: image ${image} is pulled on no host`);
+      }
+      // The host-mode publishers of a group wait one for another (one chain): a change that
+      // replaces them all goes one host at a time, not all in one step.
+      const publishers = of(r, T.service).filter((x) => ((x.inputs as any).endpointSpec?.ports ?? []).some((pt: { publishMode?: string }) => pt.publishMode === "host"));
+      const groupOf = (x: RenderedResource) => ((x.inputs.labels ?? []) as { label: string; value: string }[]).find((l) => l.label === "dockyard.group")?.value ?? "?";
+      for (const g of new Set(publishers.map(groupOf))) {
+        const mine = publishers.filter((x) => groupOf(x) === g);
+        const keys = new Set(mine.map(resourceKey));
+        const heads = mine.filter((x) => !(x.options?.dependsOn ?? []).some((d) => keys.has(d)));
+        if (mine.length > 1 && heads.length !== 1) p.push(`group ${g}: ${heads.length} of its ${mine.length} proxy services wait for no other (${heads.map((x) => x.name).join(", ")}): they would be replaced at once`);
       }
       // Names swarm validates (controlapi/common.go): services and overlay networks, then secrets and configs.
       const dnsName = (what: string, name: unknown) => {

@@ -60,6 +60,7 @@ export function writeLargeStack(): RenderOptions {
   const namespace = `${"team-".repeat(20)}dockyard`;
   const config = {
     "aws:region": "eu-central-1",
+    "dockyard:zones": ["eu-central-1a", "eu-central-1b", "eu-central-1c"],
     "dockyard:registry": `210987654321.dkr.ecr.us-east-2.amazonaws.com/${namespace}`,
     "dockyard:hostGroups": {
       [groups[0]]: { instanceType: "m6i.large", count: LARGE_HOSTS, rootVolumeGb: 30, dataVolumeGb: 16384, maxUnavailable: 3 },
