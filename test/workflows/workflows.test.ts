@@ -128,6 +128,15 @@ describe("deploy-test does README's first deploy of a new stack (issue 24 item 8
     }
   });
 
+  it("deploy-prod ends without a preview while test has no tested commit (its first deploy still awaits images)", () => {
+    const prod = workflows.find((w) => w.file.endsWith("deploy-prod.yml"))!.doc;
+    const steps = prod.jobs["preview-prod"].steps as { id?: string; run?: string; if?: string }[];
+    const commit = steps.findIndex((s) => s.id === "commit");
+    expect(steps[commit].run).toContain(`sha=$(pulumi stack tag ls --json --stack test | jq -r '."dockyard:commit" // empty')`);
+    expect(steps[commit].run).toMatch(/if \[ -z "\$sha" \]; then\n.*\n\s+exit 0\n/);
+    for (const s of steps.slice(commit + 1)) expect(s.if, s.run ?? s.id).toBe("steps.commit.outputs.sha != ''");
+  });
+
   it("build runs after up-test (which creates a new stack's repositories), builds every service and mirrors HAProxy pinned by digest", () => {
     const build = doc.jobs.build;
     expect(build.needs).toEqual(["gate", "up-test"]);
