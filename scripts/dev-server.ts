@@ -633,6 +633,11 @@ export async function runReap(args: ReapArgs, deps: DevServerDeps): Promise<numb
         await destroyServer(backend, s.stack, lockWaitMs, deps);
         deps.out(`destroyed ${line}\n`);
       } catch (e) {
+        // Its owner's destroy removed it since the list was read (the CLI: "no stack named ..."): nothing left to reap.
+        if (e instanceof StackMissingError) {
+          deps.out(`gone ${s.stack}: removed since the list was read\n`);
+          continue;
+        }
         failed.push(s.stack);
         deps.out(`FAILED to destroy ${line}: ${(e as Error).message.split("\n")[0]}\n`);
       }

@@ -32,7 +32,7 @@ import {
   TTL_MIN_MS,
   type DevServerDeps,
 } from "../../scripts/dev-server";
-import { NoDeploymentError, PulumiCommandError, StackLockedError, type ConfigJsonValue, type ConfigValues, type DevServerBackend, type StackListing, type StateResource } from "../../scripts/lib/automation";
+import { NoDeploymentError, PulumiCommandError, StackLockedError, StackMissingError, type ConfigJsonValue, type ConfigValues, type DevServerBackend, type StackListing, type StateResource } from "../../scripts/lib/automation";
 import { DockyardError } from "../../scripts/lib/cli";
 
 const NOW = new Date("2026-03-01T12:00:00Z");
@@ -589,6 +589,20 @@ describe("dev-server list, reap, destroy", () => {
     expect(out).toContain("kept dev-bob: extended meanwhile, expires 2026-03-02T00:00:00Z");
     expect(backend.calls).not.toContainEqual(["destroy", "dev-bob"]);
     expect(backend.calls).toContainEqual(["remove", "dev-carol"]);
+  });
+
+  it("reap: a server removed meanwhile (its owner's destroy) is gone, not a failure", async () => {
+    const realGetTags = backend.getTags.bind(backend);
+    let reads = 0;
+    backend.getTags = async (stack) => {
+      // The owner's `dev-server destroy` removed dev-bob after reap listed it: the CLI says "no stack named".
+      if (stack === "dev-bob" && ++reads > 1) throw new StackMissingError("error: no stack named 'dev-bob' found");
+      return realGetTags(stack);
+    };
+    expect(await runReap({ dryRun: false, lockWait: "10m" }, deps()), err).toBe(0);
+    expect(out).toContain("gone dev-bob: removed since the list was read");
+    expect(out).toContain("destroyed dev-carol");
+    expect(backend.calls).not.toContainEqual(["destroy", "dev-bob"]);
   });
 
   it("destroy: destroy then remove, waiting on a lock; says what it leaves", async () => {
