@@ -70,20 +70,24 @@ export const EIC_SSHD_DROPIN = "/etc/ssh/sshd_config.d/20-dockyard-instance-conn
 export const SSM_AGENT_KEY = `${DOCKYARD_LIB}/amazon-ssm-agent.asc`;
 /**
  * Fingerprint of "SSM Agent <ssm-agent-signer@amazon.com>" as components/engine/keys/
- * amazon-ssm-agent.asc holds it: the newest key in AWS's own source, aws/amazon-ssm-agent
- * Tools/src/setupcli_data_integrity_linux.sh and agent/setupcli/managers/verificationmanagers/
- * linux_public_key_helper.go GetLinuxPublicKey (mainline at tag 3.3.1142.0), the key of
- * docs.aws.amazon.com/systems-manager/latest/userguide/verify-agent-signature.html. It expired
- * on 2025-02-17: test/components/ssm-agent-pin.test.ts fails while a host would still depend on it.
+ * amazon-ssm-agent.asc holds it: AWS's current package signing key (made 2026-06-04, expires
+ * 2027-11-25), byte for byte the key of aws/eks-hybrid internal/ssm/source.go ssmPublicGPGKey
+ * (commit d5bd0d04, "updating ssm installer gpg keys", after eks-hybrid#864 "ssm public key
+ * expired") and of aws/amazon-ecs-ami files/amazon-ssm-agent.gpg (commit 440dda5). The keys
+ * before it expired on 2023-09-05 (2BC7C7C2...), 2025-02-17 (DE92C7DA..., still the one in
+ * aws/amazon-ssm-agent Tools/src/setupcli_data_integrity_linux.sh) and 2026-07-15
+ * (4855A9E6..., aws/amazon-ssm-agent#676). test/components/engine/ssm-agent-pin.test.ts fails
+ * 60 days before this one expires while a host still depends on it.
  */
-export const SSM_AGENT_KEY_FINGERPRINT = "DE92C7DA3E56E92331D62A36BC1F495C97DD04ED";
+export const SSM_AGENT_KEY_FINGERPRINT = "1C5B395CBE5E74E2F1CA21592784DBF388D19D46";
 
 /**
- * The SSM agent every stack installs, pinned as the engine version is: a release of
- * aws/amazon-ssm-agent (tag 3.3.1142.0, 2024-10-21, RELEASENOTES.md), signed while the key
- * above was valid (2023-08-28 to 2025-02-17).
+ * The SSM agent every stack installs, pinned as the engine version is: 3.3.5226.0, the Linux
+ * agent Amazon Linux 2023 ships since 2023.12.20260928 (docs.aws.amazon.com/linux/al2023/
+ * release-notes/relnotes-2023.12.20260928.html: amazon-ssm-agent-3.3.5226.0-1), released
+ * after AWS signed with the key above (from July 2026; the key before it expired 2026-07-15).
  */
-export const SSM_AGENT_VERSION = "3.3.1142.0";
+export const SSM_AGENT_VERSION = "3.3.5226.0";
 
 /** Debian architecture names of the agent's package (debian_amd64, debian_arm64). */
 export type DebArch = "amd64" | "arm64";

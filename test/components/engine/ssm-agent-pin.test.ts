@@ -6,10 +6,9 @@
  * valid for 60 more days, read from the key itself by GnuPG (`--show-keys --with-colons`,
  * field 7 of the `pub` line: expiry, seconds since the epoch; doc/DETAILS in gnupg).
  *
- * The key shipped is the newest in AWS's source (aws/amazon-ssm-agent
- * Tools/src/setupcli_data_integrity_linux.sh, agent/setupcli/managers/verificationmanagers/
- * linux_public_key_helper.go at tag 3.3.1142.0), and it expired on 2025-02-17: this test
- * FAILS until both architectures' sha256 are pinned (or a key valid 60 more days is shipped).
+ * The key shipped is AWS's current one (aws/eks-hybrid internal/ssm/source.go, aws/amazon-ecs-ami
+ * files/amazon-ssm-agent.gpg; expires 2027-11-25): this test fails from 2027-09-26 unless
+ * both architectures' sha256 are pinned or a newer key and version are shipped.
  */
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";

@@ -52,7 +52,7 @@ beforeAll(() => {
 const sha256 = (file: string) => createHash("sha256").update(fs.readFileSync(file)).digest("hex");
 
 /** Runs the step with these env values; returns its exit status, stderr and what the stand-ins recorded. */
-function step(env: Record<string, string>, installed = "3.3.1142.0-1"): { rc: number; err: string; dpkg: string } {
+function step(env: Record<string, string>, installed = "3.3.5226.0-1"): { rc: number; err: string; dpkg: string } {
   const run = fs.mkdtempSync(path.join(dir, "run-"));
   const bin = path.join(run, "bin");
   fs.mkdirSync(bin);
@@ -77,7 +77,7 @@ function step(env: Record<string, string>, installed = "3.3.1142.0-1"): { rc: nu
   return { rc: r.status ?? -1, err: r.stderr, dpkg };
 }
 
-const base = () => ({ SSM_AGENT_URL: `file://${bucket}`, SSM_AGENT_VERSION: "3.3.1142.0", SSM_AGENT_KEY: path.join(dir, "signer.asc"), SSM_AGENT_KEY_FINGERPRINT: fingerprint });
+const base = () => ({ SSM_AGENT_URL: `file://${bucket}`, SSM_AGENT_VERSION: "3.3.5226.0", SSM_AGENT_KEY: path.join(dir, "signer.asc"), SSM_AGENT_KEY_FINGERPRINT: fingerprint });
 
 describe("ssm-agent.sh: the pinned package, checked before it is installed (issue 24 item 1)", () => {
   it("with a pinned sha256 that matches: installed, no signature fetched or checked", () => {
@@ -116,6 +116,6 @@ describe("ssm-agent.sh: the pinned package, checked before it is installed (issu
   it("a package that installs another version than the pinned one stops the boot", () => {
     const r = step({ ...base(), SSM_AGENT_SHA256: sha256(pkg) }, "3.3.9999.0-1");
     expect(r.rc).toBe(1);
-    expect(r.err).toContain("installed amazon-ssm-agent 3.3.9999.0-1, pinned 3.3.1142.0");
+    expect(r.err).toContain("installed amazon-ssm-agent 3.3.9999.0-1, pinned 3.3.5226.0");
   });
 });
