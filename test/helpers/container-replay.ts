@@ -61,7 +61,8 @@ export const NETWORK_SHAPE: Shape = { name: "leaf", driver: "leaf", labels: { la
 export const VOLUME_SHAPE: Shape = { name: "leaf", labels: { label: "leaf", value: "leaf" } };
 
 /** Every path in `value` that `shape` does not translate, e.g. `healthcheck.startInterval`, `ports[0].ip`. */
-export function untranslated(value: unknown, shape: Shape, at = ""): string[] {
+export function untranslated(raw: unknown, shape: Shape, at = ""): string[] {
+  const value = plain(raw);
   if (shape === "leaf" || value === undefined || value === null) return [];
   if (Array.isArray(value)) return value.flatMap((v, i) => untranslated(v, shape, `${at}[${i}]`));
   if (typeof value !== "object") return [`${at} (a ${typeof value}, where a block is translated)`];
@@ -73,7 +74,7 @@ export function untranslated(value: unknown, shape: Shape, at = ""): string[] {
 
 /** Throws, naming the resource and every input path the replay does not translate. */
 export function refuseUntranslated(what: string, inputs: Record<string, unknown>, shape: Shape): void {
-  const missing = untranslated(plain(inputs), shape);
+  const missing = untranslated(inputs, shape);
   if (missing.length > 0) throw new Error(`${what}: inputs the replay does not translate yet: ${missing.join(", ")}`);
 }
 
