@@ -24,6 +24,8 @@ export interface RemoteResult {
   stderr: string;
   /** Killed at the timeout. */
   timedOut: boolean;
+  /** ssh could not be started at all (not installed, not on PATH). */
+  spawnError?: string;
 }
 
 /**
@@ -48,11 +50,11 @@ export function runOnHost(access: HostAccess, remote: RemoteCommand, timeoutMs: 
     child.stderr.on("data", (d: Buffer) => err.push(d));
     // ssh gone before reading its stdin (it could not connect) is reported by its exit, not here.
     child.stdin.on("error", () => undefined);
-    const done = (code: number | null, extra = "") => {
+    const done = (code: number | null, spawnError?: string) => {
       clearTimeout(timer);
-      resolve({ code, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8") + extra, timedOut });
+      resolve({ code, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8"), timedOut, ...(spawnError ? { spawnError } : {}) });
     };
-    child.on("error", (e) => done(null, `cannot run ${ssh}: ${e.message}`));
+    child.on("error", (e) => done(null, `cannot run ${ssh} (${(e as NodeJS.ErrnoException).code ?? e.message}); smoke reaches hosts with the system OpenSSH client, as Pulumi does`));
     child.on("close", (code) => done(code));
     child.stdin.end(remote.stdin ?? "");
   });
@@ -86,6 +88,7 @@ export function hostAnswer(r: RemoteResult, timeoutMs: number): HostAnswer {
   const said = /^dockyard-smoke: (.*)$/m.exec(r.stdout)?.[1];
   const status = said !== undefined ? /^answer HTTP\/\d(?:\.\d)? (\d{3})\b/.exec(said)?.[1] : undefined;
   if (status !== undefined) return { status: Number(status) };
+  if (r.spawnError) return { error: r.spawnError };
   if (said !== undefined) return { error: said.startsWith("answer ") ? `not an HTTP answer: ${JSON.stringify(said.slice(7))}` : said };
   if (r.timedOut) return { error: `no answer over ssh within ${(timeoutMs / 1000).toFixed(1)}s`, timedOut: true };
   if (r.code === 255) return { error: `ssh: ${lastLine(r.stderr) || "could not connect (exit 255)"}` };

@@ -298,6 +298,21 @@ describe("dockyard smoke", () => {
     });
   });
 
+  it("no ssh on PATH: each host check fails saying so, exit 1", async () => {
+    await serve({ frontDoor: answer(200), "test-app-1": answer(200), "test-app-2": answer(200) });
+    const empty = path.join(root, "empty-bin");
+    fs.mkdirSync(empty, { recursive: true });
+    process.env.PATH = empty;
+    try {
+      const r = await smoke({ timeout: 1, json: true });
+      expect(r.code).toBe(1);
+      const hosts = (JSON.parse(r.out) as SmokeReport).results.filter((x) => x.via === "ssh");
+      expect(hosts.map((x) => x.error)).toEqual(Array(2).fill("cannot run ssh (ENOENT); smoke reaches hosts with the system OpenSSH client, as Pulumi does"));
+    } finally {
+      process.env.PATH = `${bin}${path.delimiter}${pathBefore}`;
+    }
+  });
+
   describe("a TLS front door (dockyard:certificateArn): https, verified", () => {
     const tlsServe = async (status = 200) => {
       servers.push(await listen(AT.frontDoor, answer(status), pki));
