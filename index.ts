@@ -1,6 +1,6 @@
 // Dockyard: one program for every stack. Load the spec, build the components, export outputs.
 import { loadSpecFromPulumi, parseEcrRegistry, registryHost, PROXY_REPOSITORY } from "./stacks";
-import { DockerHost, hostZone, stackHosts } from "./components/host";
+import { DockerHost, hostKeysKey, hostZone, stackHosts } from "./components/host";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { DockerEngine, renderUserData, type HostKeySource } from "./components/engine";
@@ -50,6 +50,9 @@ const frontDoors = new Map(
 const stackHostList = stackHosts(spec);
 // Swarm mode on EC2: one security group of the stack's hosts, open to itself on the swarm's ports.
 const swarmGroup = swarm && spec.hostGroups.some((g) => g.platform !== "local" && g.count > 0) ? swarmSecurityGroup(`${spec.stack}-swarm`, { stack: spec.stack, project: spec.project, region: spec.region }) : undefined;
+// The stack's own KMS key for its EC2 hosts' SSH host keys in SSM (issue 24 item 5): a host
+// may decrypt its own parameter with it, no host of this or any other stack another's.
+const hostKeys = spec.hostGroups.some((g) => g.platform !== "local" && g.count > 0) ? hostKeysKey(`${spec.stack}-host-keys`, { stack: spec.stack, project: spec.project, region: spec.region }) : undefined;
 const rollout = new RolloutOrder(
   spec.hostGroups.map((g) => ({ name: g.name, hosts: stackHostList.filter((h) => h.group.name === g.name).map((h) => h.name), maxUnavailable: g.maxUnavailable })),
 );
@@ -112,6 +115,7 @@ const hosts = stackHostList.map(({ name, group, ordinal }) => {
     // Registered with the front door by the host, so a replaced instance is drained before it is stopped.
     frontDoor: frontDoors.has(group.name) ? { register: (instanceId) => frontDoors.get(group.name)!.attach({ name, instanceId }), drainSeconds: DEREGISTRATION_DELAY_SECONDS } : undefined,
     ecr,
+    hostKeysKey: hostKeys!,
     userData: (ctx) =>
       pulumi.all([ctx.dataDevice, ctx.availabilityZone]).apply(([dataDevice, zone]) => userData({ hostName: ctx.hostName, dataDevice, hostKey: { ssmParameter: ctx.hostKeyParameter, region: spec.region }, zone })),
   });

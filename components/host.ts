@@ -241,15 +241,118 @@ export function ec2AssumeRolePolicy(): string {
   });
 }
 
+/** The parameter-reading actions a host role is denied on every other /dockyard/ parameter. */
+export const PARAMETER_READ_ACTIONS = ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParameterHistory", "ssm:GetParametersByPath"] as const;
+
+/** What a host's grant on its own host key is made of. */
+export interface HostKeyGrant {
+  partition: string;
+  region: string;
+  /** The host's name: the `dockyard:host` tag of its parameter (hostTags). */
+  host: string;
+  parameterArn: string;
+  /** The stack's host-key KMS key (hostKeysKey) that encrypts the parameter. */
+  keyArn: string;
+}
+
 /**
- * The host may read exactly its own host-key parameter. SecureString values encrypted
- * with the AWS managed key aws/ssm need no extra kms:Decrypt grant.
+ * The host may read and decrypt exactly its own host-key parameter (issue 24 item 5).
+ * AmazonSSMManagedInstanceCore, which every host attaches, allows ssm:GetParameter and
+ * ssm:GetParameters on "*" (AWS Managed Policy Reference, v2), and the AWS managed key aws/ssm
+ * lets every principal of the account decrypt through SSM (Systems Manager user guide,
+ * ps-restrict-decryption). So:
+ *  - the parameter is encrypted with the stack's own key, and this role may use it only
+ *    through SSM (kms:ViaService) for its own parameter: SSM decrypts a standard
+ *    SecureString with the encryption context PARAMETER_ARN = the parameter's ARN (AWS KMS
+ *    developer guide, "How AWS Systems Manager Parameter Store uses AWS KMS");
+ *  - a deny on every /dockyard/ parameter not tagged with this host (any stack, any region,
+ *    by path too): restricting kms:Decrypt does not hide a parameter (ps-restrict-decryption:
+ *    "Use Parameter Store action denies"), and a deny outweighs the managed policy's allow.
+ *    The tag is the parameter's own `dockyard:host` (hostTags), which no host role may change.
  */
-export function hostKeyReadPolicy(parameterArn: string): string {
+export function hostKeyReadPolicy(g: HostKeyGrant): string {
   return JSON.stringify({
     Version: "2012-10-17",
-    Statement: [{ Sid: "ReadOwnSshHostKey", Effect: "Allow", Action: "ssm:GetParameter", Resource: parameterArn }],
+    Statement: [
+      { Sid: "ReadOwnSshHostKey", Effect: "Allow", Action: "ssm:GetParameter", Resource: g.parameterArn },
+      {
+        Sid: "DecryptOwnSshHostKey",
+        Effect: "Allow",
+        Action: "kms:Decrypt",
+        Resource: g.keyArn,
+        Condition: { StringEquals: { "kms:EncryptionContext:PARAMETER_ARN": g.parameterArn, "kms:ViaService": `ssm.${g.region}.amazonaws.com` } },
+      },
+      {
+        Sid: "NoOtherDockyardParameter",
+        Effect: "Deny",
+        Action: [...PARAMETER_READ_ACTIONS],
+        Resource: `arn:${g.partition}:ssm:*:*:parameter/dockyard/*`,
+        Condition: { StringNotEquals: { "aws:ResourceTag/dockyard:host": g.host } },
+      },
+    ],
   });
+}
+
+/**
+ * The key policy of a stack's host-key KMS key: KMS's default key policy, which leaves every
+ * use of the key to IAM policies in the account (KMS developer guide, "Default key policy":
+ * the account principal is allowed kms:*, so IAM policies grant, and no principal of another
+ * account can). The stack's host roles get kms:Decrypt for their own parameter only
+ * (hostKeyReadPolicy); the deployers need kms:Encrypt and kms:Decrypt on it (README "Access
+ * to hosts"). No principal is named here, so a replaced host role never edits the key policy.
+ */
+export function hostKeysKeyPolicy(partition: string, accountId: string): string {
+  return JSON.stringify({
+    Version: "2012-10-17",
+    Id: "dockyard-host-keys",
+    Statement: [{ Sid: "AccountIamPoliciesDecide", Effect: "Allow", Principal: { AWS: `arn:${partition}:iam::${accountId}:root` }, Action: "kms:*", Resource: "*" }],
+  });
+}
+
+/** The alias of a stack's host-key KMS key (KMS: alias/ and [a-zA-Z0-9/_-], never alias/aws/). */
+export function hostKeysAliasName(stack: string): string {
+  return `alias/dockyard/${stack}/host-keys`;
+}
+
+/** What a stack's host-key KMS key is made of. */
+export interface HostKeysKeyArgs {
+  stack: string;
+  project: string;
+  region: string;
+}
+
+/**
+ * The stack's own KMS key for its hosts' SSH host-key parameters (issue 24 item 5), and its
+ * alias. One per stack, made before its hosts (index.ts): a parameter encrypted with it is
+ * readable by its host, by the deployers, and by no other host of any stack.
+ */
+export function hostKeysKey(name: string, args: HostKeysKeyArgs): HostKeysKey {
+  const partition = aws.getPartitionOutput({}).partition;
+  const accountId = aws.getCallerIdentityOutput({}).accountId;
+  const key = new aws.kms.Key(name, {
+    region: args.region,
+    description: `Dockyard stack ${args.stack}: the SSH host keys of its hosts (SSM SecureString parameters /dockyard/${args.stack}/)`,
+    keyUsage: "ENCRYPT_DECRYPT",
+    customerMasterKeySpec: "SYMMETRIC_DEFAULT",
+    enableKeyRotation: true,
+    // The longest wait KMS allows before a deleted key is gone: a destroy by mistake can be undone (CancelKeyDeletion).
+    deletionWindowInDays: 30,
+    policy: pulumi.all([partition, accountId]).apply(([p, a]) => hostKeysKeyPolicy(p, a)),
+    tags: { Name: name, "dockyard:stack": args.stack, "dockyard:project": args.project },
+  });
+  // The provider's id of a key is its KeyId (terraform-provider-aws internal/service/kms/key.go
+  // resourceKeyCreate: d.SetId(KeyMetadata.KeyId)); its ARN is KMS's
+  // arn:<partition>:kms:<region>:<account>:key/<key id>.
+  const keyId = key.id;
+  new aws.kms.Alias(`${name}-alias`, { region: args.region, name: hostKeysAliasName(args.stack), targetKeyId: keyId }, { parent: key });
+  return { key, keyId, arn: pulumi.interpolate`arn:${partition}:kms:${args.region}:${accountId}:key/${keyId}` };
+}
+
+/** A stack's host-key KMS key: the resource, its key id (what a parameter's keyId names) and its ARN (what IAM policies name). */
+export interface HostKeysKey {
+  key: aws.kms.Key;
+  keyId: pulumi.Output<string>;
+  arn: pulumi.Output<string>;
 }
 
 /**
@@ -334,6 +437,11 @@ export interface DockerHostArgs {
    * (`drainSeconds`) BEFORE the data volume's detach stops it (attachDataVolume).
    */
   frontDoor?: { register: (instanceId: pulumi.Output<string>) => pulumi.Resource[]; drainSeconds: number };
+  /**
+   * The stack's host-key KMS key (hostKeysKey): it encrypts the host's SSH host-key
+   * parameter, and the host role may decrypt with it for that parameter only.
+   */
+  hostKeysKey: { keyId: pulumi.Input<string>; arn: pulumi.Input<string> };
   /** The stack's ECR registry (parsed dockyard:registry); the host may pull from its namespace only. Unset: no ECR permissions. */
   ecr?: Pick<EcrRegistry, "accountId" | "region" | "namespace">;
   /**
@@ -544,12 +652,19 @@ export class DockerHost extends pulumi.ComponentResource {
         type: "SecureString",
         description: `SSH host private key (ed25519) of Dockyard host ${host}`,
         value: pulumi.secret(hostKey.privateKeyOpenssh),
+        // The stack's own key, not aws/ssm (which every principal of the account may use via
+        // SSM). By key id: DescribeParameters reports KeyId as the key's id, which the
+        // provider's Read sets key_id from (terraform-provider-aws internal/service/ssm/
+        // parameter.go resourceParameterRead; key_id is Optional+Computed, not ForceNew: a new
+        // key is a PutParameter Overwrite in place).
+        keyId: args.hostKeysKey.keyId,
         tags: this.tags("host-key"),
       },
       { parent: this, additionalSecretOutputs: ["value"] },
     );
 
-    // Instance identity: SSM management, pulls from the stack's ECR namespace, and reading its own host key only.
+    // Instance identity: SSM management, pulls from the stack's ECR namespace, and reading and
+    // decrypting its own host key only (no other /dockyard/ parameter, hostKeyReadPolicy).
     const partition = aws.getPartitionOutput({}, { parent: this }).partition;
     const role = new aws.iam.Role(
       `${name}-role`,
@@ -567,7 +682,12 @@ export class DockerHost extends pulumi.ComponentResource {
       : undefined;
     const hostKeyRead = new aws.iam.RolePolicy(
       `${name}-host-key-read`,
-      { role: role.name, policy: hostKeyParam.arn.apply(hostKeyReadPolicy) },
+      {
+        role: role.name,
+        policy: pulumi
+          .all([partition, hostKeyParam.arn, args.hostKeysKey.arn])
+          .apply(([p, parameterArn, keyArn]) => hostKeyReadPolicy({ partition: p, region, host, parameterArn, keyArn })),
+      },
       { parent: this },
     );
     const profile = new aws.iam.InstanceProfile(`${name}-profile`, { role: role.name, tags: this.tags("profile") }, { parent: this });

@@ -20,6 +20,8 @@ import {
   amiQuery,
   egressRules,
   hostKeyReadPolicy,
+  hostKeysKeyPolicy,
+  hostKeysAliasName,
   ecrPullPolicy,
   type DockerHostArgs,
   type HostBootContext,
@@ -80,6 +82,10 @@ async function known<T>(o: pulumi.Input<T>, what: string): Promise<T> {
   }
 }
 
+/** The stack's host-key KMS key as index.ts passes it (hostKeysKey): its id and ARN. */
+const HOST_KEYS_KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab";
+const HOST_KEYS_KEY_ARN = `arn:aws:kms:eu-west-1:123456789012:key/${HOST_KEYS_KEY_ID}`;
+
 interface Recorded {
   type: string;
   props: Record<string, unknown>;
@@ -114,6 +120,7 @@ async function build(name: string, stack: string, ordinal: number, over: Partial
       access: spec.access,
       servicePorts: spec.services.filter((s) => s.group === spec.hostGroups[0].name && s.publishPort).map((s) => s.publishPort!),
       ecr: parseEcrRegistry(spec.registry),
+      hostKeysKey: { keyId: HOST_KEYS_KEY_ID, arn: HOST_KEYS_KEY_ARN },
       userData: (c) => {
         ctx = c;
         return pulumi.interpolate`#cloud-config\nhostname: ${c.hostName}\n# data ${c.dataDevice}\n# key ${c.hostKeyParameter}\n`;
@@ -271,11 +278,42 @@ describe("noSubnetInZoneMessage", () => {
 });
 
 describe("hostKeyReadPolicy", () => {
-  it("allows ssm:GetParameter on exactly the one parameter and nothing else", () => {
-    const doc = JSON.parse(hostKeyReadPolicy("arn:aws:ssm:eu-west-1:123456789012:parameter/dockyard/dev/dev-app-1/ssh_host_ed25519_key"));
-    expect(doc.Statement).toEqual([
-      { Sid: "ReadOwnSshHostKey", Effect: "Allow", Action: "ssm:GetParameter", Resource: "arn:aws:ssm:eu-west-1:123456789012:parameter/dockyard/dev/dev-app-1/ssh_host_ed25519_key" },
+  const parameterArn = "arn:aws:ssm:eu-west-1:123456789012:parameter/dockyard/dev/dev-app-1/ssh_host_ed25519_key";
+  const doc = JSON.parse(hostKeyReadPolicy({ partition: "aws", region: "eu-west-1", host: "dev-app-1", parameterArn, keyArn: HOST_KEYS_KEY_ARN }));
+  it("allows ssm:GetParameter on exactly its own parameter, and kms:Decrypt of the stack key only through SSM for that parameter", () => {
+    expect(doc.Statement.slice(0, 2)).toEqual([
+      { Sid: "ReadOwnSshHostKey", Effect: "Allow", Action: "ssm:GetParameter", Resource: parameterArn },
+      {
+        Sid: "DecryptOwnSshHostKey",
+        Effect: "Allow",
+        Action: "kms:Decrypt",
+        Resource: HOST_KEYS_KEY_ARN,
+        Condition: { StringEquals: { "kms:EncryptionContext:PARAMETER_ARN": parameterArn, "kms:ViaService": "ssm.eu-west-1.amazonaws.com" } },
+      },
     ]);
+  });
+  it("denies every parameter read on /dockyard/ parameters of any stack and region not tagged with this host (test/contracts/iam.test.ts simulates it)", () => {
+    expect(doc.Statement[2]).toEqual({
+      Sid: "NoOtherDockyardParameter",
+      Effect: "Deny",
+      Action: ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParameterHistory", "ssm:GetParametersByPath"],
+      Resource: "arn:aws:ssm:*:*:parameter/dockyard/*",
+      Condition: { StringNotEquals: { "aws:ResourceTag/dockyard:host": "dev-app-1" } },
+    });
+  });
+});
+
+describe("hostKeysKeyPolicy and hostKeysAliasName", () => {
+  it("leaves the key's use to the account's IAM policies, naming no other principal", () => {
+    expect(JSON.parse(hostKeysKeyPolicy("aws-us-gov", "123456789012")).Statement).toEqual([
+      { Sid: "AccountIamPoliciesDecide", Effect: "Allow", Principal: { AWS: "arn:aws-us-gov:iam::123456789012:root" }, Action: "kms:*", Resource: "*" },
+    ]);
+  });
+  it("is a KMS alias name (alias/ then [a-zA-Z0-9:/_-], never alias/aws: terraform-provider-aws internal/service/kms/validate.go validName)", () => {
+    const name = hostKeysAliasName("dev-alice");
+    expect(name).toBe("alias/dockyard/dev-alice/host-keys");
+    expect(name).toMatch(/^alias\/[a-zA-Z0-9:/_-]+$/);
+    expect(name).not.toMatch(/^alias\/aws/);
   });
 });
 
@@ -501,9 +539,10 @@ describe("DockerHost (dev)", () => {
     ]);
     const inline = b.r(T.rolePolicy, "host-key-read").inputs;
     expect(inline.role).toBe("computed(dev-app-1-role.name)");
-    expect(JSON.parse(inline.policy as string).Statement).toEqual([
-      { Sid: "ReadOwnSshHostKey", Effect: "Allow", Action: "ssm:GetParameter", Resource: "computed(dev-app-1-host-key-param.arn)" },
-    ]);
+    // Its own parameter and the stack's key, for that parameter only (the whole document: hostKeyReadPolicy above).
+    expect(inline.policy).toBe(
+      hostKeyReadPolicy({ partition: "aws", region: "eu-west-1", host: "dev-app-1", parameterArn: "computed(dev-app-1-host-key-param.arn)", keyArn: HOST_KEYS_KEY_ARN }),
+    );
     // Exactly these three grants, nothing wider.
     expect(mocks.ofType(T.rpa).filter((r) => r.name.startsWith("dev-app-1-")).map((r) => r.name)).toEqual(["dev-app-1-ssm-core"]);
     expect(b.r(T.profile, "profile").inputs.role).toBe("computed(dev-app-1-role.name)");
@@ -518,7 +557,8 @@ describe("DockerHost (dev)", () => {
     const b = await devHost;
     expect(b.r(T.tlsKey, "host-key").inputs).toEqual({ algorithm: "ED25519" });
     const param = b.r(T.param, "host-key-param");
-    expect(param.inputs).toMatchObject({ type: "SecureString", name: "/dockyard/dev/dev-app-1/ssh_host_ed25519_key", region: "eu-west-1" });
+    // Encrypted with the stack's own key (by key id), not aws/ssm.
+    expect(param.inputs).toMatchObject({ type: "SecureString", name: "/dockyard/dev/dev-app-1/ssh_host_ed25519_key", region: "eu-west-1", keyId: HOST_KEYS_KEY_ID });
     // What the engine receives is marked secret (serialized with Pulumi's secret signature).
     expect(param.inputs.value).toEqual({ [pulumi.runtime.specialSigKey]: pulumi.runtime.specialSecretSig, value: "computed(dev-app-1-host-key.privateKeyOpenssh)" });
     expect(await isSecretOutput(b.rec.get("dev-app-1-host-key-param")!.props.value as pulumi.Output<string>)).toBe(true);
@@ -603,7 +643,9 @@ describe("DockerHost (prod)", () => {
     // Each host reads only its own key.
     for (const b of hosts) {
       const stmt = JSON.parse(b.r(T.rolePolicy, "host-key-read").inputs.policy as string).Statement;
-      expect(stmt).toEqual([expect.objectContaining({ Resource: `computed(${b.name}-host-key-param.arn)` })]);
+      expect(stmt.slice(0, 2).map((x: { Resource: string }) => x.Resource)).toEqual([`computed(${b.name}-host-key-param.arn)`, HOST_KEYS_KEY_ARN]);
+      expect(stmt[1].Condition.StringEquals["kms:EncryptionContext:PARAMETER_ARN"]).toBe(`computed(${b.name}-host-key-param.arn)`);
+      expect(stmt[2].Condition.StringNotEquals["aws:ResourceTag/dockyard:host"]).toBe(b.name);
     }
   });
 });
