@@ -219,24 +219,43 @@ export const HOST_PARTS = {
   "dockyard:index:LocalHost": { machine: "docker:index/container:Container", data: "docker:index/volume:Volume" },
 } as const;
 
-/** The URNs `recreate` replaces: each host's machine, and its data volume with wipeData; found under the host components. */
-export function replaceUrns(resources: readonly StateResource[], wipeData: boolean): string[] {
+/** Each resource that is a host's machine or data volume (under its nearest DockerHost/LocalHost ancestor), with which part it is. */
+interface HostPart {
+  resource: StateResource;
+  part: "machine" | "data";
+}
+function hostParts(resources: readonly StateResource[]): HostPart[] {
   const byUrn = new Map(resources.map((r) => [r.urn, r]));
-  /** The host component a resource belongs to (its nearest DockerHost/LocalHost ancestor). */
   const hostOf = (r: StateResource): StateResource | undefined => {
     for (let p = r.parent ? byUrn.get(r.parent) : undefined; p; p = p.parent ? byUrn.get(p.parent) : undefined) {
       if (p.type in HOST_PARTS) return p;
     }
     return undefined;
   };
-  return resources
-    .filter((r) => {
-      const host = hostOf(r);
-      if (!host) return false;
-      const parts = HOST_PARTS[host.type as keyof typeof HOST_PARTS];
-      return r.type === parts.machine || (wipeData && r.type === parts.data);
-    })
-    .map((r) => r.urn);
+  return resources.flatMap((resource): HostPart[] => {
+    const host = hostOf(resource);
+    if (!host) return [];
+    const parts = HOST_PARTS[host.type as keyof typeof HOST_PARTS];
+    return resource.type === parts.machine ? [{ resource, part: "machine" }] : resource.type === parts.data ? [{ resource, part: "data" }] : [];
+  });
+}
+
+/** The URNs `recreate` replaces: each host's machine, and its data volume with wipeData; found under the host components. */
+export function replaceUrns(resources: readonly StateResource[], wipeData: boolean): string[] {
+  return hostParts(resources)
+    .filter((h) => h.part === "machine" || wipeData)
+    .map((h) => h.resource.urn);
+}
+
+/**
+ * The hosts' data volumes a destroy leaves in the account (or on the Docker Engine): they are
+ * retainOnDelete, so Pulumi drops them from the state and never deletes them, and a later up of
+ * the same owner makes new, empty ones. Named with their cloud id so someone can delete them.
+ */
+export function retainedDataVolumes(resources: readonly StateResource[]): string[] {
+  return hostParts(resources)
+    .filter((h) => h.part === "data")
+    .map(({ resource: r }) => `data volume ${r.id ?? "(no id: never created)"} (${r.urn.split("::").pop()})`);
 }
 
 /** A dev server as `list` shows it. */
@@ -535,11 +554,14 @@ export async function runRecreate(args: RecreateArgs, deps: DevServerDeps): Prom
   });
 }
 
-/** destroy + remove, waiting for a lock; shared by destroy and reap. */
-async function destroyServer(backend: DevServerBackend, stack: string, lockWaitMs: number, deps: DevServerDeps): Promise<void> {
+/** destroy + remove, waiting for a lock; shared by destroy and reap. Returns what it left behind (retainedDataVolumes), as a suffix for its report line. */
+async function destroyServer(backend: DevServerBackend, stack: string, lockWaitMs: number, deps: DevServerDeps): Promise<string> {
   await ensureStackFile(backend, stack, deps);
+  // Read before the destroy: afterwards the state no longer has them.
+  const kept = retainedDataVolumes(await backend.resources(stack));
   await withLockWait(stack, lockWaitMs, deps, () => backend.destroy(stack, { onOutput: progress(deps) }));
   await backend.remove(stack);
+  return kept.length ? `; kept in the account: ${kept.join(", ")}` : "";
 }
 
 export interface DestroyArgs {
@@ -553,13 +575,14 @@ export async function runDestroy(args: DestroyArgs, deps: DevServerDeps): Promis
     const lockWaitMs = parseDuration(args.lockWait, "--lock-wait", { min: 0, max: LOCK_WAIT_MAX_MS, seconds: true });
     const backend = await deps.backend();
     await requireServer(backend, stack, args.owner);
+    let kept: string;
     try {
-      await destroyServer(backend, stack, lockWaitMs, deps);
+      kept = await destroyServer(backend, stack, lockWaitMs, deps);
     } catch (e) {
       if (e instanceof DockyardError) throw e;
       throw new DockyardError(`destroy of ${stack} failed: ${(e as Error).message}\nRun again: ${RUN} destroy --owner ${args.owner}`, EXIT.failure);
     }
-    deps.out(`Destroyed and removed ${stack}. EBS data volumes of aws hosts are retained (retainOnDelete): delete them in the account when their data is no longer needed (tag dockyard:stack=${stack}).\n`);
+    deps.out(`Destroyed and removed ${stack}${kept}. EBS data volumes of aws hosts are retained (retainOnDelete): delete them in the account when their data is no longer needed (tag dockyard:stack=${stack}).\n`);
     return EXIT.ok;
   });
 }
@@ -630,8 +653,8 @@ export async function runReap(args: ReapArgs, deps: DevServerDeps): Promise<numb
           continue;
         }
         deps.err(`Destroying ${line}:\n`);
-        await destroyServer(backend, s.stack, lockWaitMs, deps);
-        deps.out(`destroyed ${line}\n`);
+        const kept = await destroyServer(backend, s.stack, lockWaitMs, deps);
+        deps.out(`destroyed ${line}${kept}\n`);
       } catch (e) {
         // Its owner's destroy removed it since the list was read (the CLI: "no stack named ..."): nothing left to reap.
         if (e instanceof StackMissingError) {

@@ -35,6 +35,8 @@ export interface StateResource {
   urn: string;
   type: string;
   parent?: string;
+  /** The provider's id of the resource (e.g. vol-..., i-...), once created. */
+  id?: string;
 }
 
 /** The stack is locked by another update; the message is the backend's, naming the holder. */
@@ -238,7 +240,12 @@ export async function automationBackend(workDir: string, env: NodeJS.ProcessEnv 
     async resources(stack) {
       const d = await call((ws) => ws.exportStack(stack));
       const list = (d.deployment?.resources ?? []) as Array<Record<string, unknown>>;
-      return list.map((r) => ({ urn: String(r.urn), type: String(r.type), ...(typeof r.parent === "string" && r.parent ? { parent: r.parent } : {}) }));
+      return list.map((r) => ({
+        urn: String(r.urn),
+        type: String(r.type),
+        ...(typeof r.parent === "string" && r.parent ? { parent: r.parent } : {}),
+        ...(typeof r.id === "string" && r.id ? { id: r.id } : {}),
+      }));
     },
     async destroy(stack, opts) {
       const s = await stackOf(stack);

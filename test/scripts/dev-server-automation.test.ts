@@ -168,11 +168,11 @@ describe("the Automation API adapter's command lines (stand-in pulumi on PATH)",
 
   it("up with --replace per URN and streamed output; export; destroy; stack rm", async () => {
     const urn = "urn:pulumi:dev-alice::dockyard::dockyard:index:DockerHost$aws:ec2/instance:Instance::dev-alice-app-1-instance";
-    writeState({ stacks: { "dev-alice": { tags: {}, secretsProvider: null } }, resources: [{ urn, type: "aws:ec2/instance:Instance", parent: "urn:p" }], outputs: { stack: "dev-alice" } });
+    writeState({ stacks: { "dev-alice": { tags: {}, secretsProvider: null } }, resources: [{ urn, type: "aws:ec2/instance:Instance", parent: "urn:p", id: "i-0123456789abcdef0", inputs: {} }], outputs: { stack: "dev-alice" } });
     let streamed = "";
     await backend.up("dev-alice", { replace: [urn], onOutput: (t) => (streamed += t) });
     expect(streamed).toBe("Updating (dev-alice)\n");
-    expect(await backend.resources("dev-alice")).toEqual([{ urn, type: "aws:ec2/instance:Instance", parent: "urn:p" }]);
+    expect(await backend.resources("dev-alice")).toEqual([{ urn, type: "aws:ec2/instance:Instance", parent: "urn:p", id: "i-0123456789abcdef0" }]);
     expect(await backend.outputs("dev-alice")).toEqual({ stack: "dev-alice" });
     await backend.destroy("dev-alice", { onOutput: () => undefined });
     await backend.remove("dev-alice");

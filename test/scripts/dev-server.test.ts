@@ -559,8 +559,10 @@ describe("dev-server list, reap, destroy", () => {
     expect(await runReap({ dryRun: false, lockWait: "10m" }, deps())).toBe(1);
     expect(backend.calls).toEqual([
       ["refreshConfig", "dev-bob"],
+      ["resources", "dev-bob"],
       ["destroy", "dev-bob"],
       ["refreshConfig", "dev-carol"],
+      ["resources", "dev-carol"],
       ["destroy", "dev-carol"],
       ["remove", "dev-carol"],
     ]);
@@ -605,11 +607,23 @@ describe("dev-server list, reap, destroy", () => {
     expect(backend.calls).not.toContainEqual(["destroy", "dev-bob"]);
   });
 
+  it("destroy and reap name each data volume they leave in the account (retainOnDelete: Pulumi drops it from the state, the cloud keeps it)", async () => {
+    const host = "urn:pulumi:dev-bob::dockyard::dockyard:index:DockerHost::dev-bob-app-1";
+    backend.stacks.get("dev-bob")!.resources = [
+      { urn: host, type: "dockyard:index:DockerHost" },
+      { urn: `${host.replace("DockerHost::", "DockerHost$aws:ebs/volume:Volume::")}-data`, type: "aws:ebs/volume:Volume", parent: host, id: "vol-0a1b2c3d4e5f60718" },
+      { urn: `${host.replace("DockerHost::", "DockerHost$aws:ec2/instance:Instance::")}-instance`, type: "aws:ec2/instance:Instance", parent: host, id: "i-0123456789abcdef0" },
+    ];
+    expect(await runReap({ dryRun: false, lockWait: "10m" }, deps()), err).toBe(0);
+    expect(out).toContain("destroyed dev-bob (owner bob, expired 2h ago); kept in the account: data volume vol-0a1b2c3d4e5f60718 (dev-bob-app-1-data)");
+    expect(out).not.toContain("i-0123456789abcdef0");
+  });
+
   it("destroy: destroy then remove, waiting on a lock; says what it leaves", async () => {
     fs.writeFileSync(path.join(dir, "Pulumi.dev-alice.yaml"), "config: {}\n");
     backend.locked = 1;
     expect(await runDestroy({ owner: "alice", lockWait: "10m" }, deps())).toBe(0);
-    expect(backend.calls).toEqual([["destroy", "dev-alice"], ["destroy", "dev-alice"], ["remove", "dev-alice"]]);
+    expect(backend.calls).toEqual([["resources", "dev-alice"], ["destroy", "dev-alice"], ["destroy", "dev-alice"], ["remove", "dev-alice"]]);
     expect(err).toContain("locked by another update");
     expect(out).toContain("EBS data volumes of aws hosts are retained (retainOnDelete)");
   });
