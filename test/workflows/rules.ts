@@ -325,3 +325,51 @@ export function checkStackFileChecked(wf: Workflow): string[] {
   }
   return problems;
 }
+
+/**
+ * No step passes an input its action marks deprecated (action-inputs.ts, read from each
+ * pinned action.yml), and every pinned action has been read (has an entry there).
+ */
+export function checkDeprecatedInputs(wf: Workflow, inputs: Record<string, { deprecated: Record<string, string> }>): string[] {
+  const problems: string[] = [];
+  for (const [name, job] of jobs(wf)) {
+    for (const s of steps(job)) {
+      if (typeof s.uses !== "string" || !PINNED.test(s.uses)) continue;
+      const known = inputs[s.uses];
+      if (!known) {
+        problems.push(`${wf.file}: job ${name}: uses ${s.uses}: its action.yml's deprecated inputs are not recorded (test/workflows/action-inputs.ts)`);
+        continue;
+      }
+      for (const key of Object.keys(s.with ?? {})) {
+        if (key in known.deprecated) problems.push(`${wf.file}: job ${name}: ${s.uses.split("@")[0]} input ${key} is deprecated: ${known.deprecated[key]}`);
+      }
+    }
+  }
+  return problems;
+}
+
+/** Commands that find node on PATH (node, npm, npx, the CI entry point that runs them). */
+const NODE_COMMAND = /(^|\s)(node|npm|npx|tsx|bash\s+\.ci\/run)(\s|$)/;
+
+/**
+ * sudo runs its command with the sudoers secure_path, not the caller's PATH (Ubuntu's
+ * /etc/sudoers `Defaults secure_path=...`; runner-images' node is installed into
+ * /usr/local/bin by install-nodejs.sh, setup-node's into the tool cache, prepended to PATH):
+ * so `sudo <node command>` after setup-node runs the image's node. Each such sudo passes the
+ * PATH on: `sudo env "PATH=$PATH" ...`.
+ */
+export function checkSudoKeepsNode(wf: Workflow): string[] {
+  const problems: string[] = [];
+  for (const [name, job] of jobs(wf)) {
+    if (usesAction(job, "actions/setup-node").length === 0) continue;
+    for (const r of runs(job)) {
+      for (const m of r.matchAll(/\bsudo\s+([^\n;&|]*)/g)) {
+        const rest = m[1];
+        if (NODE_COMMAND.test(rest) && !/^env\s+"PATH=\$PATH"\s/.test(rest)) {
+          problems.push(`${wf.file}: job ${name}: "sudo ${rest.trim()}" runs the image's node (sudo's secure_path), not setup-node's: sudo env "PATH=$PATH" ...`);
+        }
+      }
+    }
+  }
+  return problems;
+}

@@ -10,6 +10,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import {
+  checkDeprecatedInputs,
   checkDockyardSubcommands,
   checkHostAccess,
   checkIdToken,
@@ -22,11 +23,13 @@ import {
   checkProdUp,
   checkStackConcurrency,
   checkStackFileChecked,
+  checkSudoKeepsNode,
   checkTimeouts,
   parseHelpCommands,
   parseWorkflow,
   type Workflow,
 } from "./rules";
+import { ACTION_INPUTS } from "./action-inputs";
 
 const root = path.resolve(__dirname, "../..");
 const dir = path.join(root, ".github/workflows");
@@ -55,6 +58,8 @@ const rules: [string, (wf: Workflow) => string[], RegExp][] = [
   ["dockyard subcommands exist", (wf) => checkDockyardSubcommands(wf, scripts, commands), /dockyard teleport: no such subcommand/],
   ["every pulumi preview and up runs the policy pack (issue 24 item 10)", checkPolicyPack, /job up-prod: "npx pulumi up --stack prod --yes" without --policy-pack policy/],
   ["the pinned Pulumi CLI runs, pulumi/actions included (issue 24 item 13)", checkPinnedCli, /job up-prod: runs pulumi without a step \(with an id\) that runs bash ci\/pulumi-cli\.sh first/],
+  ["no input an action's action.yml marks deprecated (create-github-app-token v3.1.1: app-id)", (wf) => checkDeprecatedInputs(wf, ACTION_INPUTS), /job preview-test: actions\/create-github-app-token input app-id is deprecated: Use 'client-id' instead\./],
+  ["sudo after setup-node keeps its PATH (sudoers secure_path)", checkSudoKeepsNode, /job preview-test: "sudo bash \.ci\/run" runs the image's node/],
   ["the stack file's encryptedkey is checked before pulumi (issue 24 item 4)", checkStackFileChecked, /job up-prod: runs pulumi preview\/up without npx tsx ci\/stack-file\.ts <stack> first/],
 ];
 
