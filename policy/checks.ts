@@ -44,6 +44,7 @@ export const T = {
   dockerProvider: "pulumi:providers:docker",
   remoteCommand: "command:remote:Command",
   localCommand: "command:local:Command",
+  ssmParameter: "aws:ssm/parameter:Parameter",
   stack: "pulumi:pulumi:Stack",
 } as const;
 
@@ -386,6 +387,21 @@ export const CHECKS: Check[] = [
       const p: string[] = [];
       for (const i of of(rs, T.instance)) if (plain(i.inputs.monitoring) !== true) p.push(`${who(i)}: monitoring is ${str(plain(i.inputs.monitoring))}; production stack "${stack}" needs detailed monitoring (true)`);
       for (const t of of(rs, T.launchTemplate)) if (plain(obj(t.inputs.monitoring)?.enabled) !== true) p.push(`${who(t)}: monitoring.enabled is not true in production stack "${stack}"`);
+      return p;
+    },
+  },
+  {
+    id: "securestring-own-key",
+    description:
+      "every SecureString SSM parameter is encrypted with a customer managed KMS key (keyId set, not aws/ssm): the AWS managed key aws/ssm lets every principal of the account decrypt it through SSM (Systems Manager user guide, ps-restrict-decryption; issue 24 item 5)",
+    check(rs) {
+      const p: string[] = [];
+      for (const r of of(rs, T.ssmParameter)) {
+        if (plain(r.inputs.type) !== "SecureString") continue;
+        const key = plain(r.inputs.keyId);
+        if (key === undefined || key === "") p.push(`${who(r)}: keyId is not set, so SSM encrypts it with aws/ssm, which every principal of the account may decrypt; set the stack's own key`);
+        else if (/(^|[:/])alias\/aws\/ssm$/.test(str(key))) p.push(`${who(r)}: keyId is ${str(key)} (the AWS managed key every principal of the account may decrypt); set the stack's own key`);
+      }
       return p;
     },
   },

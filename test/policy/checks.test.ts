@@ -133,6 +133,10 @@ const PLANTS: Record<string, [string, () => Rendered, RegExp][]> = {
     ["a local command running ssh with accept-new", () => added(render("test"), { type: T.localCommand, name: "test-app-1-tofu", inputs: { create: "ssh -o StrictHostKeyChecking=accept-new admin@203.0.113.10 docker ps" } }), /command:local:Command test-app-1-tofu: create runs ssh but turns host-key checking down \(StrictHostKeyChecking=accept-new\)/],
     ["a local command whose delete runs /usr/bin/ssh with 'StrictHostKeyChecking no'", () => added(render("dev"), { type: T.localCommand, name: "dev-cleanup", inputs: { create: "true", delete: "/usr/bin/ssh -o 'StrictHostKeyChecking no' admin@203.0.113.10 rm -f /tmp/x" } }), /dev-cleanup: delete runs ssh but turns host-key checking down \(StrictHostKeyChecking=no\)/],
   ],
+  "securestring-own-key": [
+    ["a host key without keyId (aws/ssm)", () => planted(render("prod"), "aws:ssm/parameter:Parameter", (r) => void delete r.inputs.keyId, { first: true }), /aws:ssm\/parameter:Parameter prod-app-1-host-key-param: keyId is not set, so SSM encrypts it with aws\/ssm/],
+    ["a host key with alias/aws/ssm", () => planted(render("dev"), "aws:ssm/parameter:Parameter", (r) => void (r.inputs.keyId = "alias/aws/ssm")), /dev-app-1-host-key-param: keyId is "?alias\/aws\/ssm"? \(the AWS managed key/],
+  ],
   "monitoring-in-prod": [
     ["an instance without detailed monitoring", () => planted(render("prod"), T.instance, (r) => void (r.inputs.monitoring = false), { first: true }), /Instance prod-app-1-instance: monitoring is false; production stack "prod" needs detailed monitoring \(true\)/],
   ],
