@@ -16,12 +16,20 @@
  * Networks and configs likewise: resource_docker_network_funcs.go resourceDockerNetworkCreate,
  * resource_docker_config.go resourceDockerConfigCreate.
  *
- * Not played: the provider's converge wait (converge_config; the tests wait on the tasks
- * themselves), reading the service back into state, and terraform's Set ordering of
- * mounts, networks, secrets, configs, constraints and prefs (the engine does not care).
+ * Around the calls, as resource_docker_service_funcs.go does: with `convergeConfig`, create
+ * waits for every replica to run (resourceDockerServiceCreateRefreshFunc) and on a timeout
+ * deletes the service it made and fails (DidNotConvergeError), and update waits for swarm's
+ * update status (resourceDockerServiceUpdateRefreshFunc: completed, or fails on a rollback
+ * or pause). Inputs the provider's schema refuses (ConflictsWith: test/contracts/rules.ts
+ * DOCKER_SCHEMA_RULES) are refused, and so is every input this file does not translate, at
+ * every level, so a rendered input is never dropped silently.
+ *
+ * Not played: reading the service back into state, and terraform's Set ordering of mounts,
+ * networks, secrets, configs, constraints and prefs (the engine does not care).
  */
 import type * as docker from "@pulumi/docker";
 import { sh } from "../host/harness";
+import { DOCKER_SCHEMA_RULES, T, schemaProblems } from "../contracts/rules";
 
 /** Engine API version of Debian's dockerd 20.10, what the hosts run. */
 export const API_VERSION = "v1.41";
@@ -50,6 +58,13 @@ function plain<T>(v: T | undefined, what: string): T | undefined {
 }
 
 type Obj = Record<string, unknown>;
+
+/** Refuses an input this file does not translate: `where` names it, the way the rendered input spells it. */
+function only(v: unknown, known: readonly string[], where: string): void {
+  if (v === undefined || v === null) return;
+  const extra = Object.keys(v as Obj).filter((k) => !known.includes(k) && (v as Obj)[k] !== undefined);
+  if (extra.length > 0) throw new Error(`${extra.map((k) => `${where}.${k}`).join(", ")}: not translated by test/helpers/swarm-service.ts`);
+}
 const list = <T>(v: unknown, what: string): T[] => (plain(v as T[] | undefined, what) ?? []) as T[];
 
 /** labelSetToMap: `[{label, value}]` -> map. */
@@ -61,6 +76,7 @@ function labelMap(v: unknown, what: string): Record<string, string> | undefined 
 /** createUpdateOrRollbackConfig, with the schema's defaults (parallelism 1, delay 0s, failure_action pause, monitor 5s, max_failure_ratio 0.0, order stop-first). */
 function updateOrRollbackConfig(c: docker.types.input.ServiceUpdateConfig | undefined): Obj | undefined {
   if (!c) return undefined;
+  only(c, ["parallelism", "delay", "failureAction", "monitor", "maxFailureRatio", "order"], "updateConfig/rollbackConfig");
   return {
     Parallelism: (c.parallelism as number | undefined) ?? 1,
     Delay: goDuration((c.delay as string | undefined) ?? "0s"),
@@ -71,13 +87,13 @@ function updateOrRollbackConfig(c: docker.types.input.ServiceUpdateConfig | unde
   };
 }
 
+/** A secret's or config's reference fields (`$`: secret or config). */
+const FILE_REF = ["$Id", "$Name", "fileName", "fileUid", "fileGid", "fileMode"];
+
 /** createContainerSpec. */
 function containerSpec(c: docker.types.input.ServiceTaskSpecContainerSpec): Obj {
   const out: Obj = {};
-  const cs = c as unknown as Obj;
-  for (const k of ["privileges", "dnsConfig", "hosts", "isolation", "init", "groups", "dir", "hostname"]) {
-    if (cs[k] !== undefined) throw new Error(`containerSpec.${k} is not translated by test/helpers/swarm-service.ts`);
-  }
+  only(c, ["image", "labels", "commands", "args", "env", "user", "readOnly", "mounts", "stopSignal", "stopGracePeriod", "healthcheck", "secrets", "configs", "sysctl", "capAdds", "capDrops"], "taskSpec.containerSpec");
   // image: taken as is (the client's imageWithTagString leaves a digest reference alone).
   out.Image = plain(c.image, "image");
   // labels: labelSetToMap.
@@ -98,6 +114,10 @@ function containerSpec(c: docker.types.input.ServiceTaskSpecContainerSpec): Obj 
   // bind_options propagation (schema default rprivate).
   if (c.mounts !== undefined) {
     out.Mounts = list<docker.types.input.ServiceTaskSpecContainerSpecMount>(c.mounts, "mounts").map((m) => {
+      only(m, ["type", "target", "source", "readOnly", "bindOptions", "volumeOptions", "tmpfsOptions"], "containerSpec.mounts[]");
+      only(m.bindOptions, ["propagation"], "containerSpec.mounts[].bindOptions");
+      only(m.volumeOptions, ["noCopy", "labels", "driverName", "driverOptions"], "containerSpec.mounts[].volumeOptions");
+      only(m.tmpfsOptions, ["sizeBytes", "mode"], "containerSpec.mounts[].tmpfsOptions");
       const mount: Obj = { Type: m.type, Target: m.target, Source: (m.source as string | undefined) ?? "", ReadOnly: (m.readOnly as boolean | undefined) ?? false };
       const b = m.bindOptions as docker.types.input.ServiceTaskSpecContainerSpecMountBindOptions | undefined;
       if (b) mount.BindOptions = { Propagation: (b.propagation as string | undefined) ?? "rprivate" };
@@ -121,6 +141,7 @@ function containerSpec(c: docker.types.input.ServiceTaskSpecContainerSpec): Obj 
   // healthcheck: test, and interval/timeout/start_period/retries with the schema's defaults (0s, 0).
   if (c.healthcheck !== undefined) {
     const hc = c.healthcheck as docker.types.input.ServiceTaskSpecContainerSpecHealthcheck;
+    only(hc, ["tests", "interval", "timeout", "startPeriod", "retries"], "containerSpec.healthcheck");
     out.Healthcheck = {
       Test: list<string>(hc.tests, "healthcheck.tests"),
       Interval: goDuration((hc.interval as string | undefined) ?? "0s"),
@@ -131,7 +152,7 @@ function containerSpec(c: docker.types.input.ServiceTaskSpecContainerSpec): Obj 
   }
   // secrets: SecretReference{SecretID, SecretName, File{Name, UID, GID, Mode}}, defaults uid/gid "0", mode 0o444.
   if (c.secrets !== undefined) {
-    out.Secrets = list<docker.types.input.ServiceTaskSpecContainerSpecSecret>(c.secrets, "secrets").map((s) => ({
+    out.Secrets = list<docker.types.input.ServiceTaskSpecContainerSpecSecret>(c.secrets, "secrets").map((s) => (only(s, FILE_REF.map((k) => k.replace("$", "secret")), "containerSpec.secrets[]"), {
       SecretID: s.secretId,
       ...(s.secretName !== undefined ? { SecretName: s.secretName } : {}),
       File: { Name: s.fileName, UID: s.fileUid ?? "0", GID: s.fileGid ?? "0", Mode: (s.fileMode as number | undefined) ?? 0o444 },
@@ -139,7 +160,7 @@ function containerSpec(c: docker.types.input.ServiceTaskSpecContainerSpec): Obj 
   }
   // configs: ConfigReference{ConfigID, ConfigName, File{...}}, the same defaults.
   if (c.configs !== undefined) {
-    out.Configs = list<docker.types.input.ServiceTaskSpecContainerSpecConfig>(c.configs, "configs").map((s) => ({
+    out.Configs = list<docker.types.input.ServiceTaskSpecContainerSpecConfig>(c.configs, "configs").map((s) => (only(s, FILE_REF.map((k) => k.replace("$", "config")), "containerSpec.configs[]"), {
       ConfigID: s.configId,
       ...(s.configName !== undefined ? { ConfigName: s.configName } : {}),
       File: { Name: s.fileName, UID: s.fileUid ?? "0", GID: s.fileGid ?? "0", Mode: (s.fileMode as number | undefined) ?? 0o444 },
@@ -155,10 +176,13 @@ function containerSpec(c: docker.types.input.ServiceTaskSpecContainerSpec): Obj 
 
 /** createServiceSpec: the ServiceSpec the provider sends for these inputs. */
 export function serviceSpec(args: docker.ServiceArgs): Obj {
-  const a = args as unknown as Obj;
-  // convergeConfig is no part of the spec: the provider's wait after the call (the tests wait themselves).
-  if (a.auth !== undefined) throw new Error("auth is not played by test/helpers/swarm-service.ts");
+  // convergeConfig is no part of the spec: the provider's wait after the call (createService, updateService). auth is not played.
+  only(args, ["name", "labels", "mode", "taskSpec", "updateConfig", "rollbackConfig", "endpointSpec", "convergeConfig"], "service");
+  const refused = schemaProblems({ type: T.service, name: String(args.name), custom: true, inputs: args as unknown as Obj }, DOCKER_SCHEMA_RULES[T.service]);
+  if (refused.length > 0) throw new Error(`the provider refuses these inputs: ${refused.join("; ")}`);
+  only(args.convergeConfig, ["delay", "timeout"], "convergeConfig");
   const t = plain(args.taskSpec, "taskSpec") as docker.types.input.ServiceTaskSpec;
+  only(t, ["containerSpec", "resources", "restartPolicy", "placement", "forceUpdate", "runtime", "networksAdvanceds", "logDriver"], "taskSpec");
   const spec: Obj = {
     // Annotations.Name.
     Name: plain(args.name, "name"),
@@ -174,12 +198,14 @@ export function serviceSpec(args: docker.ServiceArgs): Obj {
   // resources: createResources (limits nano_cpus, memory_bytes; reservation likewise).
   if (t.resources !== undefined) {
     const r = t.resources as docker.types.input.ServiceTaskSpecResources;
+    only(r, ["limits", "reservation"], "taskSpec.resources");
+    only(r.limits, ["nanoCpus", "memoryBytes"], "taskSpec.resources.limits");
+    only(r.reservation, ["nanoCpus", "memoryBytes"], "taskSpec.resources.reservation");
     const res: Obj = {};
     const l = r.limits as docker.types.input.ServiceTaskSpecResourcesLimits | undefined;
     if (l) res.Limits = { NanoCPUs: (l.nanoCpus as number | undefined) ?? 0, MemoryBytes: (l.memoryBytes as number | undefined) ?? 0 };
     const rv = r.reservation as docker.types.input.ServiceTaskSpecResourcesReservation | undefined;
     if (rv) {
-      if (rv.genericResources !== undefined) throw new Error("reservation.genericResources is not translated");
       res.Reservations = { NanoCPUs: (rv.nanoCpus as number | undefined) ?? 0, MemoryBytes: (rv.memoryBytes as number | undefined) ?? 0 };
     }
     task.Resources = res;
@@ -187,6 +213,7 @@ export function serviceSpec(args: docker.ServiceArgs): Obj {
   // restart_policy: createRestartPolicy (condition; delay and window time.ParseDuration; max_attempts).
   if (t.restartPolicy !== undefined) {
     const r = t.restartPolicy as docker.types.input.ServiceTaskSpecRestartPolicy;
+    only(r, ["condition", "delay", "maxAttempts", "window"], "taskSpec.restartPolicy");
     const rp: Obj = {};
     if (r.condition !== undefined) rp.Condition = r.condition;
     if (r.delay !== undefined) rp.Delay = goDuration(r.delay as string);
@@ -198,6 +225,7 @@ export function serviceSpec(args: docker.ServiceArgs): Obj {
   // string the SpreadDescriptor; platforms: mapSetToPlacementPlatforms; max_replicas).
   if (t.placement !== undefined) {
     const p = t.placement as docker.types.input.ServiceTaskSpecPlacement;
+    only(p, ["constraints", "prefs", "platforms", "maxReplicas"], "taskSpec.placement");
     const pl: Obj = {};
     if (p.constraints !== undefined) pl.Constraints = list<string>(p.constraints, "constraints");
     if (p.prefs !== undefined) pl.Preferences = list<string>(p.prefs, "prefs").map((d) => ({ Spread: { SpreadDescriptor: d } }));
@@ -211,6 +239,7 @@ export function serviceSpec(args: docker.ServiceArgs): Obj {
   // networks_advanced: createServiceAdvancedNetworks (Target: id, else name; aliases; driver_opts).
   if (t.networksAdvanceds !== undefined) {
     task.Networks = list<docker.types.input.ServiceTaskSpecNetworksAdvanced>(t.networksAdvanceds, "networksAdvanceds").map((n) => {
+      only(n, ["id", "name", "aliases", "driverOpts"], "taskSpec.networksAdvanceds[]");
       const target = (n.id as string | undefined) || (n.name as string | undefined);
       if (!target) throw new Error("network 'name' or 'id' must be specified");
       const net: Obj = { Target: target, Aliases: list<string>(n.aliases, "aliases") };
@@ -221,12 +250,15 @@ export function serviceSpec(args: docker.ServiceArgs): Obj {
   // log_driver: createLogDriver.
   if (t.logDriver !== undefined) {
     const l = t.logDriver as docker.types.input.ServiceTaskSpecLogDriver;
+    only(l, ["name", "options"], "taskSpec.logDriver");
     task.LogDriver = { Name: l.name, ...(l.options !== undefined ? { Options: l.options } : {}) };
   }
   spec.TaskTemplate = task;
 
   // createServiceMode: replicated (replicas, schema default 1) or global.
   const mode = plain(args.mode, "mode") as docker.types.input.ServiceMode | undefined;
+  only(mode, ["global", "replicated"], "mode");
+  only(mode?.replicated, ["replicas"], "mode.replicated");
   if (mode?.global) spec.Mode = { Global: {} };
   else if (mode?.replicated !== undefined) spec.Mode = { Replicated: { Replicas: ((mode.replicated as docker.types.input.ServiceModeReplicated).replicas as number | undefined) ?? 1 } };
   else spec.Mode = {};
@@ -237,6 +269,8 @@ export function serviceSpec(args: docker.ServiceArgs): Obj {
   if (rollback) spec.RollbackConfig = rollback;
   // createServiceEndpointSpec: mode; ports via portSetToServicePorts (protocol default tcp, publish_mode default ingress).
   const ep = plain(args.endpointSpec, "endpointSpec") as docker.types.input.ServiceEndpointSpec | undefined;
+  only(ep, ["mode", "ports"], "endpointSpec");
+  for (const port of list<Obj>(ep?.ports, "ports")) only(port, ["name", "protocol", "targetPort", "publishedPort", "publishMode"], "endpointSpec.ports[]");
   const endpoint: Obj = {};
   if (ep?.mode !== undefined) endpoint.Mode = ep.mode;
   if (ep?.ports !== undefined) {
@@ -302,7 +336,7 @@ export const EMPTY_REGISTRY_AUTH = Buffer.from("{}").toString("base64url");
  * Placement.Platforms gets the image's os/arch, on failure it only warns), then POST
  * /services/create. Returns the service id and the warnings.
  */
-export async function createService(container: string, args: docker.ServiceArgs): Promise<{ id: string; spec: Obj; warnings: string[] }> {
+export async function createService(container: string, args: docker.ServiceArgs, poll: ConvergePoll = {}): Promise<{ id: string; spec: Obj; warnings: string[] }> {
   const spec = serviceSpec(args);
   const warnings: string[] = [];
   const task = spec.TaskTemplate as Obj;
@@ -320,6 +354,17 @@ export async function createService(container: string, args: docker.ServiceArgs)
     warnings.push(`image ${image} could not be accessed on a registry to record its digest`);
   }
   const r = await hostApi<{ ID: string; Warnings?: string[] }>(container, "POST", "/services/create", spec, { headers: { "X-Registry-Auth": EMPTY_REGISTRY_AUTH } });
+  const converge = args.convergeConfig as docker.types.input.ServiceConvergeConfig | undefined;
+  if (converge) {
+    // resourceDockerServiceCreate: wait (Delay first, then every MinTimeout 5 s at least) until
+    // every replica runs; on a timeout the service is deleted and the create fails (no id in state).
+    const timeout = goDuration((converge.timeout as string | undefined) ?? "3m");
+    const converged = await waitConverged(container, r.body.ID, goDuration((converge.delay as string | undefined) ?? "7s"), timeout, poll, async () => (await replicasRunning(container, r.body.ID)) ? "done" : undefined);
+    if (!converged) {
+      await deleteService(container, r.body.ID, args);
+      throw new DidNotConvergeError(r.body.ID, timeout);
+    }
+  }
   return { id: r.body.ID, spec, warnings: [...warnings, ...(r.body.Warnings ?? [])] };
 }
 
@@ -328,11 +373,112 @@ export async function createService(container: string, args: docker.ServiceArgs)
  * /services/<id>/update?version=<n> with the spec built anew from the inputs and the auth
  * header (no registry query on update).
  */
-export async function updateService(container: string, id: string, args: docker.ServiceArgs): Promise<{ spec: Obj; warnings: string[] }> {
+export async function updateService(container: string, id: string, args: docker.ServiceArgs, poll: ConvergePoll = {}): Promise<{ spec: Obj; warnings: string[] }> {
   const current = await hostApi<{ Version: { Index: number } }>(container, "GET", `/services/${id}`);
   const spec = serviceSpec(args);
   const r = await hostApi<{ Warnings?: string[] | null }>(container, "POST", `/services/${id}/update?version=${current.body.Version.Index}`, spec, { headers: { "X-Registry-Auth": EMPTY_REGISTRY_AUTH } });
+  const converge = args.convergeConfig as docker.types.input.ServiceConvergeConfig | undefined;
+  if (converge) {
+    // resourceDockerServiceUpdate: Delay 7 s (fixed), then resourceDockerServiceUpdateRefreshFunc:
+    // the update status decides (completed; a rollback or a pause fails the update), and
+    // without one, every replica running does. A timeout fails it; nothing is deleted.
+    const timeout = goDuration((converge.timeout as string | undefined) ?? "3m");
+    const done = await waitConverged(container, id, 7e9, timeout, poll, async () => {
+      const svc = (await hostApi<{ UpdateStatus?: { State: string; Message?: string } }>(container, "GET", `/services/${id}`)).body;
+      const st = svc.UpdateStatus;
+      if (st?.State === "completed") return "done";
+      if (st?.State === "rollback_completed") throw new Error(`service rollback completed: ${st.Message ?? ""}`);
+      if (st?.State === "paused") throw new Error(`service update paused: ${st.Message ?? ""}`);
+      if (st?.State === "rollback_paused") throw new Error(`service rollback paused: ${st.Message ?? ""}`);
+      if (await replicasRunning(container, id)) {
+        if (st?.State === "rollback_started") throw new Error(`service rollback completed: ${st.Message ?? ""}`);
+        return "done";
+      }
+      return undefined;
+    });
+    if (!done) throw new DidNotConvergeError(id, timeout);
+  }
   return { spec, warnings: r.body?.Warnings ?? [] };
+}
+
+/** How the converge waits poll; the provider's own timings unless a test shortens them (its bounds stay the rendered ones). */
+export interface ConvergePoll {
+  /** Between two looks: the provider's MinTimeout, 5 s. */
+  intervalMs?: number;
+}
+
+/** The provider's DidNotConvergeError message. */
+export class DidNotConvergeError extends Error {
+  constructor(id: string, timeoutNs: number) {
+    super(`Service with ID (${id}) did not converge after ${timeoutNs / 1e9}s`);
+  }
+}
+
+/** retry.StateChangeConf: wait `delayNs`, then look until `look` says done or `timeoutNs` passed (false). */
+async function waitConverged(container: string, id: string, delayNs: number, timeoutNs: number, poll: ConvergePoll, look: () => Promise<"done" | undefined>): Promise<boolean> {
+  const end = Date.now() + timeoutNs / 1e6;
+  await new Promise((r) => setTimeout(r, Math.min(delayNs / 1e6, timeoutNs / 1e6)));
+  for (;;) {
+    if ((await look()) === "done") return true;
+    if (Date.now() >= end) return false;
+    await new Promise((r) => setTimeout(r, Math.min(poll.intervalMs ?? 5000, Math.max(0, end - Date.now()))));
+  }
+}
+
+/** The swarm task states in their order (resource_docker_service_funcs.go numberedStates). */
+const TASK_ORDER = ["new", "allocated", "pending", "assigned", "accepted", "preparing", "ready", "starting", "running", "complete", "shutdown", "failed", "rejected"];
+const order = (st: string) => TASK_ORDER.indexOf(st) + 1;
+
+/**
+ * replicatedConsoleLogUpdater.update over the tasks with desired state running: per slot the
+ * task of the lowest desired state (then observed state), on an active (not down) node;
+ * done when as many run as the spec has replicas. A service without a replica count (global)
+ * is an error there ("no replica count").
+ */
+async function replicasRunning(container: string, id: string): Promise<boolean> {
+  const svc = (await hostApi<{ Spec: { Mode: { Replicated?: { Replicas?: number } } } }>(container, "GET", `/services/${id}`)).body;
+  const replicas = svc.Spec.Mode.Replicated?.Replicas;
+  if (replicas === undefined) throw new Error("no replica count");
+  const filters = encodeURIComponent(JSON.stringify({ service: [id], "desired-state": ["running"] }));
+  const tasks = (await hostApi<{ Slot: number; NodeID?: string; DesiredState: string; Status: { State: string } }[]>(container, "GET", `/tasks?filters=${filters}`)).body;
+  const nodes = (await hostApi<{ ID: string; Status: { State: string } }[]>(container, "GET", "/nodes")).body;
+  const active = new Set(nodes.filter((n) => n.Status.State !== "down").map((n) => n.ID));
+  const bySlot = new Map<number, (typeof tasks)[number]>();
+  for (const t of tasks) {
+    if (order(t.DesiredState) === 0 || order(t.Status.State) === 0) continue;
+    const had = bySlot.get(t.Slot);
+    if (had && (order(had.DesiredState) < order(t.DesiredState) || (order(had.DesiredState) === order(t.DesiredState) && order(had.Status.State) <= order(t.Status.State)))) continue;
+    if (t.NodeID && !active.has(t.NodeID)) continue;
+    bySlot.set(t.Slot, t);
+  }
+  const running = [...bySlot.values()].filter((t) => order(t.DesiredState) <= order("running") && t.Status.State === "running").length;
+  return running === replicas;
+}
+
+/**
+ * deleteService: with a stop_grace_period other than 0s, the containers of the service's tasks
+ * not shut down yet are noted, the service is removed, then each container is waited for
+ * (condition removed, at most the grace period) and removed with its volumes, force.
+ */
+export async function deleteService(container: string, id: string, args: docker.ServiceArgs): Promise<void> {
+  const grace = (args.taskSpec as docker.types.input.ServiceTaskSpec | undefined)?.containerSpec as docker.types.input.ServiceTaskSpecContainerSpec | undefined;
+  const period = grace?.stopGracePeriod as string | undefined;
+  const containers: string[] = [];
+  if (period !== undefined && period !== "0s") {
+    const filters = encodeURIComponent(JSON.stringify({ service: [String(args.name)] }));
+    for (const t of (await hostApi<{ Status: { State: string; ContainerStatus?: { ContainerID?: string } } }[]>(container, "GET", `/tasks?filters=${filters}`)).body) {
+      const cid = t.Status.ContainerStatus?.ContainerID?.trim() ?? "";
+      if (cid !== "" && t.Status.State !== "shutdown") containers.push(cid);
+    }
+  }
+  await hostApi(container, "DELETE", `/services/${id}`);
+  for (const cid of containers) {
+    // The task's container is on its own node; through this manager's socket only its own are seen ("No such container" is ignored, as the provider does).
+    // The provider's wait fails on anything but "No such container" (its context's deadline too).
+    const wait = await hostApi<{ message?: string }>(container, "POST", `/containers/${cid}/wait?condition=removed`, undefined, { allowError: true, timeoutMs: goDuration(period!) / 1e6 });
+    if (wait.status >= 300 && !/No such container/.test(String(wait.body?.message ?? wait.body))) throw new Error(`failed to wait for container with ID '${cid}': ${JSON.stringify(wait.body)}`);
+    await hostApi(container, "DELETE", `/containers/${cid}?v=true&force=true`, undefined, { allowError: true });
+  }
 }
 
 /**

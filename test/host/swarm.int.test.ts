@@ -86,7 +86,7 @@ import * as zlib from "node:zlib";
 import type * as docker from "@pulumi/docker";
 import * as YAML from "yaml";
 import { MONITOR_PATH } from "../../components/proxy";
-import { GROUP_LABEL, SWARM_PORTS, ZONE_LABEL, joinToken, managerCount, pickManagers, swarmDaemonSettings, swarmEngineLabels } from "../../components/swarm";
+import { GROUP_LABEL, SWARM_PORTS, ZONE_LABEL, joinToken, managerCount, nodeIdOf, pickManagers, proxyServiceName, swarmDaemonSettings, swarmEngineLabels } from "../../components/swarm";
 import { isSecretValue, renderStack, type RenderedResource } from "../../scripts/lib/render";
 import { serviceNetworkName } from "../../components/fleet";
 import { loadStackSpec, readEnvironmentFile, readStackFile, type EnvironmentSpec } from "../../stacks";
@@ -156,6 +156,8 @@ const hosts: SwarmHost[] = [];
 const started: h.Host[] = [];
 const volumes: h.DataVolume[] = [];
 let dir = "";
+/** The hosts' network's first three octets (a replaced machine gets another address in it). */
+let netPrefix = "";
 let netName = "";
 let registryProc: ChildProcess | undefined;
 let registry = "";
@@ -278,8 +280,8 @@ interface Node {
   ID: string;
   Description: { Hostname: string; Engine: { Labels?: Record<string, string> } };
   Spec: { Role: string };
-  Status: { State: string };
-  ManagerStatus?: { Leader?: boolean; Reachability: string };
+  Status: { State: string; Addr?: string };
+  ManagerStatus?: { Leader?: boolean; Reachability: string; Addr?: string };
 }
 interface Task {
   ID: string;
@@ -457,6 +459,16 @@ let secretName = "";
 let joinTokens = "";
 const allShots: Shot[] = [];
 
+/** The host's rendered proxy service, its computed ids resolved (its node: the init's or join's stdout). */
+function proxyArgs(d: SwarmHost): docker.ServiceArgs {
+  const args = resolve(rendered("v1", SERVICE, `${fleet}-${proxyServiceName(d.name)}`).inputs, values) as any;
+  // The config's name is the config resource's output, unknown to the mock runtime.
+  for (const c of args.taskSpec.containerSpec.configs) c.configName ??= configName;
+  return args as docker.ServiceArgs;
+}
+/** Each host's proxy service id. */
+const proxyIds: Record<string, string> = {};
+
 /** The rendered web service of a version, its computed ids resolved. */
 function webArgs(v: Version): docker.ServiceArgs {
   const args = resolve(rendered(v, SERVICE, `${fleet}-web`).inputs, values) as any;
@@ -474,6 +486,7 @@ beforeAll(async () => {
   dir = h.scratchDir("dockyard-swarm");
   const hostNet = await createHostNetwork();
   netName = hostNet.name;
+  netPrefix = hostNet.prefix;
   registry = await startRegistry();
   digests.proxy = await pushImage(PROXY, "haproxy", "local");
   digests.v1 = await pushImage(WEB, "web", "v1", { WEB_VERSION: "v1" });
@@ -540,14 +553,14 @@ describe("swarm mode on three real hosts", () => {
     const init = renders.v1.filter((r) => r.type === COMMAND && r.name.endsWith("-init"));
     expect(init.map((r) => r.name)).toEqual([`${fleet}-${managers[0]}-init`]);
     const first = hosts.find((d) => d.name === managers[0])!;
-    await runCommand(first, init[0], values);
-    // Run again (a replaced or rebooted first manager), it does nothing.
-    await runCommand(first, init[0], values);
+    values[`${init[0].name}.stdout`] = await runCommand(first, init[0], values);
+    // Run again (a replaced or rebooted first manager), it does nothing but print the node's id again.
+    expect(await runCommand(first, init[0], values)).toBe(values[`${init[0].name}.stdout`]);
     const tokens = await runCommand(first, rendered("v1", COMMAND, `${fleet}-join-tokens`), values);
     joinTokens = tokens;
     for (const d of hosts.filter((x) => x !== first)) {
       const role = managers.includes(d.name) ? "manager" : "worker";
-      await runCommand(d, rendered("v1", COMMAND, `${fleet}-${d.name}-join`), values, `${joinToken(tokens, role)}\n`);
+      values[`${fleet}-${d.name}-join.stdout`] = await runCommand(d, rendered("v1", COMMAND, `${fleet}-${d.name}-join`), values, `${joinToken(tokens, role)}\n`);
     }
     const ns = await waitFor("three Ready nodes", 60_000, async () => {
       const n = await nodes();
@@ -557,6 +570,8 @@ describe("swarm mode on three real hosts", () => {
       const n = ns.find((x) => x.Description.Hostname === d.name);
       expect(n, `node of ${d.name}`).toBeDefined();
       d.nodeId = n!.ID;
+      // Its init or join printed that id last: the host's proxy service is pinned by it.
+      expect(nodeIdOf(values[`${fleet}-${d.name}-${d === first ? "init" : "join"}.stdout`])).toBe(d.nodeId);
       expect(n!.Spec.Role).toBe("manager");
       expect(n!.Description.Engine.Labels).toEqual({ [ZONE_LABEL]: d.zone, [GROUP_LABEL]: GROUP });
     }
@@ -634,11 +649,12 @@ describe("swarm mode on three real hosts", () => {
     }
     expect(await runningOnLive("web")).toHaveLength(REPLICAS);
 
-    const proxyArgs = resolve(rendered("v1", SERVICE, `${fleet}-proxy-app`).inputs, values) as any;
-    // The config's name is the config resource's output, unknown to the mock runtime.
-    for (const c of proxyArgs.taskSpec.containerSpec.configs) c.configName ??= configName;
-    const proxy = await createService(on, proxyArgs as docker.ServiceArgs);
-    expect(proxy.warnings).toEqual([]);
+    // One proxy service per host, each pinned to its node, created in the render's order, each with the provider's converge wait.
+    for (const d of hosts) {
+      const proxy = await createService(on, proxyArgs(d));
+      expect(proxy.warnings).toEqual([]);
+      proxyIds[d.name] = proxy.id;
+    }
 
     // Every replica running (healthy), one per zone; a proxy on every host.
     const running = await waitFor(`${REPLICAS} web tasks running`, 90_000, async () => {
@@ -646,7 +662,7 @@ describe("swarm mode on three real hosts", () => {
       return t.length === REPLICAS ? t : undefined;
     });
     expect(new Set(running.map((t) => byNode(t.NodeID))).size).toBe(3);
-    await waitFor("a proxy task running on every host", 60_000, async () => (await runningOnLive("proxy-app")).length === 3);
+    for (const d of hosts) expect((await runningOnLive(proxyServiceName(d.name))).map((t) => t.NodeID)).toEqual([d.nodeId]);
     for (const d of hosts) await waitFor(`${d.name}'s proxy monitor`, 30_000, async () => (await monitor(d)) === 200);
     for (const d of hosts) {
       const x = await shoot(d);
@@ -766,12 +782,17 @@ describe("swarm mode on three real hosts", () => {
    * the update (UpdateStatus: completed, or rolled back/paused) and REPLICAS tasks of
    * `settlesOn` run on live hosts.
    */
-  async function updateUnderLoad(to: Version, settlesOn: Version): Promise<{ state: string; seconds: number; shots: Shot[] }> {
+  async function updateUnderLoad(to: Version, settlesOn: Version): Promise<{ state: string; outcome: string; seconds: number; shots: Shot[] }> {
     const t0 = Date.now();
     let state = "";
+    let outcome = "";
     const shots = await underLoad(async () => {
       await sleep(2000);
-      await updateService(live()[0].host.container, webId, webArgs(to));
+      // The provider's converge wait (resource_docker_service_funcs.go): it returns once swarm completed the update, and fails when swarm rolled it back.
+      outcome = await updateService(live()[0].host.container, webId, webArgs(to)).then(
+        () => "converged",
+        (e: Error) => e.message,
+      );
       state = await waitFor("the update to end", 240_000, async () => {
         const st = (await serviceOf(webId)).UpdateStatus?.State ?? "";
         return ["rollback_completed", "rollback_paused", "paused", "completed"].includes(st) ? st : undefined;
@@ -783,11 +804,13 @@ describe("swarm mode on three real hosts", () => {
       await sleep(TAIL_MS);
     });
     allShots.push(...shots);
-    return { state, seconds: (Date.now() - t0) / 1000, shots };
+    return { state, outcome, seconds: (Date.now() - t0) / 1000, shots };
   }
 
   it("an update to an unhealthy image rolls back by itself; none of its tasks served a request", async () => {
-    const { state, seconds, shots } = await updateUnderLoad("bad", "v1");
+    const { state, outcome, seconds, shots } = await updateUnderLoad("bad", "v1");
+    // As pulumi up would report it: the update failed, the previous tasks serve.
+    expect(outcome).toMatch(/^service rollback completed: /);
     const c = count(shots);
     // The bad image did run: swarm started its task(s), which never became healthy (a task with a health check is running only once healthy).
     const everyTask = await api<Task[]>("GET", `/tasks?filters=${encodeURIComponent(JSON.stringify({ service: ["web"] }))}`);
@@ -803,7 +826,8 @@ describe("swarm mode on three real hosts", () => {
   }, 300_000);
 
   it("a good update (a new digest) rolls out with no failed request", async () => {
-    const { state, seconds, shots } = await updateUnderLoad("v2", "v2");
+    const { state, outcome, seconds, shots } = await updateUnderLoad("v2", "v2");
+    expect(outcome).toBe("converged");
     const c = count(shots);
     report("good update", c, `${state}, all on v2 after ${seconds.toFixed(1)} s`);
     expect(state).toBe("completed");
@@ -822,4 +846,53 @@ describe("swarm mode on three real hosts", () => {
     expect(ns.filter((n) => n.Status.State === "ready" && n.ManagerStatus?.Reachability === "reachable")).toHaveLength(3);
     expect(allShots.filter((s) => version(s) === "bad")).toEqual([]);
   }, 240_000);
+
+  /**
+   * Issue 24 item 7: a replaced machine as EC2 makes one: the same data volume (the engine's
+   * swarm state on it, moby noderunner.go loadPersistentState), another private address. Its
+   * rendered init or join runs again (a new machine: its triggers), with the new address; the
+   * host's proxy service is updated to the node id it printed, as Pulumi would (its placement
+   * input changed). Resolves once the swarm has 3 Ready, reachable managers again, none of
+   * them the former node, the host's node advertising the new address, its proxy serving.
+   */
+  async function replaceMachine(d: SwarmHost, newIp: string): Promise<{ seconds: number; former: string }> {
+    const t0 = Date.now();
+    const former = d.nodeId;
+    dead.add(d.name);
+    await h.sh("docker", ["stop", "-t", "5", d.host.container]);
+    await h.sh("docker", ["network", "disconnect", netName, d.host.container]);
+    await h.sh("docker", ["network", "connect", "--ip", newIp, netName, d.host.container]);
+    await h.sh("docker", ["start", d.host.container]);
+    d.ip = newIp;
+    values[`${d.name}-instance.privateIp`] = newIp;
+    await waitFor(`${d.name}'s engine answering`, 120_000, async () => (await h.tryExec(d.host, "docker version --format '{{.Server.Version}}'", 10_000)).code === 0, 1000);
+    const mine = renders.v1.find((r) => r.type === COMMAND && (r.name === `${fleet}-${d.name}-init` || r.name === `${fleet}-${d.name}-join`))!;
+    const out = await runCommand(d, mine, values, mine.name.endsWith("-join") ? `${joinToken(joinTokens, "manager")}\n` : undefined);
+    values[`${mine.name}.stdout`] = out;
+    d.nodeId = nodeIdOf(out);
+    dead.delete(d.name);
+    expect(d.nodeId).not.toBe(former);
+    await waitFor("3 Ready, reachable managers, the former node gone", 180_000, async () => {
+      const ns = await nodes();
+      const mineNode = ns.find((n) => n.ID === d.nodeId);
+      return ns.length === 3 && !ns.some((n) => n.ID === former) && ns.every((n) => n.Status.State === "ready" && n.ManagerStatus?.Reachability === "reachable") && mineNode?.Status.Addr === newIp;
+    }, 2000);
+    await updateService(live().find((x) => x !== d)!.host.container, proxyIds[d.name], proxyArgs(d));
+    await waitFor(`${d.name}'s proxy serving`, 90_000, async () => (await monitor(d)) === 200, 1000);
+    return { seconds: (Date.now() - t0) / 1000, former };
+  }
+
+  it("a replaced follower (kept data volume, new address) leaves, joins again with its new address and removes its former node", async () => {
+    const d = hosts[1];
+    const { seconds, former } = await replaceMachine(d, `${netPrefix}.${30 + 1}`);
+    results.push(`follower replaced: ${d.name} at ${d.ip}, node ${former} -> ${d.nodeId}, 3 reachable managers after ${seconds.toFixed(1)} s`);
+  }, 420_000);
+
+  it("then the first manager replaced the same way: it joins again through another manager; the swarm keeps its quorum and its services", async () => {
+    const d = hosts[0];
+    const { seconds, former } = await replaceMachine(d, `${netPrefix}.${30 + 0}`);
+    results.push(`first manager replaced: ${d.name} at ${d.ip}, node ${former} -> ${d.nodeId}, 3 reachable managers after ${seconds.toFixed(1)} s`);
+    await waitFor(`${REPLICAS} web tasks running`, 120_000, async () => (await runningOnLive("web")).length === REPLICAS);
+    for (const x of hosts) expect((await shoot(x)).status, x.name).toBe(200);
+  }, 420_000);
 });
