@@ -374,7 +374,9 @@ function readCaFile(file: string): string {
 export async function runSmoke(args: SmokeArgs, out: Write = toStdout, err: Write = toStderr): Promise<number> {
   return reported(err, async () => {
     if (!(args.timeout > 0) || !(args.interval > 0)) throw new DockyardError(`--timeout and --interval must be positive numbers of seconds (got ${args.timeout}, ${args.interval})`, EXIT.usage);
-    if (args.tlsName !== undefined && !HOSTNAME.test(args.tlsName)) throw new DockyardError(`--tls-name: ${JSON.stringify(args.tlsName)} is not a DNS name (the name the front door's certificate is for)`, EXIT.usage);
+    // Empty is unset, so CI can pass a variable that may be empty (`--tls-name "$TLS_NAME"`).
+    const tlsName = args.tlsName === "" ? undefined : args.tlsName;
+    if (tlsName !== undefined && !HOSTNAME.test(tlsName)) throw new DockyardError(`--tls-name: ${JSON.stringify(args.tlsName)} is not a DNS name (the name the front door's certificate is for)`, EXIT.usage);
     const ca = args.caFile !== undefined ? readCaFile(args.caFile) : undefined;
     const spec = loadStackSpec(args.stack, { dir: args.stacksDir, environmentFile: args.environment });
     let text: string;
@@ -390,7 +392,7 @@ export async function runSmoke(args: SmokeArgs, out: Write = toStdout, err: Writ
     } else {
       ({ text, source } = await outputsFromPulumi(args.stack));
     }
-    const { targets, skipped } = smokeTargets(spec, parseOutputs(text, source), source, { tlsName: args.tlsName });
+    const { targets, skipped } = smokeTargets(spec, parseOutputs(text, source), source, { tlsName });
     err(`Checking ${targets.length} endpoint${targets.length === 1 ? "" : "s"} of stack ${args.stack} (up to ${args.timeout}s, every ${args.interval}s)...\n`);
     const results = await probeAll(targets, {
       timeoutMs: args.timeout * 1000,
@@ -413,7 +415,7 @@ export const smokeCommand: CommandModule<object, SmokeArgs> = {
       .option("outputs", { type: "string", describe: "Read the stack outputs from this JSON file (what `pulumi stack output --json` prints) instead of running that command" })
       .option("timeout", { type: "number", default: 120, describe: "Seconds every check has to answer 2xx (a fresh deploy's containers may still be starting)" })
       .option("interval", { type: "number", default: 3, describe: "Seconds between two attempts at one check" })
-      .option("tls-name", { type: "string", describe: "With dockyard:certificateArn: the DNS name clients use (a CNAME or alias of the front door) that the certificate is for; sent as SNI and Host. Default: the load balancer's own name" })
+      .option("tls-name", { type: "string", describe: "With dockyard:certificateArn: the DNS name clients use (a CNAME or alias of the front door) that the certificate is for; sent as SNI and Host. Default (or empty): the load balancer's own name" })
       .option("ca-file", { type: "string", describe: "PEM file of CA certificates to trust for TLS front doors besides the bundled public roots (a certificate from a private CA); TLS is always verified" })
       .option("json", { type: "boolean", default: false, describe: "Print the report as JSON (for scripts and CI)" })
       .example("$0 smoke test", "after `pulumi up --stack test`: each front door, and every replica's health path through its host's proxy")

@@ -345,6 +345,13 @@ describe("dockyard smoke", () => {
       expect(fd.error).toBe("TLS: the certificate is not for 127.0.0.1 (ERR_TLS_CERT_ALTNAME_INVALID); give the name clients use with --tls-name");
     });
 
+    it("an empty --tls-name is no name (CI passes a variable that may be empty): the load balancer's own name is asked", async () => {
+      await tlsServe();
+      const r = await smoke({ outputs: writeOutputs(TLS_OUTPUTS, "tls.json"), caFile: pki.caFile, tlsName: "", timeout: 1, json: true });
+      expect(r.code).toBe(1);
+      expect((JSON.parse(r.out) as SmokeReport).results.find((x) => x.host === "frontDoor.app")!.error).toMatch(/^TLS: the certificate is not for 127\.0\.0\.1 /);
+    });
+
     it("a TCP listener is not asked over https: the stack without a certificate speaks http", async () => {
       await serve({ frontDoor: answer(200), "test-app-1": answer(200), "test-app-2": answer(200) });
       const r = await smoke({ caFile: pki.caFile, tlsName: TLS_NAME, json: true });
