@@ -21,6 +21,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { runUp } from "../../scripts/dev-server";
 import { NoDeploymentError, StackLockedError, StackMissingError, automationBackend, type DevServerBackend } from "../../scripts/lib/automation";
+import { STACKS_DIR } from "../../stacks";
 import { ROOT } from "./cli";
 
 /** The stand-in CLI: state in $FAKE_PULUMI_STATE, one JSON line per call in $FAKE_PULUMI_LOG. */
@@ -252,10 +253,13 @@ describe("dev-server up end to end through the real adapter", () => {
 
   it("an existing server with no stack file on this machine: config refresh first, then the config (issue 24 item 9)", async () => {
     writeState({ stacks: { "dev-alice": { tags: { "dockyard:platform": "aws" }, secretsProvider: "awskms://alias/dockyard-dev?region=eu-west-1" } }, outputs: { hostsByName: {}, services: {} } });
+    // The shipped stack files without any Pulumi.dev-alice.yaml (this machine never had it).
+    const stacksDir = fs.mkdtempSync(path.join(os.tmpdir(), "dev-server-stacks-"));
+    for (const f of fs.readdirSync(STACKS_DIR).filter((f) => /^Pulumi\.(dev|test|prod|local)\.yaml$/.test(f))) fs.copyFileSync(path.join(STACKS_DIR, f), path.join(stacksDir, f));
     let err = "";
     const code = await runUp(
       { owner: "alice", ttl: "8h", lockWait: "1m" },
-      { backend: async () => backend, now: () => new Date("2026-03-01T12:00:00Z"), sleep: async () => undefined, out: () => undefined, err: (s) => void (err += s), env: {} },
+      { backend: async () => backend, now: () => new Date("2026-03-01T12:00:00Z"), sleep: async () => undefined, out: () => undefined, err: (s) => void (err += s), env: {}, stacksDir },
     );
     expect(code, err).toBe(0);
     const ops = argvs().map((a) => a.slice(0, a[0] === "stack" || a[0] === "config" ? 3 : 1).join(" "));
