@@ -13,9 +13,8 @@
  * A registry that cannot be reached is reported as such (its digests "unreachable", not
  * "missing": running pin would not help), and its other digests are not tried again.
  */
-import * as fs from "node:fs";
 import type { Argv, CommandModule } from "yargs";
-import { pinnedImages, pinTag, shortDigest } from "../stacks";
+import { pinnedImages, pinTag, shortDigest, stackNames } from "../stacks";
 import { isUnreachable, parseRepository, pinImage, type ClientOptions, type TagOutcome, type TransferStats } from "./lib/oci";
 import { DockyardError, standalone } from "./lib/cli";
 import { ClientPool, loadSpec, resolveStacksDir } from "./lib/change";
@@ -63,15 +62,6 @@ export interface PinResult {
   /** Registries that could not be reached; their items have outcome "unreachable". */
   unreachable: UnreachableRegistry[];
   stats: TransferStats;
-}
-
-/** Stack names of the Pulumi.<stack>.yaml files in a directory, sorted. */
-export function stackNames(stacksDir: string): string[] {
-  return fs
-    .readdirSync(stacksDir)
-    .map((f) => /^Pulumi\.([A-Za-z0-9_.-]+)\.yaml$/.exec(f)?.[1])
-    .filter((s): s is string => s !== undefined)
-    .sort();
 }
 
 /** Tags (or with check, looks for the tag of) every digest the stacks pin. Throws DockyardError on bad input. */
