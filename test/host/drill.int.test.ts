@@ -81,6 +81,7 @@ import { HEALTH_CHECK, worstCaseDrainSeconds } from "../../components/front-door
 import { MONITOR_PATH } from "../../components/proxy";
 import { renderStack, type RenderedResource } from "../../scripts/lib/render";
 import * as h from "./harness";
+import { CONTAINER_SHAPE, refuseUntranslated, type Shape } from "../helpers/container-replay";
 
 const STACK = "test";
 const RUN = `drill${process.pid}`;
@@ -126,21 +127,26 @@ const volumes: h.DataVolume[] = [];
 let dir: string;
 const times: string[] = [];
 
-/** Inputs of docker:index/container:Container that runArgs turns into docker CLI flags; any other fails the test. */
-const RUN_INPUTS = new Set([
-  "name", "image", "envs", "restart", "user", "readOnly", "tmpfs", "memory", "memorySwap", "cpus", "capabilities", "securityOpts",
-  "sysctls", "logDriver", "logOpts", "healthcheck", "networksAdvanced", "mounts", "labels", "ports", "init", "stopTimeout",
-  // Provider-side only: the wait (played below by waiting until healthy) and the delete's grace.
-  "wait", "waitTimeout", "destroyGraceSeconds",
-]);
+/**
+ * Inputs of docker:index/container:Container (and the keys of their nested blocks) that runArgs
+ * turns into docker CLI flags, a subset of the replay's (test/helpers/container-replay.ts);
+ * any other fails the test. `ports[].ip` is not among them: `--publish` binds every address.
+ */
+const RUN_SHAPE: Shape = Object.fromEntries(
+  Object.entries(CONTAINER_SHAPE as Record<string, Shape>)
+    .filter(([k]) => ["name", "image", "envs", "restart", "user", "readOnly", "tmpfs", "memory", "memorySwap", "cpus", "capabilities", "securityOpts",
+      "sysctls", "logDriver", "logOpts", "healthcheck", "networksAdvanced", "mounts", "labels", "ports", "init", "stopTimeout",
+      // Provider-side only: the wait (played below by waiting until healthy) and the delete's grace.
+      "wait", "waitTimeout", "destroyGraceSeconds"].includes(k))
+    .map(([k, v]) => [k, k === "ports" ? { internal: "leaf", external: "leaf", protocol: "leaf" } : v]),
+);
 
 const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 /** `docker create` flags for a rendered container (its first network at create, the others connected before start). */
 function runArgs(c: RenderedResource, image: string): string[] {
   const i = c.inputs as Record<string, any>;
-  const unknown = Object.keys(i).filter((k) => !RUN_INPUTS.has(k));
-  if (unknown.length > 0) throw new Error(`${c.name}: inputs the drill does not translate yet: ${unknown.join(", ")}`);
+  refuseUntranslated(c.name, i, RUN_SHAPE);
   const envs = i.envs ?? [];
   if (!Array.isArray(envs)) throw new Error(`${c.name}: envs is not a plain list (a secret?); the drill passes plain env only`);
   const args = ["--name", c.name, "--restart", i.restart ?? "no"];
@@ -193,13 +199,22 @@ async function deployFleet(d: h.Host, hostName: string, sshUser: string, rendere
   await h.sh("docker", ["exec", "-i", "-u", sshUser, d.container, "sh", "-c", String(configs[0].inputs.create)], { input: String(configs[0].inputs.stdin) });
   const containers = mine("docker:index/container:Container");
   const isProxy = (c: RenderedResource) => ((c.inputs.labels ?? []) as { label: string; value: string }[]).some((l) => l.label === "dockyard.role" && l.value === "proxy");
+  // Each container's image is a RemoteImage's imageId (pulumi-docker#1431); its stand-in is the local image of that RemoteImage.
+  const images = mine("docker:index/remoteImage:RemoteImage");
+  const imageOf = (c: RenderedResource) => {
+    const im = images.find((x) => c.inputs.image === `computed(${x.name}.imageId)`);
+    if (!im) throw new Error(`${c.name}: image ${JSON.stringify(c.inputs.image)} is no imageId of this host's RemoteImages`);
+    return im.name.endsWith("-proxy-image") ? PROXY : WEB;
+  };
   const replicas: string[] = [];
   let port = 0;
   // Replicas first: the proxy's monitor answers 200 only once one of them passes its check.
   for (const c of [...containers.filter((x) => !isProxy(x)), ...containers.filter(isProxy)]) {
     const proxy = isProxy(c);
     const nets = (c.inputs.networksAdvanced ?? []) as { name: string; aliases?: string[] }[];
-    const id = (await hostDocker(d, ["create", ...runArgs(c, proxy ? PROXY : WEB)])).trim();
+    const image = imageOf(c);
+    expect(image, c.name).toBe(proxy ? PROXY : WEB);
+    const id = (await hostDocker(d, ["create", ...runArgs(c, image)])).trim();
     for (const n of nets.slice(1)) await hostDocker(d, ["network", "connect", ...(n.aliases ?? []).flatMap((a) => ["--alias", a]), n.name, id]);
     await hostDocker(d, ["start", id]);
     if (proxy) {

@@ -2,13 +2,16 @@
  * The `local` platform for real (issue 12): the shipped `local` stack is rendered on the mock
  * runtime (the whole program, index.ts), and its machine container, data volume and engine
  * ready check are run against the real Docker Engine here the way the providers run them:
- *  - docker:index/container:Container, as kreuzwerker/terraform-provider-docker (embedded by
- *    pulumi-docker) creates it (internal/provider/resource_docker_container_funcs.go
- *    resourceDockerContainerCreate): findImage (local image first), ContainerCreate with
- *    Config + HostConfig from the inputs (`systempaths=unconfined` taken out of SecurityOpt
- *    and turned into empty MaskedPaths/ReadonlyPaths, parseSystemPaths), each `upload` copied
- *    in as a one-file tar at "/" with its mode (CopyToContainer), then ContainerStart;
- *  - docker:index/volume:Volume: VolumeCreate with its name and labels;
+ *  - docker:index/remoteImage:RemoteImage, docker:index/container:Container and
+ *    docker:index/volume:Volume as kreuzwerker/terraform-provider-docker (embedded by
+ *    pulumi-docker) creates and deletes them (test/helpers/container-replay.ts): the host
+ *    image found locally by its name, the machine container created from that image's id
+ *    (findImage, ContainerCreate with Config + HostConfig from the inputs, `systempaths=unconfined`
+ *    turned into empty MaskedPaths/ReadonlyPaths, each `upload` copied in as a one-file tar at
+ *    "/" with its mode, ContainerStart), the data volume by VolumeCreate; the recreate deletes
+ *    the container as the provider does (stop with the grace, remove with RemoveVolumes, wait),
+ *    and the named data volume survives it. An input or nested key the replay does not
+ *    translate fails the test;
  *  - command:local:Command: interpreter + create as argv, no shell, the deployer's environment
  *    (pulumi-command local/commandOutputs.go).
  * Then the host boots from the seed with systemd and cloud-init, Pulumi's ready check reaches
@@ -50,6 +53,7 @@ import { gunzipSync } from "node:zlib";
 import * as YAML from "yaml";
 import { loadStackSpec, stackFilePath } from "../../stacks";
 import { dockerApi } from "../helpers/docker-api";
+import { EngineReplay, plain } from "../helpers/container-replay";
 
 const execFileP = promisify(execFile);
 /** The machine container's name: the rendered one (what ssh dials through docker exec). */
@@ -57,74 +61,8 @@ const RUN = "local-app-1";
 const WEB = "dockyard-test/web:local";
 
 const api = dockerApi;
-
-/** The inputs of docker:index/container:Container this file translates; any other fails the test. */
-const TRANSLATED = new Set(["name", "hostname", "image", "capabilities", "securityOpts", "deviceCgroupRules", "tmpfs", "stopSignal", "stopTimeout", "restart", "volumes", "ports", "uploads", "labels", "hosts", "destroyGraceSeconds"]);
-
+const replay = new EngineReplay(api);
 interface Upload { file: string; content?: string; contentBase64?: string; permissions?: string }
-
-/** ContainerCreate's body for the machine container's inputs (resourceDockerContainerCreate). */
-function createRequest(inputs: Record<string, any>, image: string): Record<string, unknown> {
-  const unknown = Object.keys(inputs).filter((k) => !TRANSLATED.has(k));
-  if (unknown.length > 0) throw new Error(`machine container inputs this test does not translate yet: ${unknown.join(", ")}`);
-  const opts = (inputs.securityOpts ?? []) as string[];
-  const unconfined = opts.includes("systempaths=unconfined");
-  const ports = (inputs.ports ?? []) as { internal: number; ip: string; protocol: string }[];
-  return {
-    Image: image,
-    Hostname: inputs.hostname,
-    Labels: Object.fromEntries(((inputs.labels ?? []) as { label: string; value: string }[]).map((l) => [l.label, l.value])),
-    StopSignal: inputs.stopSignal,
-    StopTimeout: inputs.stopTimeout,
-    ExposedPorts: Object.fromEntries(ports.map((p) => [`${p.internal}/${p.protocol}`, {}])),
-    HostConfig: {
-      CapAdd: inputs.capabilities?.adds,
-      CapDrop: inputs.capabilities?.drops,
-      SecurityOpt: opts.filter((o) => o !== "systempaths=unconfined"),
-      ...(unconfined ? { MaskedPaths: [], ReadonlyPaths: [] } : {}),
-      DeviceCgroupRules: inputs.deviceCgroupRules,
-      Tmpfs: inputs.tmpfs,
-      RestartPolicy: { Name: inputs.restart ?? "no" },
-      // volumes: a host path is a bind, a volume name the named volume.
-      Binds: ((inputs.volumes ?? []) as { hostPath?: string; volumeName?: string; containerPath: string; readOnly?: boolean }[]).map(
-        (v) => `${v.hostPath ?? v.volumeName}:${v.containerPath}${v.readOnly ? ":ro" : ""}`,
-      ),
-      // host blocks: "<host>:<ip>" each (extraHostsSetToContainerExtraHosts); dockerd resolves host-gateway.
-      ExtraHosts: ((inputs.hosts ?? []) as { host: string; ip: string }[]).map((x) => `${x.host}:${x.ip}`),
-      PortBindings: Object.fromEntries(ports.map((p) => [`${p.internal}/${p.protocol}`, [{ HostIp: p.ip, HostPort: "" }]])),
-    },
-  };
-}
-
-/** Each upload as the provider copies it: a tar holding the one file with its mode, extracted at "/". */
-function uploadAll(container: string, uploads: Upload[]): void {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dylocal-upload-"));
-  try {
-    for (const u of uploads) {
-      const stage = path.join(dir, "stage");
-      fs.rmSync(stage, { recursive: true, force: true });
-      const file = path.join(stage, u.file);
-      fs.mkdirSync(path.dirname(file), { recursive: true });
-      fs.writeFileSync(file, u.contentBase64 !== undefined ? Buffer.from(u.contentBase64, "base64") : (u.content ?? ""));
-      fs.chmodSync(file, parseInt(u.permissions ?? "644", 8));
-      const tar = execFileSync("tar", ["-C", stage, "--owner=0", "--group=0", "-c", u.file.replace(/^\//, "")]);
-      execFileSync("docker", ["cp", "-", `${container}:/`], { input: tar });
-    }
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-/** A value as the render records it, with every secret wrapper taken off (Pulumi's secret signature key plus `value`). */
-function plain<T>(v: T): T {
-  if (Array.isArray(v)) return v.map(plain) as T;
-  if (v && typeof v === "object") {
-    const o = v as Record<string, unknown>;
-    if (o["4dabf18193072939515e22adb298388d"] === "1b47061264138c4ac30d75fd1eb44270" && "value" in o) return plain(o.value) as T;
-    return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, plain(x)])) as T;
-  }
-  return v;
-}
 
 /** The deployer's registry: where `localhost:5000` of the local stack leads (host.docker.internal = the bridge's gateway). */
 const REGISTRY_PORT = 5000;
@@ -161,6 +99,8 @@ let host: h.Host;
 let volume = "";
 /** Creates and starts the machine container from the rendered inputs, as the provider's create does. */
 let createMachine: () => Promise<h.Host>;
+/** The machine container's id, as the provider keeps it. */
+let machineId = "";
 /** Where the host's port 80 is reached from this machine (the engine picks the port). */
 async function endpointPort(port: number): Promise<number> {
   const info = await api<{ NetworkSettings: { Ports: Record<string, { HostIp: string; HostPort: string }[]> } }>("GET", `/containers/${RUN}/json`);
@@ -244,34 +184,31 @@ beforeAll(async () => {
   volume = String(rendered.resources.find((r) => r.type === "docker:index/volume:Volume" && r.name === "local-app-1-data")!.inputs.name);
   await h.removeHost(RUN);
   await execFileP("docker", ["volume", "rm", "-f", volume]).catch(() => undefined);
-  await api("POST", "/volumes/create", { Name: volume, Labels: { [h.LABEL.split("=")[0]]: "host", [h.PID_LABEL]: String(process.pid) } });
+  const testLabels = { [h.LABEL.split("=")[0]]: "host", [h.PID_LABEL]: String(process.pid) };
+  const dataVolume = rendered.resources.find((r) => r.type === "docker:index/volume:Volume" && r.name === "local-app-1-data")!;
+  await replay.createVolume(dataVolume.name, dataVolume.inputs, testLabels);
   expect((inputs.volumes as { volumeName?: string }[]).map((v) => v.volumeName).filter(Boolean)).toEqual([volume]);
-  const body = createRequest(inputs, hostImageTag());
-  (body.Labels as Record<string, string>)[h.LABEL.split("=")[0]] = "host";
-  (body.Labels as Record<string, string>)[h.PID_LABEL] = String(process.pid);
+  // The host image as the RemoteImage finds it (by its rendered name: 40-host-image.sh built
+  // it here); the machine container takes its id.
+  expect(inputs.image).toBe(`computed(${image.name}.imageId)`);
+  await replay.createRemoteImage(image.name, image.inputs, String(inputs.image), String(image.inputs.name));
   // The test platform's settings (as the host harness gives every host): the test CA trusted,
   // apt through this machine's cache. Not part of the user-data.
   const repo = h.dockerCeTestRepo();
   const aptConf = path.join(dir, "apt-proxy.conf");
   fs.writeFileSync(aptConf, (h.aptCacheRunning() ? `Acquire::http::Proxy "http://${h.bridgeGateway()}:3143";\nAcquire::https::Proxy "DIRECT";\n` : "") + 'Acquire::http::Timeout "30";\nAcquire::Retries "3";\n');
-  const hc = body.HostConfig as { Binds: string[] };
-  hc.Binds.push(`${repo.caBundle}:/etc/ssl/certs/ca-certificates.crt:ro`, `${aptConf}:/etc/apt/apt.conf.d/01dockyard-test-proxy:ro`);
+  const binds = [`${repo.caBundle}:/etc/ssl/certs/ca-certificates.crt:ro`, `${aptConf}:/etc/apt/apt.conf.d/01dockyard-test-proxy:ro`];
   const info = loadStackSpec("local").os.info;
-  const uploads = plain(inputs.uploads as Upload[]).map((u) => {
-    if (u.file === LOCAL_HOST_KEY_FILE) return { ...u, content: fs.readFileSync(hostKey.privateKey, "utf8") };
-    if (u.file === `${NOCLOUD_SEED}/user-data`) {
-      // Docker's repository is not reachable here: its URL and key fingerprint become the signed stand-in's, nothing else.
-      const text = gunzipSync(Buffer.from(u.contentBase64!, "base64")).toString("utf8");
-      const standIn = text.split(info.dockerCeRepo!).join(repo.url).split(DOCKER_APT_KEY_FINGERPRINT).join(repo.keyFingerprint);
-      expect(standIn).not.toBe(text);
-      return { ...u, contentBase64: userDataBase64(standIn) };
-    }
-    return u;
-  });
+  // The uploads the test replaces: the real host key for the mock one; the user-data with
+  // Docker's repository (not reachable here) replaced by the signed stand-in's URL and key fingerprint, nothing else.
+  const uploads: Record<string, { content?: string; contentBase64?: string }> = { [LOCAL_HOST_KEY_FILE]: { content: fs.readFileSync(hostKey.privateKey, "utf8") } };
+  const seed = plain(inputs.uploads as Upload[]).find((u) => u.file === `${NOCLOUD_SEED}/user-data`)!;
+  const text = gunzipSync(Buffer.from(seed.contentBase64!, "base64")).toString("utf8");
+  const standIn = text.split(info.dockerCeRepo!).join(repo.url).split(DOCKER_APT_KEY_FINGERPRINT).join(repo.keyFingerprint);
+  expect(standIn).not.toBe(text);
+  uploads[seed.file] = { contentBase64: userDataBase64(standIn) };
   createMachine = async () => {
-    const { Id } = await api<{ Id: string }>("POST", `/containers/create?name=${inputs.name}`, body);
-    uploadAll(Id, uploads);
-    await api("POST", `/containers/${Id}/start`);
+    machineId = await replay.createContainer(RUN, machine.name, inputs, { uploads, extra: { labels: testLabels, binds } });
     return { name: RUN, container: RUN, startedAt: Date.now() };
   };
   host = await createMachine();
@@ -355,9 +292,12 @@ describe("a local host built from the local stack's rendered inputs", () => {
   });
 
   it("a recreated host (a new container on the kept volume, as `dev-server recreate` does) boots again with its engine's data: the service comes back by itself", async () => {
-    // The provider's delete: stop with destroyGraceSeconds (systemd shuts the engine down), then remove.
-    await api("POST", `/containers/${RUN}/stop?t=${Number(machine.inputs.destroyGraceSeconds)}`);
-    await api("DELETE", `/containers/${RUN}?force=true`);
+    // The provider's delete: stop with destroyGraceSeconds (systemd shuts the engine down),
+    // remove with RemoveVolumes (the schema's default) and wait; the named data volume stays
+    // (moby daemon/mounts.go removeMountPoints removes anonymous volumes only).
+    expect(machine.inputs.removeVolumes).toBeUndefined();
+    await replay.deleteContainer(machineId, machine.inputs);
+    expect((await api<{ Name: string }>("GET", `/volumes/${volume}`)).Name).toBe(volume);
     host = await createMachine();
     await h.waitEngineReady(host, 540_000);
     const r = runCommand(ready);
