@@ -16,7 +16,7 @@ import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import * as YAML from "yaml";
 import { readStackFile } from "../../stacks";
-import { renderStack, RenderError, type Rendered } from "../../scripts/lib/render";
+import { buildPlan, formatPlan, renderStack, RenderError, type Rendered } from "../../scripts/lib/render";
 
 const PROGRAM = path.join(__dirname, "..", "fixtures", "subnets-program.ts");
 const A = "subnet-0aaa=eu-west-1a";
@@ -25,10 +25,11 @@ const C = "subnet-0ccc=eu-west-1c";
 const D = "subnet-0ddd=eu-west-1d";
 
 /** Renders prod with four app hosts (host 4 wraps around the three zones) in a VPC with these default subnets. */
-async function renderProd(subnets: string[]): Promise<Rendered> {
+async function renderProd(subnets: string[], zones?: string[]): Promise<Rendered> {
   const raw = readStackFile("prod");
   const config = structuredClone(raw.config) as Record<string, any>;
   config["dockyard:hostGroups"].app.count = 4;
+  if (zones) config["dockyard:zones"] = zones;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dockyard-zones-"));
   const before = process.env.DOCKYARD_TEST_SUBNETS;
   process.env.DOCKYARD_TEST_SUBNETS = subnets.join(",");
@@ -82,5 +83,17 @@ describe("a host's zone when the region's default subnets change (issue 24 item 
     expect(message).toMatch(/eu-west-1b/);
     expect(message).toMatch(/dockyard:zones/);
     expect(message).toMatch(/create-default-subnet --availability-zone eu-west-1b/);
+  });
+
+  it("moving hosts is a dockyard:zones change: only the hosts whose zone changed move, and plan shows each one's data volume in its new zone", async () => {
+    const moved = await renderProd([A, B, C, D], ["eu-west-1a", "eu-west-1b", "eu-west-1d"]);
+    expect(placement(moved)).toEqual({
+      ...placement(await today),
+      "prod-app-3": { volumeZone: "eu-west-1d", subnet: "subnet-0ddd" },
+    });
+    const plan = formatPlan(buildPlan(moved));
+    const volume = (host: string) => plan.split("\n").slice(plan.split("\n").findIndex((l) => l.includes(`${host}-data`))).slice(0, 6).join("\n");
+    expect(volume("prod-app-3")).toContain("availabilityZone: eu-west-1d");
+    expect(volume("prod-app-2")).toContain("availabilityZone: eu-west-1b");
   });
 });
