@@ -13,6 +13,8 @@
  */
 import { execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -94,12 +96,12 @@ esac
 }
 
 /** One real ssh dial through the ProxyCommand; resolves with its status, stderr and the time it took. */
-function dial(run: string, sock: string): Promise<{ rc: number; err: string; seconds: number }> {
+function dial(run: string, sock: string, extraEnv: Record<string, string> = {}, path_ = `${bin}:${process.env.PATH}`): Promise<{ rc: number; err: string; seconds: number }> {
   const argv = sshArgv({ target: INSTANCE, user: "admin", hostPublicKey: HOST_KEY, proxyCommand: ssmProxyCommand("eu-west-1", "admin") });
   const started = Date.now();
   return new Promise((resolve) => {
     const p = spawn(argv[0], ["-F", "/dev/null", ...argv.slice(1), "true"], {
-      env: { PATH: `${bin}:${process.env.PATH}`, HOME: run, SSH_AUTH_SOCK: sock, XDG_RUNTIME_DIR: run, SHELL: "/bin/sh" },
+      env: { PATH: path_, HOME: run, SSH_AUTH_SOCK: sock, XDG_RUNTIME_DIR: run, SHELL: "/bin/sh", ...extraEnv },
     });
     let err = "";
     p.stderr.on("data", (d) => (err += d));
@@ -199,4 +201,58 @@ describe("ssmProxyCommand: pushes, retried and reused (issue 24 item 12)", () =>
     expect(sessions(run)).toHaveLength(6);
     for (const r of rs) expect(r.seconds).toBeLessThan(15);
   }, 60_000);
+});
+
+describe("ssmProxyCommand with the real AWS CLI against a loopback stand-in of the service (issue 24 item 12)", () => {
+  // The CLI on PATH (not the stand-in), sent to a loopback HTTP server by AWS_ENDPOINT_URL
+  // (botocore configprovider.py), so the error text the retry matches is the CLI's own. The
+  // server answers SendSSHPublicKey as the JSON 1.1 service does (X-Amz-Target
+  // AWSEC2InstanceConnectService.SendSSHPublicKey; an error is a 400 with its __type), throttling
+  // twice. AWS_MAX_ATTEMPTS=1 turns the CLI's own retries off, to see the ProxyCommand's.
+  it("throttled twice by the service, then the key is taken: 3 requests, the session is asked for", async () => {
+    const targets: string[] = [];
+    const server = http.createServer((req, res) => {
+      const target = String(req.headers["x-amz-target"] ?? "");
+      targets.push(target);
+      req.resume();
+      req.on("end", () => {
+        const pushes = targets.filter((t) => t.endsWith(".SendSSHPublicKey")).length;
+        if (target.endsWith(".SendSSHPublicKey") && pushes <= 2) {
+          res.writeHead(400, { "content-type": "application/x-amz-json-1.1", "x-amzn-errortype": "ThrottlingException" });
+          res.end(JSON.stringify({ __type: "ThrottlingException", Message: "Rate exceeded" }));
+        } else if (target.endsWith(".SendSSHPublicKey")) {
+          res.writeHead(200, { "content-type": "application/x-amz-json-1.1" });
+          res.end(JSON.stringify({ RequestId: "00000000-0000-0000-0000-000000000000", Success: true }));
+        } else {
+          res.writeHead(400, { "content-type": "application/x-amz-json-1.1", "x-amzn-errortype": "AccessDeniedException" });
+          res.end(JSON.stringify({ __type: "AccessDeniedException", Message: "stand-in: no sessions" }));
+        }
+      });
+    });
+    await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const run = newRun();
+      const r = await dial(
+        run,
+        mixedSock,
+        {
+          AWS_ENDPOINT_URL: `http://127.0.0.1:${port}`,
+          AWS_ACCESS_KEY_ID: "AKIAIOSFODNN7EXAMPLE",
+          AWS_SECRET_ACCESS_KEY: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+          AWS_CONFIG_FILE: "/dev/null",
+          AWS_SHARED_CREDENTIALS_FILE: "/dev/null",
+          AWS_EC2_METADATA_DISABLED: "true",
+          AWS_MAX_ATTEMPTS: "1",
+        },
+        process.env.PATH,
+      );
+      expect(targets.filter((t) => t.endsWith(".SendSSHPublicKey"))).toHaveLength(3);
+      expect(r.err).toMatch(/attempt 2 of 4\); retrying in 2\.\d s/);
+      expect(targets.filter((t) => t.endsWith(".StartSession"))).toHaveLength(1);
+      expect(r.rc).toBe(255);
+    } finally {
+      server.close();
+    }
+  }, 90_000);
 });
