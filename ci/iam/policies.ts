@@ -35,6 +35,7 @@
  * so the grants are on `key/*` with the condition kms:ResourceAliases = alias/dockyard-<env>.
  */
 import { kmsEnvironment } from "../../stacks/secrets-provider";
+import { ATTACHABLE_POLICIES, DATA_SOURCE_ACTIONS, REPOSITORY, RESOURCE_ACTIONS, isMutating, type Grant } from "./resource-actions";
 
 export const PROJECT = "dockyard";
 
@@ -43,7 +44,7 @@ export interface PolicyStatement {
   Effect: "Allow" | "Deny";
   Action: string[];
   Resource: string[];
-  Condition?: Record<string, Record<string, string | string[]>>;
+  Condition?: Record<string, Record<string, string | string[] | boolean>>;
 }
 
 export interface PolicyDocument {
@@ -74,7 +75,8 @@ const meta = (t: Target): PolicyStatement => ({ Sid: "StateMeta", Effect: "Allow
 const list = (t: Target): PolicyStatement => ({ Sid: "StateList", Effect: "Allow", Action: ["s3:ListBucket"], Resource: [`arn:aws:s3:::${t.bucket}`] });
 
 function kmsEnv(stack: string): string {
-  const env = kmsEnvironment(stack);
+  // A pattern (dev-*: every dev-<owner> stack) takes the key of the stacks it matches.
+  const env = kmsEnvironment(stack.replace(/\*$/, "owner"));
   if (!env) throw new Error(`stack ${stack}: no KMS key (stacks/secrets-provider.ts kmsEnvironment): allowed: dev, test, prod, dev-<owner>`);
   return env;
 }
@@ -87,6 +89,136 @@ function kms(t: Target, stack: string, actions: string[], sid: string): PolicySt
     Action: actions,
     Resource: [`arn:aws:kms:${t.region}:${t.account}:key/*`],
     Condition: { "ForAnyValue:StringEquals": { "kms:ResourceAliases": `alias/dockyard-${kmsEnv(stack)}` } },
+  };
+}
+
+const TAG = "dockyard:stack";
+
+/** The condition that limits a grant to a stack's resources (StringLike when the pattern has a wildcard: dev-*). */
+function tagCondition(on: "resource" | "request", stack: string): PolicyStatement["Condition"] {
+  const op = stack.includes("*") ? "StringLike" : "StringEquals";
+  return { [op]: { [`aws:${on === "resource" ? "ResourceTag" : "RequestTag"}/${TAG}`]: stack } };
+}
+
+/** One grant of resource-actions.ts as (resource, condition) for a stack. */
+export function grantScope(t: Target, stack: string, g: Grant): { resource: string; condition?: PolicyStatement["Condition"] } {
+  switch (g.scope.kind) {
+    case "any":
+      return { resource: "*" };
+    case "fixed":
+    case "name":
+      return { resource: g.scope.arn(t.region, t.account, stack) };
+    case "tag": {
+      const condition = tagCondition(g.scope.on, stack)!;
+      if (g.scope.via) {
+        const op = Object.keys(condition)[0];
+        condition[op] = { ...condition[op], "kms:ViaService": `${g.scope.via}.${t.region}.amazonaws.com` };
+      }
+      return { resource: g.scope.arn(t.region, t.account, stack), condition };
+    }
+  }
+}
+
+/** Statements from grants: one per (resource, condition), actions merged and sorted; `drop` leaves actions out. */
+function statementsOf(t: Target, stack: string, all: Grant[], sid: string, drop: string[] = []): PolicyStatement[] {
+  const grants = all.map((g) => ({ ...g, actions: g.actions.filter((a) => !drop.includes(a)) })).filter((g) => g.actions.length > 0);
+  const by = new Map<string, { resource: string; condition?: PolicyStatement["Condition"]; actions: Set<string> }>();
+  for (const g of grants) {
+    const { resource, condition } = grantScope(t, stack, g);
+    const key = JSON.stringify([resource, condition ?? null]);
+    if (!by.has(key)) by.set(key, { resource, condition, actions: new Set() });
+    for (const a of g.actions) by.get(key)!.actions.add(a);
+  }
+  return [...by.values()].map((v, i) => ({ Sid: `${sid}${i + 1}`, Effect: "Allow" as const, Action: [...v.actions].sort(), Resource: [v.resource], ...(v.condition ? { Condition: v.condition } : {}) }));
+}
+
+/** Attaching and detaching managed policies: only the ones the program attaches (iam:PolicyARN). */
+const POLICY_ARN_ACTIONS = ["iam:AttachRolePolicy", "iam:DetachRolePolicy"];
+
+/** Every grant of every resource type, or only the reads (a preview's refresh). */
+function resourceGrants(readOnly: boolean): Grant[] {
+  return Object.values(RESOURCE_ACTIONS).flatMap((t) => t.grants).filter((g) => !readOnly || !isMutating(g.op));
+}
+
+/** The data sources' reads (all Describe* without resource scope). */
+function dataSourceGrants(): Grant[] {
+  const scoped: Grant[] = Object.values(DATA_SOURCE_ACTIONS).flatMap((d) => (d.scoped ? [{ op: "read" as const, actions: d.scoped.actions, scope: { kind: "fixed" as const, arn: d.scoped.arn } }] : []));
+  return [{ op: "read", actions: [...new Set(Object.values(DATA_SOURCE_ACTIONS).flatMap((d) => d.actions))], scope: { kind: "any" } }, ...scoped];
+}
+
+/**
+ * What the provider needs for a stack's resources: create/read/update/delete of every type
+ * (deploy), or read only (preview, refresh). Deploy also passes the stack's host roles to EC2
+ * (RunInstances with an instance profile: iam:PassRole, iam:PassedToService) and attaches only
+ * the managed policies the program attaches (iam:PolicyARN).
+ */
+export function resourceStatements(t: Target, stack: string, mode: "deploy" | "read"): PolicyStatement[] {
+  const grants = [...resourceGrants(mode === "read"), ...dataSourceGrants()];
+  const out = statementsOf(t, stack, grants, "Resources", POLICY_ARN_ACTIONS);
+  if (mode === "read") return out;
+  const role = `arn:aws:iam::${t.account}:role/${stack}-*`;
+  return [
+    ...out,
+    { Sid: "HostRolePolicies", Effect: "Allow", Action: ["iam:AttachRolePolicy", "iam:DetachRolePolicy"], Resource: [role], Condition: { ArnEquals: { "iam:PolicyARN": ATTACHABLE_POLICIES } } },
+    { Sid: "PassHostRoles", Effect: "Allow", Action: ["iam:PassRole"], Resource: [role], Condition: { StringEquals: { "iam:PassedToService": "ec2.amazonaws.com" } } },
+  ];
+}
+
+/**
+ * Host access (components/connection.ts): an SSM session (document AWS-StartSSHSession) to
+ * the stack's instances, and EC2 Instance Connect's SendSSHPublicKey to them; both by tag.
+ */
+export function hostAccessStatements(t: Target, stack: string): PolicyStatement[] {
+  const instances = `arn:aws:ec2:${t.region}:${t.account}:instance/*`;
+  return [
+    { Sid: "HostSession", Effect: "Allow", Action: ["ssm:StartSession"], Resource: [instances], Condition: tagCondition("resource", stack) },
+    { Sid: "HostSessionDocument", Effect: "Allow", Action: ["ssm:StartSession"], Resource: [`arn:aws:ssm:${t.region}::document/AWS-StartSSHSession`] },
+    { Sid: "HostKey", Effect: "Allow", Action: ["ec2-instance-connect:SendSSHPublicKey"], Resource: [instances], Condition: tagCondition("resource", stack) },
+  ];
+}
+
+/**
+ * Images: GetAuthorizationToken has no resource scope (scripts/lib/oci.ts calls it for pin
+ * and pin --check); reading the stack's repositories (pin --check: manifests by digest), and
+ * for a role that builds (test's: deploy-test's build) pushing and tagging (pin).
+ */
+export function imageStatements(t: Target, stack: string, push: boolean): PolicyStatement[] {
+  const repos = REPOSITORY(t.region, t.account, stack);
+  const read = ["ecr:BatchGetImage", "ecr:DescribeImages", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"];
+  const write = ["ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload", "ecr:PutImage"];
+  return [
+    { Sid: "RegistryToken", Effect: "Allow", Action: ["ecr:GetAuthorizationToken"], Resource: ["*"] },
+    { Sid: "Images", Effect: "Allow", Action: push ? [...read, ...write] : read, Resource: [repos] },
+  ];
+}
+
+/** A CI role's whole document: state and secrets, the stack's resources, host access, images. */
+export function roleDocument(t: Target, stack: string, kind: "deploy" | "preview", opts: { push?: boolean; readTagsOf?: string[] } = {}): PolicyDocument {
+  const state = kind === "deploy" ? deployPolicy(t, stack) : previewPolicy(t, stack, opts.readTagsOf ?? []);
+  return {
+    Version: "2012-10-17",
+    Statement: [...state.Statement, ...resourceStatements(t, stack, kind === "deploy" ? "deploy" : "read"), ...hostAccessStatements(t, stack), ...imageStatements(t, stack, opts.push ?? false)],
+  };
+}
+
+/**
+ * The dev-server role (README One-time set-up step 5, dev-server-reap.yml): the state of
+ * dev-<owner> stacks (dev-*), dev's key, destroy of their resources (read and delete, by
+ * dev-* names and tags) and host access to them over SSM (the Docker provider deletes
+ * containers over the host connection).
+ */
+export function devServerPolicy(t: Target): PolicyDocument {
+  const pattern = "dev-*";
+  const destroy = Object.values(RESOURCE_ACTIONS).flatMap((x) => x.grants).filter((g) => g.op === "read" || g.op === "delete");
+  return {
+    Version: "2012-10-17",
+    Statement: [
+      // The state of every dev-<owner> stack (dev-*), decrypted with dev's key: deployPolicy's grants.
+      ...deployPolicy(t, pattern).Statement,
+      ...statementsOf(t, pattern, [...destroy, ...dataSourceGrants()], "Destroy", POLICY_ARN_ACTIONS),
+      { Sid: "HostRolePolicies", Effect: "Allow", Action: ["iam:DetachRolePolicy"], Resource: [`arn:aws:iam::${t.account}:role/${pattern}`], Condition: { ArnEquals: { "iam:PolicyARN": ATTACHABLE_POLICIES } } },
+      ...hostAccessStatements(t, pattern),
+    ],
   };
 }
 
@@ -139,9 +271,10 @@ export function setupPolicy(t: Target, stack: string): PolicyDocument {
 /** The roles the README's table names, by role name. */
 export function ciPolicies(t: Target): Record<string, PolicyDocument> {
   return {
-    "dockyard-ci-test": deployPolicy(t, "test"),
-    "dockyard-ci-prod-preview": previewPolicy(t, "prod", ["test"]),
-    "dockyard-ci-prod": deployPolicy(t, "prod"),
+    "dockyard-ci-test": roleDocument(t, "test", "deploy", { push: true }),
+    "dockyard-ci-prod-preview": roleDocument(t, "prod", "preview", { readTagsOf: ["test"] }),
+    "dockyard-ci-prod": roleDocument(t, "prod", "deploy"),
+    "dockyard-dev-server": devServerPolicy(t),
   };
 }
 
@@ -150,14 +283,36 @@ export function allPolicies(t: Target): Record<string, PolicyDocument> {
   return { ...ciPolicies(t), "dockyard-setup-test": setupPolicy(t, "test"), "dockyard-setup-prod": setupPolicy(t, "prod") };
 }
 
-// `npx tsx ci/iam/policies.ts <account> <region> <bucket> [name]`: the documents as JSON, to attach.
+/** IAM's quota for one customer managed policy: 6,144 characters, whitespace not counted. */
+export const MANAGED_POLICY_MAX = 6144;
+/** Managed policies a role may have attached (IAM's default quota). */
+export const MANAGED_PER_ROLE_MAX = 10;
+
+/** A role's document as managed policies of at most MANAGED_POLICY_MAX characters each: `<role>-1`, `<role>-2`, ... (or `<role>` when one fits). */
+export function splitForIam(role: string, doc: PolicyDocument): Record<string, PolicyDocument> {
+  const parts: PolicyStatement[][] = [[]];
+  const size = (st: PolicyStatement[]) => JSON.stringify({ Version: doc.Version, Statement: st }).length;
+  for (const st of doc.Statement) {
+    if (size([...parts[parts.length - 1], st]) > MANAGED_POLICY_MAX) parts.push([]);
+    parts[parts.length - 1].push(st);
+  }
+  if (parts.length === 1) return { [role]: doc };
+  return Object.fromEntries(parts.map((st, i) => [`${role}-${i + 1}`, { Version: doc.Version, Statement: st }]));
+}
+
+/** What `npx tsx ci/iam/policies.ts` prints: every document, split to IAM's managed-policy size. */
+export function managedPolicies(t: Target): Record<string, PolicyDocument> {
+  return Object.assign({}, ...Object.entries(allPolicies(t)).map(([role, doc]) => splitForIam(role, doc)));
+}
+
+// `npx tsx ci/iam/policies.ts <account> <region> <bucket> [name]`: the managed policies as JSON, to attach (name: one of them).
 if (require.main === module) {
   const [account, region, bucket, role] = process.argv.slice(2);
   if (!/^\d{12}$/.test(account ?? "") || !region || !bucket) {
     process.stderr.write("usage: npx tsx ci/iam/policies.ts <12-digit account> <region> <state bucket> [name]\n");
     process.exit(2);
   }
-  const all = allPolicies({ account, region, bucket });
+  const all = managedPolicies({ account, region, bucket });
   if (role !== undefined && !(role in all)) {
     process.stderr.write(`ci/iam/policies.ts: ${role}: allowed: ${Object.keys(all).join(", ")}\n`);
     process.exit(2);
