@@ -45,6 +45,9 @@ const name = (what: string) =>
 const STACK_NAME_RE = /^[a-z]([a-z0-9-]*[a-z0-9])?$/;
 /** What is wrong with a stack name, as the whole message, or undefined when it is usable. */
 export function stackNameProblem(stack: string): string | undefined {
+  if (stack.length > STACK_NAME_MAX_LENGTH) {
+    return `stack "${stack.slice(0, STACK_NAME_MAX_LENGTH)}..." (${stack.length} characters): the stack name is too long; allowed: at most ${STACK_NAME_MAX_LENGTH} characters (it begins every host's name '<stack>-<group>-<n>', at most ${HOST_NAME_MAX_LENGTH} characters, and names stacks/Pulumi.<stack>.yaml)`;
+  }
   if (STACK_NAME_RE.test(stack)) return undefined;
   return `stack "${stack}": the stack name is not allowed; allowed: a-z, 0-9 and '-', starting with a letter and ending with a letter or digit (it begins every host's name, which must be a DNS label, and names stacks/Pulumi.<stack>.yaml), e.g. dev, prod, dev-alice`;
 }
@@ -72,6 +75,8 @@ export function hostNameFor(stack: string, group: string, ordinal: number): stri
  * 64 - 8 - "-role".length = 51. It is also well within a DNS label's 63.
  */
 export const HOST_NAME_MAX_LENGTH = 51;
+/** The longest stack name: its shortest host name, '<stack>-<group of 2>-1', must fit HOST_NAME_MAX_LENGTH (every stack has a host group). */
+export const STACK_NAME_MAX_LENGTH = HOST_NAME_MAX_LENGTH - "-gg-1".length;
 
 /** EC2's default quota of inbound rules per security group; each CIDR of a rule counts as one. */
 export const SECURITY_GROUP_INBOUND_RULES = 60;

@@ -55,6 +55,9 @@ interface Case {
   problems: RegExp[];
 }
 
+/** Longer than any file name may be (NAME_MAX 255), with only allowed characters. */
+const LONG_STACK = "a".repeat(1000);
+
 const BOMB = [
   "a: &a [x, x, x, x, x, x, x, x, x]",
   "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]",
@@ -271,6 +274,8 @@ const CASES: Case[] = [
   { name: "a stack name with an underscore", stack: "dev_alice", problems: [re(`stack "dev_alice": the stack name is not allowed; allowed: `)] },
   { name: "an upper-case stack name", stack: "Dev", problems: [re(`stack "Dev": the stack name is not allowed; allowed: `)] },
   { name: "an empty stack name", stack: "", problems: [re(`stack "": the stack name is not allowed; allowed: `)] },
+  // Issue 24 item 14: refused by the name rule before a path is made of it (was ENAMETOOLONG).
+  { name: "a 1,000-character stack name", stack: LONG_STACK, problems: [re(`stack "a{46}\\.\\.\\." \\(1000 characters\\): the stack name is too long; allowed: at most 46 characters`)] },
   // --- registries
   {
     name: "an ECR registry with an 11-digit account",
@@ -325,7 +330,7 @@ function load(c: Case): unknown {
   const dir = fs.mkdtempSync(path.join(tmp, "case-"));
   const envFile = path.join(dir, "environment.yaml");
   fs.writeFileSync(envFile, c.envText ?? ENV_TEXT);
-  if (/^[A-Za-z0-9_.-]+$/.test(stack)) fs.writeFileSync(path.join(dir, `Pulumi.${stack}.yaml`), c.stackText ?? DEV_TEXT);
+  if (/^[A-Za-z0-9_.-]{1,200}$/.test(stack)) fs.writeFileSync(path.join(dir, `Pulumi.${stack}.yaml`), c.stackText ?? DEV_TEXT);
   try {
     loadStackSpec(stack, { dir, environmentFile: envFile });
     return "parsed";
@@ -371,6 +376,20 @@ describe("bad input and misuse at the CLI: exit 2, one message, no stack trace, 
     { args: ["rollback", "prod", "--to", DIGEST_ARG], stderr: /--to needs --service/ },
     { args: ["rollback", "prod", "--ledger", badLedger], stderr: /bad-ledger\.jsonl:1: not a JSON line; nothing was changed/ },
     { args: ["pin", "--check", "--stacks-dir", path.join(tmp, "no-such-dir")], stderr: /no stack files Pulumi\.<stack>\.yaml in .*no-such-dir/ },
+    // Issue 24 item 14: every command that takes a stack name refuses a 1,000-character one by the name rule, before any file.
+    ...[
+      ["plan", LONG_STACK],
+      ["plan", LONG_STACK, "--map"],
+      ["diff", "dev", LONG_STACK],
+      ["promote", "--from", LONG_STACK, "--to", "prod", "--dry-run"],
+      ["promote", "--from", "test", "--to", LONG_STACK, "--dry-run"],
+      ["rollback", LONG_STACK],
+      ["pin", LONG_STACK, "--check"],
+      ["smoke", LONG_STACK],
+      ["up", LONG_STACK],
+      ["dev-server", "up", "--owner", "alice", "--from", LONG_STACK],
+      ["dev-server", "destroy", "--owner", LONG_STACK],
+    ].map((args) => ({ args, stderr: /\(\d+ characters\): the stack name is too long; allowed: at most 46 characters/ })),
     { args: ["plan"], stderr: /Not enough non-option arguments|stack/ },
     { args: ["plan", "dev", "--no-such-option"], stderr: /Unknown argument/ },
     { args: ["launch", "dev"], stderr: /Unknown argument|Unknown command/ },
@@ -379,11 +398,13 @@ describe("bad input and misuse at the CLI: exit 2, one message, no stack trace, 
   const contents = () => files.map((f) => (fs.existsSync(f) ? fs.readFileSync(f, "utf8") : "(absent)"));
   const before = contents();
 
-  it.each(cases.map((c) => [c.args.join(" "), c] as const))("dockyard %s", async (_, c) => {
+  const label = (args: string[]) => args.map((a) => (a.length > 60 ? `<${a.length} characters>` : a)).join(" ");
+  it.each(cases.map((c) => [label(c.args), c] as const))("dockyard %s", async (_, c) => {
     const r = await cli(c.args);
     expect(r.code, r.stderr).toBe(2);
     expect(r.stderr).toMatch(c.stderr);
     expect(r.stderr).not.toMatch(/^\s+at /m);
+    expect(r.stderr).not.toMatch(/ENAMETOOLONG/);
     expect(contents()).toEqual(before);
   });
 });
