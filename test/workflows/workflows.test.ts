@@ -183,3 +183,22 @@ describe("actionlint", () => {
     expect(errors.map((e) => `${e.line}: ${e.message}`).join("\n")).toMatch(/property "nonexistent" is not defined/);
   });
 });
+
+describe("a pull request's preview of a stack that does not exist yet passes without creating it (issue 24 item 5)", () => {
+  const preview = workflows.find((w) => w.file.endsWith("preview.yml"))!.doc.jobs.preview;
+  const steps = preview.steps as { id?: string; run?: string; uses?: string; if?: string; with?: Record<string, unknown> }[];
+
+  it("ci/stack-exists.sh runs before any step that opens the stack, and those run only when it exists", () => {
+    const exists = steps.findIndex((s) => /^bash ci\/stack-exists\.sh "\$STACK" >> "\$GITHUB_OUTPUT"$/m.test(s.run ?? ""));
+    expect(exists).toBeGreaterThanOrEqual(0);
+    expect(steps[exists].id).toBe("exists");
+    const action = steps.findIndex((s) => (s.uses ?? "").startsWith("pulumi/actions@"));
+    expect(action).toBeGreaterThan(exists);
+    for (const s of steps.slice(exists + 1)) expect(s.if, s.run ?? s.uses).toBe("steps.exists.outputs.exists == 'true'");
+  });
+
+  it("pulumi/actions never creates the stack (upsert off: src/main.ts selectStack, not createOrSelectStack)", () => {
+    const action = steps.find((s) => (s.uses ?? "").startsWith("pulumi/actions@"))!;
+    expect(action.with?.upsert ?? false).toBe(false);
+  });
+});
