@@ -6,13 +6,13 @@
  *
  * How, with nothing but Pulumi dependencies:
  *  - each host ends its turn with a SERVING GATE (ContainerFleet): a command run on the host
- *    after its containers and proxy were created (and, with `wait`, healthy) that waits
+ *    after its containers and proxy were created that waits until each of them runs and
+ *    Docker reports it healthy (see "A second up after a failed health wait" below), then
  *    until the proxy's monitor answers 200 on every published port, then for the front
  *    door's healthy threshold x interval (the load balancer needs that many passed checks
  *    to send the host traffic again: components/front-door.ts frontDoorAdmitSeconds). It
  *    runs again whenever one of the host's containers or its engine readiness is replaced
- *    (its triggers). It first waits until each of the host's containers runs and Docker
- *    reports it healthy: see "A second up after a failed health wait" below;
+ *    (its triggers);
  *  - every host of the next batch depends on the gates of this batch: its machine (the EC2
  *    instance, which a new engine or user-data replaces; a local host's container), its
  *    replicas and its proxy (`dependsOn`). The engine registers a resource only after the
@@ -45,7 +45,8 @@
  *  - a failed gate is no partial create: pulumi-command's local Command.Create returns the
  *    command's error as a plain error (local/commandController.go), which pulumi-go-provider's
  *    infer Create turns into an error without id or state (infer/resource.go: only a
- *    ResourceInitFailedError keeps a partial state); the engine keeps the old gate with its
+ *    ResourceInitFailedError keeps a partial state); the engine's CreateStep.Apply (step.go)
+ *    then returns before it marks the old gate for deletion, so the old gate stays with its
  *    old triggers, and every later `up` replaces it again and runs the gate again, until the
  *    container is healthy (or replaced by another version: a new id again);
  *  - with a failed step the engine runs no deletes (deployment_executor.go: performPostSteps
@@ -54,9 +55,9 @@
  *  - the stack outputs `services` and `proxyImage` resolve only after the gates
  *    (ContainerFleet): a failed gate rejects them, the Node SDK then sends no stack outputs
  *    (sdk/nodejs/runtime/stack.ts Stack.initialize awaits every exported output before
- *    registerOutputs), and the stack keeps its old ones (step.go SameStep.Apply retains the old outputs). Had they
- *    resolved, the engine would write them even on a failed `up` (step_executor.go,
- *    executeRegisterResourceOutputs: on an error, the new outputs overwrite the old).
+ *    registerOutputs), and the stack keeps its old ones (step.go SameStep.Apply retains the
+ *    old outputs). Had they resolved, the engine would write them even on a failed `up`
+ *    (step_executor.go executeRegisterResourceOutputs: on an error, new outputs overwrite old).
  *
  * What it costs: the first `up` of a stack creates the hosts of a group batch by batch too
  * (Pulumi cannot order replacements only), and every rollout waits about the admit time per
@@ -67,7 +68,7 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { MONITOR_PATH } from "./proxy";
 
-/** Seconds a host's proxy has to answer 200 on every published port before its gate fails. */
+/** Seconds a host's containers have to be healthy and its proxy to answer 200 on every published port before its gate fails. */
 export const SERVING_GATE_TIMEOUT_SECONDS = 180;
 
 /** The hosts of a group in rollout batches of `maxUnavailable`, in group order. */
