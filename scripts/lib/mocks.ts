@@ -82,6 +82,7 @@ export const COMPUTED_OUTPUTS: Record<string, string[]> = {
   "aws:iam/instanceProfile:InstanceProfile": ["arn", "uniqueId", "name"],
   "aws:iam/policy:Policy": ["arn", "policyId"],
   "aws:ssm/parameter:Parameter": ["arn", "version"],
+  "aws:kms/key:Key": ["arn", "keyId"],
   "aws:ecr/repository:Repository": ["arn", "registryId", "repositoryUrl"],
   "aws:lb/loadBalancer:LoadBalancer": ["arn", "arnSuffix", "dnsName", "zoneId"],
   "aws:lb/targetGroup:TargetGroup": ["arn", "arnSuffix"],

@@ -68,6 +68,7 @@ export function writeBenchStack(hosts: number, services: number): { stacksDir: s
     "aws:region": "eu-west-1",
     "dockyard:registry": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/dockyard-bench",
     "dockyard:hostGroups": hostGroups,
+    "dockyard:zones": ["eu-west-1a", "eu-west-1b", "eu-west-1c"],
     "dockyard:ingressCidrs": ["0.0.0.0/0"],
     "dockyard:proxyImage": digest(255),
     "dockyard:images": images,
