@@ -6,13 +6,17 @@
  * Prints the stack file's secretsprovider on stdout (for `pulumi stack select --create
  * --secrets-provider`), exit 0; a problem is one line per problem on stderr, exit 2.
  */
+import * as fs from "node:fs";
 import * as path from "node:path";
 import { ConfigError, loadStackSpec, readStackFile } from "../stacks";
 import { ciStackFileProblems, type StackFileEncryption } from "../stacks/secrets-provider";
 
 export function checkStackFile(stack: string, dir?: string): { provider: string } | { problems: string[] } {
   try {
-    const spec = loadStackSpec(stack, dir ? { dir } : {});
+    // Another checkout's stacks/ (deploy-prod: test's tested commit in program/) comes with its
+    // own environment.yaml: the stack file is checked against that, not this checkout's.
+    const environmentFile = dir && fs.existsSync(path.join(dir, "environment.yaml")) ? path.join(dir, "environment.yaml") : undefined;
+    const spec = loadStackSpec(stack, dir ? { dir, ...(environmentFile ? { environmentFile } : {}) } : {});
     const other = (readStackFile(stack, dir).other ?? {}) as StackFileEncryption;
     const file = path.join("stacks", `Pulumi.${stack}.yaml`);
     const problems = ciStackFileProblems(stack, file, spec.region, other);

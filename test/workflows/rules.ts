@@ -293,7 +293,7 @@ export function checkPinnedCli(wf: Workflow): string[] {
   const problems: string[] = [];
   for (const [name, job] of jobs(wf)) {
     if (!runsPulumi(job)) continue;
-    const cliAt = stepIndex(job, (s) => typeof s.run === "string" && /(^|\s)bash ci\/pulumi-cli\.sh(\s|$)/.test(s.run));
+    const cliAt = stepIndex(job, (s) => typeof s.run === "string" && /(^|\s)bash (ci|"\$GITHUB_WORKSPACE\/ci)\/pulumi-cli\.sh"?(\s|$)/.test(s.run));
     const cli = steps(job)[cliAt];
     if (cliAt < 0 || typeof cli?.id !== "string") {
       problems.push(`${wf.file}: job ${name}: runs pulumi without a step (with an id) that runs bash ci/pulumi-cli.sh first`);
@@ -367,6 +367,40 @@ export function checkSudoKeepsNode(wf: Workflow): string[] {
         const rest = m[1];
         if (NODE_COMMAND.test(rest) && !/^env\s+"PATH=\$PATH"\s/.test(rest)) {
           problems.push(`${wf.file}: job ${name}: "sudo ${rest.trim()}" runs the image's node (sudo's secure_path), not setup-node's: sudo env "PATH=$PATH" ...`);
+        }
+      }
+    }
+  }
+  return problems;
+}
+
+/**
+ * Refs that are the workflow's own commit: github.sha, and deploy-test's gate sha (the ci run's
+ * head_sha, which up-test deploys only while it is main's HEAD, so no older than the workflow).
+ */
+const OWN_COMMIT_REFS = ["${{ github.sha }}", "${{ needs.gate.outputs.sha }}"];
+
+/**
+ * A job that checks out another commit than the workflow's (deploy-prod: test's tested commit,
+ * possibly older than ci/) runs the pipeline's tools (ci/) from the workflow's commit (issue 24
+ * item 4): no `git checkout` of another commit in a run: step; the other commit goes into its
+ * own path (actions/checkout `path:`), and no step working in that path calls ci/ relatively.
+ */
+export function checkToolsFromWorkflowCommit(wf: Workflow): string[] {
+  const problems: string[] = [];
+  for (const [name, job] of jobs(wf)) {
+    if (runs(job).some((r) => /\bgit\s+checkout\s+(--detach\s+)?"?\$/.test(r))) problems.push(`${wf.file}: job ${name}: git checkout of another commit replaces the workflow's ci/ (check it out into its own path)`);
+    for (const s of usesAction(job, "actions/checkout")) {
+      const ref = s.with?.ref;
+      if (ref === undefined || OWN_COMMIT_REFS.includes(ref)) continue;
+      const where = s.with?.path;
+      if (typeof where !== "string" || where === "." || where === "") {
+        problems.push(`${wf.file}: job ${name}: checks out ${ref} over the workflow's commit (give it a path:, keep ci/ from the workflow's commit)`);
+        continue;
+      }
+      for (const st of steps(job)) {
+        if (st["working-directory"] === where && typeof st.run === "string" && /(^|[\s"])(bash|tsx)\s+ci\//m.test(st.run)) {
+          problems.push(`${wf.file}: job ${name}: runs ci/ from ${where} (the checked-out ${ref}), not from the workflow's commit`);
         }
       }
     }

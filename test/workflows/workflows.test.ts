@@ -24,6 +24,7 @@ import {
   checkStackConcurrency,
   checkStackFileChecked,
   checkSudoKeepsNode,
+  checkToolsFromWorkflowCommit,
   checkTimeouts,
   parseHelpCommands,
   parseWorkflow,
@@ -60,6 +61,7 @@ const rules: [string, (wf: Workflow) => string[], RegExp][] = [
   ["the pinned Pulumi CLI runs, pulumi/actions included (issue 24 item 13)", checkPinnedCli, /job up-prod: runs pulumi without a step \(with an id\) that runs bash ci\/pulumi-cli\.sh first/],
   ["no input an action's action.yml marks deprecated (create-github-app-token v3.1.1: app-id)", (wf) => checkDeprecatedInputs(wf, ACTION_INPUTS), /job preview-test: actions\/create-github-app-token input app-id is deprecated: Use 'client-id' instead\./],
   ["sudo after setup-node keeps its PATH (sudoers secure_path)", checkSudoKeepsNode, /job preview-test: "sudo bash \.ci\/run" runs the image's node/],
+  ["ci/ runs from the workflow's commit when a job checks out another (issue 24 item 4)", checkToolsFromWorkflowCommit, /job deploy-old: checks out \$\{\{ needs\.preview-test\.outputs\.sha \}\} over the workflow's commit/],
   ["the stack file's encryptedkey is checked before pulumi (issue 24 item 4)", checkStackFileChecked, /job up-prod: runs pulumi preview\/up without npx tsx ci\/stack-file\.ts <stack> first/],
 ];
 
@@ -201,4 +203,25 @@ describe("a pull request's preview of a stack that does not exist yet passes wit
     const action = steps.find((s) => (s.uses ?? "").startsWith("pulumi/actions@"))!;
     expect(action.with?.upsert ?? false).toBe(false);
   });
+});
+
+describe("deploy-prod runs the pipeline's tools from its own commit, the program and stack files from test's tested commit (issue 24 item 4)", () => {
+  const prod = workflows.find((w) => w.file.endsWith("deploy-prod.yml"))!.doc;
+  type S = { id?: string; run?: string; uses?: string; if?: string; with?: Record<string, string>; env?: Record<string, string>; "working-directory"?: string };
+  for (const [job, ref] of [["preview-prod", "${{ steps.commit.outputs.sha }}"], ["up-prod", "${{ needs.preview-prod.outputs.sha }}"]] as const) {
+    it(`${job}: the tested commit is checked out into program/, ci/ runs from the workflow's commit, pulumi in program/`, () => {
+      const steps = prod.jobs[job].steps as S[];
+      const checkouts = steps.filter((s) => (s.uses ?? "").startsWith("actions/checkout@"));
+      expect(checkouts.map((c) => [c.with?.ref, c.with?.path])).toEqual([[undefined, undefined], [ref, "program"]]);
+      const ci = steps.filter((s) => /\bci\//.test(s.run ?? ""));
+      expect(ci.length).toBeGreaterThanOrEqual(2);
+      // At the root ci/ is the workflow's; from program/ only through $GITHUB_WORKSPACE/ci/.
+      for (const s of ci) if (s["working-directory"] === "program") expect(s.run).toMatch(/bash "\$GITHUB_WORKSPACE\/ci\//);
+      else expect(s["working-directory"], s.run).toBeUndefined();
+      expect(ci.map((s) => s.run).join("\n")).toContain('DOCKYARD_STACKS_DIR="$GITHUB_WORKSPACE/program/stacks" npx tsx ci/stack-file.ts "$STACK"');
+      // The pinned CLI that runs the program is the tested commit's (its package-lock.json).
+      expect(ci.some((s) => s["working-directory"] === "program" && s.run === 'bash "$GITHUB_WORKSPACE/ci/pulumi-cli.sh"')).toBe(true);
+      for (const s of steps.filter((x) => /pulumi (preview|up) |npm run pin|npm ci/.test(x.run ?? "") && x.if !== undefined)) expect(s["working-directory"], s.run).toBe("program");
+    });
+  }
 });
