@@ -174,6 +174,8 @@ export function hostAccessStatements(t: Target, stack: string): PolicyStatement[
     { Sid: "HostSession", Effect: "Allow", Action: ["ssm:StartSession"], Resource: [instances], Condition: tagCondition("resource", stack) },
     { Sid: "HostSessionDocument", Effect: "Allow", Action: ["ssm:StartSession"], Resource: [`arn:aws:ssm:${t.region}::document/AWS-StartSSHSession`] },
     { Sid: "HostKey", Effect: "Allow", Action: ["ec2-instance-connect:SendSSHPublicKey"], Resource: [instances], Condition: tagCondition("resource", stack) },
+    // Its own sessions only: Session Manager names a session <caller's user id>-<suffix>.
+    { Sid: "HostSessionEnd", Effect: "Allow", Action: ["ssm:TerminateSession"], Resource: [`arn:aws:ssm:${t.region}:${t.account}:session/\${aws:userid}-*`] },
   ];
 }
 

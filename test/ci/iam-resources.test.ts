@@ -233,6 +233,7 @@ describe("the dev-server role (README One-time set-up step 5, dev-server-reap.ym
     ["not test's", "ssm:DeleteParameter", `arn:aws:ssm:${REGION}:${ACCOUNT}:parameter/dockyard/test/test-app-1/ssh_host_ed25519_key`, {}, "ImplicitlyDenied"],
     ["the Docker provider's deletes reach the host over SSM", "ssm:StartSession", `arn:aws:ec2:${REGION}:${ACCOUNT}:instance/i-0dev`, { "aws:ResourceTag/dockyard:stack": "dev-alice" }, "Allowed"],
     ["not a prod host", "ssm:StartSession", `arn:aws:ec2:${REGION}:${ACCOUNT}:instance/i-0prod`, { "aws:ResourceTag/dockyard:stack": "prod" }, "ImplicitlyDenied"],
+    ["listStacks (reap) reads every stack's checkpoint (pkg/backend/diy/backend.go ListStacks: getCheckpoint per stack): prod's is not granted", "s3:GetObject", obj(".pulumi/stacks/dockyard/prod.json"), {}, "ImplicitlyDenied"],
     ["EC2 Instance Connect to a dev server", "ec2-instance-connect:SendSSHPublicKey", `arn:aws:ec2:${REGION}:${ACCOUNT}:instance/i-0dev`, { "aws:ResourceTag/dockyard:stack": "dev-alice" }, "Allowed"],
     ["its repositories are deleted", "ecr:DeleteRepository", `arn:aws:ecr:${REGION}:${ACCOUNT}:repository/dockyard-dev-alice/web`, {}, "Allowed"],
   ];
