@@ -3,14 +3,14 @@
  * in a PR or README. Pure: built from the parsed spec with the program's own rules, so
  * the picture cannot drift from what the program creates:
  *  - hosts and their ordinals: stackHosts (the hosts index.ts creates, in fleet order);
- *  - availability zone: pickSubnet, the rule DockerHost places a host by. Offline the
- *    region's AZ names are unknown, so zones are shown by position: "AZ k" is the k-th of
- *    the region's default subnets sorted by AZ name;
+ *  - availability zone: hostZone over dockyard:zones, the rule DockerHost places a host by
+ *    (issue 24 item 6), shown by name; with --zones N (a what-if), or a stack that names no
+ *    zones, by position: "AZ k" is the k-th of N zones sorted by name (pickSubnet);
  *  - replicas per host: placeFleet; the proxy and its routes: hostProxy (ContainerFleet);
  *  - the path from clients to the published ports: ingressRules (the host's security group).
  */
 import { hostProxy, placeFleet } from "../../components/fleet";
-import { ingressRules, pickSubnet, stackHosts, type SubnetChoice } from "../../components/host";
+import { hostZone, ingressRules, pickSubnet, stackHosts, type SubnetChoice } from "../../components/host";
 import { replicaSlots } from "../../components/placement";
 import { shortDigest, splitImageRef, type EnvironmentSpec } from "../../stacks";
 
@@ -33,8 +33,10 @@ export interface MapHost {
   group: string;
   instanceType: string;
   ordinal: number;
-  /** 1-based position of the host's AZ among the region's default subnets (sorted by AZ name). */
+  /** 1-based position of the host's AZ: in dockyard:zones when the stack names its zones, else among the region's default subnets (sorted by AZ name). */
   zone: number;
+  /** The zone's name, when the stack names its zones (dockyard:zones) and --zones does not override them. */
+  zoneName?: string;
   replicas: MapReplica[];
   proxy?: MapProxy;
   /** Ports on this host the clients reach (open to ingressCidrs and published by its proxy), with the CIDRs allowed. */
@@ -47,8 +49,10 @@ export interface EstateMap {
   region: string;
   /** How many default subnets (AZs) the region is taken to have. */
   zones: number;
-  /** True when `zones` was given; otherwise it is the largest group's host count (no host wraps around). */
+  /** True when `zones` was given; otherwise dockyard:zones' length, or the largest group's host count (no host wraps around). */
   zonesGiven: boolean;
+  /** dockyard:zones, when the stack names its zones and `zones` was not given: hosts are placed by it (components/host.ts hostZone). */
+  zoneNames?: string[];
   ingressCidrs: string[];
   hosts: MapHost[];
   /** environment.yaml fleet.mode: in swarm mode the swarm places the replicas; the map shows where static placement would. */
@@ -72,7 +76,9 @@ export function zonePosition(ordinal: number, zones: number): number {
  */
 export function estateMap(spec: EnvironmentSpec, opts: { zones?: number } = {}): EstateMap {
   const hosts = stackHosts(spec);
-  const zones = opts.zones ?? Math.max(1, ...spec.hostGroups.map((g) => g.count));
+  // The stack's own zones place its EC2 hosts (issue 24 item 6); --zones is a what-if over positions.
+  const zoneNames = opts.zones === undefined && spec.zones.length > 0 ? spec.zones : undefined;
+  const zones = opts.zones ?? zoneNames?.length ?? Math.max(1, ...spec.hostGroups.map((g) => g.count));
   if (!Number.isInteger(zones) || zones < 1) throw new Error(`zones must be an integer >= 1 (got ${zones})`);
   const placements = placeFleet(spec.stack, spec.services, hosts.map((h) => ({ name: h.name, group: h.group.name })));
   return {
@@ -80,6 +86,7 @@ export function estateMap(spec: EnvironmentSpec, opts: { zones?: number } = {}):
     region: spec.region,
     zones,
     zonesGiven: opts.zones !== undefined,
+    ...(zoneNames ? { zoneNames } : {}),
     ingressCidrs: spec.access.ingressCidrs,
     fleetMode: spec.fleetMode,
     hosts: hosts.map((h) => {
@@ -96,6 +103,7 @@ export function estateMap(spec: EnvironmentSpec, opts: { zones?: number } = {}):
         instanceType: h.group.instanceType,
         ordinal: h.ordinal,
         zone: zonePosition(h.ordinal, zones),
+        ...(zoneNames ? { zoneName: hostZone(zoneNames, h.ordinal) } : {}),
         replicas,
         proxy: proxy && {
           digest: splitImageRef(proxy.image)?.digest ?? proxy.image,
@@ -135,7 +143,9 @@ export function formatMap(map: EstateMap): string {
   const out: string[] = ["flowchart TB"];
   out.push(`  %% dockyard plan ${map.stack} --map: stack ${map.stack}, region ${map.region}.`);
   out.push(
-    map.zonesGiven
+    map.zoneNames
+      ? `  %% Zones: dockyard:zones (${map.zoneNames.join(", ")}); host k of each group is in its k-th zone, wrapping around.`
+      : map.zonesGiven
       ? `  %% AZ k: the k-th of the region's default subnets, sorted by AZ name; the region is taken to have ${map.zones} (--zones).`
       : `  %% AZ k: the k-th of the region's default subnets, sorted by AZ name (host k of each group is placed there; a region with fewer wraps: --zones).`,
   );
@@ -147,7 +157,8 @@ export function formatMap(map: EstateMap): string {
   out.push(cidrs.length > 0 ? `  clients(["${lines("clients", ...cidrs)}"])` : `  clients(["${lines("no clients: dockyard:ingressCidrs is empty")}"])`);
   const zones = [...new Set(map.hosts.map((h) => h.zone))].sort((a, b) => a - b);
   for (const zone of zones) {
-    out.push(`  subgraph az${zone}["${lines(`AZ ${zone} of the region's default subnets`)}"]`);
+    const name = map.hosts.find((h) => h.zone === zone)?.zoneName;
+    out.push(`  subgraph az${zone}["${lines(name ? `zone ${name}` : `AZ ${zone} of the region's default subnets`)}"]`);
     map.hosts.forEach((h, i) => {
       if (h.zone !== zone) return;
       const id = `h${i + 1}`;

@@ -109,7 +109,7 @@ function parseDiagram(text: string): Diagram {
 
 /** What the diagram says about each host, read from its subgraph. */
 interface SeenHost {
-  az: number;
+  az: string;
   replicas: Record<string, number>;
   digests: Record<string, string[]>;
   proxy?: { id: string; label: string[] };
@@ -119,11 +119,13 @@ function hostsOf(d: Diagram): Map<string, SeenHost> {
   const out = new Map<string, SeenHost>();
   for (const sg of d.subgraphs.values()) {
     if (sg.parents.length === 0) {
-      expect(sg.label[0]).toMatch(/^AZ \d+ of the region's default subnets$/);
+      expect(sg.label[0]).toMatch(/^(AZ \d+ of the region's default subnets|zone [a-z0-9-]+)$/);
       continue;
     }
     expect(sg.parents).toHaveLength(1);
-    const az = Number(/^AZ (\d+) /.exec(d.subgraphs.get(sg.parents[0])!.label[0])![1]);
+    // "AZ k" by position, or "zone <name>" when the stack names its zones (dockyard:zones).
+    const zoneLabel = d.subgraphs.get(sg.parents[0])!.label[0];
+    const az = /^AZ (\d+) /.exec(zoneLabel)?.[1] ?? /^zone (\S+)$/.exec(zoneLabel)![1];
     const name = /^(\S+) \(/.exec(sg.label[0])![1];
     const host: SeenHost = { az, replicas: {}, digests: {}, replicaIds: {} };
     for (const n of d.nodes.values()) {
@@ -193,11 +195,16 @@ const labSpec = () => loadStackSpec("lab", planted);
  * Host -> AZ position each case must show, written out by hand from the rule (host
  * ordinal k in AZ ((k-1) mod zones) + 1), not computed with the code under test.
  */
-const CASES: { name: string; spec: () => EnvironmentSpec; zones?: number; az: Record<string, number> }[] = [
-  { name: "dev", spec: () => loadStackSpec("dev"), az: { "dev-app-1": 1 } },
-  { name: "test", spec: () => loadStackSpec("test"), az: { "test-app-1": 1, "test-app-2": 2 } },
-  { name: "prod", spec: () => loadStackSpec("prod"), az: { "prod-app-1": 1, "prod-app-2": 2, "prod-app-3": 3 } },
-  { name: "planted", spec: labSpec, az: { "lab-app-1": 1, "lab-app-2": 2, "lab-app-3": 3, "lab-worker-1": 1, "lab-worker-2": 2 } },
+const CASES: { name: string; spec: () => EnvironmentSpec; zones?: number; az: Record<string, string | number> }[] = [
+  // The shipped stacks name their zones (dockyard:zones: eu-west-1a, b, c): shown by name.
+  { name: "dev", spec: () => loadStackSpec("dev"), az: { "dev-app-1": "eu-west-1a" } },
+  { name: "test", spec: () => loadStackSpec("test"), az: { "test-app-1": "eu-west-1a", "test-app-2": "eu-west-1b" } },
+  { name: "prod", spec: () => loadStackSpec("prod"), az: { "prod-app-1": "eu-west-1a", "prod-app-2": "eu-west-1b", "prod-app-3": "eu-west-1c" } },
+  // The zones' order is the stack file's, not the alphabet's: host 1 in the first named zone.
+  { name: "prod, zones listed c, a", spec: () => ({ ...loadStackSpec("prod"), zones: ["eu-west-1c", "eu-west-1a"] }), az: { "prod-app-1": "eu-west-1c", "prod-app-2": "eu-west-1a", "prod-app-3": "eu-west-1c" } },
+  // --zones is a what-if by position, over the stack's own names.
+  { name: "prod, --zones 2", spec: () => loadStackSpec("prod"), zones: 2, az: { "prod-app-1": 1, "prod-app-2": 2, "prod-app-3": 1 } },
+  { name: "planted", spec: labSpec, az: { "lab-app-1": "eu-west-1a", "lab-app-2": "eu-west-1b", "lab-app-3": "eu-west-1c", "lab-worker-1": "eu-west-1a", "lab-worker-2": "eu-west-1b" } },
   { name: "planted, region of 2 AZs", spec: labSpec, zones: 2, az: { "lab-app-1": 1, "lab-app-2": 2, "lab-app-3": 1, "lab-worker-1": 1, "lab-worker-2": 2 } },
 ];
 
@@ -211,7 +218,7 @@ describe("the map against the placement", () => {
       const hosts = stackHosts(spec);
       const placements = placeFleet(spec.stack, spec.services, hosts.map((h) => ({ name: h.name, group: h.group.name })));
 
-      expect(Object.fromEntries([...seen].map(([h, s]) => [h, s.az]))).toEqual(c.az);
+      expect(Object.fromEntries([...seen].map(([h, s]) => [h, s.az]))).toEqual(Object.fromEntries(Object.entries(c.az).map(([h, z]) => [h, String(z)])));
       for (const h of hosts) {
         const s = seen.get(h.name)!;
         // Replicas: exactly placeFleet's, each labelled with its service's digest.
