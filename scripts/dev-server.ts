@@ -219,6 +219,14 @@ export const HOST_PARTS = {
   "dockyard:index:LocalHost": { machine: "docker:index/container:Container", data: "docker:index/volume:Volume" },
 } as const;
 
+/** The host component (DockerHost/LocalHost) a resource is under, nearest ancestor first. */
+function hostComponentOf(byUrn: ReadonlyMap<string, StateResource>, r: StateResource): StateResource | undefined {
+  for (let p = r.parent ? byUrn.get(r.parent) : undefined; p; p = p.parent ? byUrn.get(p.parent) : undefined) {
+    if (p.type in HOST_PARTS) return p;
+  }
+  return undefined;
+}
+
 /** Each resource that is a host's machine or data volume (under its nearest DockerHost/LocalHost ancestor), with which part it is. */
 interface HostPart {
   resource: StateResource;
@@ -226,25 +234,70 @@ interface HostPart {
 }
 function hostParts(resources: readonly StateResource[]): HostPart[] {
   const byUrn = new Map(resources.map((r) => [r.urn, r]));
-  const hostOf = (r: StateResource): StateResource | undefined => {
-    for (let p = r.parent ? byUrn.get(r.parent) : undefined; p; p = p.parent ? byUrn.get(p.parent) : undefined) {
-      if (p.type in HOST_PARTS) return p;
-    }
-    return undefined;
-  };
   return resources.flatMap((resource): HostPart[] => {
-    const host = hostOf(resource);
+    const host = hostComponentOf(byUrn, resource);
     if (!host) return [];
     const parts = HOST_PARTS[host.type as keyof typeof HOST_PARTS];
     return resource.type === parts.machine ? [{ resource, part: "machine" }] : resource.type === parts.data ? [{ resource, part: "data" }] : [];
   });
 }
 
-/** The URNs `recreate` replaces: each host's machine, and its data volume with wipeData; found under the host components. */
+/**
+ * Not replaced with the engines: a RemoteImage's delete removes its image by name (kreuzwerker
+ * resource_docker_image_funcs.go removeImage: ImageRemove, not forced) from the engine its
+ * provider reaches now, the new one, where the replacement containers use that very image, and
+ * dockerd refuses (moby daemon/images/image_delete.go: "unable to remove repository reference
+ * ... (must force)"), failing the up. Its state (name, digest) stays true: the replaced pull
+ * command (its dependency) puts the image into the new engine before any container is created.
+ */
+const REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage";
+
+/**
+ * What lives in a host's Docker Engine or on its disks, found in the state: every
+ * docker:index/* resource whose provider's dependencies lead to a host (the fleet's per-host
+ * and swarm providers depend on the host's DockerEngine, whose readiness depends on the
+ * machine; the deployer's own engine provider, on which a LocalHost's container and volume
+ * live, depends on nothing), and every command:local:Command outside the host components whose
+ * dependencies lead to a host (each runs there over the host's connection: pulls, the proxy's
+ * config file, PIDs limits, serving gates, the engine readiness, swarm init/join). A resource
+ * "leads to a host" if it is under a DockerHost/LocalHost, or one of its `dependencies` does.
+ * The engine's data-root is on the data volume: a wiped volume is an empty engine, but Pulumi's
+ * state still has all of these with no diff, and `up` does not refresh (automation/stack.js
+ * runs `up --yes --skip-preview`), so only --replace brings them back.
+ */
+export function engineResources(resources: readonly StateResource[]): StateResource[] {
+  const byUrn = new Map(resources.map((r) => [r.urn, r]));
+  const leads = new Map<string, boolean>();
+  const leadsToHost = (urn: string): boolean => {
+    const known = leads.get(urn);
+    if (known !== undefined) return known;
+    leads.set(urn, false); // a cycle leads nowhere new
+    const r = byUrn.get(urn);
+    const v = r !== undefined && (hostComponentOf(byUrn, r) !== undefined || (r.dependencies ?? []).some(leadsToHost));
+    leads.set(urn, v);
+    return v;
+  };
+  // A provider reference is `<provider urn>::<provider id>`.
+  const providerOf = (r: StateResource) => (r.provider ? byUrn.get(r.provider.slice(0, r.provider.lastIndexOf("::"))) : undefined);
+  return resources.filter((r) => {
+    if (hostComponentOf(byUrn, r)) return false;
+    if (r.type === "command:local:Command") return leadsToHost(r.urn);
+    if (!r.type.startsWith("docker:index/") || r.type === REMOTE_IMAGE) return false;
+    const provider = providerOf(r);
+    return provider?.type === "pulumi:providers:docker" && leadsToHost(provider.urn);
+  });
+}
+
+/**
+ * The URNs `recreate` replaces, in state order: each host's machine; with wipeData also its
+ * data volume and everything that lived in its engine or on its disks (engineResources), so
+ * one `up` rebuilds the server on empty volumes.
+ */
 export function replaceUrns(resources: readonly StateResource[], wipeData: boolean): string[] {
-  return hostParts(resources)
-    .filter((h) => h.part === "machine" || wipeData)
-    .map((h) => h.resource.urn);
+  const replace = new Set(
+    [...hostParts(resources).filter((h) => h.part === "machine" || wipeData).map((h) => h.resource), ...(wipeData ? engineResources(resources) : [])].map((r) => r.urn),
+  );
+  return resources.map((r) => r.urn).filter((u) => replace.has(u));
 }
 
 /**
@@ -543,7 +596,7 @@ export async function runRecreate(args: RecreateArgs, deps: DevServerDeps): Prom
     await ensureStackFile(backend, stack, deps);
     const replace = replaceUrns(await backend.resources(stack), args.wipeData);
     if (replace.length === 0) throw new DockyardError(`${stack} has no hosts in its state to recreate (a failed first up?): run ${RUN} up --owner ${args.owner}`, EXIT.failure);
-    deps.err(`Replacing ${replace.length} resources of ${stack}${args.wipeData ? " (machines and data volumes)" : " (machines; data volumes kept)"}:\n${replace.map((u) => `  ${u}\n`).join("")}`);
+    deps.err(`Replacing ${replace.length} resources of ${stack}${args.wipeData ? " (machines, data volumes and what their engines held)" : " (machines; data volumes kept)"}:\n${replace.map((u) => `  ${u}\n`).join("")}`);
     try {
       await withLockWait(stack, lockWaitMs, deps, () => backend.up(stack, { replace, onOutput: progress(deps) }));
     } catch (e) {
@@ -727,13 +780,15 @@ const recreateCommand: Sub<RecreateArgs> = {
       .option("wipe-data", {
         type: "boolean",
         default: false,
-        describe: "Also replace the data volumes, starting empty. On aws the old EBS volume is retained in the account (retainOnDelete): delete it yourself",
+        describe:
+          "Also replace the data volumes, starting empty, and everything that lived on them (the fleet's containers, networks, volumes, pulled images, the proxy's config), so the same up rebuilds it. On aws the old EBS volume is retained in the account (retainOnDelete): delete it yourself",
       })
       .option("lock-wait", lockWaitOption)
       .example("$0 dev-server recreate --owner alice", "new VMs (or containers), same data")
       .epilog(
         "Runs pulumi up with --replace for each host's machine (the EC2 instance under a DockerHost, the container under a LocalHost), " +
           "so the hosts boot again from the current user-data while their data volumes (Docker's data and the services' volumes) are reattached. " +
+          "With --wipe-data it also replaces the data volumes and every resource in the hosts' engines or on their disks (found in the state by provider and dependencies). " +
           "Exit codes: 0 recreated, 1 pulumi failed, 2 bad input or no such server.",
       ) as unknown as Argv<RecreateArgs>,
   handler: handle(runRecreate),

@@ -37,6 +37,10 @@ export interface StateResource {
   parent?: string;
   /** The provider's id of the resource (e.g. vol-..., i-...), once created. */
   id?: string;
+  /** Its provider reference, `<provider urn>::<provider id>` (custom resources). */
+  provider?: string;
+  /** The custom resources it depends on (dependsOn and inputs alike), by URN. */
+  dependencies?: string[];
 }
 
 /** The stack is locked by another update; the message is the backend's, naming the holder. */
@@ -99,7 +103,7 @@ export interface DevServerBackend {
   getTags(stack: string): Promise<Record<string, string>>;
   setTags(stack: string, tags: Record<string, string>): Promise<void>;
   listStacks(): Promise<StackListing[]>;
-  /** `pulumi up`, replacing these URNs; progress goes to onOutput as it comes. Throws StackLockedError on a lock. */
+  /** `pulumi up` with the policy pack (policyPackDir), replacing these URNs; progress goes to onOutput as it comes. Throws StackLockedError on a lock. */
   up(stack: string, opts: { replace?: string[]; onOutput: (text: string) => void }): Promise<void>;
   /** The stack outputs, plain values. */
   outputs(stack: string): Promise<Record<string, unknown>>;
@@ -136,6 +140,15 @@ function pulumiOnPath(env: NodeJS.ProcessEnv): boolean {
 /** The pulumi CLI to run: the `pulumi` on PATH, else the repository's own (the `pulumi` dev dependency in node_modules/.bin). */
 export function pulumiCommand(workDir: string, env: NodeJS.ProcessEnv = process.env): string {
   return pulumiOnPath(env) ? "pulumi" : path.join(workDir, "node_modules", ".bin", "pulumi");
+}
+
+/**
+ * The policy pack (policy/PulumiPolicy.yaml, whose checks are policy/checks.ts) that gates every
+ * up: CI's (`--policy-pack policy`), `npm run up`'s, and the adapter's (UpOptions.policyPacks,
+ * passed as `--policy-pack` by automation/stack.js Stack.up).
+ */
+export function policyPackDir(workDir: string): string {
+  return path.join(workDir, "policy");
 }
 
 /** The variables of `env` that say where state is and how secrets are decrypted, handed to every Pulumi call. */
@@ -228,7 +241,7 @@ export async function automationBackend(workDir: string, env: NodeJS.ProcessEnv 
     async up(stack, opts) {
       const s = await stackOf(stack);
       try {
-        await s.up({ onOutput: opts.onOutput, ...(opts.replace?.length ? { replace: opts.replace } : {}) });
+        await s.up({ onOutput: opts.onOutput, policyPacks: [policyPackDir(workDir)], ...(opts.replace?.length ? { replace: opts.replace } : {}) });
       } catch (e) {
         throw mapped(e);
       }
@@ -245,6 +258,8 @@ export async function automationBackend(workDir: string, env: NodeJS.ProcessEnv 
         type: String(r.type),
         ...(typeof r.parent === "string" && r.parent ? { parent: r.parent } : {}),
         ...(typeof r.id === "string" && r.id ? { id: r.id } : {}),
+        ...(typeof r.provider === "string" && r.provider ? { provider: r.provider } : {}),
+        ...(Array.isArray(r.dependencies) && r.dependencies.length ? { dependencies: r.dependencies.map(String) } : {}),
       }));
     },
     async destroy(stack, opts) {

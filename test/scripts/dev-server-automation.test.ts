@@ -19,7 +19,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { runUp } from "../../scripts/dev-server";
+import { runRecreate, runUp } from "../../scripts/dev-server";
 import { NoDeploymentError, StackLockedError, StackMissingError, automationBackend, type DevServerBackend } from "../../scripts/lib/automation";
 import { STACKS_DIR } from "../../stacks";
 import { ROOT } from "./cli";
@@ -169,17 +169,20 @@ describe("the Automation API adapter's command lines (stand-in pulumi on PATH)",
 
   it("up with --replace per URN and streamed output; export; destroy; stack rm", async () => {
     const urn = "urn:pulumi:dev-alice::dockyard::dockyard:index:DockerHost$aws:ec2/instance:Instance::dev-alice-app-1-instance";
-    writeState({ stacks: { "dev-alice": { tags: {}, secretsProvider: null } }, resources: [{ urn, type: "aws:ec2/instance:Instance", parent: "urn:p", id: "i-0123456789abcdef0", inputs: {} }], outputs: { stack: "dev-alice" } });
+    writeState({ stacks: { "dev-alice": { tags: {}, secretsProvider: null } }, resources: [{ urn, type: "aws:ec2/instance:Instance", parent: "urn:p", id: "i-0123456789abcdef0", provider: "urn:aws::0d8e", dependencies: ["urn:v"], inputs: {} }], outputs: { stack: "dev-alice" } });
     let streamed = "";
     await backend.up("dev-alice", { replace: [urn], onOutput: (t) => (streamed += t) });
     expect(streamed).toBe("Updating (dev-alice)\n");
-    expect(await backend.resources("dev-alice")).toEqual([{ urn, type: "aws:ec2/instance:Instance", parent: "urn:p", id: "i-0123456789abcdef0" }]);
+    // provider and dependencies as the export records them: recreate --wipe-data finds what lived in a host's engine by them.
+    expect(await backend.resources("dev-alice")).toEqual([{ urn, type: "aws:ec2/instance:Instance", parent: "urn:p", id: "i-0123456789abcdef0", provider: "urn:aws::0d8e", dependencies: ["urn:v"] }]);
     expect(await backend.outputs("dev-alice")).toEqual({ stack: "dev-alice" });
     await backend.destroy("dev-alice", { onOutput: () => undefined });
     await backend.remove("dev-alice");
     const a = argvs();
     expect(a[0]).toEqual(["stack", "select", "--stack", "dev-alice", "--non-interactive"]);
-    expect(a[1]).toEqual(["up", "--yes", "--skip-preview", "--replace", urn, "--exec-kind", "auto.local", "--stack", "dev-alice", "--non-interactive"]);
+    // The policy pack gates this up as every CI up and `npm run up` (scripts/up.ts): the SDK's UpOptions.policyPacks
+    // becomes --policy-pack (node_modules/@pulumi/pulumi/automation/stack.js, Stack.up).
+    expect(a[1]).toEqual(["up", "--yes", "--skip-preview", "--replace", urn, "--policy-pack", path.join(ROOT, "policy"), "--exec-kind", "auto.local", "--stack", "dev-alice", "--non-interactive"]);
     // After up the Automation API reads the outputs and the last update itself.
     expect(a.slice(2, 5)).toEqual([
       ["stack", "output", "--json", "--stack", "dev-alice", "--non-interactive"],
@@ -189,6 +192,16 @@ describe("the Automation API adapter's command lines (stand-in pulumi on PATH)",
     expect(a).toContainEqual(["stack", "export", "--show-secrets", "--stack", "dev-alice", "--non-interactive"]);
     expect(a).toContainEqual(["destroy", "--yes", "--skip-preview", "--exec-kind", "auto.local", "--stack", "dev-alice", "--non-interactive"]);
     expect(a.at(-1)).toEqual(["stack", "rm", "--yes", "dev-alice", "--non-interactive"]);
+  });
+
+  it("every up runs with the repository's policy pack, replace or not (issue 24: dev-server up was the one ungated up)", async () => {
+    writeState({ stacks: { "dev-alice": { tags: {}, secretsProvider: null } } });
+    await backend.up("dev-alice", { onOutput: () => undefined });
+    const up = argvs().find((x) => x[0] === "up")!;
+    expect(up.slice(up.indexOf("--policy-pack"), up.indexOf("--policy-pack") + 2)).toEqual(["--policy-pack", path.join(ROOT, "policy")]);
+    expect(up).not.toContain("--replace");
+    // The pack the flag names is the one CI passes (`--policy-pack policy` from the repository root).
+    expect(fs.existsSync(path.join(ROOT, "policy", "PulumiPolicy.yaml"))).toBe(true);
   });
 
   it("every call falls back to the secrets provider the stack's state records when the stack file names none (issue 24 item 9)", async () => {
@@ -249,6 +262,41 @@ describe("dev-server up end to end through the real adapter", () => {
     });
     expect(err).toContain("Updating (dev-alice)");
     expect(out).toContain("Dev server dev-alice is up");
+  });
+
+  it("recreate --wipe-data: what the export says lived in the host's engine is replaced in the same up, the host image on the deployer's engine is not", async () => {
+    // Entries as `pulumi stack export` writes them (apitype ResourceV3: provider "<urn>::<id>", dependencies).
+    const u = (chain: string, name: string) => `urn:pulumi:dev-alice::dockyard::${chain}::${name}`;
+    const host = u("dockyard:index:LocalHost", "dev-alice-app-1");
+    const deployer = u("pulumi:providers:docker", "deployer-engine");
+    const machine = u("dockyard:index:LocalHost$docker:index/container:Container", "dev-alice-app-1-machine");
+    const data = u("dockyard:index:LocalHost$docker:index/volume:Volume", "dev-alice-app-1-data");
+    const hostImage = u("docker:index/remoteImage:RemoteImage", "machine-image");
+    const ready = u("dockyard:index:DockerEngine$command:local:Command", "dev-alice-app-1-engine-ready");
+    const fleetDocker = u("dockyard:index:ContainerFleet$pulumi:providers:docker", "fleet-dev-alice-app-1");
+    const replica = u("dockyard:index:ContainerFleet$docker:index/container:Container", "fleet-dev-alice-app-1-web-1-0a1b2c3d");
+    const resources = [
+      { urn: deployer, custom: true, id: "9a8b", type: "pulumi:providers:docker", inputs: {} },
+      { urn: hostImage, custom: true, id: "sha256:1111", type: "docker:index/remoteImage:RemoteImage", provider: `${deployer}::9a8b`, inputs: {} },
+      { urn: host, custom: false, type: "dockyard:index:LocalHost" },
+      { urn: data, custom: true, id: "dev-alice-app-1-data", type: "docker:index/volume:Volume", parent: host, provider: `${deployer}::9a8b` },
+      { urn: machine, custom: true, id: "c0ffee01", type: "docker:index/container:Container", parent: host, provider: `${deployer}::9a8b`, dependencies: [data, hostImage] },
+      { urn: ready, custom: true, id: "ready-1", type: "command:local:Command", dependencies: [machine], propertyDependencies: { interpreter: [machine] } },
+      { urn: fleetDocker, custom: true, id: "3c2b", type: "pulumi:providers:docker", dependencies: [ready] },
+      { urn: replica, custom: true, id: "c0ffee02", type: "docker:index/container:Container", provider: `${fleetDocker}::3c2b`, dependencies: [ready] },
+    ];
+    writeState({ stacks: { "dev-alice": { tags: { "dockyard:platform": "local" }, secretsProvider: null } }, resources });
+    const stacksDir = fs.mkdtempSync(path.join(os.tmpdir(), "dev-server-stacks-"));
+    let err = "";
+    const code = await runRecreate(
+      { owner: "alice", wipeData: true, lockWait: "1m" },
+      { backend: async () => backend, now: () => new Date("2026-03-01T12:00:00Z"), sleep: async () => undefined, out: () => undefined, err: (s) => void (err += s), env: {}, stacksDir },
+    );
+    expect(code, err).toBe(0);
+    const up = argvs().find((a) => a[0] === "up")!;
+    const replaced = up.flatMap((a, i) => (up[i - 1] === "--replace" ? [a] : []));
+    expect(replaced).toEqual([data, machine, ready, replica]);
+    expect(up).toContain("--policy-pack");
   });
 
   it("an existing server with no stack file on this machine: config refresh first, then the config (issue 24 item 9)", async () => {

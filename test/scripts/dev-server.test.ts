@@ -494,6 +494,94 @@ describe("dev-server recreate", () => {
     expect(replaceUrns(resources, true)).toEqual([resources[2].urn, resources[3].urn, resources[6].urn, resources[7].urn]);
   });
 
+  /**
+   * A dev server's state as `pulumi stack export` records it (one host, one service with a
+   * volume and a published port, so a proxy): each resource's parent, its provider reference
+   * (`<provider urn>::<id>`) and `dependencies` (the custom resources it depends on, dependsOn
+   * and inputs alike; a dependsOn on the DockerEngine component is recorded as its custom
+   * children: the Node SDK's getAllTransitivelyReferencedResourceURNs). Names as index.ts and
+   * components/fleet.ts make them. `platform` says which host component (DockerHost: the EC2
+   * instance and EBS volume; LocalHost: a container and a Docker volume on the deployer's engine).
+   */
+  function serverState(platform: "aws" | "local"): { resources: StateResource[]; machine: string; data: string; inEngine: string[]; kept: string[] } {
+    const u = (chain: string, name: string) => `urn:pulumi:dev-alice::dockyard::${chain}::${name}`;
+    const list: StateResource[] = [];
+    const add = (r: StateResource) => (list.push(r), r.urn);
+    const stack = add({ urn: u("pulumi:pulumi:Stack", "dockyard-dev-alice"), type: "pulumi:pulumi:Stack" });
+    const cmdProvider = add({ urn: u("pulumi:providers:command", "default_1_0_1"), type: "pulumi:providers:command", id: "5f0c6f2e-command" });
+    const ref = (urn: string) => `${urn}::${list.find((r) => r.urn === urn)!.id}`;
+    const kept: string[] = [];
+    let machine: string, data: string, reach: string;
+    if (platform === "aws") {
+      const aws = add({ urn: u("pulumi:providers:aws", "default_7_4_0"), type: "pulumi:providers:aws", id: "0d8e1f2a-aws" });
+      const host = add({ urn: u("dockyard:index:DockerHost", "dev-alice-app-1"), type: "dockyard:index:DockerHost", parent: stack });
+      const t = (type: string, name: string, id: string, dependencies: string[] = []) => add({ urn: u(`dockyard:index:DockerHost$${type}`, name), type, parent: host, id, provider: ref(aws), dependencies });
+      data = t("aws:ebs/volume:Volume", "dev-alice-app-1-data", "vol-0a1b2c3d4e5f60718");
+      machine = t("aws:ec2/instance:Instance", "dev-alice-app-1-instance", "i-0123456789abcdef0");
+      kept.push(t("aws:ec2/volumeAttachment:VolumeAttachment", "dev-alice-app-1-data-attachment", "vai-1", [machine, data]));
+      const eip = t("aws:ec2/eip:Eip", "dev-alice-app-1-eip", "eipalloc-1");
+      reach = t("aws:ec2/eipAssociation:EipAssociation", "dev-alice-app-1-eip-association", "eipassoc-1", [eip, machine]);
+      // The host's own drain wait (components/host.ts) runs on the deployer's machine, under the host: recreate replaces it through the instance.
+      kept.push(eip, t("command:local:Command", "dev-alice-app-1-drain", "drain-1", [machine]));
+      kept.push(add({ urn: u("dockyard:index:StatusAlarms$aws:cloudwatch/metricAlarm:MetricAlarm", "dev-alice-app-1-status"), type: "aws:cloudwatch/metricAlarm:MetricAlarm", id: "alarm-1", provider: ref(aws), dependencies: [machine] }));
+    } else {
+      const deployer = add({ urn: u("pulumi:providers:docker", "deployer-engine"), type: "pulumi:providers:docker", id: "9a8b7c6d-deployer" });
+      // The host image on the deployer's engine: not in a host's engine, never replaced.
+      const image = add({ urn: u("docker:index/remoteImage:RemoteImage", "machine-image"), type: "docker:index/remoteImage:RemoteImage", id: "sha256:1111", provider: ref(deployer) });
+      const host = add({ urn: u("dockyard:index:LocalHost", "dev-alice-app-1"), type: "dockyard:index:LocalHost", parent: stack });
+      const key = add({ urn: u("dockyard:index:LocalHost$tls:index/privateKey:PrivateKey", "dev-alice-app-1-host-key"), type: "tls:index/privateKey:PrivateKey", parent: host, id: "key-1" });
+      data = add({ urn: u("dockyard:index:LocalHost$docker:index/volume:Volume", "dev-alice-app-1-data"), type: "docker:index/volume:Volume", parent: host, id: "dev-alice-app-1-data", provider: ref(deployer) });
+      machine = add({ urn: u("dockyard:index:LocalHost$docker:index/container:Container", "dev-alice-app-1-machine"), type: "docker:index/container:Container", parent: host, id: "c0ffee01", provider: ref(deployer), dependencies: [data, image, key] });
+      reach = machine;
+      kept.push(image, key);
+    }
+    const engine = add({ urn: u("dockyard:index:DockerEngine", "dev-alice-app-1-engine"), type: "dockyard:index:DockerEngine", parent: stack });
+    const ready = add({ urn: u("dockyard:index:DockerEngine$command:local:Command", "dev-alice-app-1-engine-ready"), type: "command:local:Command", parent: engine, id: "ready-1", provider: ref(cmdProvider), dependencies: [reach] });
+    const fleet = add({ urn: u("dockyard:index:ContainerFleet", "fleet"), type: "dockyard:index:ContainerFleet", parent: stack });
+    const hostDocker = add({ urn: u("dockyard:index:ContainerFleet$pulumi:providers:docker", "fleet-dev-alice-app-1"), type: "pulumi:providers:docker", parent: fleet, id: "3c2b1a09-host", dependencies: [ready] });
+    kept.push(hostDocker);
+    const onHost = (type: string, name: string, id: string, dependencies: string[]) =>
+      add({ urn: u(`dockyard:index:ContainerFleet$${type}`, name), type, parent: fleet, id, provider: ref(type.startsWith("command:") ? cmdProvider : hostDocker), dependencies: [ready, ...dependencies] });
+    const net = onHost("docker:index/network:Network", "fleet-dev-alice-app-1-web-net", "net-1", []);
+    const vol = onHost("docker:index/volume:Volume", "fleet-dev-alice-app-1-web-data", "dev-alice-web-data", []);
+    const pull = onHost("command:local:Command", "fleet-dev-alice-app-1-web-pull", "pull-1", [reach]);
+    const image = onHost("docker:index/remoteImage:RemoteImage", "fleet-dev-alice-app-1-web-image", "sha256:2222", [pull]);
+    const replica = onHost("docker:index/container:Container", "fleet-dev-alice-app-1-web-1-0a1b2c3d", "c0ffee02", [image, net, vol]);
+    const pids = onHost("command:local:Command", "fleet-dev-alice-app-1-web-1-0a1b2c3d-pids-limit", "pids-1", [replica, reach]);
+    const config = onHost("command:local:Command", "fleet-dev-alice-app-1-proxy-config", "cfg-1", [reach]);
+    const proxyPull = onHost("command:local:Command", "fleet-dev-alice-app-1-proxy-pull", "pull-2", [reach]);
+    const proxyImage = onHost("docker:index/remoteImage:RemoteImage", "fleet-dev-alice-app-1-proxy-image", "sha256:3333", [proxyPull]);
+    const proxy = onHost("docker:index/container:Container", "fleet-dev-alice-app-1-proxy", "c0ffee03", [proxyImage, config, net]);
+    const proxyPids = onHost("command:local:Command", "fleet-dev-alice-app-1-proxy-pids-limit", "pids-2", [proxy, reach]);
+    const gate = onHost("command:local:Command", "fleet-dev-alice-app-1-serving", "gate-1", [replica, proxy, reach]);
+    kept.push(image, proxyImage);
+    return { resources: list, machine, data, inEngine: [ready, net, vol, pull, replica, pids, config, proxyPull, proxy, proxyPids, gate], kept };
+  }
+
+  for (const platform of ["aws", "local"] as const) {
+    it(`replaceUrns with --wipe-data (${platform}): also everything in the host's engine and on its disks, found by provider and dependencies (issue 24)`, () => {
+      const s = serverState(platform);
+      const wiped = replaceUrns(s.resources, true);
+      // pulumi pkg/cmd/pulumi/operations/up.go: --replace marks each URN for replacement in this update
+      // (step_generator.go isTargetedReplace), the rest of the program updates as usual.
+      expect(new Set(wiped)).toEqual(new Set([s.machine, s.data, ...s.inEngine]));
+      for (const k of s.kept) expect(wiped).not.toContain(k);
+      // In state order, each once.
+      expect(wiped).toEqual(s.resources.map((r) => r.urn).filter((x) => wiped.includes(x)));
+      // Without --wipe-data the engine's data-root (on the kept volume) still has them: only the machine.
+      expect(replaceUrns(s.resources, false)).toEqual([s.machine]);
+    });
+  }
+
+  it("recreate --wipe-data runs one up replacing the machine, the data volume and what lived on them", async () => {
+    const s = serverState("aws");
+    backend.add("dev-alice", {}, { resources: s.resources });
+    expect(await runRecreate({ owner: "alice", wipeData: true, lockWait: "10m" }, deps())).toBe(0);
+    const [, , replace] = backend.call("up") as [string, string, string[]];
+    expect(new Set(replace)).toEqual(new Set([s.machine, s.data, ...s.inEngine]));
+    expect(err).toContain(`Replacing ${2 + s.inEngine.length} resources of dev-alice (machines, data volumes and what their engines held)`);
+  });
+
   it("runs up with replace, restoring a missing stack file first", async () => {
     backend.add("dev-alice", {}, { resources });
     expect(await runRecreate({ owner: "alice", wipeData: true, lockWait: "10m" }, deps())).toBe(0);
