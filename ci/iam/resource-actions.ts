@@ -254,8 +254,10 @@ export const RESOURCE_ACTIONS: Record<string, TypeActions> = {
   "aws:kms/key:Key": {
     source: "internal/service/kms/key.go",
     grants: [
-      // CreateKey names no key yet: only aws:RequestTag limits it (every host-key key is tagged dockyard:stack).
-      { op: "create", actions: ["kms:CreateKey"], scope: { kind: "tag", arn: () => "*", on: "request" } },
+      // CreateKey names no key yet: only aws:RequestTag limits it (every host-key key is tagged
+      // dockyard:stack); tagging at create is kms:TagResource on the same request (KMS developer
+      // guide, "Controlling access to tags": CreateKey with Tags needs both).
+      { op: "create", actions: ["kms:CreateKey", "kms:TagResource"], scope: { kind: "tag", arn: () => "*", on: "request" } },
       { op: "create", actions: ["kms:TagResource", "kms:PutKeyPolicy", "kms:EnableKeyRotation"], scope: { kind: "tag", arn: KEY, on: "resource" } },
       { op: "read", actions: ["kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:ListResourceTags"], scope: { kind: "tag", arn: KEY, on: "resource" } },
       { op: "update", actions: ["kms:PutKeyPolicy", "kms:UpdateKeyDescription", "kms:EnableKeyRotation", "kms:DisableKeyRotation", "kms:TagResource", "kms:UntagResource"], scope: { kind: "tag", arn: KEY, on: "resource" } },
