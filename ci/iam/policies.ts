@@ -160,7 +160,11 @@ export function resourceStatements(t: Target, stack: string, mode: "deploy" | "r
   return [
     ...out,
     { Sid: "HostRolePolicies", Effect: "Allow", Action: ["iam:AttachRolePolicy", "iam:DetachRolePolicy"], Resource: [role], Condition: { ArnEquals: { "iam:PolicyARN": ATTACHABLE_POLICIES } } },
-    { Sid: "PassHostRoles", Effect: "Allow", Action: ["iam:PassRole"], Resource: [role], Condition: { StringEquals: { "iam:PassedToService": "ec2.amazonaws.com" } } },
+    // RunInstances passes the profile's role to EC2 (iam:PassedToService ec2.amazonaws.com);
+    // AddRoleToInstanceProfile needs PassRole on the role too (IAM API Reference,
+    // AddRoleToInstanceProfile: "must be granted the PassRole permission on the IAM role") and
+    // names no service: IfExists lets that request through and holds every other to EC2.
+    { Sid: "PassHostRoles", Effect: "Allow", Action: ["iam:PassRole"], Resource: [role], Condition: { StringEqualsIfExists: { "iam:PassedToService": "ec2.amazonaws.com" } } },
   ];
 }
 

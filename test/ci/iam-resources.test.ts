@@ -182,6 +182,8 @@ describe.each(SIMULATED)("%s: the deploy role may make every call on its own res
     const role = `arn:aws:iam::${ACCOUNT}:role/${stack}-app-1-role-a1b2c3`;
     expect(await decide(deploy, "iam:PassRole", role, { "iam:PassedToService": "ec2.amazonaws.com" })).toBe("Allowed");
     expect(await decide(deploy, "iam:PassRole", role, { "iam:PassedToService": "lambda.amazonaws.com" })).toBe("ImplicitlyDenied");
+    // AddRoleToInstanceProfile's PassRole names no service (IAM API Reference: the caller needs PassRole on the role).
+    expect(await decide(deploy, "iam:PassRole", role, {})).toBe("Allowed");
     expect(await decide(deploy, "iam:PassRole", `arn:aws:iam::${ACCOUNT}:role/${other}-app-1-role-a1b2c3`, { "iam:PassedToService": "ec2.amazonaws.com" })).toBe("ImplicitlyDenied");
     expect(await decide(deploy, "iam:AttachRolePolicy", role, { "iam:PolicyARN": "arn:aws:iam::aws:policy/AdministratorAccess" })).toBe("ImplicitlyDenied");
     expect(await decide(deploy, "iam:AttachRolePolicy", role, { "iam:PolicyARN": "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore" })).toBe("Allowed");
