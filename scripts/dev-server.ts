@@ -301,9 +301,23 @@ export function replaceUrns(resources: readonly StateResource[], wipeData: boole
 }
 
 /**
+ * The Docker volume names of the LocalHost data volumes. Such a volume cannot be wiped by a
+ * replacement: its name is fixed (`<host>-data`, components/local-host.ts) and it is
+ * retainOnDelete, and dockerd answers VolumeCreate of an existing name with that volume (tried
+ * on this machine: `docker volume create` twice gives one volume, one CreatedAt), so the "new"
+ * volume would be the old one, data included.
+ */
+function localDataVolumes(resources: readonly StateResource[]): string[] {
+  return hostParts(resources)
+    .filter((h) => h.part === "data" && h.resource.type === HOST_PARTS["dockyard:index:LocalHost"].data)
+    .map((h) => h.resource.id ?? h.resource.urn.split("::").pop()!);
+}
+
+/**
  * The hosts' data volumes a destroy leaves in the account (or on the Docker Engine): they are
- * retainOnDelete, so Pulumi drops them from the state and never deletes them, and a later up of
- * the same owner makes new, empty ones. Named with their cloud id so someone can delete them.
+ * retainOnDelete, so Pulumi drops them from the state and never deletes them; a later up of the
+ * same owner makes new, empty EBS volumes, but on local Docker hands it the kept volume of the
+ * same name, data included (localDataVolumes). Named with their id so someone can delete them.
  */
 export function retainedDataVolumes(resources: readonly StateResource[]): string[] {
   return hostParts(resources)
@@ -594,7 +608,16 @@ export async function runRecreate(args: RecreateArgs, deps: DevServerDeps): Prom
     const backend = await deps.backend();
     await requireServer(backend, stack, args.owner);
     await ensureStackFile(backend, stack, deps);
-    const replace = replaceUrns(await backend.resources(stack), args.wipeData);
+    const resources = await backend.resources(stack);
+    const local = args.wipeData ? localDataVolumes(resources) : [];
+    if (local.length) {
+      throw new DockyardError(
+        `${stack}: --wipe-data cannot empty the data volumes of local hosts (${local.join(", ")}): each keeps its name and Docker hands the old volume, data included, to a new one of that name. ` +
+          `Nothing was changed. For empty hosts: ${RUN} destroy --owner ${args.owner}; docker volume rm ${local.join(" ")}; then ${RUN} up --owner ${args.owner} --platform local`,
+        EXIT.usage,
+      );
+    }
+    const replace = replaceUrns(resources, args.wipeData);
     if (replace.length === 0) throw new DockyardError(`${stack} has no hosts in its state to recreate (a failed first up?): run ${RUN} up --owner ${args.owner}`, EXIT.failure);
     deps.err(`Replacing ${replace.length} resources of ${stack}${args.wipeData ? " (machines, data volumes and what their engines held)" : " (machines; data volumes kept)"}:\n${replace.map((u) => `  ${u}\n`).join("")}`);
     try {
@@ -781,7 +804,7 @@ const recreateCommand: Sub<RecreateArgs> = {
         type: "boolean",
         default: false,
         describe:
-          "Also replace the data volumes, starting empty, and everything that lived on them (the fleet's containers, networks, volumes, pulled images, the proxy's config), so the same up rebuilds it. On aws the old EBS volume is retained in the account (retainOnDelete): delete it yourself",
+          "Also replace the data volumes, starting empty, and everything that lived on them (the fleet's containers, networks, volumes, pulled images, the proxy's config), so the same up rebuilds it. aws hosts only (a local host's volume keeps its name, and Docker would hand back the old one: exit 2 with the commands that empty it). The old EBS volume is retained in the account (retainOnDelete): delete it yourself",
       })
       .option("lock-wait", lockWaitOption)
       .example("$0 dev-server recreate --owner alice", "new VMs (or containers), same data")

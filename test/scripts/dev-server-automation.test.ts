@@ -264,28 +264,30 @@ describe("dev-server up end to end through the real adapter", () => {
     expect(out).toContain("Dev server dev-alice is up");
   });
 
-  it("recreate --wipe-data: what the export says lived in the host's engine is replaced in the same up, the host image on the deployer's engine is not", async () => {
+  it("recreate --wipe-data: what the export says lived in the host's engine is replaced in the same up, the RemoteImage is not", async () => {
     // Entries as `pulumi stack export` writes them (apitype ResourceV3: provider "<urn>::<id>", dependencies).
     const u = (chain: string, name: string) => `urn:pulumi:dev-alice::dockyard::${chain}::${name}`;
-    const host = u("dockyard:index:LocalHost", "dev-alice-app-1");
-    const deployer = u("pulumi:providers:docker", "deployer-engine");
-    const machine = u("dockyard:index:LocalHost$docker:index/container:Container", "dev-alice-app-1-machine");
-    const data = u("dockyard:index:LocalHost$docker:index/volume:Volume", "dev-alice-app-1-data");
-    const hostImage = u("docker:index/remoteImage:RemoteImage", "machine-image");
+    const host = u("dockyard:index:DockerHost", "dev-alice-app-1");
+    const aws = u("pulumi:providers:aws", "default_7_4_0");
+    const data = u("dockyard:index:DockerHost$aws:ebs/volume:Volume", "dev-alice-app-1-data");
+    const machine = u("dockyard:index:DockerHost$aws:ec2/instance:Instance", "dev-alice-app-1-instance");
     const ready = u("dockyard:index:DockerEngine$command:local:Command", "dev-alice-app-1-engine-ready");
     const fleetDocker = u("dockyard:index:ContainerFleet$pulumi:providers:docker", "fleet-dev-alice-app-1");
+    const pull = u("dockyard:index:ContainerFleet$command:local:Command", "fleet-dev-alice-app-1-web-pull");
+    const image = u("dockyard:index:ContainerFleet$docker:index/remoteImage:RemoteImage", "fleet-dev-alice-app-1-web-image");
     const replica = u("dockyard:index:ContainerFleet$docker:index/container:Container", "fleet-dev-alice-app-1-web-1-0a1b2c3d");
     const resources = [
-      { urn: deployer, custom: true, id: "9a8b", type: "pulumi:providers:docker", inputs: {} },
-      { urn: hostImage, custom: true, id: "sha256:1111", type: "docker:index/remoteImage:RemoteImage", provider: `${deployer}::9a8b`, inputs: {} },
-      { urn: host, custom: false, type: "dockyard:index:LocalHost" },
-      { urn: data, custom: true, id: "dev-alice-app-1-data", type: "docker:index/volume:Volume", parent: host, provider: `${deployer}::9a8b` },
-      { urn: machine, custom: true, id: "c0ffee01", type: "docker:index/container:Container", parent: host, provider: `${deployer}::9a8b`, dependencies: [data, hostImage] },
+      { urn: aws, custom: true, id: "0d8e", type: "pulumi:providers:aws", inputs: {} },
+      { urn: host, custom: false, type: "dockyard:index:DockerHost" },
+      { urn: data, custom: true, id: "vol-0a1b2c3d4e5f60718", type: "aws:ebs/volume:Volume", parent: host, provider: `${aws}::0d8e` },
+      { urn: machine, custom: true, id: "i-0123456789abcdef0", type: "aws:ec2/instance:Instance", parent: host, provider: `${aws}::0d8e` },
       { urn: ready, custom: true, id: "ready-1", type: "command:local:Command", dependencies: [machine], propertyDependencies: { interpreter: [machine] } },
       { urn: fleetDocker, custom: true, id: "3c2b", type: "pulumi:providers:docker", dependencies: [ready] },
-      { urn: replica, custom: true, id: "c0ffee02", type: "docker:index/container:Container", provider: `${fleetDocker}::3c2b`, dependencies: [ready] },
+      { urn: pull, custom: true, id: "pull-1", type: "command:local:Command", dependencies: [ready, machine] },
+      { urn: image, custom: true, id: "sha256:2222", type: "docker:index/remoteImage:RemoteImage", provider: `${fleetDocker}::3c2b`, dependencies: [ready, pull] },
+      { urn: replica, custom: true, id: "c0ffee02", type: "docker:index/container:Container", provider: `${fleetDocker}::3c2b`, dependencies: [ready, image] },
     ];
-    writeState({ stacks: { "dev-alice": { tags: { "dockyard:platform": "local" }, secretsProvider: null } }, resources });
+    writeState({ stacks: { "dev-alice": { tags: { "dockyard:platform": "aws" }, secretsProvider: "awskms://alias/dockyard-dev?region=eu-west-1" } }, resources });
     const stacksDir = fs.mkdtempSync(path.join(os.tmpdir(), "dev-server-stacks-"));
     let err = "";
     const code = await runRecreate(
@@ -295,7 +297,7 @@ describe("dev-server up end to end through the real adapter", () => {
     expect(code, err).toBe(0);
     const up = argvs().find((a) => a[0] === "up")!;
     const replaced = up.flatMap((a, i) => (up[i - 1] === "--replace" ? [a] : []));
-    expect(replaced).toEqual([data, machine, ready, replica]);
+    expect(replaced).toEqual([data, machine, ready, pull, replica]);
     expect(up).toContain("--policy-pack");
   });
 

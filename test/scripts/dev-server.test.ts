@@ -577,6 +577,8 @@ describe("dev-server recreate", () => {
     const s = serverState("aws");
     backend.add("dev-alice", {}, { resources: s.resources });
     expect(await runRecreate({ owner: "alice", wipeData: true, lockWait: "10m" }, deps())).toBe(0);
+    expect(backend.ops()).toEqual(["refreshConfig", "resources", "up"]);
+    expect(out).toContain("Recreated the hosts of dev-alice with empty data volumes");
     const [, , replace] = backend.call("up") as [string, string, string[]];
     expect(new Set(replace)).toEqual(new Set([s.machine, s.data, ...s.inEngine]));
     expect(err).toContain(`Replacing ${2 + s.inEngine.length} resources of dev-alice (machines, data volumes and what their engines held)`);
@@ -584,10 +586,26 @@ describe("dev-server recreate", () => {
 
   it("runs up with replace, restoring a missing stack file first", async () => {
     backend.add("dev-alice", {}, { resources });
-    expect(await runRecreate({ owner: "alice", wipeData: true, lockWait: "10m" }, deps())).toBe(0);
+    expect(await runRecreate({ owner: "alice", wipeData: false, lockWait: "10m" }, deps())).toBe(0);
     expect(backend.ops()).toEqual(["refreshConfig", "resources", "up"]);
-    expect(backend.call("up")).toEqual(["up", "dev-alice", [resources[2].urn, resources[3].urn, resources[6].urn, resources[7].urn]]);
-    expect(out).toContain("Recreated the hosts of dev-alice with empty data volumes");
+    expect(backend.call("up")).toEqual(["up", "dev-alice", [resources[2].urn, resources[6].urn]]);
+    expect(out).toContain("Recreated the hosts of dev-alice; their data volumes were kept");
+  });
+
+  it("recreate --wipe-data of a server with local hosts: exit 2 naming the Docker volumes, nothing run (a same-named volume is the old one)", async () => {
+    // moby's VolumeCreate of an existing name returns that volume (tried here: `docker volume create` twice, one CreatedAt),
+    // and the LocalHost data volume keeps its name (`<host>-data`, components/local-host.ts) and is retainOnDelete: a
+    // "new" one would be the old one with its data.
+    const s = serverState("local");
+    backend.add("dev-alice", {}, { resources: s.resources });
+    fs.writeFileSync(path.join(dir, "Pulumi.dev-alice.yaml"), "config: {}\n");
+    expect(await runRecreate({ owner: "alice", wipeData: true, lockWait: "10m" }, deps())).toBe(2);
+    expect(backend.ops()).not.toContain("up");
+    expect(err).toContain("--wipe-data");
+    expect(err).toContain("dev-alice-app-1-data");
+    expect(err).toContain("npm run dev-server -- destroy --owner alice");
+    expect(err).toContain("docker volume rm dev-alice-app-1-data");
+    expect(err).not.toMatch(/\n\s+at /);
   });
 
   it("a failed recreate names what exists and the retry command", async () => {
