@@ -35,7 +35,7 @@
  * so the grants are on `key/*` with the condition kms:ResourceAliases = alias/dockyard-<env>.
  */
 import { kmsEnvironment } from "../../stacks/secrets-provider";
-import { ATTACHABLE_POLICIES, DATA_SOURCE_ACTIONS, REPOSITORY, RESOURCE_ACTIONS, isMutating, type Grant } from "./resource-actions";
+import { ATTACHABLE_POLICIES, AUTONAMED, DATA_SOURCE_ACTIONS, REPOSITORY, RESOURCE_ACTIONS, isMutating, type Grant } from "./resource-actions";
 
 export const PROJECT = "dockyard";
 
@@ -100,14 +100,19 @@ function tagCondition(on: "resource" | "request", stack: string): PolicyStatemen
   return { [op]: { [`aws:${on === "resource" ? "ResourceTag" : "RequestTag"}/${TAG}`]: stack } };
 }
 
-/** One grant of resource-actions.ts as (resource, condition) for a stack. */
-export function grantScope(t: Target, stack: string, g: Grant): { resource: string; condition?: PolicyStatement["Condition"] } {
+/**
+ * One grant of resource-actions.ts as (resource, condition) for a stack. `tagNamed`: an
+ * auto-named ARN also needs the stack's tag (a pattern stack, dev-*, whose names the dev
+ * stack's also match).
+ */
+export function grantScope(t: Target, stack: string, g: Grant, tagNamed = false): { resource: string; condition?: PolicyStatement["Condition"] } {
   switch (g.scope.kind) {
     case "any":
       return { resource: "*" };
     case "fixed":
-    case "name":
       return { resource: g.scope.arn(t.region, t.account, stack) };
+    case "name":
+      return { resource: g.scope.arn(t.region, t.account, stack), ...(tagNamed && AUTONAMED.has(g.scope.arn) ? { condition: tagCondition("resource", stack) } : {}) };
     case "tag": {
       const condition = tagCondition(g.scope.on, stack)!;
       if (g.scope.via) {
@@ -120,11 +125,11 @@ export function grantScope(t: Target, stack: string, g: Grant): { resource: stri
 }
 
 /** Statements from grants: one per (resource, condition), actions merged and sorted; `drop` leaves actions out. */
-function statementsOf(t: Target, stack: string, all: Grant[], sid: string, drop: string[] = []): PolicyStatement[] {
+function statementsOf(t: Target, stack: string, all: Grant[], sid: string, drop: string[] = [], tagNamed = false): PolicyStatement[] {
   const grants = all.map((g) => ({ ...g, actions: g.actions.filter((a) => !drop.includes(a)) })).filter((g) => g.actions.length > 0);
   const by = new Map<string, { resource: string; condition?: PolicyStatement["Condition"]; actions: Set<string> }>();
   for (const g of grants) {
-    const { resource, condition } = grantScope(t, stack, g);
+    const { resource, condition } = grantScope(t, stack, g, tagNamed);
     const key = JSON.stringify([resource, condition ?? null]);
     if (!by.has(key)) by.set(key, { resource, condition, actions: new Set() });
     for (const a of g.actions) by.get(key)!.actions.add(a);
@@ -221,8 +226,8 @@ export function devServerPolicy(t: Target): PolicyDocument {
     Statement: [
       // The state of every dev-<owner> stack (dev-*), decrypted with dev's key: deployPolicy's grants.
       ...deployPolicy(t, pattern).Statement,
-      ...statementsOf(t, pattern, [...destroy, ...dataSourceGrants()], "Destroy", POLICY_ARN_ACTIONS),
-      { Sid: "HostRolePolicies", Effect: "Allow", Action: ["iam:DetachRolePolicy"], Resource: [`arn:aws:iam::${t.account}:role/${pattern}`], Condition: { ArnEquals: { "iam:PolicyARN": ATTACHABLE_POLICIES } } },
+      ...statementsOf(t, pattern, [...destroy, ...dataSourceGrants()], "Destroy", POLICY_ARN_ACTIONS, true),
+      { Sid: "HostRolePolicies", Effect: "Allow", Action: ["iam:DetachRolePolicy"], Resource: [`arn:aws:iam::${t.account}:role/${pattern}`], Condition: { ArnEquals: { "iam:PolicyARN": ATTACHABLE_POLICIES }, ...tagCondition("resource", pattern) } },
       ...hostAccessStatements(t, pattern),
     ],
   };

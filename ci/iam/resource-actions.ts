@@ -57,7 +57,15 @@ const ALARM: ArnOf = (r, a, s) => `arn:aws:cloudwatch:${r}:${a}:alarm:${s}-*`;
 const PARAMETER: ArnOf = (r, a, s) => `arn:aws:ssm:${r}:${a}:parameter/dockyard/${s}/*`;
 export const REPOSITORY: ArnOf = (r, a, s) => `arn:aws:ecr:${r}:${a}:repository/dockyard-${s}/*`;
 const KEY: ArnOf = (r, a) => `arn:aws:kms:${r}:${a}:key/*`;
+/**
+ * The ARNs that carry Pulumi's auto-name `<stack>-<name>-<hex>`: `dev-*` of them also matches
+ * the dev stack's own `dev-app-1-...` names, so the dev-server role adds the tag condition
+ * there (every such resource is tagged dockyard:stack; each read/delete action on them takes
+ * aws:ResourceTag, per the Service Authorization Reference).
+ */
+export const AUTONAMED: ReadonlySet<ArnOf> = new Set<ArnOf>();
 const ALIAS: ArnOf = (r, a, s) => `arn:aws:kms:${r}:${a}:alias/dockyard/${s}/*`;
+for (const arn of [LB, TG, LISTENER, ROLE, PROFILE, TOPIC, ALARM]) (AUTONAMED as Set<ArnOf>).add(arn);
 const ELB_DESCRIBE = ["elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeLoadBalancerAttributes", "elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetGroupAttributes", "elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeListenerAttributes", "elasticloadbalancing:DescribeTags"];
 const EC2_TAGS = (kind: string): Grant[] => [tagged(kind, "update", ["ec2:CreateTags", "ec2:DeleteTags"])];
 

@@ -20,7 +20,7 @@ import { describe, expect, it } from "vitest";
 import { DEFAULT_CALLS } from "../../scripts/lib/mocks";
 import type { Rendered } from "../../scripts/lib/render";
 import { MANAGED_PER_ROLE_MAX, MANAGED_POLICY_MAX, ciPolicies, devServerPolicy, grantScope, managedPolicies, roleDocument, type PolicyDocument } from "../../ci/iam/policies";
-import { ATTACHABLE_POLICIES, DATA_SOURCE_ACTIONS, RESOURCE_ACTIONS, isMutating, type Grant } from "../../ci/iam/resource-actions";
+import { ATTACHABLE_POLICIES, AUTONAMED, DATA_SOURCE_ACTIONS, RESOURCE_ACTIONS, isMutating, type Grant } from "../../ci/iam/resource-actions";
 import { CONTRACT_STACKS, SWARM_STACK, contractRender } from "../contracts/stacks";
 
 const ACCOUNT = "123456789012";
@@ -165,7 +165,8 @@ describe.each(SIMULATED)("%s: the deploy role may make every call on its own res
     for (const res of r.resources.filter((x) => x.custom && RESOURCE_ACTIONS[x.type])) {
       const scopes = RESOURCE_ACTIONS[res.type].grants.map((g) => g.scope.kind);
       const inputs = res.inputs as Record<string, any>;
-      if (/^aws:(ec2\/(instance|eip|securityGroup|keyPair)|ebs\/volume|kms\/key):/.test(res.type) && inputs.tags?.["dockyard:stack"] !== stack) wrong.push(`${res.type} ${res.name}: tags ${JSON.stringify(inputs.tags)}`);
+      const autonamed = RESOURCE_ACTIONS[res.type].grants.some((g) => g.scope.kind === "name" && AUTONAMED.has(g.scope.arn)) && !/rolePolicy|targetGroupAttachment/.test(res.type);
+      if ((autonamed || /^aws:(ec2\/(instance|eip|securityGroup|keyPair)|ebs\/volume|kms\/key):/.test(res.type)) && inputs.tags?.["dockyard:stack"] !== stack) wrong.push(`${res.type} ${res.name}: tags ${JSON.stringify(inputs.tags)}`);
       if (scopes.includes("name")) {
         const name = inputs.name ?? res.name;
         const ok = res.type === "aws:ecr/repository:Repository" ? name.startsWith(`dockyard-${stack}/`)
@@ -230,7 +231,12 @@ describe("the dev-server role (README One-time set-up step 5, dev-server-reap.ym
     ["prod's key does not", "kms:Decrypt", `arn:aws:kms:${REGION}:${ACCOUNT}:key/2222`, { "kms:ResourceAliases": "alias/dockyard-prod" }, "ImplicitlyDenied"],
     ["a dev server's instance is terminated", "ec2:TerminateInstances", `arn:aws:ec2:${REGION}:${ACCOUNT}:instance/i-0dev`, { "aws:ResourceTag/dockyard:stack": "dev-alice" }, "Allowed"],
     ["not prod's", "ec2:TerminateInstances", `arn:aws:ec2:${REGION}:${ACCOUNT}:instance/i-0prod`, { "aws:ResourceTag/dockyard:stack": "prod" }, "ImplicitlyDenied"],
-    ["a dev server's role is deleted", "iam:DeleteRole", `arn:aws:iam::${ACCOUNT}:role/dev-alice-app-1-role-a1b2`, {}, "Allowed"],
+    ["a dev server's role is deleted", "iam:DeleteRole", `arn:aws:iam::${ACCOUNT}:role/dev-alice-app-1-role-a1b2`, { "aws:ResourceTag/dockyard:stack": "dev-alice" }, "Allowed"],
+    // The dev stack's own auto-names (dev-app-1-...) match dev-* too: its tag keeps them out.
+    ["not the dev stack's role (dev-app-1-role-..., tagged dev)", "iam:DeleteRole", `arn:aws:iam::${ACCOUNT}:role/dev-app-1-role-a1b2`, { "aws:ResourceTag/dockyard:stack": "dev" }, "ImplicitlyDenied"],
+    ["not the dev stack's load balancer", "elasticloadbalancing:DeleteLoadBalancer", `arn:aws:elasticloadbalancing:${REGION}:${ACCOUNT}:loadbalancer/net/dev-app-nlb-a1b2/0123`, { "aws:ResourceTag/dockyard:stack": "dev" }, "ImplicitlyDenied"],
+    ["a dev server's load balancer", "elasticloadbalancing:DeleteLoadBalancer", `arn:aws:elasticloadbalancing:${REGION}:${ACCOUNT}:loadbalancer/net/dev-alice-app-nlb/0123`, { "aws:ResourceTag/dockyard:stack": "dev-alice" }, "Allowed"],
+    ["not the dev stack's managed-policy attachment", "iam:DetachRolePolicy", `arn:aws:iam::${ACCOUNT}:role/dev-app-1-role-a1b2`, { "aws:ResourceTag/dockyard:stack": "dev", "iam:PolicyARN": "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore" }, "ImplicitlyDenied"],
     ["nothing is created", "ec2:RunInstances", `arn:aws:ec2:${REGION}:${ACCOUNT}:instance/*`, { "aws:RequestTag/dockyard:stack": "dev-alice" }, "ImplicitlyDenied"],
     ["no role is created", "iam:CreateRole", `arn:aws:iam::${ACCOUNT}:role/dev-alice-x`, {}, "ImplicitlyDenied"],
     ["a dev server's parameter is deleted", "ssm:DeleteParameter", `arn:aws:ssm:${REGION}:${ACCOUNT}:parameter/dockyard/dev-alice/dev-alice-app-1/ssh_host_ed25519_key`, {}, "Allowed"],
