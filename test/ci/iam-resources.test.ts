@@ -92,6 +92,15 @@ describe("every AWS type and data source the program declares has its provider c
           }
           if (g.scope.kind === "any" && !d.isWildcardOnly) problems.push(`${type}: ${a} is granted on "*" but has resource types ${d.resourceTypes.map((r) => r.name).join(", ")}: scope it`);
           if (g.scope.kind !== "any" && d.isWildcardOnly && !(g.scope.kind === "tag" && g.scope.on === "request")) problems.push(`${type}: ${a} supports no resource scope: grant it on "*"`);
+          if (g.scope.kind === "name" && AUTONAMED.has(g.scope.arn) && (g.op === "read" || g.op === "delete")) {
+            // The dev-server role adds aws:ResourceTag to these: the action must take it.
+            const keys = new Set<string>(d.conditionKeys ?? []);
+            for (const rt of d.resourceTypes) {
+              for (const k of rt.conditionKeys) keys.add(k);
+              for (const k of (await iamResourceTypeDetails(service, rt.name).catch(() => undefined))?.conditionKeys ?? []) keys.add(k);
+            }
+            if (!keys.has("aws:ResourceTag/${TagKey}")) problems.push(`${type}: ${a} takes no aws:ResourceTag (the dev-server role's tag condition would deny it)`);
+          }
           if (g.scope.kind === "any" && isMutating(g.op) && !g.scope.unscopedWhy) problems.push(`${type}: ${a} changes resources and is unscoped without a reason`);
           if (g.scope.kind === "tag") {
             const key = g.scope.on === "resource" ? "aws:ResourceTag/${TagKey}" : "aws:RequestTag/${TagKey}";
