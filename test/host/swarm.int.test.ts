@@ -95,7 +95,8 @@ import * as h from "./harness";
 
 const STACK = "test";
 const GROUP = "app";
-const ZONES = ["a", "b", "c"];
+/** The stack's zones (dockyard:zones: host n of each group in zone n, components/host.ts), as the render labels the engines. */
+const ZONES = (readStackFile(STACK).config as Record<string, string[]>)["dockyard:zones"];
 const RUN = `swarm${process.pid}`;
 const WEB = "dockyard-test/web:local";
 const PROXY = "dockyard-test/haproxy:local";
@@ -448,7 +449,11 @@ function resolve<T>(v: T, values: Record<string, string>): T {
   });
   return JSON.parse(text) as T;
 }
-/** The real values of the render's computed ones: the hosts' private IPs, then the network's and the config's ids. */
+/**
+ * The real values of the render's computed ones: the hosts' private IPs, then the network's and
+ * the config's ids. A host's init/join stdout stands for the node id it printed: the render
+ * holds the placeholder where the program holds nodePlacement's result of the real stdout.
+ */
 const values: Record<string, string> = {};
 
 let spec: EnvironmentSpec;
@@ -516,7 +521,7 @@ beforeAll(async () => {
   // Each host's engine configuration is its rendered one (the render's zone is the mocked subnet's).
   for (const d of hosts) {
     const instance = rendered("v1", "aws:ec2/instance:Instance", `${d.name}-instance`);
-    const want = renderedUserDataFile(instance, "/etc/docker/daemon.json").replace("computed(subnet.availabilityZone)", d.zone);
+    const want = renderedUserDataFile(instance, "/etc/docker/daemon.json");
     expect(await h.exec(d.host, "cat /etc/docker/daemon.json")).toBe(want);
     const port = /^ENGINE_LISTEN_PORTS=.*$/m;
     expect(port.exec(await h.exec(d.host, "cat /usr/local/lib/dockyard/env"))?.[0]).toBe(port.exec(renderedUserDataFile(instance, "/usr/local/lib/dockyard/env"))?.[0]);
@@ -553,14 +558,15 @@ describe("swarm mode on three real hosts", () => {
     const init = renders.v1.filter((r) => r.type === COMMAND && r.name.endsWith("-init"));
     expect(init.map((r) => r.name)).toEqual([`${fleet}-${managers[0]}-init`]);
     const first = hosts.find((d) => d.name === managers[0])!;
-    values[`${init[0].name}.stdout`] = await runCommand(first, init[0], values);
+    const initOut = await runCommand(first, init[0], values);
+    values[`${init[0].name}.stdout`] = nodeIdOf(initOut);
     // Run again (a replaced or rebooted first manager), it does nothing but print the node's id again.
-    expect(await runCommand(first, init[0], values)).toBe(values[`${init[0].name}.stdout`]);
+    expect(await runCommand(first, init[0], values)).toBe(initOut);
     const tokens = await runCommand(first, rendered("v1", COMMAND, `${fleet}-join-tokens`), values);
     joinTokens = tokens;
     for (const d of hosts.filter((x) => x !== first)) {
       const role = managers.includes(d.name) ? "manager" : "worker";
-      values[`${fleet}-${d.name}-join.stdout`] = await runCommand(d, rendered("v1", COMMAND, `${fleet}-${d.name}-join`), values, `${joinToken(tokens, role)}\n`);
+      values[`${fleet}-${d.name}-join.stdout`] = nodeIdOf(await runCommand(d, rendered("v1", COMMAND, `${fleet}-${d.name}-join`), values, `${joinToken(tokens, role)}\n`));
     }
     const ns = await waitFor("three Ready nodes", 60_000, async () => {
       const n = await nodes();
@@ -571,7 +577,7 @@ describe("swarm mode on three real hosts", () => {
       expect(n, `node of ${d.name}`).toBeDefined();
       d.nodeId = n!.ID;
       // Its init or join printed that id last: the host's proxy service is pinned by it.
-      expect(nodeIdOf(values[`${fleet}-${d.name}-${d === first ? "init" : "join"}.stdout`])).toBe(d.nodeId);
+      expect(values[`${fleet}-${d.name}-${d === first ? "init" : "join"}.stdout`]).toBe(d.nodeId);
       expect(n!.Spec.Role).toBe("manager");
       expect(n!.Description.Engine.Labels).toEqual({ [ZONE_LABEL]: d.zone, [GROUP_LABEL]: GROUP });
     }
@@ -670,6 +676,14 @@ describe("swarm mode on three real hosts", () => {
       expect(version(x)).toBe("v1");
     }
   }, 180_000);
+
+  it("a service that never converges: the provider's create deletes it and fails (resource_docker_service_funcs.go resourceDockerServiceCreate)", async () => {
+    const on = live()[0].host.container;
+    const never = { ...(webArgs("v1") as any), name: "never", mode: { replicated: { replicas: 1 } }, convergeConfig: { delay: "1s", timeout: "10s" } };
+    never.taskSpec = { ...never.taskSpec, placement: { constraints: ["node.labels.nowhere==1"] } };
+    await expect(createService(on, never as docker.ServiceArgs, { intervalMs: 1000 })).rejects.toThrow(/^Service with ID \(\w+\) did not converge after 10s$/);
+    expect((await hostApi(on, "GET", "/services/never", undefined, { allowError: true })).status).toBe(404);
+  }, 60_000);
 
   /** Kills a host mid-load; resolves when the service has REPLICAS running tasks on live hosts again. */
   async function killHost(victim: SwarmHost): Promise<{ seconds: number; shots: Shot[]; at: number }> {
@@ -868,8 +882,8 @@ describe("swarm mode on three real hosts", () => {
     await waitFor(`${d.name}'s engine answering`, 120_000, async () => (await h.tryExec(d.host, "docker version --format '{{.Server.Version}}'", 10_000)).code === 0, 1000);
     const mine = renders.v1.find((r) => r.type === COMMAND && (r.name === `${fleet}-${d.name}-init` || r.name === `${fleet}-${d.name}-join`))!;
     const out = await runCommand(d, mine, values, mine.name.endsWith("-join") ? `${joinToken(joinTokens, "manager")}\n` : undefined);
-    values[`${mine.name}.stdout`] = out;
     d.nodeId = nodeIdOf(out);
+    values[`${mine.name}.stdout`] = d.nodeId;
     dead.delete(d.name);
     expect(d.nodeId).not.toBe(former);
     await waitFor("3 Ready, reachable managers, the former node gone", 180_000, async () => {
