@@ -32,12 +32,10 @@ import type { Argv, CommandModule } from "yargs";
 import { HOST_IMAGE_DIR } from "../components/local-host";
 import { loadStackSpec, readStackFile } from "../stacks";
 import { accessLines } from "./lib/access";
-import { PulumiCommandError, StackLockedError, StackMissingError, automationBackend, pulumiCommand, type PulumiBackend } from "./lib/automation";
+import { PulumiCommandError, StackLockedError, StackMissingError, automationBackend, policyPackDir, pulumiCommand, type PulumiBackend } from "./lib/automation";
 import { DockyardError, EXIT, reported, toStderr, toStdout, type Write } from "./lib/cli";
 import { REPO_ROOT } from "./lib/render";
 
-/** The policy pack (policy/PulumiPolicy.yaml): its checks are the security invariants of policy/checks.ts. */
-export const POLICY_PACK_DIR = path.join(REPO_ROOT, "policy");
 /** Where an all-local stack keeps its state when PULUMI_BACKEND_URL is not set (under $HOME). */
 export const DEFAULT_STATE_DIR = ".dockyard-state";
 const RUN = "npm run up --";
@@ -222,7 +220,7 @@ export async function runUp(args: UpArgs, deps: UpDeps): Promise<number> {
 
     // The policy pack gates every up and preview, here as in CI (README "Smoke test and policy"; --policy-pack,
     // pkg/cmd/pulumi/operations/up.go): a violation fails the preview the CLI runs before changing anything.
-    const pulumiArgs = [op, "--stack", stack, "--policy-pack", POLICY_PACK_DIR, ...(args.yes && !args.preview ? ["--yes"] : [])];
+    const pulumiArgs = [op, "--stack", stack, "--policy-pack", policyPackDir(REPO_ROOT), ...(args.yes && !args.preview ? ["--yes"] : [])];
     const cli = pulumiCommand(REPO_ROOT, env);
     deps.err(`Running: pulumi ${pulumiArgs.join(" ")}\n`);
     const result = await deps.run(cli, pulumiArgs, { env, inherit: true });
