@@ -27,6 +27,7 @@ import { pin, pinExitCode } from "../../scripts/pin";
 import { promote } from "../../scripts/promote";
 import { rollback } from "../../scripts/rollback";
 import { smokeTargets } from "../../scripts/smoke";
+import { deployed } from "./smoke-fixtures";
 import { loadStackSpec, PROXY_REPOSITORY } from "../../stacks";
 import { assertRegistriesUp, buildAndPush, makeStacksDir, randomBytes, REGISTRY_A, REGISTRY_B, uniqueNamespace, type StacksDir } from "./registry-fixtures";
 
@@ -51,6 +52,12 @@ const service = (r: Rendered, name: string) => {
   return found[0];
 };
 const serviceImage = (r: Rendered, name: string) => (service(r, name).inputs.taskSpec as { containerSpec: { image: string } }).containerSpec.image;
+/** The image of every host's proxy service (one per host since issue 24 item 18, named by proxyServiceName); at least one. */
+const proxyImages = (r: Rendered) => {
+  const found = r.resources.filter((x) => x.type === "docker:index/service:Service" && String(x.inputs.name).startsWith("proxy-"));
+  expect(found.length, "a proxy service per host").toBeGreaterThan(0);
+  return [...new Set(found.map((x) => (x.inputs.taskSpec as { containerSpec: { image: string } }).containerSpec.image))];
+};
 /** Every host's pull command of `what` (web or proxy), as rendered. */
 const pulls = (r: Rendered, what: string) => r.resources.filter((x) => x.type === "command:local:Command" && x.name.endsWith(`-${what}-pull`)).map((x) => String(x.inputs.create));
 
@@ -84,7 +91,7 @@ describe("promotion, pin, smoke, parity and rollback on swarm stacks", () => {
     expect(r.outputs.fleetMode).toMatchObject({ mode: "swarm" });
     expect(r.resources.filter((x) => x.type === "docker:index/container:Container")).toEqual([]);
     expect(serviceImage(r, "web")).toBe(`${srcRepo}@${web}`);
-    expect(serviceImage(r, "proxy-app")).toBe(`${srcProxy}@${proxy}`);
+    expect(proxyImages(r)).toEqual([`${srcProxy}@${proxy}`]);
     expect(r.outputs.services).toMatchObject({ web: { digest: web } });
     expect(r.outputs.proxyImage).toBe(`${srcProxy}@${proxy}`);
     testOutputs = path.join(s.dir, "test.outputs.json");
@@ -109,29 +116,26 @@ describe("promotion, pin, smoke, parity and rollback on swarm stacks", () => {
   it("prod, rendered after the promotion, runs the promoted digests: its services and every host's pulls", async () => {
     const r = await render("prod");
     expect(serviceImage(r, "web")).toBe(`${prodRepo}@${web}`);
-    expect(serviceImage(r, "proxy-app")).toBe(`${prodProxy}@${proxy}`);
+    expect(proxyImages(r)).toEqual([`${prodProxy}@${proxy}`]);
     const webPulls = pulls(r, "web");
     expect(webPulls.length).toBeGreaterThanOrEqual(3);
     for (const p of webPulls) expect(p).toMatch(new RegExp(`docker pull .* ${prodRepo}@${web}$`));
     for (const p of pulls(r, "proxy")) expect(p).toMatch(new RegExp(`docker pull .* ${prodProxy}@${proxy}$`));
 
-    // smoke reads prod's swarm outputs: the web service on every host of its group (each
-    // host's proxy, a global service, reaches every replica) at the host's address.
-    // The mock runtime has no Elastic IPs: each publicIp is "computed(...)"; give each the
-    // address a deployment would (TEST-NET-1), keeping every other output as rendered.
-    const byName = structuredClone(r.outputs.hostsByName) as Record<string, { publicIp: string }>;
-    const hosts = Object.keys(byName).sort();
+    // smoke reads prod's swarm outputs: the group's front door, and the web service on every
+    // host of its group (each host's proxy, a global service, reaches every replica), asked on
+    // the host over its connection. The mock runtime computes no DNS names or instance ids:
+    // deployed() (smoke-fixtures.ts) gives them the form a deployment would.
+    const out = deployed(r.outputs) as Record<string, any>;
+    const hosts = Object.keys(out.hostsByName).sort();
     expect(hosts).toHaveLength(3);
-    hosts.forEach((h, i) => {
-      expect(byName[h].publicIp).toMatch(/^computed\(/);
-      byName[h].publicIp = `192.0.2.${i + 1}`;
-    });
     const spec = loadStackSpec("prod", { dir: s.dir, environmentFile: path.join(s.dir, "environment.yaml") });
-    const { targets } = smokeTargets(spec, { ...r.outputs, hostsByName: byName }, "prod outputs");
-    const port = spec.services.find((x) => x.name === "web")!.publishPort;
-    expect(targets.filter((t) => t.service === "web" && t.host !== "frontDoor").map((t) => [t.host, t.url])).toEqual(
-      hosts.map((h, i) => [h, `http://192.0.2.${i + 1}:${port}${spec.services.find((x) => x.name === "web")!.health.path}`]),
-    );
+    const { targets } = smokeTargets(spec, out, "prod outputs");
+    const svc = spec.services.find((x) => x.name === "web")!;
+    expect(targets.filter((t) => t.service === "web").map((t) => [t.host, t.via, t.url])).toEqual([
+      ["frontDoor.app", "client", `http://${out.frontDoor.app.dnsName}:${svc.publishPort}${svc.health.path}`],
+      ...hosts.map((h) => [h, "ssh", `http://127.0.0.1:${svc.publishPort}${svc.health.path}`]),
+    ]);
   }, 120_000);
 
   it("pin tags the promoted digests in prod's registry, and --check then finds every digest of both swarm stacks pinned", async () => {
@@ -156,6 +160,6 @@ describe("promotion, pin, smoke, parity and rollback on swarm stacks", () => {
     ]);
     const rendered = await render("prod");
     expect(serviceImage(rendered, "web")).toBe(`${prodRepo}@${webOld}`);
-    expect(serviceImage(rendered, "proxy-app")).toBe(`${prodProxy}@${proxyOld}`);
+    expect(proxyImages(rendered)).toEqual([`${prodProxy}@${proxyOld}`]);
   }, 120_000);
 });
