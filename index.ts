@@ -225,9 +225,11 @@ export const awaitingImage = { services: spec.awaitingImage.map((s) => s.name), 
 export const repositories = registry?.repositories ?? {};
 /**
  * Per host group with published ports on EC2: the load balancer clients use (its DNS name),
- * the ports it listens on and TCP or TLS (dockyard:certificateArn). README "Front door".
+ * the ports it listens on, TCP or TLS (dockyard:certificateArn), and per port the target
+ * group its hosts are registered with (`dockyard smoke --front-door health` asks the load
+ * balancer's view of them). README "Front door".
  */
-export const frontDoor = Object.fromEntries([...frontDoors].map(([group, fd]) => [group, { dnsName: fd.dnsName, ports: fd.ports, protocol: fd.protocol }]));
+export const frontDoor = Object.fromEntries([...frontDoors].map(([group, fd]) => [group, { dnsName: fd.dnsName, ports: fd.ports, protocol: fd.protocol, targetGroupArns: fd.targetGroupArns }]));
 /** Swarm mode: the fleet mode and the managers (the first made the swarm; `docker service ps` runs there). Static: just the mode. */
 export const fleetMode = swarm ? { mode: "swarm", managers: (fleet as SwarmFleet).managers } : { mode: "static" };
 /** The SNS topic every host's EC2 status-check alarm notifies; subscribe to it. Undefined without EC2 hosts. */

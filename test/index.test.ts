@@ -296,7 +296,9 @@ describe.each([...STACKS])("the front door of stack %s (issue 13)", (stack) => {
     );
     for (const a of alarms) expect(a.inputs).toMatchObject({ namespace: "AWS/EC2", alarmActions: [`computed(${topic.name}.arn)`], okActions: [`computed(${topic.name}.arn)`], threshold: 1 });
 
-    expect(r.outputs.frontDoor).toEqual({ app: { dnsName: `computed(${base}-nlb.dnsName)`, ports, protocol: "TCP" } });
+    // targetGroupArns: per port, the target group its listener forwards to and every host is
+    // registered with; `dockyard smoke --front-door health` asks DescribeTargetHealth of it.
+    expect(r.outputs.frontDoor).toEqual({ app: { dnsName: `computed(${base}-nlb.dnsName)`, ports, protocol: "TCP", targetGroupArns: Object.fromEntries(ports.map((p) => [String(p), `computed(${base}-${p}.arn)`])) } });
     expect(r.outputs.alarmTopicArn).toBe(`computed(${topic.name}.arn)`);
   }, 300_000);
 });
