@@ -34,7 +34,7 @@ import type { DaemonSettings, ProxySettings, ServiceSpec } from "../stacks/schem
 import { dockerPlatform, type Architecture } from "../stacks/os";
 import { dockerProviderArgs, hostCommandArgs, type HostConnection } from "./connection";
 import { placeReplicas, replicaSlots, hostsWithReplicas, type Placement } from "./placement";
-import { PROXY_CONFIG_DIR, PROXY_CONFIG_PATH, renderHaproxyConfig, type ProxyRoute } from "./proxy";
+import { PROXY_CONFIG_PATH, proxyConfigDir, renderHaproxyConfig, type ProxyRoute } from "./proxy";
 import { RolloutOrder, SERVING_GATE_TIMEOUT_SECONDS, servingGateCommand, servingGateScript, withTurn } from "./rollout";
 
 /** A host the fleet deploys to, as the host and engine components describe it. */
@@ -43,6 +43,12 @@ export interface FleetHost {
   name: string;
   /** Host group the host belongs to. */
   group: string;
+  /**
+   * Where the host mounts its kept data volume (its group's `dataMount`; Docker's data-root
+   * is under it). Every host file a container mounts lives under it (proxyConfigDir), so it
+   * outlives a replacement of the host's root disk, as the containers that mount it do.
+   */
+  dataMount: string;
   /**
    * How to reach the host (DockerHost's `connection`): the ssh target (instance id through
    * Session Manager, or Elastic IP), the SSH user (in the docker group there) and its
@@ -278,9 +284,12 @@ function configHash(config: string): string {
   return crypto.createHash("sha256").update(config).digest("hex").slice(0, 12);
 }
 
-/** The host file a proxy configuration is written to: named by its hash, so a new configuration is a new file. */
-export function proxyConfigFile(config: string): string {
-  return `${PROXY_CONFIG_DIR}/haproxy-${configHash(config)}.cfg`;
+/**
+ * The host file a proxy configuration is written to, on the host's data volume (`dataMount`,
+ * proxyConfigDir): named by its hash, so a new configuration is a new file.
+ */
+export function proxyConfigFile(config: string, dataMount: string): string {
+  return `${proxyConfigDir(dataMount)}/haproxy-${configHash(config)}.cfg`;
 }
 
 /**
@@ -389,6 +398,7 @@ export function proxyContainerArgs(
   stack: string,
   routes: readonly ProxyRoute[],
   config: string,
+  dataMount: string,
   logging: FleetLogging,
   image: pulumi.Input<string>,
   networks: Record<string, pulumi.Input<string>>,
@@ -402,7 +412,9 @@ export function proxyContainerArgs(
     // read-only", found by fleet.int.test.ts).
     readOnly: true,
     tmpfs: { "/tmp": "rw,noexec,nosuid,size=16m" },
-    mounts: [{ type: "bind", source: proxyConfigFile(config), target: PROXY_CONFIG_PATH, readOnly: true }],
+    // The host file is on the data volume (proxyConfigFile), so a replaced host's dockerd finds
+    // it when it restores this container (restart unless-stopped).
+    mounts: [{ type: "bind", source: proxyConfigFile(config, dataMount), target: PROXY_CONFIG_PATH, readOnly: true }],
     // CIS 4.1: never root; it binds the published ports (< 1024 too) through this sysctl,
     // which the engine also sets on its own for a private network namespace (moby
     // daemon/oci_linux.go withCommonOptions): explicit here, so it does not rest on that.
@@ -646,7 +658,11 @@ export class ContainerFleet extends pulumi.ComponentResource {
     // 1.x only updates in place on a new create/stdin/delete (it runs the new create; the old
     // delete never runs), so the file path replaces the command, and the old command's delete
     // removes the old file at the end of the update, once the old proxy is gone.
-    const file = proxyConfigFile(config);
+    //
+    // The file is on the data volume (proxyConfigFile), so a replaced host still has it when its
+    // dockerd restores the proxy. Not triggered by the host's readyId: a replacement would then
+    // replace this command, and the old one's delete would dial the old, gone, machine.
+    const file = proxyConfigFile(config, host.dataMount);
     const configFile = new command.local.Command(
       `${this.name}-${host.name}-proxy-config`,
       hostCommandArgs(host.connection, {
@@ -662,7 +678,7 @@ export class ContainerFleet extends pulumi.ComponentResource {
     const networkNames = Object.fromEntries(routes.map((r) => [r.service, networks[r.service].name]));
     const proxy = new docker.Container(
       `${this.name}-${host.name}-proxy`,
-      proxyContainerArgs(this.args.stack, routes, config, this.args.logging, image.imageId, networkNames, this.args.proxy),
+      proxyContainerArgs(this.args.stack, routes, config, host.dataMount, this.args.logging, image.imageId, networkNames, this.args.proxy),
       {
         parent: this,
         provider: on.provider,

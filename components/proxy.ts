@@ -18,9 +18,22 @@
 /** Where the rendered configuration is mounted (read-only) inside the proxy container. */
 export const PROXY_CONFIG_PATH = "/usr/local/etc/haproxy/haproxy.cfg";
 /**
- * The host directory holding each proxy configuration, `haproxy-<hash>.cfg`, bind-mounted
- * read-only into the proxy (its root filesystem is read-only: CIS Docker Benchmark 5.13).
- * The host's user-data creates it, owned by the SSH user, who writes the files.
+ * The directory under a host's data mount (its group's `dataMount`, where the kept data volume
+ * is mounted) holding each proxy configuration, `haproxy-<hash>.cfg`, bind-mounted read-only
+ * into the proxy (its root filesystem is read-only: CIS Docker Benchmark 5.13). On the data
+ * volume, not the root disk: a replaced host (a new instance or machine container on the same
+ * data volume) gets its containers back from Docker's data-root there, and dockerd restores
+ * the proxy once at start (moby daemon/daemon.go Daemon.restore); a bind source missing then
+ * (daemon/volumes.go registerMountPoints: a Mounts-API bind is SkipMountpointCreation) leaves
+ * it exited for good. The host's user-data creates it, owned by the SSH user, who writes the files.
+ */
+export function proxyConfigDir(dataMount: string): string {
+  return `${dataMount}/proxy`;
+}
+/**
+ * The former directory, on the root disk (a replacement lost it). Only what components/engine.ts
+ * still creates until it creates proxyConfigDir(dataMount) instead; the fleet writes nothing here.
+ * @deprecated
  */
 export const PROXY_CONFIG_DIR = "/etc/dockyard/proxy";
 /** Docker's embedded DNS server, reachable from containers on user-defined networks. */

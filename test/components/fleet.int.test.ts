@@ -21,7 +21,7 @@
  *    is a unit test (fleet.test.ts) over the engine source it cites;
  *  - the proxy publishes on 127.0.0.1 only (the rendered ports bind all addresses);
  *  - the proxy's configuration file is written by the rendered command (its create, with
- *    its stdin) into a temporary directory standing in for the host's PROXY_CONFIG_DIR, and
+ *    its stdin) into a temporary directory standing in for the host's proxyConfigDir, and
  *    the bind mount's source is moved there the same way; the pids-limit commands run as
  *    rendered, with the mock container ids replaced by the real ones; that the limit
  *    outlives a restart is shown for a container restart, not an engine restart or a
@@ -44,7 +44,7 @@ import { useMocks, settle } from "../helpers/pulumi";
 import type { RecordedResource } from "../../scripts/lib/mocks";
 import type { ServiceSpec } from "../../stacks";
 import { ContainerFleet } from "../../components/fleet";
-import { MONITOR_PATH, PROXY_CONFIG_DIR } from "../../components/proxy";
+import { MONITOR_PATH, proxyConfigDir } from "../../components/proxy";
 import { RETRY_SCRIPT, ssmProxyCommand, type HostConnection } from "../../components/connection";
 import { dockerApi } from "../helpers/docker-api";
 import { EngineReplay, ReplayError } from "../helpers/container-replay";
@@ -62,9 +62,11 @@ const FAKE_DIGEST = "sha256:" + "e".repeat(64);
 const docker = (...args: string[]) => execFileSync("docker", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const created: string[] = [];
-/** Stands in for the host's PROXY_CONFIG_DIR. */
+/** The data mount of the rendered host. */
+const DATA_MOUNT = "/var/lib/dockyard";
+/** Stands in for the host's proxyConfigDir(DATA_MOUNT). */
 const CONFIG_DIR = fs.mkdtempSync(path.join(os.tmpdir(), "dyit-proxy-config-"));
-const hostPath = (p: string) => p.replaceAll(PROXY_CONFIG_DIR, CONFIG_DIR);
+const hostPath = (p: string) => p.replaceAll(proxyConfigDir(DATA_MOUNT), CONFIG_DIR);
 const PROXY_SETTINGS = { cpus: 0.5, memoryMb: 128, pidsLimit: 128, user: "99:99" };
 
 // ---------------------------------------------------------------------------------
@@ -98,7 +100,7 @@ async function renderOneHost(name: string, connection: HostConnection, service: 
   const ready = new pulumi.ComponentResource("dockyard:test:EngineReady", `${name}-ready`);
   new ContainerFleet(name, {
     stack: RUN,
-    hosts: [{ name: "h1", group: "app", connection, ready }],
+    hosts: [{ name: "h1", group: "app", dataMount: DATA_MOUNT, connection, ready }],
     services: [service],
     secrets: {},
     architecture: "x86_64",
@@ -614,7 +616,7 @@ describe("the host connection with the real OpenSSH client, through a stand-in S
     docker(
       "run", "-d", "--name", `${RUN}-sshd`, "-p", `127.0.0.1:${sshPort}:22`,
       "-v", `${path.join(dir, "host")}:/etc/ssh/pinned_host_key:ro`, "-v", `${path.join(dir, "authorized_keys")}:/root/.ssh/authorized_keys:ro`,
-      "--entrypoint", "/bin/sh", HOST_IMAGE, "-c", `mkdir -p /run/sshd ${PROXY_CONFIG_DIR} && exec /usr/sbin/sshd -D -e -h /etc/ssh/pinned_host_key`,
+      "--entrypoint", "/bin/sh", HOST_IMAGE, "-c", `mkdir -p /run/sshd ${proxyConfigDir(DATA_MOUNT)} && exec /usr/sbin/sshd -D -e -h /etc/ssh/pinned_host_key`,
     );
     created.push(`${RUN}-sshd`);
     // The stand-in aws CLI.

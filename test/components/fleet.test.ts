@@ -98,7 +98,7 @@ const DIGEST_B = "sha256:" + "b".repeat(64);
 const DEV = loadStackSpec("dev");
 
 /** Hosts as index.ts wires them: `ready` is the host's DockerEngine component (its readiness check is a child). */
-function makeHosts(prefix: string, n: number, group = "app") {
+function makeHosts(prefix: string, n: number, group = "app", dataMount = DEV.hostGroups[0].dataMount) {
   return Array.from({ length: n }, (_, i) => {
     const name = `${prefix}-${group}-${i + 1}`;
     const address = `203.0.113.${10 + i}`;
@@ -108,7 +108,7 @@ function makeHosts(prefix: string, n: number, group = "app") {
       engine: DEV.engine,
       hostId: `i-${prefix}${i}`,
     });
-    return { name, group, connection: { target: address, user: "admin", hostPublicKey: HOST_KEY }, ready, readyId: ready.readyId };
+    return { name, group, dataMount, connection: { target: address, user: "admin", hostPublicKey: HOST_KEY }, ready, readyId: ready.readyId };
   });
 }
 
@@ -227,7 +227,7 @@ describe("ContainerFleet on the mock runtime", () => {
     // The file path replaces the command (pulumi-command runs a changed create in place, and
     // never the old delete): the old file is removed once the new one exists.
     expect(cmd.inputs.triggers).toEqual([mount.source]);
-    expect(mount.source).toBe(proxyConfigFile(cmd.inputs.stdin as string));
+    expect(mount.source).toBe(proxyConfigFile(cmd.inputs.stdin as string, "/var/lib/dockyard"));
     expect(cmd.inputs.stdin).toMatch(/^global/m);
     expect(reg("f1-f1-app-1-proxy").dependencies).toContain(reg("f1-f1-app-1-proxy-config").urn);
   });
@@ -302,7 +302,7 @@ describe("ContainerFleet on the mock runtime", () => {
     expect(i.ports).toEqual([{ internal: 80, external: 80, protocol: "tcp" }]);
     expect(i.networksAdvanced).toEqual([{ name: "dev-web" }]);
     const config = mocks.get("command:local:Command", "f1-f1-app-1-proxy-config").inputs.stdin as string;
-    expect(i.mounts).toEqual([{ type: "bind", source: proxyConfigFile(config), target: "/usr/local/etc/haproxy/haproxy.cfg", readOnly: true }]);
+    expect(i.mounts).toEqual([{ type: "bind", source: proxyConfigFile(config, "/var/lib/dockyard"), target: "/usr/local/etc/haproxy/haproxy.cfg", readOnly: true }]);
     expect(config).toContain("server-template web 10 web:8080 check");
     expect(reg("f1-f1-app-1-proxy").deleteBeforeReplace).toBe(true);
     // CIS 5.13: read-only root; the configuration is mounted.
@@ -589,7 +589,7 @@ describe("pure helpers", () => {
       { service: "web", publishPort: 80, containerPort: 8080, healthPath: "/healthz", replicas: 1 },
       { service: "api", publishPort: 8443, containerPort: 9000, healthPath: "/", replicas: 2 },
     ];
-    const args = proxyContainerArgs("dev", routes, "cfg", LOGGING, "sha256:p", { web: "dev-web", api: "dev-api" }, PROXY_SETTINGS);
+    const args = proxyContainerArgs("dev", routes, "cfg", "/var/lib/dockyard", LOGGING, "sha256:p", { web: "dev-web", api: "dev-api" }, PROXY_SETTINGS);
     expect(args.ports).toEqual([
       { internal: 80, external: 80, protocol: "tcp" },
       { internal: 8443, external: 8443, protocol: "tcp" },
@@ -600,20 +600,21 @@ describe("pure helpers", () => {
 
   it("hardens the proxy (CIS 4.1, 5.12, 5.13): read-only root with the configuration mounted read-only from its host file, non-root, CPU and memory limits", () => {
     const routes = [{ service: "web", publishPort: 80, containerPort: 8080, healthPath: "/healthz", replicas: 1 }];
-    const args = proxyContainerArgs("dev", routes, "cfg-a", LOGGING, "sha256:p", { web: "dev-web" }, PROXY_SETTINGS);
+    const args = proxyContainerArgs("dev", routes, "cfg-a", "/srv/data", LOGGING, "sha256:p", { web: "dev-web" }, PROXY_SETTINGS);
     expect(args.uploads).toBeUndefined();
     expect(args.readOnly).toBe(true);
-    expect(args.mounts).toEqual([{ type: "bind", source: proxyConfigFile("cfg-a"), target: "/usr/local/etc/haproxy/haproxy.cfg", readOnly: true }]);
-    expect(proxyConfigFile("cfg-a")).toMatch(/^\/etc\/dockyard\/proxy\/haproxy-[0-9a-f]{12}\.cfg$/);
-    expect(proxyConfigFile("cfg-b")).not.toBe(proxyConfigFile("cfg-a"));
+    expect(args.mounts).toEqual([{ type: "bind", source: proxyConfigFile("cfg-a", "/srv/data"), target: "/usr/local/etc/haproxy/haproxy.cfg", readOnly: true }]);
+    // On the data volume, not the root disk: a replaced host's dockerd restores the proxy with it.
+    expect(proxyConfigFile("cfg-a", "/srv/data")).toMatch(/^\/srv\/data\/proxy\/haproxy-[0-9a-f]{12}\.cfg$/);
+    expect(proxyConfigFile("cfg-b", "/srv/data")).not.toBe(proxyConfigFile("cfg-a", "/srv/data"));
     expect([args.user, args.cpus, args.memory, args.memorySwap]).toEqual(["99:99", "0.5", 128, 128]);
     expect(args.healthcheck).toBeDefined();
   });
 
   it("pidsLimitCommand: docker update of one container; removeConfigCommand keeps a file a container still mounts", () => {
     expect(pidsLimitCommand(256, "a1")).toBe("docker update --pids-limit 256 a1 >/dev/null");
-    expect(removeConfigCommand("/etc/dockyard/proxy/haproxy-0123456789ab.cfg")).toBe(
-      `if [ -z "$(docker ps -aq --filter volume='/etc/dockyard/proxy/haproxy-0123456789ab.cfg')" ]; then rm -f '/etc/dockyard/proxy/haproxy-0123456789ab.cfg'; fi`,
+    expect(removeConfigCommand("/var/lib/dockyard/proxy/haproxy-0123456789ab.cfg")).toBe(
+      `if [ -z "$(docker ps -aq --filter volume='/var/lib/dockyard/proxy/haproxy-0123456789ab.cfg')" ]; then rm -f '/var/lib/dockyard/proxy/haproxy-0123456789ab.cfg'; fi`,
     );
   });
 

@@ -310,8 +310,12 @@ describe.each(STACKS)("stack %s: provisioned host", (stack) => {
     expect(profile).toBe(apparmor === "Y" ? "docker-default" : "");
     // Default ulimits reach a container that sets none.
     expect((await h.exec(b.host, `docker run --rm ${h.BUSYBOX_IMAGE} sh -c 'ulimit -n; ulimit -Hn'`)).trim().split("\n")).toEqual(["16384", "16384"]);
-    // The proxy's configuration directory: the SSH user writes it (the fleet's proxy-config command).
-    expect((await h.exec(b.host, "stat -c '%U %a' /etc/dockyard/proxy")).trim()).toBe(`${b.spec.os.sshUser} 755`);
+    // The proxy's configuration directory, on the data volume (components/proxy.ts proxyConfigDir):
+    // the SSH user writes it (the fleet's proxy-config command); a replacement finds it there.
+    const proxyDir = `${b.input.dataMount}/proxy`;
+    expect((await h.exec(b.host, `stat -c '%U %a' ${proxyDir}`)).trim()).toBe(`${b.spec.os.sshUser} 755`);
+    const [dataDev, dirDev] = (await h.exec(b.host, `stat -c %d ${b.input.dataMount} ${proxyDir}`)).trim().split("\n");
+    expect(dirDev).toBe(dataDev);
   });
 
   it("installs the distro's docker.io at the release's version, and holds it", async () => {

@@ -29,10 +29,13 @@
  *  - the stack rendered is the shipped `local` stack with one change: `dockyard:images.web` is
  *    the digest of the example image this test pushed to the deployer's registry (a real
  *    registry, Debian's docker-registry, on this machine's docker bridge at port 5000, where
- *    the shipped stack's `localhost:5000` leads through the host's forwarder), and no proxy
- *    digest (the shipped digests are dev's, which are not here); the image is pulled by the
- *    fleet's rendered pull command, but its container is started from the command line
- *    below, not from the fleet's render (the fleet on real Docker is test/components/fleet.int.test.ts);
+ *    the shipped stack's `localhost:5000` leads through the host's forwarder), and
+ *    `dockyard:proxyImage` the digest of the test haproxy image pushed there (the shipped
+ *    digests are dev's, which are not here); both are pulled by the fleet's rendered pull
+ *    commands, the proxy's configuration written by its rendered command, and the host's fleet
+ *    (network, volume, images, the web replica, the proxy) replayed on the host's engine through
+ *    `docker system dial-stdio`, as the Docker provider reaches it over SSH (its pids-limit and
+ *    serving-gate commands are not run here; the fleet on real Docker is test/components/fleet.int.test.ts);
  *  - Docker's apt repository is not reachable here: in the seed's user-data its URL and key
  *    fingerprint are replaced by this machine's signed stand-in's (test/infra/45-docker-apt-repo.sh,
  *    Debian's docker.io repackaged at the pinned version), and the machine container gets the
@@ -54,20 +57,55 @@ import * as YAML from "yaml";
 import { loadStackSpec, stackFilePath } from "../../stacks";
 import { dockerApi } from "../helpers/docker-api";
 import { EngineReplay, plain } from "../helpers/container-replay";
+import { Duplex } from "node:stream";
 
 const execFileP = promisify(execFile);
 /** The machine container's name: the rendered one (what ssh dials through docker exec). */
 const RUN = "local-app-1";
 const WEB = "dockyard-test/web:local";
+/** The test haproxy image (test/infra/20-fleet-images.sh), as dockyard:proxyImage. */
+const HAPROXY = "dockyard-test/haproxy:local";
 
 const api = dockerApi;
 const replay = new EngineReplay(api);
 interface Upload { file: string; content?: string; contentBase64?: string; permissions?: string }
 
+/**
+ * The Engine API of the host's own dockerd, over `docker system dial-stdio` in the machine
+ * container: one connection per call, as docker's connhelper gives the Docker provider over SSH.
+ */
+function hostApi<T = unknown>(method: string, p: string, body?: unknown): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("docker", ["exec", "-i", RUN, "docker", "system", "dial-stdio"], { stdio: ["pipe", "pipe", "ignore"] });
+    const socket = Duplex.from({ readable: child.stdout, writable: child.stdin });
+    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const req = http.request(
+      { createConnection: () => socket as never, method, path: `/v1.41${p}`, headers: { Host: "docker", Connection: "close", ...(data ? { "Content-Type": "application/json", "Content-Length": data.length } : {}) } },
+      (res) => {
+        let text = "";
+        res.on("data", (c) => (text += c));
+        res.on("end", () => {
+          child.kill();
+          if ((res.statusCode ?? 500) >= 300) reject(new Error(`${method} ${p}: ${res.statusCode} ${text.trim()}`));
+          else resolve((text ? JSON.parse(text) : undefined) as T);
+        });
+      },
+    );
+    req.on("error", (e) => {
+      child.kill();
+      reject(e);
+    });
+    req.end(data);
+  });
+}
+/** The Docker provider of the host (fleet-local-app-1), replayed on the host's engine. */
+const onHost = new EngineReplay(hostApi as typeof dockerApi);
+
 /** The deployer's registry: where `localhost:5000` of the local stack leads (host.docker.internal = the bridge's gateway). */
 const REGISTRY_PORT = 5000;
 let registryPid = 0;
 let webDigest = "";
+let proxyDigest = "";
 
 /** Starts Debian's docker-registry on the docker bridge's gateway (reachable from containers, not from elsewhere). */
 async function startRegistry(stateDir: string): Promise<void> {
@@ -135,6 +173,12 @@ function runCommand(cmd: RenderedResource, input?: string | Buffer) {
   if (at > 0) argv.splice(at + 1, 2, "3", "5");
   return spawnSync(argv[0], argv.slice(1), { env, input, encoding: "utf8", timeout: 600_000, maxBuffer: 64 << 20 });
 }
+/** One resource of the host's fleet as rendered: `fleet-local-app-1-<suffix>`. */
+function fleetResource(suffix: string): RenderedResource {
+  const r = rendered.resources.find((x) => x.name === `fleet-${RUN}-${suffix}`);
+  if (!r) throw new Error(`the local stack renders no fleet-${RUN}-${suffix}`);
+  return r;
+}
 /** The ready check's ssh command line (up to the destination), with no retry wrapper. */
 function sshArgv(): string[] {
   const argv = (ready.inputs.interpreter as string[]).map((a) => a.split(mockPub).join(hostPub));
@@ -149,12 +193,15 @@ beforeAll(async () => {
   const target = `docker://${h.bridgeGateway()}:${REGISTRY_PORT}/dockyard/web:test`;
   execFileSync("skopeo", ["copy", "--quiet", "--dest-tls-verify=false", `docker-daemon:${WEB}`, target]);
   webDigest = execFileSync("skopeo", ["inspect", "--tls-verify=false", "--format", "{{.Digest}}", target], { encoding: "utf8" }).trim();
+  const proxyTarget = `docker://${h.bridgeGateway()}:${REGISTRY_PORT}/dockyard/haproxy:test`;
+  execFileSync("skopeo", ["copy", "--quiet", "--dest-tls-verify=false", `docker-daemon:${HAPROXY}`, proxyTarget]);
+  proxyDigest = execFileSync("skopeo", ["inspect", "--tls-verify=false", "--format", "{{.Digest}}", proxyTarget], { encoding: "utf8" }).trim();
   const stacksDir = path.join(dir, "stacks");
   fs.mkdirSync(stacksDir);
   const file = YAML.parse(fs.readFileSync(stackFilePath("local"), "utf8")) as { config: Record<string, unknown> };
   expect(file.config["dockyard:registry"]).toBe(`localhost:${REGISTRY_PORT}/dockyard`);
   file.config["dockyard:images"] = { web: webDigest };
-  delete file.config["dockyard:proxyImage"];
+  file.config["dockyard:proxyImage"] = proxyDigest;
   fs.writeFileSync(stackFilePath("local", stacksDir), YAML.stringify(file));
   rendered = await renderStack("local", { stacksDir });
   machine = rendered.resources.find((r) => r.type === "docker:index/container:Container" && r.name === "local-app-1-machine")!;
@@ -279,17 +326,33 @@ describe("a local host built from the local stack's rendered inputs", () => {
     expect(ids.trim()).toMatch(/^sha256:[0-9a-f]{64}$/);
   });
 
-  it("runs the example service on its engine over that connection, answering at the host's published endpoint", async () => {
-    const ssh = sshArgv();
-    // The service's container port published on the host's publishPort, as the host's proxy publishes it.
-    const svc = loadStackSpec("local");
-    const web = svc.services.find((s) => s.name === "web")!;
-    const port = web.publishPort!;
-    const run = spawnSync(ssh[0], [...ssh.slice(1), `docker run -d --name web -p ${port}:${web.containerPort} --restart unless-stopped localhost:${REGISTRY_PORT}/dockyard/web@${webDigest}`], { env, encoding: "utf8", timeout: 120_000 });
-    expect(run.status, run.stderr).toBe(0);
-    // Where the deployer's machine reaches it: the machine container's binding of that port on 127.0.0.1.
-    expect(await answers(await endpointPort(port), web.health.path)).not.toBe("");
-  });
+  it("runs the host's rendered fleet on its engine (the web replica and the proxy, its configuration on the data volume), answering at the host's published endpoint", async () => {
+    for (const pull of [fleetResource("web-pull"), fleetResource("proxy-pull")]) {
+      const r = runCommand(pull);
+      expect(r.status, r.stderr).toBe(0);
+    }
+    // The proxy's configuration, written by its rendered command (stdin) over SSH as the SSH
+    // user, into the directory the user-data made on the data volume.
+    const config = fleetResource("proxy-config");
+    const w = runCommand(config, String(config.inputs.stdin));
+    expect(w.status, w.stderr).toBe(0);
+    const proxy = fleetResource("proxy");
+    const source = (proxy.inputs.mounts as { source: string }[])[0].source;
+    expect(source.startsWith(`${loadStackSpec("local").hostGroups[0].dataMount}/proxy/`)).toBe(true);
+    expect(await h.exec(host, `cat '${source}'`)).toBe(String(config.inputs.stdin));
+    // The network, volume, images and containers as the host's Docker provider creates them.
+    const net = fleetResource("web-net");
+    await onHost.createNetwork(net.name, net.inputs);
+    const vol = fleetResource("web-uploads");
+    await onHost.createVolume(vol.name, vol.inputs);
+    for (const img of [fleetResource("web-image"), fleetResource("proxy-image")]) await onHost.createRemoteImage(img.name, img.inputs, `computed(${img.name}.imageId)`, String(img.inputs.name));
+    const replica = rendered.resources.find((r) => r.type === "docker:index/container:Container" && r.name.startsWith(`fleet-${RUN}-web-0-`))!;
+    await onHost.createContainer(replica.name, replica.name, replica.inputs);
+    await onHost.createContainer(proxy.name, proxy.name, proxy.inputs);
+    // Where the deployer's machine reaches the proxy: the machine container's binding of its port on 127.0.0.1.
+    const web = loadStackSpec("local").services.find((s) => s.name === "web")!;
+    expect(await answers(await endpointPort(web.publishPort!), web.health.path)).not.toBe("");
+  }, 300_000);
 
   it("a recreated host (a new container on the kept volume, as `dev-server recreate` does) boots again with its engine's data: the service comes back by itself", async () => {
     // The provider's delete: stop with destroyGraceSeconds (systemd shuts the engine down),
@@ -300,11 +363,17 @@ describe("a local host built from the local stack's rendered inputs", () => {
     expect((await api<{ Name: string }>("GET", `/volumes/${volume}`)).Name).toBe(volume);
     host = await createMachine();
     await h.waitEngineReady(host, 540_000);
-    const r = runCommand(ready);
-    expect(r.status, r.stderr).toBe(0);
-    // The web container, its image and its restart policy live in the engine's data root on the volume.
-    expect((await h.exec(host, "docker inspect -f '{{.State.Running}}' web")).trim()).toBe("true");
+    // Before any command of an `up`: the containers, their images and restart policies live in
+    // the engine's data root on the volume, and dockerd restored them at its start (moby
+    // daemon/daemon.go Daemon.restore, once); the proxy's bind-mounted configuration is on the
+    // volume too (components/proxy.ts proxyConfigDir), so its start found the file.
+    const replica = rendered.resources.find((r) => r.type === "docker:index/container:Container" && r.name.startsWith(`fleet-${RUN}-web-0-`))!;
+    for (const c of [replica.name, fleetResource("proxy").name]) {
+      expect((await h.exec(host, `docker inspect -f '{{.State.Running}} {{.RestartCount}}' ${c}`)).trim(), c).toBe("true 0");
+    }
     const web = loadStackSpec("local").services.find((s) => s.name === "web")!;
     expect(await answers(await endpointPort(web.publishPort!), web.health.path)).not.toBe("");
+    const r = runCommand(ready);
+    expect(r.status, r.stderr).toBe(0);
   }, 600_000);
 });
