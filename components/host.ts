@@ -344,14 +344,21 @@ export function hostKeysKey(name: string, args: HostKeysKeyArgs): HostKeysKey {
   // resourceKeyCreate: d.SetId(KeyMetadata.KeyId)); its ARN is KMS's
   // arn:<partition>:kms:<region>:<account>:key/<key id>.
   const keyId = key.id;
-  new aws.kms.Alias(`${name}-alias`, { region: args.region, name: hostKeysAliasName(args.stack), targetKeyId: keyId }, { parent: key });
-  return { key, keyId, arn: pulumi.interpolate`arn:${partition}:kms:${args.region}:${accountId}:key/${keyId}` };
+  const alias = new aws.kms.Alias(`${name}-alias`, { region: args.region, name: hostKeysAliasName(args.stack), targetKeyId: keyId }, { parent: key });
+  // Parameters name the key by the alias resource's name output: the form SSM reports and the
+  // provider reads back (see DockerHost's host-key parameter), and a dependency on the alias.
+  return { key, alias, aliasName: alias.name, arn: pulumi.interpolate`arn:${partition}:kms:${args.region}:${accountId}:key/${keyId}` };
 }
 
-/** A stack's host-key KMS key: the resource, its key id (what a parameter's keyId names) and its ARN (what IAM policies name). */
+/**
+ * A stack's host-key KMS key: the key, its alias, the alias's name (what a parameter's keyId
+ * names) and the key's ARN (what IAM policies name: kms:Decrypt is authorized against the key,
+ * not an alias ARN).
+ */
 export interface HostKeysKey {
   key: aws.kms.Key;
-  keyId: pulumi.Output<string>;
+  alias: aws.kms.Alias;
+  aliasName: pulumi.Output<string>;
   arn: pulumi.Output<string>;
 }
 
@@ -439,9 +446,10 @@ export interface DockerHostArgs {
   frontDoor?: { register: (instanceId: pulumi.Output<string>) => pulumi.Resource[]; drainSeconds: number };
   /**
    * The stack's host-key KMS key (hostKeysKey): it encrypts the host's SSH host-key
-   * parameter, and the host role may decrypt with it for that parameter only.
+   * parameter (named by `aliasName`, the alias resource's name), and the host role may
+   * decrypt with it (by the key's `arn`) for that parameter only.
    */
-  hostKeysKey: { keyId: pulumi.Input<string>; arn: pulumi.Input<string> };
+  hostKeysKey: { aliasName: pulumi.Input<string>; arn: pulumi.Input<string> };
   /** The stack's ECR registry (parsed dockyard:registry); the host may pull from its namespace only. Unset: no ECR permissions. */
   ecr?: Pick<EcrRegistry, "accountId" | "region" | "namespace">;
   /**
@@ -653,11 +661,13 @@ export class DockerHost extends pulumi.ComponentResource {
         description: `SSH host private key (ed25519) of Dockyard host ${host}`,
         value: pulumi.secret(hostKey.privateKeyOpenssh),
         // The stack's own key, not aws/ssm (which every principal of the account may use via
-        // SSM). By key id: DescribeParameters reports KeyId as the key's id, which the
-        // provider's Read sets key_id from (terraform-provider-aws internal/service/ssm/
-        // parameter.go resourceParameterRead; key_id is Optional+Computed, not ForceNew: a new
-        // key is a PutParameter Overwrite in place).
-        keyId: args.hostKeysKey.keyId,
+        // SSM), named by its ALIAS: the provider's Read sets key_id from DescribeParameters'
+        // KeyId, the key's alias (terraform-provider-aws internal/service/ssm/parameter.go
+        // resourceParameterRead; key_id is Optional+Computed with no DiffSuppressFunc), and its
+        // acceptance test TestAccSSMParameter_Secure_key (parameter_test.go) round-trips
+        // key_id = "alias/<name>". A bare key id would show an update on every preview. Not
+        // ForceNew: a change of key_id is a PutParameter Overwrite in place.
+        keyId: args.hostKeysKey.aliasName,
         tags: this.tags("host-key"),
       },
       { parent: this, additionalSecretOutputs: ["value"] },

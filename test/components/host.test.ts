@@ -22,6 +22,7 @@ import {
   hostKeyReadPolicy,
   hostKeysKeyPolicy,
   hostKeysAliasName,
+  hostKeysKey,
   ecrPullPolicy,
   type DockerHostArgs,
   type HostBootContext,
@@ -82,9 +83,10 @@ async function known<T>(o: pulumi.Input<T>, what: string): Promise<T> {
   }
 }
 
-/** The stack's host-key KMS key as index.ts passes it (hostKeysKey): its id and ARN. */
+/** The stack's host-key KMS key as index.ts passes it (hostKeysKey): its alias's name and the key's ARN. */
 const HOST_KEYS_KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab";
 const HOST_KEYS_KEY_ARN = `arn:aws:kms:eu-west-1:123456789012:key/${HOST_KEYS_KEY_ID}`;
+const HOST_KEYS_ALIAS = "alias/dockyard/dev/host-keys";
 
 interface Recorded {
   type: string;
@@ -120,7 +122,7 @@ async function build(name: string, stack: string, ordinal: number, over: Partial
       access: spec.access,
       servicePorts: spec.services.filter((s) => s.group === spec.hostGroups[0].name && s.publishPort).map((s) => s.publishPort!),
       ecr: parseEcrRegistry(spec.registry),
-      hostKeysKey: { keyId: HOST_KEYS_KEY_ID, arn: HOST_KEYS_KEY_ARN },
+      hostKeysKey: { aliasName: HOST_KEYS_ALIAS, arn: HOST_KEYS_KEY_ARN },
       userData: (c) => {
         ctx = c;
         return pulumi.interpolate`#cloud-config\nhostname: ${c.hostName}\n# data ${c.dataDevice}\n# key ${c.hostKeyParameter}\n`;
@@ -314,6 +316,22 @@ describe("hostKeysKeyPolicy and hostKeysAliasName", () => {
     expect(name).toBe("alias/dockyard/dev-alice/host-keys");
     expect(name).toMatch(/^alias\/[a-zA-Z0-9:/_-]+$/);
     expect(name).not.toMatch(/^alias\/aws/);
+  });
+});
+
+describe("hostKeysKey", () => {
+  // terraform-provider-aws internal/service/ssm/parameter.go resourceParameterRead sets key_id
+  // from DescribeParameters' KeyId (the key's alias); parameter_test.go TestAccSSMParameter_Secure_key
+  // configures key_id = "alias/<name>" with depends_on the alias and reads back exactly that.
+  const k = hostKeysKey("dev-host-keys", { stack: "dev", project: "dockyard", region: "eu-west-1" });
+  it("hands parameters the alias resource's name (so a parameter depends on the alias existing) and IAM the key's ARN", async () => {
+    expect(await known(k.aliasName, "aliasName")).toBe(hostKeysAliasName("dev"));
+    // The Output carries the alias resource: a parameter whose keyId is it depends on the alias.
+    const deps = (k.aliasName as unknown as { resources(): Set<pulumi.Resource> }).resources();
+    expect([...deps]).toContain(k.alias);
+    expect(await known(k.alias.targetKeyId, "targetKeyId")).toBe(await known(k.key.id, "key id"));
+    // kms:Decrypt is authorized against the key: its ARN names key/<key id>, never the alias.
+    expect(await known(k.arn, "arn")).toBe(`arn:aws:kms:eu-west-1:computed(caller.accountId):key/${await known(k.key.id, "key id")}`);
   });
 });
 
@@ -557,8 +575,8 @@ describe("DockerHost (dev)", () => {
     const b = await devHost;
     expect(b.r(T.tlsKey, "host-key").inputs).toEqual({ algorithm: "ED25519" });
     const param = b.r(T.param, "host-key-param");
-    // Encrypted with the stack's own key (by key id), not aws/ssm.
-    expect(param.inputs).toMatchObject({ type: "SecureString", name: "/dockyard/dev/dev-app-1/ssh_host_ed25519_key", region: "eu-west-1", keyId: HOST_KEYS_KEY_ID });
+    // Encrypted with the stack's own key, named by its alias (the form SSM reports back), not aws/ssm.
+    expect(param.inputs).toMatchObject({ type: "SecureString", name: "/dockyard/dev/dev-app-1/ssh_host_ed25519_key", region: "eu-west-1", keyId: HOST_KEYS_ALIAS });
     // What the engine receives is marked secret (serialized with Pulumi's secret signature).
     expect(param.inputs.value).toEqual({ [pulumi.runtime.specialSigKey]: pulumi.runtime.specialSecretSig, value: "computed(dev-app-1-host-key.privateKeyOpenssh)" });
     expect(await isSecretOutput(b.rec.get("dev-app-1-host-key-param")!.props.value as pulumi.Output<string>)).toBe(true);

@@ -40,6 +40,7 @@ const T = {
   inline: "aws:iam/rolePolicy:RolePolicy",
   param: "aws:ssm/parameter:Parameter",
   key: "aws:kms/key:Key",
+  alias: "aws:kms/alias:Alias",
 };
 
 /** A key id as KMS makes them (a UUID), stable per stack and resource name. */
@@ -100,13 +101,20 @@ function hostKeyParameter(e: Estate, host: string): { name: string; arn: string;
   return { name: p.name, arn: e.fill(`computed(${p.name}.arn)`), tags: p.inputs.tags as Record<string, string>, keyId: p.inputs.keyId === undefined ? undefined : e.fill(String(p.inputs.keyId)) };
 }
 
-/** The KMS key (ARN and key policy) that encrypts a host's key parameter. */
+/**
+ * The KMS key (ARN and key policy) that encrypts a host's key parameter. The parameter names it
+ * by an alias (what SSM reports as its KeyId and the provider reads back: terraform-provider-aws
+ * internal/service/ssm/parameter.go resourceParameterRead), so the key is the alias's target;
+ * kms:Decrypt is then authorized against that key's ARN (KMS resolves the alias first).
+ */
 function parameterKey(e: Estate, host: string): { arn: string; policy: unknown } {
   const p = hostKeyParameter(e, host);
-  const key = e.resources.find((x) => x.type === T.key && keyIdOf(e.stack, x.name) === p.keyId);
+  const alias = e.resources.find((x) => x.type === T.alias && x.inputs.name === p.keyId);
+  const target = alias ? e.fill(String(alias.inputs.targetKeyId)) : undefined;
+  const key = e.resources.find((x) => x.type === T.key && keyIdOf(e.stack, x.name) === target);
   if (!key) {
     throw new Error(
-      `${p.name}: keyId ${p.keyId ?? "unset"} is not a key of stack ${e.stack}: with aws/ssm (the default) every principal of the account that may call GetParameter decrypts it (Systems Manager user guide, ps-restrict-decryption)`,
+      `${p.name}: keyId ${p.keyId ?? "unset"} is not an alias of a key of stack ${e.stack}: with aws/ssm (the default) every principal of the account that may call GetParameter decrypts it (Systems Manager user guide, ps-restrict-decryption)`,
     );
   }
   return { arn: e.fill(`computed(${key.name}.arn)`), policy: JSON.parse(e.fill(String(key.inputs.policy))) };
@@ -209,7 +217,17 @@ describe("host roles and the SSH host keys in SSM (issue 24 item 5), simulated o
       expect(keys.map((k) => k.name), stack).toEqual([`${stack}-host-keys`]);
       const params = e.resources.filter((x) => x.type === T.param);
       expect(params.length).toBeGreaterThan(0);
-      for (const p of params) expect(e.fill(String(p.inputs.keyId)), p.name).toBe(keyIdOf(stack, `${stack}-host-keys`));
+      // By the alias's name (what SSM reports back; test/contracts/host-key-alias.test.ts), which targets the key.
+      for (const p of params) expect(p.inputs.keyId, p.name).toBe(`alias/dockyard/${stack}/host-keys`);
+      // Each host role's kms:Decrypt (conditioned on its PARAMETER_ARN) names the KEY's ARN: KMS
+      // authorizes Decrypt against the key an alias resolves to, not against an alias ARN.
+      const keyArn = e.fill(`computed(${keys[0].name}.arn)`);
+      const reads = e.resources.filter((x) => x.type === T.inline && x.name.endsWith("-host-key-read"));
+      expect(reads.length, stack).toBe(params.length);
+      for (const r of reads) {
+        const decrypt = (JSON.parse(e.fill(String(r.inputs.policy))) as { Statement: { Action: unknown; Resource: unknown; Condition?: Record<string, Record<string, string>> }[] }).Statement.filter((st) => st.Action === "kms:Decrypt");
+        expect(decrypt.map((st) => [st.Resource, Object.keys(st.Condition?.StringEquals ?? {}).sort()]), r.name).toEqual([[keyArn, ["kms:EncryptionContext:PARAMETER_ARN", "kms:ViaService"]]]);
+      }
       const policy = JSON.parse(e.fill(String(keys[0].inputs.policy))) as { Statement: { Principal: unknown }[] };
       expect(policy.Statement.map((s) => s.Principal)).toEqual([{ AWS: `arn:aws:iam::${ACCOUNT}:root` }]);
       expect(keys[0].inputs).toMatchObject({ enableKeyRotation: true, deletionWindowInDays: 30, region: REGION });
