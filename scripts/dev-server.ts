@@ -24,6 +24,7 @@ import {
   type DevServerBackend,
   type StateResource,
 } from "./lib/automation";
+import { StateListError } from "./lib/stack-keys";
 import { accessLines } from "./lib/access";
 import { DockyardError, EXIT, reported, toStderr, toStdout, type Write } from "./lib/cli";
 import { REPO_ROOT } from "./lib/render";
@@ -75,7 +76,9 @@ export function defaultDeps(): DevServerDeps {
 // Input: owner, durations
 // ---------------------------------------------------------------------------------
 
-export const devStackName = (owner: string) => `dev-${owner}`;
+/** Every dev server's stack name starts with it; listing asks the backend for these stacks only (a dev-server role may read no other state). */
+export const DEV_PREFIX = "dev-";
+export const devStackName = (owner: string) => `${DEV_PREFIX}${owner}`;
 
 /** What is wrong with an owner name (the whole message), or undefined. Length is checked against the hosts (hostNameProblem). */
 export function ownerProblem(owner: string): string | undefined {
@@ -420,6 +423,7 @@ function reportedPulumi(deps: DevServerDeps, body: () => Promise<number>): Promi
       if (e instanceof PulumiCommandError || e instanceof StackLockedError || e instanceof StackMissingError) {
         throw new DockyardError(`pulumi failed: ${e.message} (the pulumi CLI on PATH, else node_modules/.bin/pulumi; backend: ${deps.env.PULUMI_BACKEND_URL ?? "the one you are logged in to"})`, EXIT.failure);
       }
+      if (e instanceof StateListError) throw new DockyardError(`listing the dev-* stacks failed: ${e.message} (backend: ${deps.env.PULUMI_BACKEND_URL ?? "the one you are logged in to"})`, EXIT.failure);
       throw e;
     }
   });
@@ -442,9 +446,8 @@ function needsPassphrase(env: NodeJS.ProcessEnv): boolean {
 
 /** The stack exists (else exit 2 naming the dev servers there). */
 async function requireServer(backend: DevServerBackend, stack: string, owner: string): Promise<void> {
-  const stacks = (await backend.listStacks()).map((s) => s.name);
-  if (stacks.includes(stack)) return;
-  const servers = stacks.filter((s) => s.startsWith("dev-"));
+  const servers = (await backend.listStacks(DEV_PREFIX)).map((s) => s.name);
+  if (servers.includes(stack)) return;
   throw new DockyardError(`--owner ${owner}: no dev server ${stack} in ${backend.location}; dev servers there: ${servers.join(", ") || "(none)"} (create one with: ${RUN} up --owner ${owner})`, EXIT.usage);
 }
 
@@ -534,7 +537,7 @@ export async function runUp(args: UpArgs, deps: DevServerDeps): Promise<number> 
     const backend = await deps.backend();
     const now = deps.now();
     // An existing server keeps its platform unless --platform says otherwise.
-    const exists = (await backend.listStacks()).some((s) => s.name === stack);
+    const exists = (await backend.listStacks(DEV_PREFIX)).some((s) => s.name === stack);
     const old = exists ? await backend.getTags(stack) : {};
     const tagged = HOST_PLATFORMS.find((p) => p === old[TAG.platform]);
     const platform: HostPlatform = args.platform ?? tagged ?? "aws";
@@ -665,7 +668,7 @@ export async function runDestroy(args: DestroyArgs, deps: DevServerDeps): Promis
 
 /** Every dev-* stack with its tags. */
 async function devServers(backend: DevServerBackend, now: Date): Promise<DevServerInfo[]> {
-  const stacks = (await backend.listStacks()).filter((s) => /^dev-/.test(s.name)).sort((a, b) => a.name.localeCompare(b.name));
+  const stacks = (await backend.listStacks(DEV_PREFIX)).filter((s) => s.name.startsWith(DEV_PREFIX)).sort((a, b) => a.name.localeCompare(b.name));
   return Promise.all(
     stacks.map(async ({ name, ...listing }) => serverInfo(name, await backend.getTags(name), now, listing)),
   );

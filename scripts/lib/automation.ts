@@ -9,6 +9,8 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { PROJECT } from "../../stacks";
+import { diyLocation, listStacksByKeys } from "./stack-keys";
 
 /** One config value as `pulumi config --json` prints it (value is the JSON text of objectValue for an object). */
 export interface ConfigJsonValue {
@@ -102,7 +104,13 @@ export interface DevServerBackend {
   refreshConfig(stack: string): Promise<void>;
   getTags(stack: string): Promise<Record<string, string>>;
   setTags(stack: string, tags: Record<string, string>): Promise<void>;
-  listStacks(): Promise<StackListing[]>;
+  /**
+   * The stacks whose names start with `prefix` (`dev-`). On a DIY backend (file://, s3://)
+   * from the backend's keys under `.pulumi/stacks/dockyard/<prefix>` only (scripts/lib/stack-keys.ts):
+   * `pulumi stack ls` would read every stack's checkpoint, prod's included. Elsewhere (Pulumi
+   * Cloud) `pulumi stack ls`, filtered.
+   */
+  listStacks(prefix: string): Promise<StackListing[]>;
   /** `pulumi up` with the policy pack (policyPackDir), replacing these URNs; progress goes to onOutput as it comes. Throws StackLockedError on a lock. */
   up(stack: string, opts: { replace?: string[]; onOutput: (text: string) => void }): Promise<void>;
   /** The stack outputs, plain values. */
@@ -229,15 +237,22 @@ export async function automationBackend(workDir: string, env: NodeJS.ProcessEnv 
       // One `pulumi stack tag set` per tag: the CLI has no command that sets several.
       for (const [k, v] of Object.entries(tags)) await call((ws) => ws.setTag(stack, k, v));
     },
-    listStacks: () =>
-      call(async (ws) =>
-        (await ws.listStacks()).map((s) => ({
-          name: shortStackName(s.name),
-          ...(s.lastUpdate ? { lastUpdate: s.lastUpdate } : {}),
-          ...(s.updateInProgress !== undefined ? { updateInProgress: s.updateInProgress } : {}),
-          ...(s.resourceCount !== undefined ? { resourceCount: s.resourceCount } : {}),
-        })),
-      ),
+    async listStacks(prefix) {
+      // The backend: PULUMI_BACKEND_URL, else the one logged in to (`pulumi whoami --json` names its URL).
+      const url = env.PULUMI_BACKEND_URL ?? (await call((ws) => ws.whoAmI())).url;
+      const diy = url ? diyLocation(url) : undefined;
+      if (diy) return listStacksByKeys(diy, PROJECT, prefix);
+      return call(async (ws) =>
+        (await ws.listStacks())
+          .map((s) => ({
+            name: shortStackName(s.name),
+            ...(s.lastUpdate ? { lastUpdate: s.lastUpdate } : {}),
+            ...(s.updateInProgress !== undefined ? { updateInProgress: s.updateInProgress } : {}),
+            ...(s.resourceCount !== undefined ? { resourceCount: s.resourceCount } : {}),
+          }))
+          .filter((s) => s.name.startsWith(prefix)),
+      );
+    },
     async up(stack, opts) {
       const s = await stackOf(stack);
       try {

@@ -11,6 +11,10 @@
  * set-all --json and --path --secret, tag set/ls, up with --replace, export, destroy,
  * stack rm), that it passes the CLI's version check, streams up's output, and maps the
  * CLI's lock and missing-stack errors to ours; and `dev-server up` end to end through it.
+ * The backend is a file:// directory holding each stand-in stack's checkpoint: the adapter
+ * lists dev servers from its keys (scripts/lib/stack-keys.ts), and the stand-in's `stack ls`
+ * reads every checkpoint as pkg/backend/diy/backend.go ListStacks does, so a prod checkpoint
+ * nobody can read (a directory) fails it, as AccessDenied on prod.json fails the reaper's.
  * What it does not prove: that the real CLI accepts these arguments with this meaning (read
  * in its source, not run: the Pulumi CLI cannot be downloaded here), that it copies config
  * into stacks/ (stackConfigDir) as described, or anything a real backend or update does.
@@ -19,7 +23,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { runRecreate, runUp } from "../../scripts/dev-server";
+import { runList, runReap, runRecreate, runUp } from "../../scripts/dev-server";
 import { NoDeploymentError, StackLockedError, StackMissingError, automationBackend, type DevServerBackend } from "../../scripts/lib/automation";
 import { STACKS_DIR } from "../../stacks";
 import { ROOT } from "./cli";
@@ -39,8 +43,18 @@ const has = (s) => s in state.stacks;
 const cmd = argv.filter((a) => !a.startsWith("-")).slice(0, 2).join(" ");
 if (argv[0] === "version") { process.stdout.write("v3.265.0\\n"); process.exit(0); }
 if (cmd.startsWith("stack select")) { if (!has(stack)) fail("error: no stack named '" + stack + "' found"); process.exit(0); }
-if (cmd.startsWith("stack init")) { state.stacks[argv[2]] = { tags: {}, secretsProvider: flag("--secrets-provider") || null }; save(); process.exit(0); }
-if (cmd === "stack ls") { process.stdout.write(JSON.stringify(Object.keys(state.stacks).map((name) => ({ name, current: false, lastUpdate: "2026-03-01T08:05:00.000Z", updateInProgress: false, resourceCount: 3 })))); process.exit(0); }
+// A file:// backend's checkpoints: <dir>/.pulumi/stacks/dockyard/<stack>.json (pkg/backend/diy/store.go).
+const url = process.env.PULUMI_BACKEND_URL || "";
+const stacksDir = url.startsWith("file://") ? require("path").join(url.slice(7), ".pulumi", "stacks", "dockyard") : undefined;
+const checkpoint = (s) => require("path").join(stacksDir, s + ".json");
+if (cmd.startsWith("stack init")) { state.stacks[argv[2]] = { tags: {}, secretsProvider: flag("--secrets-provider") || null }; save(); if (stacksDir) fs.writeFileSync(checkpoint(argv[2]), "{}"); process.exit(0); }
+if (cmd === "stack ls") {
+  // pkg/backend/diy/backend.go ListStacks: every key under .pulumi/stacks (getStacks), then getCheckpoint of EACH stack,
+  // only a missing checkpoint tolerated: one the caller cannot read fails the whole list.
+  if (stacksDir) for (const f of fs.readdirSync(stacksDir)) { try { fs.readFileSync(require("path").join(stacksDir, f)); } catch (e) { fail("error: could not get checkpoint: " + e.message); } }
+  process.stdout.write(JSON.stringify(Object.keys(state.stacks).map((name) => ({ name, current: false, lastUpdate: "2026-03-01T08:05:00.000Z", updateInProgress: false, resourceCount: 3 })))); process.exit(0);
+}
+if (argv[0] === "whoami") { process.stdout.write(JSON.stringify({ user: "alice", url: process.env.FAKE_PULUMI_LOGGED_IN })); process.exit(0); }
 if (cmd === "stack tag") {
   if (argv[2] === "set") { state.stacks[stack].tags[argv[3]] = argv[4]; save(); process.exit(0); }
   if (argv[2] === "ls") { process.stdout.write(JSON.stringify(state.stacks[stack].tags)); process.exit(0); }
@@ -59,7 +73,7 @@ if (argv[0] === "up" || argv[0] === "destroy") {
 if (cmd === "stack output") { process.stdout.write(JSON.stringify(state.outputs)); process.exit(0); }
 if (cmd === "stack history") { process.stdout.write("[]"); process.exit(0); }
 if (cmd === "stack export") { process.stdout.write(JSON.stringify({ version: 3, deployment: { resources: state.resources } })); process.exit(0); }
-if (cmd.startsWith("stack rm")) { delete state.stacks[argv.filter((a) => !a.startsWith("-"))[2]]; save(); process.exit(0); }
+if (cmd.startsWith("stack rm")) { const s = argv.filter((a) => !a.startsWith("-"))[2]; delete state.stacks[s]; save(); if (stacksDir) fs.rmSync(checkpoint(s), { force: true }); process.exit(0); }
 fail("stand-in pulumi: unexpected command " + JSON.stringify(argv), 2);
 `;
 
@@ -76,7 +90,15 @@ interface State {
   lockedBy?: string;
   failUp?: boolean;
 }
-const writeState = (s: Partial<State>) => fs.writeFileSync(stateFile, JSON.stringify({ stacks: {}, config: {}, outputs: {}, resources: [], ...s }));
+/** The file:// backend the adapter is given: each stack of the stand-in's state has its checkpoint there. */
+let stateDir: string;
+const checkpointsDir = () => path.join(stateDir, ".pulumi", "stacks", "dockyard");
+const writeState = (s: Partial<State>) => {
+  fs.writeFileSync(stateFile, JSON.stringify({ stacks: {}, config: {}, outputs: {}, resources: [], ...s }));
+  fs.rmSync(stateDir, { recursive: true, force: true });
+  fs.mkdirSync(checkpointsDir(), { recursive: true });
+  for (const name of Object.keys(s.stacks ?? {})) fs.writeFileSync(path.join(checkpointsDir(), `${name}.json`), "{}");
+};
 const readState = () => JSON.parse(fs.readFileSync(stateFile, "utf8")) as State;
 /** The logged command lines, without `version` (the Automation API's once-per-workspace check). */
 const calls = () =>
@@ -94,6 +116,7 @@ beforeAll(() => {
   process.env.PATH = `${bin}${path.delimiter}${savedPath}`;
   logFile = path.join(bin, "log.jsonl");
   stateFile = path.join(bin, "state.json");
+  stateDir = path.join(bin, "backend");
   process.env.FAKE_PULUMI_LOG = logFile;
   process.env.FAKE_PULUMI_STATE = stateFile;
 });
@@ -107,18 +130,22 @@ beforeEach(() => {
 
 let backend: DevServerBackend;
 beforeEach(async () => {
-  backend = await automationBackend(ROOT, { ...process.env, PULUMI_BACKEND_URL: "file:///tmp/dockyard-state" });
+  backend = await automationBackend(ROOT, { ...process.env, PULUMI_BACKEND_URL: `file://${stateDir}` });
 });
+/** The adapter on Pulumi Cloud (no DIY keys to list: `pulumi stack ls` answers from the service). */
+const cloudBackend = () => automationBackend(ROOT, { ...process.env, PULUMI_BACKEND_URL: "https://api.pulumi.com" });
 
 describe("the Automation API adapter's command lines (stand-in pulumi on PATH)", () => {
   it("checks the CLI version first, runs in the repository root, as the Automation API", async () => {
-    await backend.listStacks();
+    const cloud = await cloudBackend();
+    await cloud.listStacks("dev-");
     const [first, ...rest] = calls();
     expect(first.argv).toEqual(["version"]);
     expect(rest[0].argv).toEqual(["stack", "ls", "--json", "--non-interactive"]);
     expect(rest[0].cwd).toBe(ROOT);
     expect(rest[0].automation).toBe("true");
-    expect(backend.location).toBe("backend file:///tmp/dockyard-state");
+    expect(cloud.location).toBe("backend https://api.pulumi.com");
+    expect(backend.location).toBe(`backend file://${stateDir}`);
   });
 
   it("selectOrCreate: select, and on 'no stack named' init with the secrets provider", async () => {
@@ -155,11 +182,11 @@ describe("the Automation API adapter's command lines (stand-in pulumi on PATH)",
     ]);
   });
 
-  it("tags: one stack tag set per tag, read back with stack tag ls --json; stack ls gives short names and last update", async () => {
-    writeState({ stacks: { "dev-alice": { tags: {}, secretsProvider: null } } });
+  it("tags: one stack tag set per tag, read back with stack tag ls --json; on Pulumi Cloud stack ls gives short names and last update, filtered by prefix", async () => {
+    writeState({ stacks: { "dev-alice": { tags: {}, secretsProvider: null }, dev: { tags: {}, secretsProvider: null } } });
     await backend.setTags("dev-alice", { "dockyard:owner": "alice", "dockyard:expires": "2026-03-01T20:00:00Z" });
     expect(await backend.getTags("dev-alice")).toEqual({ "dockyard:owner": "alice", "dockyard:expires": "2026-03-01T20:00:00Z" });
-    expect(await backend.listStacks()).toEqual([{ name: "dev-alice", lastUpdate: "2026-03-01T08:05:00.000Z", updateInProgress: false, resourceCount: 3 }]);
+    expect(await (await cloudBackend()).listStacks("dev-")).toEqual([{ name: "dev-alice", lastUpdate: "2026-03-01T08:05:00.000Z", updateInProgress: false, resourceCount: 3 }]);
     expect(argvs().slice(0, 3)).toEqual([
       ["stack", "tag", "set", "dockyard:owner", "alice", "--stack", "dev-alice", "--non-interactive"],
       ["stack", "tag", "set", "dockyard:expires", "2026-03-01T20:00:00Z", "--stack", "dev-alice", "--non-interactive"],
@@ -243,7 +270,7 @@ describe("dev-server up end to end through the real adapter", () => {
     expect(code, err).toBe(0);
     const ops = argvs().map((a) => a.slice(0, a[0] === "stack" || a[0] === "config" ? 3 : 1).join(" "));
     expect(ops).toEqual([
-      "stack ls --json",
+      // No `stack ls`: on this file:// backend the dev-* stacks are read from its keys (scripts/lib/stack-keys.ts).
       "stack select --stack",
       "stack init dev-alice",
       "config set-all --stack",
@@ -313,8 +340,66 @@ describe("dev-server up end to end through the real adapter", () => {
     );
     expect(code, err).toBe(0);
     const ops = argvs().map((a) => a.slice(0, a[0] === "stack" || a[0] === "config" ? 3 : 1).join(" "));
-    expect(ops.slice(0, 5)).toEqual(["stack ls --json", "stack tag ls", "config refresh --force", "config --show-secrets --json", "stack select --stack"]);
+    expect(ops.slice(0, 4)).toEqual(["stack tag ls", "config refresh --force", "config --show-secrets --json", "stack select --stack"]);
     expect(ops.indexOf("config refresh --force")).toBeLessThan(ops.indexOf("config set-all --stack"));
     expect(ops).not.toContain("stack init dev-alice");
+  });
+});
+
+describe("listing dev servers where the caller may read only dev-* state (the reaper's role, ci/iam/policies.ts devServerPolicy)", () => {
+  // pkg/backend/diy/backend.go ListStacks (what `pulumi stack ls` runs on a DIY backend) reads every stack's checkpoint
+  // and tolerates only a missing one: with s3:GetObject on dev-* alone it stops at prod.json (AccessDenied), so the hourly
+  // reap never reaped. Here prod.json is a directory: whoever reads it fails (EISDIR), root included.
+  const tags = { "dockyard:owner": "alice", "dockyard:platform": "aws", "dockyard:expires": "2026-03-01T11:00:00Z" };
+  beforeEach(() => {
+    writeState({
+      stacks: {
+        "dev-alice": { tags, secretsProvider: "awskms://alias/dockyard-dev?region=eu-west-1" },
+        dev: { tags: {}, secretsProvider: null },
+        test: { tags: {}, secretsProvider: null },
+      },
+    });
+    fs.mkdirSync(path.join(checkpointsDir(), "prod.json"));
+  });
+  const deps = (sink: { out: string; err: string }) => ({
+    backend: async () => backend,
+    now: () => new Date("2026-03-01T12:00:00Z"),
+    sleep: async () => undefined,
+    out: (t: string) => void (sink.out += t),
+    err: (t: string) => void (sink.err += t),
+    env: {},
+    stacksDir: fs.mkdtempSync(path.join(os.tmpdir(), "dev-server-stacks-")),
+  });
+
+  it("reap destroys the expired dev server from the dev-* keys alone: no `stack ls`, prod's checkpoint never read", async () => {
+    const sink = { out: "", err: "" };
+    const code = await runReap({ dryRun: false, lockWait: "1m", platform: "aws" }, deps(sink));
+    expect(code, sink.out + sink.err).toBe(0);
+    expect(sink.out).toContain("destroyed dev-alice (owner alice, expired 1h ago)");
+    const a = argvs();
+    expect(a.filter((x) => x[0] === "stack" && x[1] === "ls")).toEqual([]);
+    expect(a).toContainEqual(["destroy", "--yes", "--skip-preview", "--exec-kind", "auto.local", "--stack", "dev-alice", "--non-interactive"]);
+    // Every stack the reap named on the command line is dev-alice.
+    expect([...new Set(a.flatMap((x) => (x.includes("--stack") ? [x[x.indexOf("--stack") + 1]] : [])))]).toEqual(["dev-alice"]);
+    expect(fs.existsSync(path.join(checkpointsDir(), "dev-alice.json"))).toBe(false);
+  });
+
+  it("list names the dev servers (not dev, test or prod) with the checkpoint's last write as last update", async () => {
+    const when = new Date("2026-03-01T08:05:00.000Z");
+    fs.utimesSync(path.join(checkpointsDir(), "dev-alice.json"), when, when);
+    const sink = { out: "", err: "" };
+    expect(await runList({ json: true }, deps(sink)), sink.err).toBe(0);
+    const servers = JSON.parse(sink.out) as Array<{ stack: string; lastUpdate?: string }>;
+    expect(servers.map((s) => [s.stack, s.lastUpdate])).toEqual([["dev-alice", "2026-03-01T08:05:00.000Z"]]);
+    expect(argvs().filter((x) => x[0] === "stack" && x[1] === "ls")).toEqual([]);
+  });
+
+  it("without PULUMI_BACKEND_URL the logged-in backend's URL (`pulumi whoami --json`) is the one listed", async () => {
+    process.env.FAKE_PULUMI_LOGGED_IN = `file://${stateDir}`;
+    const env = { ...process.env };
+    delete env.PULUMI_BACKEND_URL;
+    const loggedIn = await automationBackend(ROOT, env);
+    expect((await loggedIn.listStacks("dev-")).map((s) => s.name)).toEqual(["dev-alice"]);
+    expect(argvs()).toEqual([["whoami", "--json", "--non-interactive"]]);
   });
 });

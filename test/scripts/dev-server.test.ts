@@ -93,8 +93,11 @@ class FakeBackend implements DevServerBackend {
     this.calls.push(["setTags", stack, tags]);
     Object.assign(this.get(stack).tags, tags);
   }
-  async listStacks(): Promise<StackListing[]> {
-    return [...this.stacks].map(([name, s]) => ({ name, ...(s.lastUpdate ? { lastUpdate: s.lastUpdate } : {}) }));
+  /** The prefixes listed: the real adapter reads only the keys that start with one (scripts/lib/stack-keys.ts). */
+  listed: string[] = [];
+  async listStacks(prefix: string): Promise<StackListing[]> {
+    this.listed.push(prefix);
+    return [...this.stacks].filter(([name]) => name.startsWith(prefix)).map(([name, s]) => ({ name, ...(s.lastUpdate ? { lastUpdate: s.lastUpdate } : {}) }));
   }
   async up(stack: string, opts: { replace?: string[]; onOutput: (t: string) => void }) {
     this.calls.push(["up", stack, opts.replace ?? []]);
@@ -723,6 +726,17 @@ describe("dev-server list, reap, destroy", () => {
     expect(await runReap({ dryRun: false, lockWait: "10m" }, deps()), err).toBe(0);
     expect(out).toContain("destroyed dev-bob (owner bob, expired 2h ago); kept in the account: data volume vol-0a1b2c3d4e5f60718 (dev-bob-app-1-data)");
     expect(out).not.toContain("i-0123456789abcdef0");
+  });
+
+  it("list, reap, up, recreate and destroy ask the backend for the dev-* stacks only (a dev-server role may read no other stack's state)", async () => {
+    fs.writeFileSync(path.join(dir, "Pulumi.dev-alice.yaml"), "config: {}\n");
+    await runList({ json: false }, deps());
+    await runReap({ dryRun: true, lockWait: "10m" }, deps());
+    await runRecreate({ owner: "alice", wipeData: false, lockWait: "10m" }, deps());
+    await runDestroy({ owner: "alice", lockWait: "10m" }, deps());
+    await runUp({ owner: "alice", ttl: "8h", lockWait: "10m" }, deps());
+    expect(backend.listed.length).toBeGreaterThanOrEqual(5);
+    expect(new Set(backend.listed)).toEqual(new Set(["dev-"]));
   });
 
   it("destroy: destroy then remove, waiting on a lock; says what it leaves", async () => {
