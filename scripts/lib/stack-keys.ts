@@ -8,10 +8,12 @@
  * checkpoint (getCheckpoint per stack, tolerating only a missing one). A caller that may read
  * only `dev-*` state (the dev-server role of ci/iam/policies.ts devServerPolicy) fails on
  * prod's checkpoint. Its flags do not help: `--project` filters by the key's project
- * directory only, and `--tag` reads each stack's `.pulumi-tags` first (stack_tags.go
- * loadStackTags) and still the checkpoint of every stack that matches. So this reads the
- * same keys ListReferences reads, restricted to `.pulumi/stacks/<project>/<prefix>`
- * (s3:ListBucket with that prefix; a directory listing for file://), and applies its rules.
+ * directory only; `--tag` first reads every stack's `.pulumi-tags` (stack_tags.go
+ * loadStackTags), skipping one it cannot read with only a verbose log line, then the
+ * checkpoint of each match: it would pass prod only by swallowing AccessDenied, and would
+ * drop a dev-* stack without the tag, which reap must name. So this reads the same keys
+ * ListReferences reads, restricted to `.pulumi/stacks/<project>/<prefix>` (s3:ListBucket
+ * with that prefix; a directory listing for file://), and applies its rules.
  */
 import { execFile } from "node:child_process";
 import * as fs from "node:fs";
