@@ -112,7 +112,8 @@ export type Run = (cmd: string, args: string[]) => Promise<string>;
 
 const run: Run = (cmd, args) =>
   new Promise((resolve, reject) => {
-    execFile(cmd, args, { maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+    // AWS_PAGER empty: AWS CLI v2 would otherwise hand its output to a pager (v1 ignores it).
+    execFile(cmd, args, { maxBuffer: 64 * 1024 * 1024, env: { ...process.env, AWS_PAGER: "" } }, (err, stdout, stderr) => {
       if (!err) return resolve(stdout);
       const why = (err as NodeJS.ErrnoException).code === "ENOENT" ? `no \`${cmd}\` on PATH (the AWS CLI lists an s3:// backend's stacks)` : (stderr || err.message).trim().split("\n").pop();
       reject(new StateListError(`${cmd} ${args.slice(0, 6).join(" ")} failed: ${why}`));

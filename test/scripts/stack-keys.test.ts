@@ -84,6 +84,7 @@ describe("s3:// listing through the aws CLI (stand-in on PATH)", () => {
 const fs = require("fs");
 const argv = process.argv.slice(2);
 fs.appendFileSync(${JSON.stringify(log)}, JSON.stringify(argv) + "\\n");
+if (process.env.AWS_PAGER !== "") { process.stderr.write("a pager would take the output"); process.exit(3); }
 const prefix = argv[argv.indexOf("--prefix") + 1];
 if (argv[argv.indexOf("--bucket") + 1] === "denied") { process.stderr.write("\\nAn error occurred (AccessDenied) when calling the ListObjectsV2 operation: User is not authorized to perform: s3:ListBucket\\n"); process.exit(254); }
 const keys = ["team/.pulumi/stacks/dockyard/dev-alice.json", "team/.pulumi/stacks/dockyard/dev-alice.json.bak", "team/.pulumi/stacks/dockyard/dev-bob.json.gz"].filter((k) => k.startsWith(prefix));
