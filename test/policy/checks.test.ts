@@ -136,6 +136,7 @@ const PLANTS: Record<string, [string, () => Rendered, RegExp][]> = {
   "securestring-own-key": [
     ["a host key without keyId (aws/ssm)", () => planted(render("prod"), "aws:ssm/parameter:Parameter", (r) => void delete r.inputs.keyId, { first: true }), /aws:ssm\/parameter:Parameter prod-app-1-host-key-param: keyId is not set, so SSM encrypts it with aws\/ssm/],
     ["a host key with alias/aws/ssm", () => planted(render("dev"), "aws:ssm/parameter:Parameter", (r) => void (r.inputs.keyId = "alias/aws/ssm")), /dev-app-1-host-key-param: keyId is "?alias\/aws\/ssm"? \(the AWS managed key/],
+    ["a host key with aws/ssm's alias ARN", () => planted(render("test"), "aws:ssm/parameter:Parameter", (r) => void (r.inputs.keyId = "arn:aws:kms:eu-west-1:123456789012:alias/aws/ssm"), { first: true }), /test-app-1-host-key-param: keyId is "?arn:aws:kms:eu-west-1:123456789012:alias\/aws\/ssm"? \(the AWS managed key/],
   ],
   "monitoring-in-prod": [
     ["an instance without detailed monitoring", () => planted(render("prod"), T.instance, (r) => void (r.inputs.monitoring = false), { first: true }), /Instance prod-app-1-instance: monitoring is false; production stack "prod" needs detailed monitoring \(true\)/],
@@ -178,6 +179,10 @@ describe("each check catches a violation planted into a real render", () => {
     // A local command that pins the key, and one that only loads ssh-agent, pass.
     const pinned = added(dev, { type: T.localCommand, name: "pinned", inputs: { interpreter: ["/bin/sh", "-c", "retry", "x", "ssh", "-o", "StrictHostKeyChecking=yes", "-o", `KnownHostsCommand=/bin/echo %H ${PINNED_KEY}`, "--", "admin@i-0123"], create: "docker ps" } });
     expect(run("host-key-checking", added(pinned, { type: T.localCommand, name: "agent", inputs: { create: "ssh-add -L | head -n 1" } }))).toEqual([]);
+    // A host key named by its stack's own alias (as rendered: the form SSM reports back,
+    // terraform-provider-aws internal/service/ssm/parameter.go resourceParameterRead) passes, by name or by alias ARN.
+    expect(dev.resources.filter((x) => x.type === "aws:ssm/parameter:Parameter").map((x) => x.inputs.keyId)).toContain("alias/dockyard/dev/host-keys");
+    expect(run("securestring-own-key", planted(dev, "aws:ssm/parameter:Parameter", (r) => void (r.inputs.keyId = "arn:aws:kms:eu-west-1:123456789012:alias/dockyard/dev/host-keys")))).toEqual([]);
   });
 });
 
