@@ -11,8 +11,14 @@
  *    asks its own proxy on 127.0.0.1:<publishPort><health.path> (scripts/lib/host-request.sh).
  *    The hosts' service ports admit the front door's security group only, so a host cannot
  *    be asked from outside.
- * Exit 0 every check answered 2xx, 1 one did not, 2 bad input (unknown stack, unreadable or
- * malformed outputs, a bad --ca-file or --tls-name).
+ * The front door's check is one of two (--front-door):
+ *  - request (the default): GET its health path from here, as a client; only a machine
+ *    inside dockyard:ingressCidrs reaches it (the load balancer's security group);
+ *  - health: the load balancer's own view, for a machine that is no client (CI's runner):
+ *    every host that runs the service is a `healthy` target of the port's target group
+ *    (`aws elbv2 describe-target-health`, scripts/lib/aws.ts; frontDoor.<group>.targetGroupArns).
+ * Exit 0 every check passed, 1 one did not, 2 bad input (unknown stack, unreadable or
+ * malformed outputs, a bad --ca-file, --tls-name or --front-door).
  */
 import { execFile } from "node:child_process";
 import * as fs from "node:fs";
@@ -25,6 +31,7 @@ import type { Argv, CommandModule } from "yargs";
 import { sshArgv } from "../components/connection";
 import { loadStackSpec, type EnvironmentSpec } from "../stacks";
 import { hostAccess, type HostAccess } from "./lib/access";
+import { describeTargetHealthArgv, runAws, targetHealthAnswer, targetHealthVerdict, type ExpectedTarget } from "./lib/aws";
 import { DockyardError, EXIT, reported, toStderr, toStdout, withSourceOptions, type Write } from "./lib/cli";
 import { hostAnswer, hostRequestCommand, runOnHost } from "./lib/remote";
 import { REPO_ROOT } from "./lib/render";
@@ -42,19 +49,34 @@ export interface SmokeArgs {
   caFile?: string;
   /** The DNS name clients use for the TLS front doors (their certificate's name), when it is not the load balancer's own. */
   tlsName?: string;
+  /** How each front door is checked: request (from here, as a client; default) or health (the load balancer's target health). */
+  frontDoor?: FrontDoorCheck;
   stacksDir?: string;
   environment?: string;
 }
 
-/** One check: a service's health path at a front door, or on one host through its proxy. */
+/** How smoke checks a front door: asked from here as a client, or the load balancer's own view of its targets. */
+export const FRONT_DOOR_CHECKS = ["request", "health"] as const;
+export type FrontDoorCheck = (typeof FRONT_DOOR_CHECKS)[number];
+
+/** A front door checked by its load balancer's view: the port's target group and the hosts that must be healthy in it. */
+export interface TargetHealthCheck {
+  region: string;
+  targetGroupArn: string;
+  expected: ExpectedTarget[];
+}
+
+/** One check: a service's health path at a front door, or on one host through its proxy; or a front door's target health. */
 export interface SmokeTarget {
   service: string;
   /** Where: `frontDoor.<group>`, a local host's `<host> endpoint`, or a host name as in hostsByName (asked on the host). */
   host: string;
-  /** The URL asked: what clients use; for a check on a host, the proxy's URL on that host (127.0.0.1). */
+  /** The URL asked: what clients use; for a check on a host, the proxy's URL on that host (127.0.0.1); via elb: the target group's ARN. */
   url: string;
-  /** client: asked from here, as clients ask; ssh: asked on the host, over its SSH connection. */
-  via: "client" | "ssh";
+  /** client: asked from here, as clients ask; ssh: asked on the host, over its SSH connection; elb: the load balancer's target health. */
+  via: "client" | "ssh" | "elb";
+  /** via elb: which target group, and which instances must be healthy in it. */
+  targetHealth?: TargetHealthCheck;
   /** via ssh: how the host is reached (the connection Pulumi uses). */
   access?: HostAccess;
   /** via client over TLS: the name the certificate must be for (--tls-name), sent as SNI and Host. */
@@ -75,6 +97,8 @@ export interface SmokeResult extends SmokeTarget {
   status?: number;
   /** Why the last attempt failed when there was no answer (refused, timeout, ssh, TLS, ...). */
   error?: string;
+  /** via elb: what the load balancer said of the targets at the last answer. */
+  health?: string;
   attempts: number;
   /** Seconds from the first attempt to the verdict. */
   seconds: number;
@@ -94,6 +118,8 @@ export const REQUEST_TIMEOUT_MS = 5_000;
  * sshOptions; through Session Manager a key push and a session first) and the request.
  */
 export const HOST_REQUEST_TIMEOUT_MS = 45_000;
+/** How long one `aws elbv2 describe-target-health` may take at most. */
+export const AWS_REQUEST_TIMEOUT_MS = 30_000;
 /** How long the host waits for its proxy's status line. */
 export const HOST_ANSWER_WAIT_S = 5;
 
@@ -104,6 +130,10 @@ const isAddress = (v: unknown): v is string => typeof v === "string" && (isIP(v)
 const urlHost = (address: string) => (isIP(address) === 6 ? `[${address}]` : address);
 /** `<address>:<port>` as a local host's endpoints hold it. */
 const isEndpoint = (v: unknown): v is string => typeof v === "string" && /^(.+):(\d{1,5})$/.test(v) && isAddress(/^(.+):\d+$/.exec(v)![1]);
+/** A target group's ARN (arn:<partition>:elasticloadbalancing:<region>:<account>:targetgroup/<name>/<id>). */
+const TARGET_GROUP_ARN = /^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:targetgroup\/[A-Za-z0-9-]{1,32}\/[0-9a-f]{16}$/;
+/** An EC2 instance id. */
+const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
 
 /** Parses outputs JSON text; every problem is bad input (exit 2) naming where the outputs came from. */
 export function parseOutputs(text: string, source: string): Record<string, unknown> {
@@ -126,7 +156,7 @@ export function parseOutputs(text: string, source: string): Record<string, unkno
  * publishPort are skipped. An EC2 group without a front door is bad input: its hosts admit
  * the service ports from the load balancer only. Malformed outputs are bad input.
  */
-export function smokeTargets(spec: EnvironmentSpec, outputs: Record<string, unknown>, source: string, opts: { tlsName?: string } = {}): { targets: SmokeTarget[]; skipped: SmokeSkip[] } {
+export function smokeTargets(spec: EnvironmentSpec, outputs: Record<string, unknown>, source: string, opts: { tlsName?: string; frontDoor?: FrontDoorCheck } = {}): { targets: SmokeTarget[]; skipped: SmokeSkip[] } {
   const bad = (what: string) => new DockyardError(`${source}: ${what}`, EXIT.usage);
   if (outputs.stack !== undefined && outputs.stack !== spec.stack) throw bad(`these are the outputs of stack "${String(outputs.stack)}", not "${spec.stack}"`);
   const hosts = outputs.hostsByName;
@@ -160,8 +190,20 @@ export function smokeTargets(spec: EnvironmentSpec, outputs: Record<string, unkn
       if (!isAddress(fd.dnsName)) throw bad(`${at}.dnsName: ${JSON.stringify(fd.dnsName)} is not a DNS name`);
       if (fd.protocol !== "TCP" && fd.protocol !== "TLS") throw bad(`${at}.protocol: ${JSON.stringify(fd.protocol)}; expected TCP or TLS`);
       if (!Array.isArray(fd.ports) || !fd.ports.includes(port)) throw bad(`${at}.ports: ${JSON.stringify(fd.ports)} has no listener on ${svc.name}'s publishPort ${port}`);
-      const scheme = fd.protocol === "TLS" ? "https" : "http";
-      targets.push({ service: svc.name, host: at, url: `${scheme}://${urlHost(fd.dnsName)}:${port}${svc.health.path}`, via: "client", ...(scheme === "https" && opts.tlsName ? { tlsName: opts.tlsName } : {}) });
+      if (opts.frontDoor === "health") {
+        // The load balancer's view: the port's target group, each host that runs the service in it.
+        const arn = isObject(fd.targetGroupArns) ? fd.targetGroupArns[String(port)] : undefined;
+        if (typeof arn !== "string" || !TARGET_GROUP_ARN.test(arn)) throw bad(`${at}.targetGroupArns.${port}: ${JSON.stringify(arn)} is not a target group ARN; --front-door health needs the outputs of this program (index.ts exports each port's target group)`);
+        const expected = on.map((host) => {
+          const id = (hosts[host] as Record<string, unknown>).instanceId;
+          if (typeof id !== "string" || !INSTANCE_ID.test(id)) throw bad(`hostsByName.${host}.instanceId: ${JSON.stringify(id)} is not an EC2 instance id`);
+          return { host, instanceId: id };
+        });
+        targets.push({ service: svc.name, host: at, url: arn, via: "elb", targetHealth: { region: spec.region, targetGroupArn: arn, expected } });
+      } else {
+        const scheme = fd.protocol === "TLS" ? "https" : "http";
+        targets.push({ service: svc.name, host: at, url: `${scheme}://${urlHost(fd.dnsName)}:${port}${svc.health.path}`, via: "client", ...(scheme === "https" && opts.tlsName ? { tlsName: opts.tlsName } : {}) });
+      }
     } else if (on.some((h) => ((hosts[h] as Record<string, unknown>).platform ?? groupPlatform(svc.group)) !== "local")) {
       throw bad(`${at}: missing, but ${svc.name} publishes port ${port} on EC2 hosts of group ${svc.group}, which admit it from the front door only; expected the outputs of this program (index.ts exports frontDoor per group)`);
     } else {
@@ -189,8 +231,8 @@ export function smokeTargets(spec: EnvironmentSpec, outputs: Record<string, unkn
   return { targets, skipped };
 }
 
-/** What one attempt found: an HTTP status, or why there was none (timedOut: it ran out of time). */
-export type Answer = { status: number } | { error: string; timedOut?: boolean };
+/** What one attempt found: an HTTP status, the load balancer's verdict on its targets, or why there was neither (timedOut: it ran out of time). */
+export type Answer = { status: number } | { health: { ok: boolean; summary: string } } | { error: string; timedOut?: boolean };
 
 const TLS_TRUST_CODES = new Set([
   "DEPTH_ZERO_SELF_SIGNED_CERT",
@@ -253,11 +295,16 @@ export interface ProbeOptions {
   ca?: string;
 }
 
-const requestTimeout = (t: SmokeTarget) => (t.via === "ssh" ? HOST_REQUEST_TIMEOUT_MS : REQUEST_TIMEOUT_MS);
+const requestTimeout = (t: SmokeTarget) => (t.via === "ssh" ? HOST_REQUEST_TIMEOUT_MS : t.via === "elb" ? AWS_REQUEST_TIMEOUT_MS : REQUEST_TIMEOUT_MS);
 
-/** One attempt at a target, within `budgetMs`: from here, or on the host over ssh. */
+/** One attempt at a target, within `budgetMs`: from here, on the host over ssh, or the load balancer's target health. */
 async function attempt(target: SmokeTarget, budgetMs: number, ca: string | undefined): Promise<Answer> {
   if (target.via === "client") return httpStatus(target.url, { timeoutMs: budgetMs, ca, tlsName: target.tlsName });
+  if (target.via === "elb") {
+    const th = target.targetHealth!;
+    const a = targetHealthAnswer(await runAws(describeTargetHealthArgv(th.region, th.targetGroupArn), budgetMs), budgetMs);
+    return "targets" in a ? { health: targetHealthVerdict(a.targets, th.expected) } : a;
+  }
   const u = new URL(target.url);
   const wait = Math.max(0.5, Math.min(HOST_ANSWER_WAIT_S, budgetMs / 1000 - 1));
   // URL drops the scheme's default port (publishPort 80 reads as "").
@@ -286,27 +333,32 @@ export async function probe(target: SmokeTarget, opts: ProbeOptions): Promise<Sm
   let attempts = 0;
   let status: number | undefined;
   let error: string | undefined;
+  let health: string | undefined;
   for (;;) {
     const left = opts.deadline - Date.now();
     if (attempts > 0 && left < MIN_RETRY_MS) break;
     const budget = Math.min(requestTimeout(target), Math.max(left, 1));
     attempts++;
     const a = await attempt(target, budget, opts.ca);
-    if ("status" in a) {
+    if ("health" in a) {
+      health = a.health.summary;
+      status = error = undefined;
+      if (a.health.ok) return { ...target, outcome: "ok", health, attempts, seconds: (Date.now() - start) / 1000 };
+    } else if ("status" in a) {
       status = a.status;
-      error = undefined;
+      error = health = undefined;
       if (a.status >= 200 && a.status < 300) return { ...target, outcome: "ok", status, attempts, seconds: (Date.now() - start) / 1000 };
     } else {
       const cutShort = budget < requestTimeout(target) && a.timedOut === true;
       if (!(cutShort && attempts > 1)) {
-        status = undefined;
+        status = health = undefined;
         error = a.error;
       }
     }
     if (Date.now() + opts.intervalMs >= opts.deadline) break;
     await sleep(opts.intervalMs);
   }
-  return { ...target, outcome: "failed", ...(status !== undefined ? { status } : {}), ...(error !== undefined ? { error } : {}), attempts, seconds: (Date.now() - start) / 1000 };
+  return { ...target, outcome: "failed", ...(status !== undefined ? { status } : {}), ...(error !== undefined ? { error } : {}), ...(health !== undefined ? { health } : {}), attempts, seconds: (Date.now() - start) / 1000 };
 }
 
 /** Asks every target at once, each until its verdict; `progress` hears each verdict as it comes. */
@@ -322,13 +374,15 @@ export async function probeAll(targets: SmokeTarget[], opts: { timeoutMs: number
 }
 
 function verdict(r: SmokeResult): string {
-  if (r.outcome === "ok") return `ok (HTTP ${r.status})`;
-  return `FAILED (${r.status !== undefined ? `HTTP ${r.status}` : r.error})`;
+  const said = r.health ?? (r.status !== undefined ? `HTTP ${r.status}` : r.error);
+  return r.outcome === "ok" ? `ok (${said})` : `FAILED (${said})`;
 }
+
+const where = (r: SmokeResult) => (r.via === "ssh" ? `${r.url} on the host (ssh)` : r.via === "elb" ? `target health of ${r.url}` : r.url);
 
 /** The report as text: one line per check (front doors, then hosts), then the skipped services and a summary. */
 export function formatSmoke(report: SmokeReport): string {
-  const rows = report.results.map((r) => [r.service, r.host, r.via === "ssh" ? `${r.url} on the host (ssh)` : r.url, verdict(r), `${r.attempts} attempt${r.attempts === 1 ? "" : "s"}`, `${r.seconds.toFixed(1)}s`]);
+  const rows = report.results.map((r) => [r.service, r.host, where(r), verdict(r), `${r.attempts} attempt${r.attempts === 1 ? "" : "s"}`, `${r.seconds.toFixed(1)}s`]);
   const widths = rows.reduce((w, row) => row.map((c, i) => Math.max(w[i] ?? 0, c.length)), [] as number[]);
   const lines = [`Smoke test of stack ${report.stack}:`];
   for (const row of rows) lines.push(`  ${row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]))).join("  ")}`);
@@ -377,6 +431,8 @@ export async function runSmoke(args: SmokeArgs, out: Write = toStdout, err: Writ
     // Empty is unset, so CI can pass a variable that may be empty (`--tls-name "$TLS_NAME"`).
     const tlsName = args.tlsName === "" ? undefined : args.tlsName;
     if (tlsName !== undefined && !HOSTNAME.test(tlsName)) throw new DockyardError(`--tls-name: ${JSON.stringify(args.tlsName)} is not a DNS name (the name the front door's certificate is for)`, EXIT.usage);
+    const frontDoor = args.frontDoor ?? "request";
+    if (!FRONT_DOOR_CHECKS.includes(frontDoor)) throw new DockyardError(`--front-door: ${JSON.stringify(args.frontDoor)}; expected ${FRONT_DOOR_CHECKS.join(" or ")}`, EXIT.usage);
     const ca = args.caFile !== undefined ? readCaFile(args.caFile) : undefined;
     const spec = loadStackSpec(args.stack, { dir: args.stacksDir, environmentFile: args.environment });
     let text: string;
@@ -392,7 +448,7 @@ export async function runSmoke(args: SmokeArgs, out: Write = toStdout, err: Writ
     } else {
       ({ text, source } = await outputsFromPulumi(args.stack));
     }
-    const { targets, skipped } = smokeTargets(spec, parseOutputs(text, source), source, { tlsName });
+    const { targets, skipped } = smokeTargets(spec, parseOutputs(text, source), source, { tlsName, frontDoor });
     err(`Checking ${targets.length} endpoint${targets.length === 1 ? "" : "s"} of stack ${args.stack} (up to ${args.timeout}s, every ${args.interval}s)...\n`);
     const results = await probeAll(targets, {
       timeoutMs: args.timeout * 1000,
@@ -417,9 +473,17 @@ export const smokeCommand: CommandModule<object, SmokeArgs> = {
       .option("interval", { type: "number", default: 3, describe: "Seconds between two attempts at one check" })
       .option("tls-name", { type: "string", describe: "With dockyard:certificateArn: the DNS name clients use (a CNAME or alias of the front door) that the certificate is for; sent as SNI and Host. Default (or empty): the load balancer's own name" })
       .option("ca-file", { type: "string", describe: "PEM file of CA certificates to trust for TLS front doors besides the bundled public roots (a certificate from a private CA); TLS is always verified" })
+      .option("front-door", {
+        choices: FRONT_DOOR_CHECKS,
+        default: "request" as const,
+        describe:
+          "How each front door is checked. request: its health path asked from here, as clients ask (this machine must be inside dockyard:ingressCidrs). " +
+          "health: the load balancer's own view, every host that runs the service a healthy target of the port's target group (aws elbv2 describe-target-health; what CI uses, its runner being no client)",
+      })
       .option("json", { type: "boolean", default: false, describe: "Print the report as JSON (for scripts and CI)" })
       .example("$0 smoke test", "after `pulumi up --stack test`: each front door, and every replica's health path through its host's proxy")
       .example("$0 smoke prod --outputs prod-outputs.json --tls-name app.example.com --json", "from saved outputs, a TLS front door whose certificate is for app.example.com, as JSON")
+      .example("$0 smoke test --front-door health", "from outside dockyard:ingressCidrs (CI): the load balancer's target health instead of a request to the front door")
       .epilog(
         "Per service with a publishPort (port and health.path from the environment definition): what clients use, its group's front door " +
           "(outputs frontDoor.<group>.dnsName; https when its protocol is TLS, http when TCP; a local host's endpoint where a group has none), " +
@@ -427,7 +491,8 @@ export const smokeCommand: CommandModule<object, SmokeArgs> = {
           "the host asks its own proxy at http://127.0.0.1:<publishPort><health.path>. A check passes on any 2xx answer; others are retried until --timeout. " +
           "ssh needs what `pulumi up` needs: a key in ssh-agent, and with hostAccess ssm the aws CLI and the Session Manager plugin. " +
           "Services without publishPort are listed as not reachable from outside (not a failure). " +
-          "Exit codes: 0 every check answered, 1 one did not, 2 bad usage or input (unknown stack, unreadable or malformed outputs, a bad --ca-file or --tls-name).",
+          "With --front-door health the front door is not asked: every host that runs the service must be `healthy` in the port's target group (frontDoor.<group>.targetGroupArns), with the AWS credentials `pulumi up` has. " +
+          "Exit codes: 0 every check passed, 1 one did not, 2 bad usage or input (unknown stack, unreadable or malformed outputs, a bad --ca-file, --tls-name or --front-door).",
       ) as Argv<SmokeArgs>,
   handler: async (args) => {
     process.exitCode = await runSmoke(args);

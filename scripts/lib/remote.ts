@@ -3,12 +3,12 @@
  * uses (components/connection.ts sshArgv: host key pinned, through the host's ProxyCommand):
  * one runner, and one builder per remote command line (as Kamal composes its commands).
  */
-import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { sshArgv } from "../../components/connection";
 import { shq } from "../../components/engine";
 import type { HostAccess } from "./access";
+import { lastLine, runProcess, type ProcessResult } from "./process";
 
 /** A command line for the host's login shell, and what goes to its stdin. */
 export interface RemoteCommand {
@@ -16,17 +16,8 @@ export interface RemoteCommand {
   stdin?: string;
 }
 
-/** How a remote command ended. */
-export interface RemoteResult {
-  /** ssh's exit status: the remote command's, or 255 when ssh could not connect or authenticate (ssh(1) EXIT STATUS). */
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  /** Killed at the timeout. */
-  timedOut: boolean;
-  /** ssh could not be started at all (not installed, not on PATH). */
-  spawnError?: string;
-}
+/** How a remote command ended: ssh's exit status is the remote command's, or 255 when ssh could not connect or authenticate (ssh(1) EXIT STATUS). */
+export type RemoteResult = ProcessResult;
 
 /**
  * Runs `remote` on the host with the system ssh (the first on PATH, as Pulumi's commands and
@@ -35,29 +26,8 @@ export interface RemoteResult {
  * its ProxyCommand.
  */
 export function runOnHost(access: HostAccess, remote: RemoteCommand, timeoutMs: number): Promise<RemoteResult> {
-  const [ssh, ...args] = sshArgv(access);
-  return new Promise((resolve) => {
-    const child = spawn(ssh, [...args, remote.command], { stdio: ["pipe", "pipe", "pipe"] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill("SIGTERM");
-      setTimeout(() => child.kill("SIGKILL"), 2_000).unref();
-    }, timeoutMs);
-    child.stdout.on("data", (d: Buffer) => out.push(d));
-    child.stderr.on("data", (d: Buffer) => err.push(d));
-    // ssh gone before reading its stdin (it could not connect) is reported by its exit, not here.
-    child.stdin.on("error", () => undefined);
-    const done = (code: number | null, spawnError?: string) => {
-      clearTimeout(timer);
-      resolve({ code, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8"), timedOut, ...(spawnError ? { spawnError } : {}) });
-    };
-    child.on("error", (e) => done(null, `cannot run ${ssh} (${(e as NodeJS.ErrnoException).code ?? e.message}); smoke reaches hosts with the system OpenSSH client, as Pulumi does`));
-    child.on("close", (code) => done(code));
-    child.stdin.end(remote.stdin ?? "");
-  });
+  const argv = [...sshArgv(access), remote.command];
+  return runProcess(argv, { stdin: remote.stdin, timeoutMs, cannotRun: (code) => `cannot run ${argv[0]} (${code}); smoke reaches hosts with the system OpenSSH client, as Pulumi does` });
 }
 
 let requestScript: string | undefined;
@@ -80,8 +50,6 @@ export function hostRequestCommand(port: number, urlPath: string, waitSeconds: n
 
 /** What a host request found: the proxy's HTTP status, or why there was none. */
 export type HostAnswer = { status: number } | { error: string; timedOut?: boolean };
-
-const lastLine = (s: string) => s.trim().split("\n").filter(Boolean).pop()?.trim() ?? "";
 
 /** Reads the result of hostRequestCommand: the line host-request.sh prints, else what ssh or the host's shell said. */
 export function hostAnswer(r: RemoteResult, timeoutMs: number): HostAnswer {

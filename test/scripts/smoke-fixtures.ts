@@ -13,6 +13,8 @@ const hex = (s: string, n: number) => createHash("sha256").update(s).digest("hex
 /** A value of the field's real form for `computed(<name>.<field>)`; never an address traffic is sent to. */
 function cloudValue(name: string, field: string): string {
   if (field === "dnsName") return `${name}-${hex(name, 16)}.elb.eu-west-1.amazonaws.com`;
+  // A target group (`<base>-<port>`, components/front-door.ts targetGroupName): arn:...:targetgroup/<name>/<16 hex>.
+  if (field === "arn" && /-\d+$/.test(name)) return `arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/${name}/${hex(name, 16)}`;
   if (field === "id" && /-instance$/.test(name)) return `i-0${hex(name, 16)}`;
   // TEST-NET-2 (RFC 5737): a form, never dialled (smoke no longer asks a host's public address).
   if (field === "publicIp") return `198.51.100.${parseInt(hex(name, 2), 16) % 250}`;

@@ -92,6 +92,24 @@ describe("smoke's targets from the real program's outputs", () => {
     expect(derive("test", { tlsName: "app.example.com" }).find((t) => t.via === "client")!.tlsName).toBeUndefined();
   });
 
+  it("--front-door health: per published port the target group its listener forwards to, with every instance the program registers there that runs the service", () => {
+    for (const stack of ["test", "prod"]) {
+      const r = rendered[stack];
+      const listener = r.resources.find((x) => x.type === "aws:lb/listener:Listener" && x.inputs.port === 80)!;
+      const forwardsTo = deployed((listener.inputs.defaultActions as { targetGroupArn: string }[])[0].targetGroupArn);
+      const registered = deployed(r.resources.filter((x) => x.type === "aws:lb/targetGroupAttachment:TargetGroupAttachment" && x.inputs.port === 80).map((x) => x.inputs.targetId as string)).sort();
+      const targets = smokeTargets(loadStackSpec(stack, { dir }), deployed(r.outputs), `${stack}-outputs.json`, { frontDoor: "health" }).targets;
+      const elb = targets.filter((t) => t.via === "elb");
+      expect(elb).toHaveLength(1);
+      expect(elb[0]).toMatchObject({ service: "web", host: "frontDoor.app", url: forwardsTo, targetHealth: { region: "eu-west-1", targetGroupArn: forwardsTo } });
+      expect(forwardsTo).toMatch(/^arn:aws:elasticloadbalancing:eu-west-1:\d{12}:targetgroup\/[a-z0-9-]+-80\/[0-9a-f]{16}$/);
+      expect(elb[0].targetHealth!.expected.map((e) => e.instanceId).sort()).toEqual(registered);
+      // No request to the front door; the hosts are still asked on the hosts.
+      expect(targets.filter((t) => t.via === "client")).toEqual([]);
+      expect(targets.filter((t) => t.via === "ssh").map((t) => t.host)).toEqual(elb[0].targetHealth!.expected.map((e) => e.host));
+    }
+  });
+
   it("the command run on each host: bash reads scripts/lib/host-request.sh and asks its proxy on 127.0.0.1", () => {
     const c = hostRequestCommand(80, "/healthz", 5);
     expect(c.command).toBe("bash -s -- 80 '/healthz' 5.0");

@@ -113,6 +113,26 @@ sed "s#/dev/tcp/127\\.0\\.0\\.1/#/dev/tcp/$addr/#" | sh -c "$cmd"
   );
 }
 
+/**
+ * The stand-in aws: logs its arguments, then runs the answer the test wrote for this call
+ * (aws-answer.<n>.sh for the n-th call, else aws-answer.sh): a shell snippet printing what
+ * the AWS CLI v2 prints (the DescribeTargetHealth JSON, or an error on stderr) and exiting
+ * with its return code.
+ */
+function writeStandInAws(): void {
+  fs.writeFileSync(
+    path.join(bin, "aws"),
+    `#!/bin/bash
+printf '%s\\n' "$*" >> '${dir}/aws-calls'
+n=$(wc -l < '${dir}/aws-calls')
+f='${dir}/aws-answer.sh'
+[ -f '${dir}/aws-answer.'$n'.sh' ] && f='${dir}/aws-answer.'$n'.sh'
+. "$f"
+`,
+    { mode: 0o755 },
+  );
+}
+
 /** A CA and a certificate it signed for TLS_NAME, made with openssl; the CA's PEM file for --ca-file. */
 function makeCertificates(): { key: string; cert: string; caFile: string } {
   const d = path.join(root, "pki");
@@ -155,6 +175,7 @@ beforeAll(async () => {
   await new Promise((r) => s.close(r));
   writeFixture(port);
   writeStandInSsh();
+  writeStandInAws();
   pki = makeCertificates();
   const environmentFile = path.join(dir, "environment.yaml");
   const [plain, tls] = await Promise.all([renderStack("test", { stacksDir: dir, environmentFile }), renderStack("test", { stacksDir: path.join(dir, "tls"), environmentFile })]);
@@ -171,6 +192,7 @@ beforeEach(() => {
   servers = [];
   for (const k of Object.keys(seen)) delete seen[k];
   fs.rmSync(path.join(dir, "ssh-calls"), { force: true });
+  for (const f of fs.readdirSync(dir)) if (/^aws-(calls|answer)/.test(f)) fs.rmSync(path.join(dir, f));
 });
 afterEach(async () => {
   for (const s of servers) s.closeAllConnections();
@@ -183,7 +205,7 @@ const onHost = () => `http://127.0.0.1:${port}/healthz on the host (ssh)`;
 
 describe("dockyard smoke", () => {
   it("the outputs are the program's: frontDoor per group, hosts reached by instance id (hostAccess ssm)", () => {
-    expect(OUTPUTS.frontDoor).toEqual({ app: { dnsName: "127.0.0.1", ports: [port], protocol: "TCP" } });
+    expect(OUTPUTS.frontDoor).toEqual({ app: { dnsName: "127.0.0.1", ports: [port], protocol: "TCP", targetGroupArns: { [String(port)]: expect.stringMatching(/^arn:aws:elasticloadbalancing:eu-west-1:\d{12}:targetgroup\//) } } });
     expect(TLS_OUTPUTS.frontDoor.app.protocol).toBe("TLS");
     expect(OUTPUTS.hostsByName["test-app-1"]).toMatchObject({ platform: "aws", sshUser: "admin", sshTarget: INSTANCE["test-app-1"] });
   });
@@ -404,6 +426,131 @@ describe("dockyard smoke", () => {
   });
 });
 
+/**
+ * --front-door health: the load balancer's own view instead of a request to the front door
+ * (CI's runner is outside dockyard:ingressCidrs, which the load balancer's security group
+ * admits: components/front-door.ts frontDoorIngressRules). The stand-in aws answers what the
+ * AWS CLI v2 prints for `aws elbv2 describe-target-health`: the DescribeTargetHealth
+ * response (ELBv2 API reference, TargetHealthDescription and TargetHealth: State initial |
+ * healthy | unhealthy | unused | draining | unavailable; Reason and Description absent when
+ * healthy; an NLB's failed check is Target.FailedHealthChecks, a deregistering target
+ * draining with Target.DeregistrationInProgress), or an error with the CLI's return code
+ * (254: the service answered with an error; "AWS CLI return codes").
+ */
+describe("dockyard smoke --front-door health (the load balancer's target health)", () => {
+  const OLD = "i-0ffff0000aaaa1111";
+  const arn = () => OUTPUTS.frontDoor.app.targetGroupArns[String(port)] as string;
+  const id = (h: keyof typeof INSTANCE) => INSTANCE[h];
+  const healthy = (target: string) => ({ Target: { Id: target, Port: port }, HealthCheckPort: String(port), TargetHealth: { State: "healthy" }, AdministrativeOverride: { State: "no_override", Reason: "AdministrativeOverride.NoOverride", Description: "No override is currently active on target" } });
+  const state = (target: string, State: string, Reason: string, Description: string) => ({ ...healthy(target), TargetHealth: { State, Reason, Description } });
+  /** The stand-in's answer to the n-th call (every call when n is omitted). */
+  const awsAnswers = (descriptions: unknown[], n?: number) =>
+    fs.writeFileSync(path.join(dir, n === undefined ? "aws-answer.sh" : `aws-answer.${n}.sh`), `cat <<'JSON'\n${JSON.stringify({ TargetHealthDescriptions: descriptions }, null, 4)}\nJSON\nexit 0\n`);
+  const awsError = (rc: number, stderr: string) => fs.writeFileSync(path.join(dir, "aws-answer.sh"), `echo ${JSON.stringify(stderr)} >&2\nexit ${rc}\n`);
+  const awsCalls = () => fs.readFileSync(path.join(dir, "aws-calls"), "utf8").trim().split("\n");
+  const hostsServe = () => serve({ "test-app-1": answer(200), "test-app-2": answer(200) });
+  const frontDoorResult = (r: { out: string }) => (JSON.parse(r.out) as SmokeReport).results.find((x) => x.host === "frontDoor.app")!;
+
+  it("the outputs carry the port's target group (index.ts frontDoor.<group>.targetGroupArns) and each host's instance id", () => {
+    expect(arn()).toMatch(new RegExp(`^arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/test-app-${port}/[0-9a-f]{16}$`));
+    expect(OUTPUTS.hostsByName["test-app-1"].instanceId).toBe(id("test-app-1"));
+  });
+
+  it("every host that runs the service healthy: ok without a request to the front door, a draining old instance not counted; hosts still asked over ssh; exit 0", async () => {
+    await hostsServe();
+    awsAnswers([healthy(id("test-app-1")), healthy(id("test-app-2")), state(OLD, "draining", "Target.DeregistrationInProgress", "Target deregistration is in progress")]);
+    const r = await smoke({ frontDoor: "health" });
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(row("frontDoor.app", `target health of ${arn()}`, `ok (healthy: test-app-1, test-app-2; not counted: ${OLD} draining Target.DeregistrationInProgress (Target deregistration is in progress))`));
+    expect(r.out).toMatch(row("test-app-1", onHost(), "ok (HTTP 200)"));
+    expect(r.out).toMatch(row("test-app-2", onHost(), "ok (HTTP 200)"));
+    expect(r.out).toMatch(/3 ok, 0 failed, 1 not checked\./);
+    // One call, in the stack's region, for the port's target group; no request to the front door.
+    expect(awsCalls()).toEqual([`elbv2 describe-target-health --region eu-west-1 --target-group-arn ${arn()} --output json`]);
+    expect(seen[AT.frontDoor]).toBeUndefined();
+  });
+
+  it("a host unhealthy in the target group (with its Reason) fails after retries, with what the load balancer said: exit 1", async () => {
+    await hostsServe();
+    awsAnswers([healthy(id("test-app-1")), state(id("test-app-2"), "unhealthy", "Target.FailedHealthChecks", "Health checks failed")]);
+    const r = await smoke({ frontDoor: "health", timeout: 1, interval: 0.2, json: true });
+    expect(r.code).toBe(1);
+    const fd = frontDoorResult(r);
+    expect(fd).toMatchObject({ via: "elb", outcome: "failed", health: `test-app-2 (${id("test-app-2")}) unhealthy Target.FailedHealthChecks (Health checks failed)` });
+    expect(fd.status).toBeUndefined();
+    expect(fd.attempts).toBeGreaterThanOrEqual(2);
+    expect(awsCalls()).toHaveLength(fd.attempts);
+  });
+
+  it("a host still `initial` is retried until it is healthy: ok on the second answer", async () => {
+    await hostsServe();
+    awsAnswers([healthy(id("test-app-1")), state(id("test-app-2"), "initial", "Elb.InitialHealthChecking", "Initial health checks in progress")], 1);
+    awsAnswers([healthy(id("test-app-1")), healthy(id("test-app-2"))]);
+    const r = await smoke({ frontDoor: "health", json: true });
+    expect(r.code, r.err).toBe(0);
+    expect(frontDoorResult(r)).toMatchObject({ outcome: "ok", attempts: 2, health: "healthy: test-app-1, test-app-2" });
+  });
+
+  it("a host that runs the service but is not a target (missing from the group) fails, while the other targets are healthy: exit 1", async () => {
+    await hostsServe();
+    awsAnswers([healthy(id("test-app-1")), healthy(OLD)]);
+    const r = await smoke({ frontDoor: "health", timeout: 1, json: true });
+    expect(r.code).toBe(1);
+    expect(frontDoorResult(r).health).toBe(`test-app-2 (${id("test-app-2")}) not registered; not counted: ${OLD} healthy`);
+  });
+
+  it("the AWS CLI's error (return code 254, AccessDenied) is the verdict, in its own words: exit 1", async () => {
+    await hostsServe();
+    const denied = "An error occurred (AccessDenied) when calling the DescribeTargetHealth operation: User: arn:aws:sts::123456789012:assumed-role/dockyard-test-deploy/ci is not authorized to perform: elasticloadbalancing:DescribeTargetHealth";
+    awsError(254, denied);
+    const r = await smoke({ frontDoor: "health", timeout: 1, json: true });
+    expect(r.code).toBe(1);
+    expect(frontDoorResult(r)).toMatchObject({ outcome: "failed", error: `aws (exit 254): ${denied}` });
+  });
+
+  it("an answer that is not DescribeTargetHealth's fails saying so", async () => {
+    await hostsServe();
+    fs.writeFileSync(path.join(dir, "aws-answer.sh"), `echo '{"TargetGroups": []}'\n`);
+    const r = await smoke({ frontDoor: "health", timeout: 1, json: true });
+    expect(r.code).toBe(1);
+    expect(frontDoorResult(r).error).toBe("aws elbv2 describe-target-health: no TargetHealthDescriptions list in its answer");
+  });
+
+  it("no aws on PATH: the front door's check fails saying so (ssh still found), exit 1", async () => {
+    await hostsServe();
+    const sshOnly = path.join(root, "ssh-only-bin");
+    fs.mkdirSync(sshOnly, { recursive: true });
+    fs.rmSync(path.join(sshOnly, "ssh"), { force: true });
+    fs.symlinkSync(path.join(bin, "ssh"), path.join(sshOnly, "ssh"));
+    // sh, sed, awk for the stand-in ssh.
+    process.env.PATH = `${sshOnly}${path.delimiter}/usr/bin${path.delimiter}/bin`;
+    try {
+      const r = await smoke({ frontDoor: "health", timeout: 1, json: true });
+      expect(r.code).toBe(1);
+      expect(frontDoorResult(r).error).toBe("cannot run aws (ENOENT); smoke --front-door health asks the load balancer with the AWS CLI");
+      expect((JSON.parse(r.out) as SmokeReport).results.filter((x) => x.via === "ssh").map((x) => x.outcome)).toEqual(["ok", "ok"]);
+    } finally {
+      process.env.PATH = `${bin}${path.delimiter}${pathBefore}`;
+    }
+  });
+
+  it("bad input: outputs without the port's target group, or a host without an instance id, exit 2 naming the key; an unknown --front-door exit 2; nothing asked", async () => {
+    const noArns = structuredClone(OUTPUTS);
+    delete noArns.frontDoor.app.targetGroupArns;
+    const r = await smoke({ frontDoor: "health", outputs: writeOutputs(noArns, "no-arns.json") });
+    expect(r).toMatchObject({ code: 2, out: "" });
+    expect(r.err).toBe(`${path.join(dir, "no-arns.json")}: frontDoor.app.targetGroupArns.${port}: undefined is not a target group ARN; --front-door health needs the outputs of this program (index.ts exports each port's target group)\n`);
+    const noId = structuredClone(OUTPUTS);
+    noId.hostsByName["test-app-2"].instanceId = "computed(test-app-2-instance.id)";
+    expect((await smoke({ frontDoor: "health", outputs: writeOutputs(noId, "no-id.json") })).err).toMatch(/: hostsByName\.test-app-2\.instanceId: "computed\(test-app-2-instance\.id\)" is not an EC2 instance id\n$/);
+    expect(await smoke({ frontDoor: "bogus" as never })).toMatchObject({ code: 2, err: `--front-door: "bogus"; expected request or health\n` });
+    // The request mode does not need the target groups.
+    await serve({ frontDoor: answer(200), "test-app-1": answer(200), "test-app-2": answer(200) });
+    expect((await smoke({ outputs: writeOutputs(noArns, "no-arns.json") })).code).toBe(0);
+    expect(fs.existsSync(path.join(dir, "aws-calls"))).toBe(false);
+  });
+});
+
 describe("dockyard smoke, run as the CLI", () => {
   const base = () => ["smoke", "test", "--stacks-dir", dir, "--environment", path.join(dir, "environment.yaml"), "--interval", "0.2"];
   const env = () => ({ PATH: `${bin}${path.delimiter}${pathBefore}` });
@@ -424,6 +571,24 @@ describe("dockyard smoke, run as the CLI", () => {
     const failed = await cli([...base(), "--outputs", writeOutputs(outputs, "moved.json"), "--ca-file", pki.caFile, "--tls-name", TLS_NAME, "--timeout", "1"], env());
     expect(failed.code).toBe(1);
     expect(failed.stdout).toMatch(/web\s+test-app-2\s+http:\/\/127\.0\.0\.1:\d+\/healthz on the host \(ssh\)\s+FAILED \(ssh: ssh: Could not resolve hostname i-0ffffffffffffffff/);
+  }, 60_000);
+
+  it("--front-door health reaches the load balancer's view through the CLI; an unknown --front-door is a usage error (exit 2)", async () => {
+    await serve({ "test-app-1": answer(200), "test-app-2": answer(200) });
+    const ids = Object.values(INSTANCE).map((Id) => ({ Target: { Id, Port: port }, HealthCheckPort: String(port), TargetHealth: { State: "healthy" } }));
+    fs.writeFileSync(path.join(dir, "aws-answer.sh"), `cat <<'JSON'\n${JSON.stringify({ TargetHealthDescriptions: ids })}\nJSON\n`);
+    const ok = await cli([...base(), "--outputs", writeOutputs(OUTPUTS), "--front-door", "health", "--json"], env());
+    expect(ok.code, ok.stderr).toBe(0);
+    expect((JSON.parse(ok.stdout) as SmokeReport).results.map((x) => [x.host, x.via, x.outcome])).toEqual([
+      ["frontDoor.app", "elb", "ok"],
+      ["test-app-1", "ssh", "ok"],
+      ["test-app-2", "ssh", "ok"],
+    ]);
+    expect(seen[AT.frontDoor]).toBeUndefined();
+    const bad = await cli([...base(), "--outputs", writeOutputs(OUTPUTS), "--front-door", "skip"], env());
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/front-door/);
+    expect(bad.stderr).not.toMatch(/\n\s+at /);
   }, 60_000);
 
   it("bad input: a malformed outputs file and an unknown stack exit 2 with one line, no trace", async () => {
