@@ -407,3 +407,37 @@ export function checkToolsFromWorkflowCommit(wf: Workflow): string[] {
   }
   return problems;
 }
+
+/** A smoke test of `stack` in CI's mode: `dockyard smoke <stack|$STACK> ... --front-door health` (npm run dockyard --, or npx tsx scripts/dockyard.ts). */
+export function isCiSmoke(run: string, stack: string): boolean {
+  const smoke = run.split("\n").find((l) => /\bdockyard(?:\.ts)?\s+(?:--\s+)?smoke\s/.test(l));
+  if (!smoke) return false;
+  const named = /\bsmoke\s+("?\$\{?STACK\}?"?|[a-z][a-z0-9-]*)(\s|$)/.exec(smoke)?.[1].replace(/["${}]/g, "");
+  return (named === "STACK" || named === stack) && /\s--front-door[ =]health(\s|$)/.test(smoke);
+}
+
+/**
+ * Every job that runs `pulumi up` of test or prod then smoke-tests that stack in CI's mode
+ * (issue 24 item 2): a later step runs `dockyard smoke <stack> --front-door health`. CI's
+ * runner is outside dockyard:ingressCidrs, which the front door's security group admits
+ * (components/front-door.ts frontDoorIngressRules), so a request to it times out; health
+ * asks the load balancer's target health instead. A step recording the tested commit
+ * (`pulumi stack tag set dockyard:commit`) comes after that smoke step.
+ */
+export function checkSmokeAfterUp(wf: Workflow): string[] {
+  const problems: string[] = [];
+  for (const [name, job] of jobs(wf)) {
+    const stack = jobStack(wf, job);
+    if (!runsUp(job) || (stack !== "test" && stack !== "prod")) continue;
+    const all = steps(job);
+    const up = all.findIndex((s) => typeof s.run === "string" && /(^|[\s;&|(])(npx\s+)?pulumi\s+(up|update)\b/m.test(s.run));
+    const smoke = all.findIndex((s, i) => i > up && typeof s.run === "string" && isCiSmoke(s.run, stack));
+    if (smoke < 0) {
+      problems.push(`${wf.file}: job ${name}: pulumi up of ${stack} without a later step running dockyard smoke ${stack} --front-door health`);
+      continue;
+    }
+    const tag = all.findIndex((s) => typeof s.run === "string" && /pulumi\s+stack\s+tag\s+set\s+dockyard:commit\b/.test(s.run));
+    if (tag >= 0 && tag < smoke) problems.push(`${wf.file}: job ${name}: records dockyard:commit before its smoke test`);
+  }
+  return problems;
+}

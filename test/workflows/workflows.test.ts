@@ -21,6 +21,7 @@ import {
   checkPinnedCli,
   checkPolicyPack,
   checkProdUp,
+  checkSmokeAfterUp,
   checkStackConcurrency,
   checkStackFileChecked,
   checkSudoKeepsNode,
@@ -63,6 +64,7 @@ const rules: [string, (wf: Workflow) => string[], RegExp][] = [
   ["sudo after setup-node keeps its PATH (sudoers secure_path)", checkSudoKeepsNode, /job preview-test: "sudo bash \.ci\/run" runs the image's node/],
   ["ci/ runs from the workflow's commit when a job checks out another (issue 24 item 4)", checkToolsFromWorkflowCommit, /job deploy-old: checks out \$\{\{ needs\.preview-test\.outputs\.sha \}\} over the workflow's commit/],
   ["the stack file's encryptedkey is checked before pulumi (issue 24 item 4)", checkStackFileChecked, /job up-prod: runs pulumi preview\/up without npx tsx ci\/stack-file\.ts <stack> first/],
+  ["every pulumi up of test or prod is then smoke-tested in CI's mode, --front-door health (issue 24 item 2)", checkSmokeAfterUp, /job up-prod: pulumi up of prod without a later step running dockyard smoke prod --front-door health/],
 ];
 
 describe("workflows", () => {
@@ -92,6 +94,18 @@ describe("workflows", () => {
     expect(checkPolicyPack(bad).join("\n")).toMatch(/job preview-test: pulumi\/actions preview without policyPacks: policy/);
     expect(checkPinnedCli(bad).join("\n")).toMatch(/job preview-test: runs pulumi without a step/);
     expect(checkIdToken(badWorkflowIdToken)).toEqual(["fixtures/bad-workflow-id-token.yml: id-token: write at the workflow level (give it only to the jobs that use OIDC)"]);
+  });
+
+  it("smoke after up: only CI's mode of that stack counts, and the tested commit is recorded after it", () => {
+    const wf = (stepsYaml: string) => parseWorkflow("inline.yml", `jobs:\n  up:\n    env:\n      STACK: test\n    steps:\n      - run: pulumi up --stack "$STACK" --yes\n${stepsYaml}`);
+    const tag = `      - run: pulumi stack tag set dockyard:commit "$SHA" --stack "$STACK"\n`;
+    expect(checkSmokeAfterUp(wf(`      - run: npm run dockyard -- smoke test --outputs o.json --front-door health\n${tag}`))).toEqual([]);
+    expect(checkSmokeAfterUp(wf(`      - run: npm run dockyard -- smoke "$STACK" --front-door=health\n`))).toEqual([]);
+    // The request mode from a runner outside ingressCidrs, another stack, or no smoke at all.
+    for (const smoke of ["npm run dockyard -- smoke test --outputs o.json", "npm run dockyard -- smoke prod --front-door health", "echo smoke test --front-door health"]) {
+      expect(checkSmokeAfterUp(wf(`      - run: ${smoke}\n`))).toEqual(["inline.yml: job up: pulumi up of test without a later step running dockyard smoke test --front-door health"]);
+    }
+    expect(checkSmokeAfterUp(wf(`${tag}      - run: npm run dockyard -- smoke test --front-door health\n`))).toEqual(["inline.yml: job up: records dockyard:commit before its smoke test"]);
   });
 
   it("the pipeline's shape: test deploys after green CI, prod after test, each stack its own queue", () => {
