@@ -35,7 +35,7 @@
  * so the grants are on `key/*` with the condition kms:ResourceAliases = alias/dockyard-<env>.
  */
 import { kmsEnvironment } from "../../stacks/secrets-provider";
-import { ATTACHABLE_POLICIES, AUTONAMED, DATA_SOURCE_ACTIONS, REPOSITORY, RESOURCE_ACTIONS, isMutating, type Grant } from "./resource-actions";
+import { ATTACHABLE_POLICIES, AUTONAMED, DATA_SOURCE_ACTIONS, REPOSITORY, RESOURCE_ACTIONS, TAG_WRITE_ACTIONS, isMutating, type Grant } from "./resource-actions";
 
 export const PROJECT = "dockyard";
 
@@ -100,25 +100,40 @@ function tagCondition(on: "resource" | "request", stack: string): PolicyStatemen
   return { [op]: { [`aws:${on === "resource" ? "ResourceTag" : "RequestTag"}/${TAG}`]: stack } };
 }
 
+/** Conditions of one statement, merged operator by operator. */
+function mergeConditions(...cs: (PolicyStatement["Condition"] | undefined)[]): PolicyStatement["Condition"] | undefined {
+  const out: NonNullable<PolicyStatement["Condition"]> = {};
+  for (const c of cs) for (const [op, kv] of Object.entries(c ?? {})) out[op] = { ...(out[op] ?? {}), ...kv };
+  return Object.keys(out).length ? out : undefined;
+}
+
 /**
  * One grant of resource-actions.ts as (resource, condition) for a stack. `tagNamed`: an
  * auto-named ARN also needs the stack's tag (a pattern stack, dev-*, whose names the dev
- * stack's also match).
+ * stack's also match). `action`: a tag-writing action (TAG_WRITE_ACTIONS) on a named resource
+ * may set dockyard:stack only to the stack's own (IfExists: when it sets it).
  */
-export function grantScope(t: Target, stack: string, g: Grant, tagNamed = false): { resource: string; condition?: PolicyStatement["Condition"] } {
+export function grantScope(t: Target, stack: string, g: Grant, tagNamed = false, action?: string): { resource: string; condition?: PolicyStatement["Condition"] } {
   switch (g.scope.kind) {
     case "any":
       return { resource: "*" };
     case "fixed":
       return { resource: g.scope.arn(t.region, t.account, stack) };
-    case "name":
-      return { resource: g.scope.arn(t.region, t.account, stack), ...(tagNamed && AUTONAMED.has(g.scope.arn) ? { condition: tagCondition("resource", stack) } : {}) };
+    case "name": {
+      const ownTag = action && TAG_WRITE_ACTIONS.has(action) ? { [`${stack.includes("*") ? "StringLike" : "StringEquals"}IfExists`]: { [`aws:RequestTag/${TAG}`]: stack } } : undefined;
+      const condition = mergeConditions(tagNamed && AUTONAMED.has(g.scope.arn) ? tagCondition("resource", stack) : undefined, ownTag);
+      return { resource: g.scope.arn(t.region, t.account, stack), ...(condition ? { condition } : {}) };
+    }
     case "tag": {
-      const condition = tagCondition(g.scope.on, stack)!;
-      if (g.scope.via) {
-        const op = Object.keys(condition)[0];
-        condition[op] = { ...condition[op], "kms:ViaService": `${g.scope.via}.${t.region}.amazonaws.com` };
-      }
+      const { on, via, createAction } = g.scope;
+      const condition = mergeConditions(
+        tagCondition(on === "resource" ? "resource" : "request", stack),
+        via ? { [Object.keys(tagCondition("resource", stack)!)[0]]: { "kms:ViaService": `${via}.${t.region}.amazonaws.com` } } : undefined,
+        // The create call whose tags these are (EC2 User Guide, supported-iam-actions-tagging).
+        createAction ? { StringEquals: { "ec2:CreateAction": createAction } } : undefined,
+        // A resource with no dockyard:stack tag yet (the root volume RunInstances made).
+        on === "untagged" ? { Null: { [`aws:ResourceTag/${TAG}`]: "true" } } : undefined,
+      );
       return { resource: g.scope.arn(t.region, t.account, stack), condition };
     }
   }
@@ -129,12 +144,39 @@ function statementsOf(t: Target, stack: string, all: Grant[], sid: string, drop:
   const grants = all.map((g) => ({ ...g, actions: g.actions.filter((a) => !drop.includes(a)) })).filter((g) => g.actions.length > 0);
   const by = new Map<string, { resource: string; condition?: PolicyStatement["Condition"]; actions: Set<string> }>();
   for (const g of grants) {
-    const { resource, condition } = grantScope(t, stack, g, tagNamed);
-    const key = JSON.stringify([resource, condition ?? null]);
-    if (!by.has(key)) by.set(key, { resource, condition, actions: new Set() });
-    for (const a of g.actions) by.get(key)!.actions.add(a);
+    for (const a of g.actions) {
+      const { resource, condition } = grantScope(t, stack, g, tagNamed, a);
+      const key = JSON.stringify([resource, condition ?? null]);
+      if (!by.has(key)) by.set(key, { resource, condition, actions: new Set() });
+      by.get(key)!.actions.add(a);
+    }
   }
-  return [...by.values()].map((v, i) => ({ Sid: `${sid}${i + 1}`, Effect: "Allow" as const, Action: [...v.actions].sort(), Resource: [v.resource], ...(v.condition ? { Condition: v.condition } : {}) }));
+  // The same actions under the same condition on several ARNs: one statement (exactly the same grants, fewer characters).
+  const merged = new Map<string, { resources: string[]; condition?: PolicyStatement["Condition"]; actions: string[] }>();
+  for (const v of by.values()) {
+    const actions = [...v.actions].sort();
+    const key = JSON.stringify([actions, v.condition ?? null]);
+    if (!merged.has(key)) merged.set(key, { resources: [], condition: v.condition, actions });
+    merged.get(key)!.resources.push(v.resource);
+  }
+  // Statements of different services under the same condition: one statement. Exact when each
+  // statement's actions and ARNs are of one service (arn:aws:<service>:...): an action is never
+  // evaluated against another service's ARN. "*" and mixed statements stay on their own.
+  const serviceOf = (v: { resources: string[]; actions: string[] }): string | undefined => {
+    const services = new Set([...v.actions.map((a) => a.split(":")[0]), ...v.resources.map((r) => (/^arn:aws:([a-z0-9-]+):/.exec(r)?.[1] ?? "*"))]);
+    return services.size === 1 && !services.has("*") ? [...services][0] : undefined;
+  };
+  const out: { resources: string[]; condition?: PolicyStatement["Condition"]; actions: string[]; services?: Set<string> }[] = [];
+  for (const v of merged.values()) {
+    const service = serviceOf(v);
+    const into = service && out.find((o) => o.services && !o.services.has(service) && JSON.stringify(o.condition ?? null) === JSON.stringify(v.condition ?? null));
+    if (into) {
+      into.services!.add(service);
+      into.actions.push(...v.actions);
+      into.resources.push(...v.resources);
+    } else out.push({ ...v, actions: [...v.actions], resources: [...v.resources], ...(service ? { services: new Set([service]) } : {}) });
+  }
+  return out.map((v, i) => ({ Sid: `${sid}${i + 1}`, Effect: "Allow" as const, Action: v.actions.sort(), Resource: v.resources, ...(v.condition ? { Condition: v.condition } : {}) }));
 }
 
 /** Attaching and detaching managed policies: only the ones the program attaches (iam:PolicyARN). */

@@ -31,8 +31,34 @@ export interface Grant {
   op: Op;
   actions: string[];
   /** Where: the stack's ARNs, by name or by tag; or "*" (no resource-level scope). */
-  scope: { kind: "name"; arn: ArnOf } | { kind: "tag"; arn: ArnOf; on: "resource" | "request"; via?: string } | { kind: "any"; unscopedWhy?: string } | { kind: "fixed"; arn: ArnOf };
+  scope:
+    | { kind: "name"; arn: ArnOf }
+    | {
+        kind: "tag";
+        arn: ArnOf;
+        /**
+         * resource: aws:ResourceTag (an existing resource); request: aws:RequestTag (a create);
+         * untagged: aws:RequestTag on a resource that has no dockyard:stack tag yet (Null
+         * aws:ResourceTag), the instance's root volume, tagged after RunInstances.
+         */
+        on: "resource" | "request" | "untagged";
+        via?: string;
+        /** ec2:CreateAction: the tag authorization of a create call that carries tags (the create calls it may be). */
+        createAction?: string[];
+      }
+    | { kind: "any"; unscopedWhy?: string }
+    | { kind: "fixed"; arn: ArnOf };
 }
+
+/**
+ * Actions that set tags on a name-scoped resource, on create (the create call's second
+ * authorization, with the request's tags) and on update. policies.ts adds
+ * aws:RequestTag/dockyard:stack = <stack> (IfExists: an update that leaves dockyard:stack alone
+ * sends no such key) so a stack's role never labels a resource as another stack's, which the
+ * tag-scoped grants (host access, the dev-server role) would then trust. Each takes aws:RequestTag
+ * in the Service Authorization Reference (test/ci/iam-tag-on-create.test.ts checks).
+ */
+export const TAG_WRITE_ACTIONS: ReadonlySet<string> = new Set(["elasticloadbalancing:AddTags", "sns:TagResource", "cloudwatch:TagResource", "iam:TagRole", "iam:TagInstanceProfile", "ecr:TagResource", "ssm:AddTagsToResource"]);
 
 export interface TypeActions {
   /** terraform-provider-aws source file (internal/service/...). */
@@ -43,6 +69,19 @@ export interface TypeActions {
 const ec2 = (kind: string): ArnOf => (r, a) => `arn:aws:ec2:${r}:${a}:${kind}/*`;
 const tagged = (kind: string, op: Op, actions: string[]): Grant => ({ op, actions, scope: { kind: "tag", arn: ec2(kind), on: "resource" } });
 const onCreate = (kind: string, actions: string[]): Grant => ({ op: "create", actions, scope: { kind: "tag", arn: ec2(kind), on: "request" } });
+/**
+ * A create call with TagSpecifications is authorized a second time, as ec2:CreateTags on the
+ * new resource, which has no tags yet (aws:ResourceTag cannot match): granted with
+ * ec2:CreateAction = the create call and the request's dockyard:stack. EC2 User Guide, "Grant
+ * permission to tag Amazon EC2 resources during creation" (supported-iam-actions-tagging).
+ * The provider tags at create: ec2_instance.go (RunInstances), ebs_volume.go (CreateVolume),
+ * vpc_security_group.go (CreateSecurityGroup), ec2_eip.go (AllocateAddress), ec2_key_pair.go
+ * (ImportKeyPair), each with getTagSpecificationsIn. The condition names every one of these
+ * calls, so the five grants render as one statement (IAM's policy size): a create call only
+ * ever makes resources of its own type, so no call is granted more than its own tagging.
+ */
+const TAGGED_CREATES = ["RunInstances", "CreateVolume", "CreateSecurityGroup", "AllocateAddress", "ImportKeyPair"];
+const tagsOnCreate = (kind: string, createAction: (typeof TAGGED_CREATES)[number]): Grant => ({ op: "create", actions: ["ec2:CreateTags"], scope: { kind: "tag", arn: ec2(kind), on: "request", createAction: TAGGED_CREATES.includes(createAction) ? TAGGED_CREATES : [createAction] } });
 const any = (op: Op, actions: string[], unscopedWhy?: string): Grant => ({ op, actions, scope: { kind: "any", ...(unscopedWhy ? { unscopedWhy } : {}) } });
 const named = (op: Op, arn: ArnOf, actions: string[]): Grant => ({ op, actions, scope: { kind: "name", arn } });
 
@@ -170,7 +209,16 @@ export const RESOURCE_ACTIONS: Record<string, TypeActions> = {
     source: "internal/service/ec2/ec2_instance.go",
     grants: [
       onCreate("instance", ["ec2:RunInstances"]),
-      onCreate("volume", ["ec2:RunInstances"]),
+      tagsOnCreate("instance", "RunInstances"),
+      // The root volume RunInstances creates carries no tags at launch: the provider sends a
+      // volume TagSpecification only for volume_tags (unset; components/host.ts tags it with
+      // rootBlockDevice.tags), so aws:RequestTag cannot scope it; the instance itself is scoped.
+      { op: "create", actions: ["ec2:RunInstances"], scope: { kind: "fixed", arn: ec2("volume") } },
+      // resourceInstanceCreate then tags the root volume with createTags on its id (no
+      // ec2:CreateAction; the volume has no tags yet), and a later up's resourceInstanceUpdate
+      // (root_block_device.0.tags changed) calls updateTags on it: allowed only while the volume
+      // carries no dockyard:stack tag, and only to set the stack's own.
+      { op: "create", actions: ["ec2:CreateTags"], scope: { kind: "tag", arn: ec2("volume"), on: "untagged" } },
       // RunInstances also names the image, subnet, network interface and security group it uses.
       { op: "create", actions: ["ec2:RunInstances"], scope: { kind: "fixed", arn: (r, a) => `arn:aws:ec2:${r}::image/*` } },
       { op: "create", actions: ["ec2:RunInstances"], scope: { kind: "fixed", arn: ec2("subnet") } },
@@ -186,7 +234,7 @@ export const RESOURCE_ACTIONS: Record<string, TypeActions> = {
   },
   "aws:ebs/volume:Volume": {
     source: "internal/service/ec2/ebs_volume.go",
-    grants: [onCreate("volume", ["ec2:CreateVolume"]), any("read", ["ec2:DescribeVolumes", "ec2:DescribeVolumesModifications"]), tagged("volume", "update", ["ec2:ModifyVolume"]), ...EC2_TAGS("volume"), tagged("volume", "delete", ["ec2:DeleteVolume"])],
+    grants: [onCreate("volume", ["ec2:CreateVolume"]), tagsOnCreate("volume", "CreateVolume"), any("read", ["ec2:DescribeVolumes", "ec2:DescribeVolumesModifications"]), tagged("volume", "update", ["ec2:ModifyVolume"]), ...EC2_TAGS("volume"), tagged("volume", "delete", ["ec2:DeleteVolume"])],
   },
   "aws:ec2/volumeAttachment:VolumeAttachment": {
     source: "internal/service/ec2/ebs_volume_attachment.go",
@@ -200,7 +248,7 @@ export const RESOURCE_ACTIONS: Record<string, TypeActions> = {
   },
   "aws:ec2/eip:Eip": {
     source: "internal/service/ec2/ec2_eip.go",
-    grants: [onCreate("elastic-ip", ["ec2:AllocateAddress"]), any("read", ["ec2:DescribeAddresses", "ec2:DescribeAddressesAttribute"]), ...EC2_TAGS("elastic-ip"), tagged("elastic-ip", "delete", ["ec2:ReleaseAddress", "ec2:DisassociateAddress"])],
+    grants: [onCreate("elastic-ip", ["ec2:AllocateAddress"]), tagsOnCreate("elastic-ip", "AllocateAddress"), any("read", ["ec2:DescribeAddresses", "ec2:DescribeAddressesAttribute"]), ...EC2_TAGS("elastic-ip"), tagged("elastic-ip", "delete", ["ec2:ReleaseAddress", "ec2:DisassociateAddress"])],
   },
   "aws:ec2/eipAssociation:EipAssociation": {
     source: "internal/service/ec2/ec2_eip_association.go",
@@ -216,6 +264,7 @@ export const RESOURCE_ACTIONS: Record<string, TypeActions> = {
     source: "internal/service/ec2/vpc_security_group.go",
     grants: [
       onCreate("security-group", ["ec2:CreateSecurityGroup"]),
+      tagsOnCreate("security-group", "CreateSecurityGroup"),
       { op: "create", actions: ["ec2:CreateSecurityGroup"], scope: { kind: "fixed", arn: ec2("vpc") } },
       tagged("security-group", "create", ["ec2:AuthorizeSecurityGroupIngress", "ec2:AuthorizeSecurityGroupEgress", "ec2:RevokeSecurityGroupEgress"]),
       any("read", ["ec2:DescribeSecurityGroups", "ec2:DescribeSecurityGroupRules", "ec2:DescribeNetworkInterfaces"]),
@@ -225,7 +274,7 @@ export const RESOURCE_ACTIONS: Record<string, TypeActions> = {
   },
   "aws:ec2/keyPair:KeyPair": {
     source: "internal/service/ec2/ec2_key_pair.go",
-    grants: [onCreate("key-pair", ["ec2:ImportKeyPair"]), any("read", ["ec2:DescribeKeyPairs"]), ...EC2_TAGS("key-pair"), tagged("key-pair", "delete", ["ec2:DeleteKeyPair"])],
+    grants: [onCreate("key-pair", ["ec2:ImportKeyPair"]), tagsOnCreate("key-pair", "ImportKeyPair"), any("read", ["ec2:DescribeKeyPairs"]), ...EC2_TAGS("key-pair"), tagged("key-pair", "delete", ["ec2:DeleteKeyPair"])],
   },
   "aws:ssm/parameter:Parameter": {
     source: "internal/service/ssm/parameter.go",

@@ -20,7 +20,7 @@ import { describe, expect, it } from "vitest";
 import { DEFAULT_CALLS } from "../../scripts/lib/mocks";
 import type { Rendered } from "../../scripts/lib/render";
 import { MANAGED_PER_ROLE_MAX, MANAGED_POLICY_MAX, ciPolicies, devServerPolicy, grantScope, managedPolicies, roleDocument, type PolicyDocument } from "../../ci/iam/policies";
-import { ATTACHABLE_POLICIES, AUTONAMED, DATA_SOURCE_ACTIONS, RESOURCE_ACTIONS, isMutating, type Grant } from "../../ci/iam/resource-actions";
+import { ATTACHABLE_POLICIES, AUTONAMED, DATA_SOURCE_ACTIONS, RESOURCE_ACTIONS, TAG_WRITE_ACTIONS, isMutating, type Grant } from "../../ci/iam/resource-actions";
 import { CONTRACT_STACKS, SWARM_STACK, contractRender } from "../contracts/stacks";
 
 const ACCOUNT = "123456789012";
@@ -54,13 +54,16 @@ async function decide(policy: PolicyDocument, action: string, resource: string, 
 
 /** A concrete request for a grant on a stack: the ARN with each wildcard filled, and the context its condition reads. */
 function request(g: Grant, stack: string, action: string): { resource: string; context: Record<string, string> } {
-  const { resource, condition } = grantScope(target, stack, g);
+  const { resource, condition } = grantScope(target, stack, g, false, action);
   // Attach/Detach are granted for the program's managed policies only (iam:PolicyARN): ask for the one it attaches.
   const context: Record<string, string> = /^iam:(Attach|Detach)RolePolicy$/.test(action) ? { "iam:PolicyARN": ATTACHABLE_POLICIES[0] } : {};
-  for (const kv of Object.values(condition ?? {})) {
-    for (const key of Object.keys(kv)) {
+  for (const [op, kv] of Object.entries(condition ?? {})) {
+    // Null: the key is absent from the request (a resource not tagged yet).
+    if (op === "Null") continue;
+    for (const [key, value] of Object.entries(kv)) {
       if (key.startsWith("aws:")) context[key] = stack;
       if (key === "kms:ViaService") context[key] = `ssm.${REGION}.amazonaws.com`;
+      if (key === "ec2:CreateAction") context[key] = ([] as unknown[]).concat(value)[0] as string;
     }
   }
   return { resource: resource === "*" ? "*" : resource.replace(/\*/g, "a1b2c3"), context };
@@ -102,6 +105,13 @@ describe("every AWS type and data source the program declares has its provider c
             if (!keys.has("aws:ResourceTag/${TagKey}")) problems.push(`${type}: ${a} takes no aws:ResourceTag (the dev-server role's tag condition would deny it)`);
           }
           if (g.scope.kind === "any" && isMutating(g.op) && !g.scope.unscopedWhy) problems.push(`${type}: ${a} changes resources and is unscoped without a reason`);
+          if (g.scope.kind === "name" && TAG_WRITE_ACTIONS.has(a) && !(d.conditionKeys ?? []).includes("aws:RequestTag/${TagKey}")) problems.push(`${type}: ${a} takes no aws:RequestTag (policies.ts limits the dockyard:stack it sets)`);
+          if (g.scope.kind === "tag" && g.scope.createAction && !(d.conditionKeys ?? []).includes("ec2:CreateAction")) problems.push(`${type}: ${a}: ec2:CreateAction is not a condition key of this action`);
+          if (g.scope.kind === "tag" && g.scope.on === "untagged") {
+            const rtName = g.scope.arn(REGION, ACCOUNT, "x").split(":").pop()!.split("/")[0];
+            const rtd = await iamResourceTypeDetails(service, rtName).catch(() => undefined);
+            if (!(rtd?.conditionKeys ?? []).includes("aws:ResourceTag/${TagKey}")) problems.push(`${type}: ${a}: aws:ResourceTag (its Null test) is not a condition key of ${rtName}`);
+          }
           if (g.scope.kind === "tag") {
             const key = g.scope.on === "resource" ? "aws:ResourceTag/${TagKey}" : "aws:RequestTag/${TagKey}";
             const resourceType = /:(?:[a-z-]+)\/\*$/.exec(g.scope.arn(REGION, ACCOUNT, "x")) ? g.scope.arn(REGION, ACCOUNT, "x").split(":").pop()!.split("/")[0] : undefined;

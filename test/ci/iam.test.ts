@@ -145,7 +145,7 @@ describe("CI roles' state and secrets grants (ci/iam/policies.ts), by IAM simula
     const all = run(ACCOUNT, REGION, BUCKET);
     expect(all.status).toBe(0);
     // Split to IAM's managed-policy size (test/ci/iam-resources.test.ts holds the parts to the roles' documents).
-    expect(Object.keys(JSON.parse(all.stdout))).toEqual(["dockyard-ci-test-1", "dockyard-ci-test-2", "dockyard-ci-prod-preview", "dockyard-ci-prod-1", "dockyard-ci-prod-2", "dockyard-dev-server-1", "dockyard-dev-server-2", "dockyard-setup-test", "dockyard-setup-prod"]);
+    expect(Object.keys(JSON.parse(all.stdout))).toEqual(["dockyard-ci-test-1", "dockyard-ci-test-2", "dockyard-ci-prod-preview", "dockyard-ci-prod-1", "dockyard-ci-prod-2", "dockyard-dev-server", "dockyard-setup-test", "dockyard-setup-prod"]);
     expect(JSON.parse(run(ACCOUNT, REGION, BUCKET, "dockyard-ci-prod-preview").stdout)).toEqual(policies["dockyard-ci-prod-preview"]);
     const bad = run("12345", REGION, BUCKET);
     expect(bad.status).toBe(2);
