@@ -285,6 +285,20 @@ function configHash(config: string): string {
 }
 
 /**
+ * The proxy configuration command's trigger: a value that changes with the configuration.
+ * Spelled as the file path of the root-disk layout (`/etc/dockyard/proxy/haproxy-<hash>.cfg`),
+ * the value every command deployed before the file moved to the data volume holds: so the first
+ * `up` after the move UPDATES those commands in place (pulumi-command runs the new create, on
+ * the host as it is now) instead of replacing them, which would run the old state's delete
+ * with the old state's interpreter (pulumi-command local/commandController.go Delete uses
+ * req.State): after a host replacement on Session Manager, a dial to the old, stopped
+ * instance, failing that `up` and every later one.
+ */
+export function proxyConfigTrigger(config: string): string {
+  return `/etc/dockyard/proxy/haproxy-${configHash(config)}.cfg`;
+}
+
+/**
  * The host file a proxy configuration is written to, on the host's data volume (`dataMount`,
  * proxyConfigDir): named by its hash, so a new configuration is a new file.
  */
@@ -294,21 +308,18 @@ export function proxyConfigFile(config: string, dataMount: string): string {
 
 /**
  * The shell command that writes a proxy configuration (its stdin) to its host file: via a
- * temporary file and a rename, so the proxy never mounts half a file. 0644: the proxy
- * reads it as its non-root user.
+ * temporary file and a rename, so the proxy never mounts half a file (0644: the proxy reads it
+ * as its non-root user). Then it removes every other configuration file of the directory that
+ * no container mounts (moby daemon/list.go: the `volume` filter matches a bind mount's source;
+ * a failing `docker ps` stops it before anything is removed): the previous configuration's file
+ * goes at the next write once its proxy is gone. Here and not in a delete command: a command's
+ * delete runs with the old state's interpreter (pulumi-command local/commandController.go
+ * Delete uses req.State), i.e. it dials the host as it was; after a host replacement on
+ * Session Manager that is the old, stopped instance, and the delete, and the `up`, would fail.
  */
 export function writeConfigCommand(file: string): string {
-  return `set -e; umask 022; cat > '${file}.tmp'; mv -f '${file}.tmp' '${file}'`;
-}
-
-/**
- * The shell command that removes a proxy configuration's host file, unless a container still
- * mounts it (moby daemon/list.go: the `volume` filter matches a bind mount's source). The
- * command is replaced without its file changing when only its connection changes; the
- * running proxy then still mounts that file, and removing it would make its next start fail.
- */
-export function removeConfigCommand(file: string): string {
-  return `if [ -z "$(docker ps -aq --filter volume='${file}')" ]; then rm -f '${file}'; fi`;
+  const dir = file.slice(0, file.lastIndexOf("/"));
+  return `set -e; umask 022; cat > '${file}.tmp'; mv -f '${file}.tmp' '${file}'; for o in '${dir}'/haproxy-*.cfg; do [ "$o" = '${file}' ] && continue; m=$(docker ps -aq --filter "volume=$o"); [ -n "$m" ] || rm -f "$o"; done`;
 }
 
 /**
@@ -654,22 +665,21 @@ export class ContainerFleet extends pulumi.ComponentResource {
     const { routes } = spec;
     const config = renderHaproxyConfig(routes);
     // The configuration's host file, which the proxy mounts read-only. A new configuration is
-    // a new file (and a new proxy, as the mount source changed). `triggers`: pulumi-command
-    // 1.x only updates in place on a new create/stdin/delete (it runs the new create; the old
-    // delete never runs), so the file path replaces the command, and the old command's delete
-    // removes the old file at the end of the update, once the old proxy is gone.
+    // a new file (and a new proxy, as the mount source changed). pulumi-command 1.x runs a
+    // changed create on update, so a new path (a new configuration or data mount) is written
+    // either way; the trigger (proxyConfigTrigger) replaces the command on a new configuration,
+    // and keeps deployed commands from being replaced when the file moved. No delete command
+    // (it would dial the host as it was): the next write removes the files no container mounts.
     //
     // The file is on the data volume (proxyConfigFile), so a replaced host still has it when its
-    // dockerd restores the proxy. Not triggered by the host's readyId: a replacement would then
-    // replace this command, and the old one's delete would dial the old, gone, machine.
+    // dockerd restores the proxy, and this command need not run again for it (no readyId trigger).
     const file = proxyConfigFile(config, host.dataMount);
     const configFile = new command.local.Command(
       `${this.name}-${host.name}-proxy-config`,
       hostCommandArgs(host.connection, {
         create: writeConfigCommand(file),
         stdin: config,
-        delete: removeConfigCommand(file),
-        triggers: [file],
+        triggers: [proxyConfigTrigger(config)],
       }),
       { parent: this, dependsOn: [host.ready] },
     );

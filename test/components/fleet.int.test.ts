@@ -571,14 +571,21 @@ describe("CIS Docker Benchmark settings on the running fleet containers (docker 
     docker("rm", "-f", `${RUN}-p80-nosysctl`);
   });
 
-  it("the configuration's delete command keeps a file a container still mounts, and removes it once none does", async () => {
+  it("the next configuration's write keeps a file a container still mounts, and removes it once none does (no delete command)", async () => {
+    expect((cis.proxyConfig.inputs as { delete?: string }).delete).toBeUndefined();
     const file = hostPath((cis.proxy.inputs as { mounts: { source: string }[] }).mounts[0].source);
-    runOnHost(cis.proxyConfig, (x) => x, undefined, "delete");
+    // The next configuration of this host, written by the command a config change renders.
+    const next = await render(cisPort + 1, { WEB_VERSION: "next" });
+    const nextFile = hostPath((next.proxy.inputs as { mounts: { source: string }[] }).mounts[0].source);
+    expect(nextFile).not.toBe(file);
+    runOnHost(next.proxyConfig);
+    expect(fs.existsSync(nextFile)).toBe(true);
     expect(fs.existsSync(file)).toBe(true);
     expect((await get(cisPort, "/cgi-bin/whoami")).status).toBe(200);
     await deleteAsProvider("cis-proxy", cis.proxy);
-    runOnHost(cis.proxyConfig, (x) => x, undefined, "delete");
+    runOnHost(next.proxyConfig);
     expect(fs.existsSync(file)).toBe(false);
+    expect(fs.existsSync(nextFile)).toBe(true);
   });
 });
 

@@ -1,4 +1,8 @@
 import { sshArgv } from "../../components/connection";
+import { execFileSync, spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { describe, it, expect, beforeAll } from "vitest";
 import * as pulumi from "@pulumi/pulumi";
 import { promisify, settle } from "../helpers/pulumi";
@@ -19,7 +23,8 @@ import {
   proxyLabels,
   proxyConfigFile,
   pidsLimitCommand,
-  removeConfigCommand,
+  writeConfigCommand,
+  proxyConfigTrigger,
   serviceEnv,
   STOP_GRACE_SECONDS,
 } from "../../components/fleet";
@@ -218,15 +223,19 @@ describe("ContainerFleet on the mock runtime", () => {
     }
   });
 
-  it("writes each proxy's configuration to its host file first (stdin, via a rename; removed with the command), and the proxy mounts that file", () => {
+  it("writes each proxy's configuration to its host file first (stdin, via a rename; older unmounted files removed by the next write, no delete command), and the proxy mounts that file", () => {
     const proxy = mocks.get("docker:index/container:Container", "f1-f1-app-1-proxy");
     const cmd = mocks.get("command:local:Command", "f1-f1-app-1-proxy-config");
     const mount = (proxy.inputs.mounts as { source: string }[])[0];
-    expect(cmd.inputs.create).toBe(`set -e; umask 022; cat > '${mount.source}.tmp'; mv -f '${mount.source}.tmp' '${mount.source}'`);
-    expect(cmd.inputs.delete).toBe(removeConfigCommand(mount.source));
-    // The file path replaces the command (pulumi-command runs a changed create in place, and
-    // never the old delete): the old file is removed once the new one exists.
-    expect(cmd.inputs.triggers).toEqual([mount.source]);
+    expect(cmd.inputs.create).toBe(writeConfigCommand(mount.source));
+    expect(String(cmd.inputs.create)).toMatch(/^set -e; umask 022; cat > '\/var\/lib\/dockyard\/proxy\/haproxy-[0-9a-f]{12}\.cfg\.tmp'; mv -f /);
+    // No delete: pulumi-command runs a delete with the old state's interpreter (local/
+    // commandController.go Delete, req.State), which after a host replacement dials the old machine.
+    expect(cmd.inputs.delete).toBeUndefined();
+    // A new configuration replaces the command; its trigger is the value deployed commands hold
+    // (the root-disk path of the same hash), so moving the file updated them in place instead.
+    expect(cmd.inputs.triggers).toEqual([mount.source.replace("/var/lib/dockyard/proxy/", "/etc/dockyard/proxy/")]);
+    expect(cmd.inputs.triggers).toEqual([proxyConfigTrigger(cmd.inputs.stdin as string)]);
     expect(mount.source).toBe(proxyConfigFile(cmd.inputs.stdin as string, "/var/lib/dockyard"));
     expect(cmd.inputs.stdin).toMatch(/^global/m);
     expect(reg("f1-f1-app-1-proxy").dependencies).toContain(reg("f1-f1-app-1-proxy-config").urn);
@@ -611,11 +620,33 @@ describe("pure helpers", () => {
     expect(args.healthcheck).toBeDefined();
   });
 
-  it("pidsLimitCommand: docker update of one container; removeConfigCommand keeps a file a container still mounts", () => {
+  it("writeConfigCommand, run by sh: writes its stdin by a rename, removes older files no container mounts, keeps a mounted one, removes nothing when docker cannot answer", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dy-proxy-dir-"));
+    const bin = fs.mkdtempSync(path.join(os.tmpdir(), "dy-proxy-bin-"));
+    try {
+      const [fresh, stale, mounted] = ["aaaaaaaaaaaa", "bbbbbbbbbbbb", "cccccccccccc"].map((h) => `${dir}/haproxy-${h}.cfg`);
+      for (const f of [fresh, stale, mounted]) fs.writeFileSync(f, "old\n");
+      fs.writeFileSync(`${dir}/notes.txt`, "not a configuration\n");
+      // A stand-in docker: `ps -aq --filter volume=<path>` names a container only for the mounted file.
+      fs.writeFileSync(path.join(bin, "docker"), `#!/bin/sh\n[ -n "$DOCKER_FAILS" ] && exit 1\ncase "$*" in *"volume=${mounted}"*) echo c0ffee ;; esac\n`, { mode: 0o755 });
+      const env = { ...process.env, PATH: `${bin}:${process.env.PATH}` };
+      // Docker cannot answer: the file is written, nothing is removed, the command fails.
+      const failed = spawnSync("sh", ["-c", writeConfigCommand(fresh)], { input: "new\n", env: { ...env, DOCKER_FAILS: "1" } });
+      expect(failed.status).not.toBe(0);
+      expect([fresh, stale, mounted].map((f) => fs.existsSync(f))).toEqual([true, true, true]);
+      execFileSync("sh", ["-c", writeConfigCommand(fresh)], { input: "new\n", env });
+      expect(fs.readFileSync(fresh, "utf8")).toBe("new\n");
+      expect(fs.existsSync(stale)).toBe(false);
+      expect(fs.readFileSync(mounted, "utf8")).toBe("old\n");
+      expect(fs.readdirSync(dir).sort()).toEqual([path.basename(fresh), path.basename(mounted), "notes.txt"]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+      fs.rmSync(bin, { recursive: true, force: true });
+    }
+  });
+
+  it("pidsLimitCommand: docker update of one container", () => {
     expect(pidsLimitCommand(256, "a1")).toBe("docker update --pids-limit 256 a1 >/dev/null");
-    expect(removeConfigCommand("/var/lib/dockyard/proxy/haproxy-0123456789ab.cfg")).toBe(
-      `if [ -z "$(docker ps -aq --filter volume='/var/lib/dockyard/proxy/haproxy-0123456789ab.cfg')" ]; then rm -f '/var/lib/dockyard/proxy/haproxy-0123456789ab.cfg'; fi`,
-    );
   });
 
   it("health wait covers start period plus every retry, at least 60s", () => {

@@ -1,6 +1,7 @@
 /**
  * Contract: every host file a container bind-mounts lives on the host's data volume (its
- * group's dataMount), and is written there by a command that runs again when its path changes.
+ * group's dataMount), in a directory the host's user-data makes, written there by a command
+ * whose create names it (so it runs again when the path changes) and that has no delete.
  *
  * Why: the root disk does not survive a replacement. components/host.ts deletes it with the
  * instance (rootBlockDevice deleteOnTermination; a new user-data, engine version or daemon
@@ -106,17 +107,18 @@ export function hostFileProblems(r: Rendered): string[] {
       if (!new RegExp(`^\\s*[A-Z_]+='${dir.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}'$`, "m").test(userData.get(host) ?? "")) p.push(`${c.name}: bind-mounts ${source}, but ${host}'s user-data makes no directory ${dir} for it`);
       const writers = commands.filter((x) => hostOf(x.name, hosts) === host && text(x.inputs.create).includes(source));
       if (writers.length === 0) p.push(`${c.name}: bind-mounts ${source}, which no command on ${host} writes`);
-      for (const w of writers) {
-        const triggers = (w.inputs.triggers ?? []) as unknown[];
-        if (!triggers.map(String).includes(source) || !w.options?.replaceOnChanges?.includes("triggers[*]")) p.push(`${w.name}: writes ${source} but is not replaced when that path changes (triggers, replaceOnChanges triggers[*])`);
-      }
+      // pulumi-command runs a changed create on update (local/commandController.go Update), so
+      // a writer whose create names the path writes it again whenever the path changes. A delete
+      // runs with the old state's interpreter (Delete uses req.State): after a host replacement
+      // it dials the old machine, so a writer has none.
+      for (const w of writers) if (w.inputs.delete !== undefined) p.push(`${w.name}: writes ${source} and has a delete command, which Pulumi runs over the old host's connection`);
     }
   }
   return p;
 }
 
 describe.each([...CONTRACT_STACKS])("stack %s", (stack) => {
-  it("every bind-mounted host file is on its host's data volume, written by a command that runs again when its path changes", async () => {
+  it("every bind-mounted host file is on its host's data volume, in a directory its user-data makes, written by a command that names it and has no delete", async () => {
     const r = await contractRender(stack);
     // Every host's data mount is known (so a container cannot pass by its host being unknown).
     const hosts = hostNames(r);
@@ -147,16 +149,13 @@ describe("the rule catches", () => {
     const mount = (proxy.inputs.mounts as { source: string }[])[0];
     const moved = mount.source.replace(/\/proxy\//, "/elsewhere/");
     mount.source = moved;
-    for (const c of r.resources.filter((x) => x.type === COMMAND && /-proxy-config$/.test(x.name))) {
-      c.inputs.create = moved;
-      c.inputs.triggers = [moved];
-    }
+    for (const c of r.resources.filter((x) => x.type === COMMAND && /-proxy-config$/.test(x.name))) c.inputs.create = moved;
     expect(hostFileProblems(r)).toEqual([`fleet-dev-app-1-proxy: bind-mounts ${moved}, but dev-app-1's user-data makes no directory /var/lib/dockyard/elsewhere for it`]);
   }, 600_000);
-  it("a writer that is not replaced when the path changes", async () => {
+  it("a writer with a delete command", async () => {
     const { r } = await withProxy();
     const writer = r.resources.find((x) => x.type === COMMAND && /-proxy-config$/.test(x.name))!;
-    writer.inputs.triggers = [];
-    expect(hostFileProblems(r).join("\n")).toMatch(/proxy-config: writes \S+ but is not replaced when that path changes/);
+    writer.inputs.delete = "rm -f x";
+    expect(hostFileProblems(r).join("\n")).toMatch(/proxy-config: writes \S+ and has a delete command, which Pulumi runs over the old host's connection/);
   }, 600_000);
 });
