@@ -174,6 +174,8 @@ const fleet = swarm
       hosts: hosts.map(({ group, host, engine: e }) => ({
         name: host.hostName,
         group: group.name,
+        // Host files its containers mount (the proxy's configuration) live on the data volume.
+        dataMount: group.dataMount,
         connection: host.connection,
         ready: e,
         readyId: e.readyId,

@@ -26,7 +26,7 @@ import * as YAML from "yaml";
 import { gzipSync } from "fflate";
 import { ENGINE_READY_MARKER, isEcrHost, type EngineSpec, type EnvironmentSpec } from "../stacks";
 import { hostCommandArgs, type HostConnection } from "./connection";
-import { PROXY_CONFIG_DIR } from "./proxy";
+import { proxyConfigDir } from "./proxy";
 
 // ---------------------------------------------------------------------------------
 // Constants
@@ -325,7 +325,7 @@ export function renderEnvironment(input: UserDataInput): string {
     ["READY_MARKER", READY_MARKER],
     ["AUDIT_RULES", AUDIT_RULES],
     ["APPARMOR", input.engine.apparmor ? "1" : ""],
-    ["PROXY_CONFIG_DIR", PROXY_CONFIG_DIR],
+    ["PROXY_CONFIG_DIR", proxyConfigDir(input.dataMount)],
   ];
   if (aws) {
     const ssm = ssmAgentSource({ ...input, hostKey: aws });

@@ -30,12 +30,6 @@ export const PROXY_CONFIG_PATH = "/usr/local/etc/haproxy/haproxy.cfg";
 export function proxyConfigDir(dataMount: string): string {
   return `${dataMount}/proxy`;
 }
-/**
- * The former directory, on the root disk (a replacement lost it). Only what components/engine.ts
- * still creates until it creates proxyConfigDir(dataMount) instead; the fleet writes nothing here.
- * @deprecated
- */
-export const PROXY_CONFIG_DIR = "/etc/dockyard/proxy";
 /** Docker's embedded DNS server, reachable from containers on user-defined networks. */
 export const DOCKER_DNS = "127.0.0.11:53";
 /**

@@ -224,7 +224,7 @@ describe("renderEnvironment: the one part of the scripts that varies", () => {
         `READY_MARKER='${READY_MARKER}'`,
         "AUDIT_RULES='/etc/audit/rules.d/dockyard-docker.rules'",
         "APPARMOR='1'",
-        "PROXY_CONFIG_DIR='/etc/dockyard/proxy'",
+        "PROXY_CONFIG_DIR='/var/lib/dockyard/proxy'",
         // The pinned agent from the region's versioned path (issue 24 item 1); no sha256 pinned yet, so the key checks it.
         `SSM_AGENT_URL='https://s3.${spec.region}.amazonaws.com/amazon-ssm-${spec.region}/3.3.5226.0/debian_amd64'`,
         "SSM_AGENT_VERSION='3.3.5226.0'",
@@ -278,7 +278,7 @@ describe("renderEnvironment: the one part of the scripts that varies", () => {
         `READY_MARKER='${READY_MARKER}'`,
         "AUDIT_RULES='/etc/audit/rules.d/dockyard-docker.rules'",
         "APPARMOR='1'",
-        "PROXY_CONFIG_DIR='/etc/dockyard/proxy'",
+        "PROXY_CONFIG_DIR='/var/lib/dockyard/proxy'",
         // The pinned agent from the region's versioned path (issue 24 item 1); no sha256 pinned yet, so the key checks it.
         `SSM_AGENT_URL='https://s3.${spec.region}.amazonaws.com/amazon-ssm-${spec.region}/3.3.5226.0/debian_amd64'`,
         "SSM_AGENT_VERSION='3.3.5226.0'",
@@ -354,7 +354,7 @@ describe("renderUserData: Docker's apt source", () => {
   it("the env file names the audit rules, AppArmor and the proxy's configuration directory; the fingerprint changes with audit or AppArmor", () => {
     const input = inputFor("prod");
     const env = sourced(renderEnvironment(input));
-    expect([env.AUDIT_RULES, env.APPARMOR, env.PROXY_CONFIG_DIR]).toEqual(["/etc/audit/rules.d/dockyard-docker.rules", "1", "/etc/dockyard/proxy"]);
+    expect([env.AUDIT_RULES, env.APPARMOR, env.PROXY_CONFIG_DIR]).toEqual(["/etc/audit/rules.d/dockyard-docker.rules", "1", "/var/lib/dockyard/proxy"]);
     expect(sourced(renderEnvironment({ ...input, engine: { ...input.engine, apparmor: false } })).APPARMOR).toBe("");
     expect(engineFingerprint({ ...input.engine, audit: false })).not.toBe(engineFingerprint(input.engine));
     expect(engineFingerprint({ ...input.engine, apparmor: false })).not.toBe(engineFingerprint(input.engine));
