@@ -14,7 +14,13 @@
  *   registry credential goes into a service spec or into state;
  * - through a Docker provider on the first manager: per service an overlay network, its
  *   secrets as swarm secrets, the service; per group with published ports the proxy, a global
- *   service publishing in host mode, its configuration a swarm config.
+ *   service publishing in host mode, its configuration a swarm config;
+ * - per swarm service (the proxies too), on the first manager once the provider created or
+ *   updated it: its update gate (components/swarm/update-gate.sh), which waits until swarm
+ *   completed the update and every running task runs the new image, and fails with swarm's
+ *   message on a rollback or pause. The provider's own convergence wait can report a bad
+ *   update complete (the script says why); the outputs `services` and `proxyImage` resolve
+ *   only after the gates, so a rolled-back update fails the `up` and keeps the old outputs.
  *
  * Not done in swarm mode, and why:
  * - PIDs limits (CIS 5.29): pulumi-docker 5.2's Service has no such input (its
@@ -24,6 +30,9 @@
  * - Serving gates per host: swarm replaces tasks itself; a host's turn in a machine rollout
  *   ends with its init or join (SwarmFleetArgs.rollout).
  */
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import * as aws from "@pulumi/aws";
 import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
@@ -97,6 +106,34 @@ export interface SwarmHost {
  */
 export type SwarmFleetArgs = FleetArgs<SwarmHost>;
 
+/** Seconds a proxy service has to converge (its one task: started, then healthy). */
+const PROXY_CONVERGE_SECONDS = 150;
+
+/**
+ * What runs a service's update gate again: the service's id (a replaced service), its image
+ * and a hash of its task spec as the provider returned it (anything else that rolls its tasks).
+ * pulumi-command marks triggers replaceOnChanges (provider/pkg/provider/common/inputs.go): a
+ * change replaces the gate, whose create runs it; a failed gate keeps its old triggers in
+ * state, so the next `up` runs it again (components/rollout.ts, the same for serving gates).
+ */
+function updateGateTriggers(service: docker.Service, image: string): pulumi.Input<unknown>[] {
+  return [service.id, image, service.taskSpec.apply((spec) => createHash("sha256").update(JSON.stringify(spec ?? null)).digest("hex"))];
+}
+
+let gateScript: string | undefined;
+/** The update gate's script (components/swarm/update-gate.sh), sent as the command's stdin. */
+export function updateGateScript(): string {
+  gateScript ??= fs.readFileSync(path.join(__dirname, "swarm", "update-gate.sh"), "utf8");
+  return gateScript;
+}
+
+/** The update gate's command line on the first manager: bash reads the script from stdin; the service's name and image single-quoted. */
+export function updateGateCommand(timeoutSeconds: number, service: string, image: string): string {
+  if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1) throw new Error(`update gate: ${timeoutSeconds} is not a whole number of seconds`);
+  for (const v of [service, image]) if (v === "" || v.includes("'")) throw new Error(`update gate: ${JSON.stringify(v)} is not a service name or image reference`);
+  return `bash -s -- ${timeoutSeconds} '${service}' '${image}'`;
+}
+
 /** What runs a host's command again: another address, or a new machine (its engine readiness ran again). */
 const newMachineTriggers = (h: SwarmHost) => [h.connection.target, ...(h.readyId !== undefined ? [h.readyId] : [])];
 
@@ -165,6 +202,20 @@ export class SwarmFleet extends pulumi.ComponentResource {
             ),
         );
 
+    // Per swarm service, once the provider created or updated it: its update gate on the first
+    // manager (components/swarm/update-gate.sh says why); the outputs wait for it.
+    const gates: Record<string, command.local.Command> = {};
+    const updateGate = (service: docker.Service, serviceName: string, image: string, timeoutSeconds: number) =>
+      new command.local.Command(
+        `${name}-${serviceName}-update-gate`,
+        hostCommandArgs(first.connection, {
+          create: updateGateCommand(timeoutSeconds, serviceName, image),
+          stdin: updateGateScript(),
+          triggers: updateGateTriggers(service, image),
+        }),
+        { parent: this, dependsOn: [service], customTimeouts: { create: `${timeoutSeconds + 60}s`, update: `${timeoutSeconds + 60}s` } },
+      );
+
     const networks: Record<string, docker.Network> = {};
     const made: Record<string, docker.Service> = {};
     for (const svc of services) {
@@ -186,7 +237,7 @@ export class SwarmFleet extends pulumi.ComponentResource {
         );
         return { envName, id: secret.id, name: secret.name };
       });
-      const replicas = svc.replicas;
+      const convergeSeconds = svc.replicas * (monitorSeconds(svc) + 60) + 60;
       made[svc.name] = new docker.Service(
         `${name}-${svc.name}`,
         {
@@ -194,12 +245,13 @@ export class SwarmFleet extends pulumi.ComponentResource {
           // The provider waits until the service converged, and fails the update when swarm
           // rolled it back (resource_docker_service_funcs.go): one task after the other, each
           // started and then watched for its monitor window.
-          convergeConfig: { delay: "5s", timeout: `${replicas * (monitorSeconds(svc) + 60) + 60}s` },
+          convergeConfig: { delay: "5s", timeout: `${convergeSeconds}s` },
         },
         // A service's name is unique in the swarm and the provider replaces a service on a
         // new network or sysctls (ForceNew, resource_docker_service.go): the old one must go first.
         { ...onSwarm, deleteBeforeReplace: true, dependsOn: [...onSwarm.dependsOn, networks[svc.name], ...pulls(svc.group, imageRef(svc), svc.name)] },
       );
+      gates[svc.name] = updateGate(made[svc.name], svc.name, imageRef(svc), convergeSeconds);
     }
 
     // On every host, once its group's services converged: what a static fleet of the stack
@@ -209,7 +261,7 @@ export class SwarmFleet extends pulumi.ComponentResource {
         new command.local.Command(
           `${name}-${h.name}-static-leftovers`,
           hostCommandArgs(h.connection, { create: staticLeftoversCommand(stack), triggers: newMachineTriggers(h) }),
-          { parent: this, dependsOn: [entered.get(h.name)!, ...services.filter((svc) => svc.group === h.group).map((svc) => made[svc.name])] },
+          { parent: this, dependsOn: [entered.get(h.name)!, ...services.filter((svc) => svc.group === h.group).flatMap((svc) => [made[svc.name], gates[svc.name]])] },
         ),
     );
 
@@ -218,6 +270,7 @@ export class SwarmFleet extends pulumi.ComponentResource {
     // previous host's: a change that replaces them (a new published service's network) takes
     // one host's proxy at a time, while the front door drains that host.
     const proxies: docker.Service[] = [];
+    const proxyGates: command.local.Command[] = [];
     const groups = [...new Set(hosts.map((h) => h.group))];
     for (const group of args.proxyImage ? groups : []) {
       const routes = swarmProxyRoutes(services, group);
@@ -229,7 +282,7 @@ export class SwarmFleet extends pulumi.ComponentResource {
       );
       const networkIds = Object.fromEntries(routes.map((r) => [r.service, networks[r.service].id]));
       const pulled = pulls(group, args.proxyImage!, "proxy");
-      let previous: docker.Service | undefined;
+      let previous: { proxy: docker.Service; gate: command.local.Command } | undefined;
       hosts.forEach((h, i) => {
         if (h.group !== group) return;
         const proxy = new docker.Service(
@@ -238,29 +291,33 @@ export class SwarmFleet extends pulumi.ComponentResource {
             ...swarmProxyArgs(stack, { name: h.name, group, placement: entered.get(h.name)!.stdout.apply(nodePlacement) }, routes, args.proxyImage!, { id: config.id, name: config.name }, networkIds, logging, args.proxy),
             // The provider waits for its one task (replicated mode: resource_docker_service_funcs.go),
             // deletes a new one that never converged, and fails the update swarm rolled back.
-            convergeConfig: { delay: "5s", timeout: "150s" },
+            convergeConfig: { delay: "5s", timeout: `${PROXY_CONVERGE_SECONDS}s` },
           },
           {
             ...onSwarm,
             // The group's first proxy was the group's one global service (issue 24 item 18): Pulumi replaces that one (another name, mode: ForceNew) delete-first, which frees the host ports for the others.
             ...(previous === undefined ? { aliases: [{ name: `${name}-proxy-${group}` }] } : {}),
             deleteBeforeReplace: true,
-            dependsOn: [...onSwarm.dependsOn, config, ...routes.map((r) => networks[r.service]), ...pulled, leftovers[i], ...(previous ? [previous] : [])],
+            // The previous host's proxy and its update gate: a host's proxy moves only once the previous one runs the new image.
+            dependsOn: [...onSwarm.dependsOn, config, ...routes.map((r) => networks[r.service]), ...pulled, leftovers[i], ...(previous ? [previous.proxy, previous.gate] : [])],
           },
         );
+        const gate = updateGate(proxy, proxyServiceName(h.name), args.proxyImage!, PROXY_CONVERGE_SECONDS);
         proxies.push(proxy);
-        previous = proxy;
+        proxyGates.push(gate);
+        previous = { proxy, gate };
       });
     }
 
     const summary: Record<string, pulumi.Output<ServiceOutput>> = {};
     for (const s of services) {
       const entry: ServiceOutput = { digest: s.digest, image: imageRef(s), replicas: s.replicas, hosts: hosts.filter((h) => h.group === s.group).map((h) => h.name) };
-      summary[s.name] = made[s.name].id.apply(() => entry);
+      // Once the service's update gate passed: a rolled-back update rejects it, and the stack keeps its old outputs (components/rollout.ts says how).
+      summary[s.name] = pulumi.all([made[s.name].id, gates[s.name].id]).apply(() => entry);
     }
     this.services = pulumi.output(summary);
     const proxyRef = proxies.length > 0 ? args.proxyImage : undefined;
-    this.proxyImage = pulumi.all(proxies.map((p) => p.id)).apply(() => proxyRef);
+    this.proxyImage = pulumi.all([...proxies.map((p) => p.id), ...proxyGates.map((g) => g.id)]).apply(() => proxyRef);
     this.registerOutputs({ services: this.services, proxyImage: this.proxyImage });
   }
 }

@@ -13,9 +13,20 @@ import { promisify, settle } from "../helpers/pulumi";
 import { loadStackSpec } from "../../stacks";
 import { SwarmFleet } from "../../components/swarm-fleet";
 import * as command from "@pulumi/command";
+import { contractRender, SWARM_STACK } from "../contracts/stacks";
+import { imageRef } from "../../components/fleet";
 
 const WORKER_TOKEN = "SWMTKN-1-3pu6hszjas19xyp7ghgosyx9k8atbfcr8p2is99znpy26u2lkl-worker";
 const MANAGER_TOKEN = "SWMTKN-1-3pu6hszjas19xyp7ghgosyx9k8atbfcr8p2is99znpy26u2lkl-manager";
+
+/** Resources whose creation the test holds back (by name) until it releases them. */
+const held = new Map<string, { released: Promise<void>; release: () => void }>();
+function hold(name: string): () => void {
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  held.set(name, { released, release });
+  return release;
+}
 
 /** The shared mocks, and `docker swarm join-token -q worker; ... manager` answered as a manager would. */
 class SwarmMocks extends DockyardMocks {
@@ -27,7 +38,20 @@ class SwarmMocks extends DockyardMocks {
 }
 const mocks = new SwarmMocks();
 pulumi.runtime.setAllConfig({}, []);
-pulumi.runtime.setMocks(mocks, "dockyard", "prod", false);
+// The mocks as the runtime calls them, a held creation answered once released.
+pulumi.runtime.setMocks(
+  {
+    newResource: (args) => {
+      const r = mocks.newResource(args);
+      const h = held.get(args.name);
+      return h ? h.released.then(() => r) : r;
+    },
+    call: (args) => mocks.call(args),
+  },
+  "dockyard",
+  "prod",
+  false,
+);
 
 // A secret input as the mock monitor passes it on: Pulumi's special signature key and the
 // secret signature (sdk/nodejs/runtime/rpc.ts specialSigKey, specialSecretSig), and the value.
@@ -75,5 +99,75 @@ describe("SwarmFleet with five hosts", () => {
     // The token command's answer is kept secret and out of the provider's logs.
     const tokens = mocks.get("command:local:Command", "swarm-join-tokens");
     expect(tokens.inputs.logging).toBe("none");
+  });
+});
+
+/**
+ * The update gate per swarm service (components/swarm/update-gate.sh): the provider's own
+ * convergence wait can report an update complete that swarm then rolls back
+ * (kreuzwerker/terraform-provider-docker 5074970c internal/provider/resource_docker_service_funcs.go,
+ * resourceDockerServiceUpdateRefreshFunc + replicatedConsoleLogUpdater.update: slots counted
+ * while `updating`, the old tasks fill them once the new one failed). So each service has a
+ * gate on the first manager, run again for a new image, after its service; and the outputs wait for it.
+ */
+describe("the update gate of every swarm service", () => {
+  const rendered = contractRender(SWARM_STACK);
+  const key = (x: { type: string; name: string }) => `${x.type}::${x.name}`;
+
+  it("prod in swarm mode: one gate per service and per proxy, on the first manager, after its service, triggered by its image", async () => {
+    const r = await rendered;
+    const services = r.resources.filter((x) => x.type === "docker:index/service:Service");
+    expect(services.length).toBe(PROD.services.length + 3);
+    const init = r.resources.find((x) => x.type === "command:local:Command" && x.name.endsWith("-init"))!;
+    for (const svc of services) {
+      const serviceName = String(svc.inputs.name);
+      const image = String((svc.inputs.taskSpec as any).containerSpec.image);
+      const gate = r.resources.find((x) => x.type === "command:local:Command" && x.name.endsWith(`-${serviceName}-update-gate`));
+      expect(gate, serviceName).toBeDefined();
+      expect(gate!.options?.dependsOn, serviceName).toContain(key(svc));
+      expect(gate!.inputs.create).toBe(`bash -s -- ${parseInt(String((svc.inputs.convergeConfig as any).timeout), 10)} '${serviceName}' '${image}'`);
+      expect(gate!.inputs.stdin).toMatch(/^#!\/bin\/bash\n# Dockyard: the update gate/);
+      expect(gate!.inputs.triggers as unknown[], serviceName).toContain(image);
+      // Over the one way in to the first manager: the interpreter the init runs with.
+      expect(gate!.inputs.interpreter).toEqual(init.inputs.interpreter);
+    }
+    for (const svc of PROD.services) {
+      const gate = r.resources.find((x) => x.name.endsWith(`-${svc.name}-update-gate`))!;
+      expect(gate.inputs.triggers as unknown[]).toContain(imageRef(svc));
+    }
+  });
+
+  it("a host's proxy moves only after the previous host's proxy passed its gate", async () => {
+    const r = await rendered;
+    const proxy = r.resources.find((x) => x.type === "docker:index/service:Service" && x.inputs.name === "proxy-prod-app-2")!;
+    expect(proxy.options?.dependsOn).toContain(key(r.resources.find((x) => x.name.endsWith("-proxy-prod-app-1-update-gate"))!));
+  });
+
+  it("the services and proxyImage outputs resolve only once the gates passed", async () => {
+    const hosts = [1, 2, 3].map((i) => {
+      const name = `prod-held-${i}`;
+      const connection = { target: `10.0.1.${10 + i}`, user: "admin", hostPublicKey: HOST_KEY };
+      const ready = new command.local.Command(`${name}-ready`, { create: "true" });
+      return { name, group: "app", zone: String(i), address: `10.0.1.${10 + i}`, connection, ready };
+    });
+    const svc = PROD.services.find((s) => s.group === "app" && s.publishPort !== undefined) ?? PROD.services[0];
+    const releaseService = hold(`held-${svc.name}-update-gate`);
+    const releaseProxy = hold("held-proxy-prod-held-3-update-gate");
+    const fleet = new SwarmFleet("held", { stack: "prod", hosts, services: PROD.services.map((s) => ({ ...s, group: "app" })), secrets: {}, architecture: PROD.os.architecture, logging: PROD.engine.daemon, proxyImage: PROD.proxyImage, proxy: PROD.proxy });
+    let services: Record<string, unknown> | undefined;
+    let proxyImage: string | undefined | null = null;
+    void promisify(fleet.services).then((v) => (services = v));
+    void promisify(fleet.proxyImage).then((v) => (proxyImage = v));
+    await settle();
+    // Every other resource of the fleet is created, the service itself too; only its gate and the last proxy's are held.
+    expect(mocks.ofType("docker:index/service:Service").some((x) => x.name === `held-${svc.name}`)).toBe(true);
+    expect(services).toBeUndefined();
+    releaseService();
+    await settle();
+    expect(services).toBeDefined();
+    expect(proxyImage).toBeNull();
+    releaseProxy();
+    await settle();
+    expect(proxyImage).toBe(PROD.proxyImage);
   });
 });
