@@ -97,6 +97,8 @@ const UNLESS_ACTIVE = [
   `if [ "$state" = active ]; then docker info --format '{{.Swarm.NodeID}}'; exit 0; fi`,
   `if [ "$state" != inactive ]; then echo "the engine's swarm state is $state; expected active or inactive" >&2; exit 1; fi`,
 ];
+/** The managers this node knows (dials), one `<node id> <address:port>` a line (moby daemon/cluster/swarm.go Info: swarmNode.Remotes()). */
+const REMOTE_MANAGERS = `docker info --format '{{range .Swarm.RemoteManagers}}{{.NodeID}} {{.Addr}}{{"\\n"}}{{end}}'`;
 /** The last line of init and join: this node's id (the stdout the host's proxy service is pinned by: swarmProxyArgs). */
 const PRINT_NODE_ID = `docker info --format '{{.Swarm.NodeID}}'`;
 
@@ -118,8 +120,9 @@ function leaveIfMoved(advertiseAddr: string, beforeLeave: string[] = []): string
     `  addr=$(docker info --format '{{.Swarm.NodeAddr}}' 2>/dev/null) || addr=''`,
     `  if [ -n "$addr" ] && [ "$addr" != ${advertiseAddr} ]; then`,
     `    old=$(docker info --format '{{.Swarm.NodeID}}')`,
-    `    echo "the kept swarm state advertises $addr, a former address of this host (now ${advertiseAddr}): node $old leaves the swarm to join again" >&2`,
+    `    echo "the kept swarm state advertises $addr, a former address of this host (now ${advertiseAddr})" >&2`,
     ...beforeLeave.map((l) => `    ${l}`),
+    `    echo "node $old leaves the swarm to join again" >&2`,
     "    docker swarm leave --force >/dev/null",
     "    state=inactive",
     "  fi",
@@ -133,18 +136,69 @@ function leaveIfMoved(advertiseAddr: string, beforeLeave: string[] = []): string
  * Raft cluster, raft.go CanRemoveMember checks the quorum), then removed (controlapi/node.go
  * RemoveNode refuses a manager). Left in, every replaced manager adds an unreachable Raft
  * member: with 3 managers, the second replacement would leave 2 of 4 members reachable, no
- * quorum. A worker's former node stays listed as down (a worker cannot remove nodes); the
- * swarm schedules nothing on it.
+ * quorum. Right after the join the node may not be a reachable manager yet (ControlAvailable
+ * is moby's IsActiveManager: the control socket swarmkit opens once its manager runs,
+ * daemon/cluster/noderunner.go handleControlSocketChange): it waits for that, up to 2
+ * minutes, and retries the removal for a minute; if either never comes, it fails saying what
+ * is left to do (a later run would not find the former node again: the kept state is gone).
+ * A worker's former node stays listed as down (a worker cannot remove nodes); the swarm
+ * schedules nothing on it.
  */
 const REMOVE_OLD_NODE = [
-  `if [ -n "$old" ] && [ "$(docker info --format '{{.Swarm.ControlAvailable}}')" = true ]; then`,
+  `if [ -n "$old" ]; then`,
+  `  left="the former node $old is still in the swarm (a manager's is an unreachable Raft member: one more lost manager of 3 loses quorum); on a manager run: docker node demote $old && docker node rm --force $old"`,
+  "  control=''",
+  "  for _ in $(seq 60); do",
+  `    if [ "$(docker info --format '{{.Swarm.ControlAvailable}}' 2>/dev/null)" = true ]; then control=yes; break; fi`,
+  "    sleep 2",
+  "  done",
+  `  if [ -z "$control" ]; then echo "this node joined again but is not a reachable manager after 2 minutes; $left" >&2; exit 1; fi`,
+  "  removed=''",
   "  for _ in $(seq 20); do",
   `    docker node demote "$old" >/dev/null 2>&1 || true`,
-  `    if docker node rm --force "$old" >/dev/null 2>&1; then echo "removed the former node $old" >&2; break; fi`,
+  `    if docker node rm --force "$old" >/dev/null 2>&1; then removed=yes; echo "removed the former node $old" >&2; break; fi`,
   "    sleep 3",
   "  done",
+  `  if [ -z "$removed" ]; then echo "could not remove it in a minute; $left" >&2; exit 1; fi`,
   "fi",
 ];
+
+/**
+ * Before the first manager leaves: whether it is the swarm's only manager, asked of the
+ * control plane, which fails loudly when it cannot answer (moby daemon/cluster/nodes.go
+ * GetNodes: lockedManagerAction refuses without an active manager; swarmkit
+ * api/control.pb.go raftProxyControlServer.ListNodes forwards to the leader, raft.go
+ * LeaderConn: ErrNoClusterLeader or errLostQuorum). Not `docker info`'s Managers: moby
+ * daemon/cluster/swarm.go Info counts them only when the node is an active manager and
+ * ListNodes answers, else leaves 0 (the error in Swarm.Error) and still succeeds: a first
+ * manager of 3 back at a new address without a leader would read 0 and fork the swarm from
+ * stale Raft data with `init --force-new-cluster`. Alone (it lists only itself): makes the
+ * swarm anew at the new address. Not answering for a minute: stops, saying why and what the
+ * operator does. Else: takes the manager token while it still is one, and another manager's
+ * address (one of its RemoteManagers) to join again through.
+ */
+function aloneOrPeer(listen: string, advertiseAddr: string): string[] {
+  return [
+    "listed=''",
+    "for _ in $(seq 30); do",
+    `  if managers=$(docker node ls --filter role=manager --format '{{.ID}}' 2>&1); then listed=yes; break; fi`,
+    "  sleep 2",
+    "done",
+    `if [ -z "$listed" ]; then`,
+    `  echo "node $old cannot tell whether other managers remain: the swarm's control plane does not answer here (docker node ls: $managers). It does not make a new swarm from its kept state: with other managers alive that would split the swarm. Bring back enough managers for a leader and run the update again; only if every other manager is lost for good, run on this host: docker swarm init --force-new-cluster --advertise-addr ${advertiseAddr}" >&2`,
+    "  exit 1",
+    "fi",
+    `if [ "$managers" = "$old" ]; then`,
+    `  echo "node $old is the swarm's only manager: it makes the swarm anew from its kept state at ${advertiseAddr} (init --force-new-cluster)" >&2`,
+    `  docker swarm init --force-new-cluster ${listen} >/dev/null`,
+    `  ${PRINT_NODE_ID}`,
+    "  exit 0",
+    "fi",
+    "managerToken=$(docker swarm join-token -q manager)",
+    `peer=$(${REMOTE_MANAGERS} | awk -v self="$old" '$1 != self && $2 != "" { print $2; exit }')`,
+    `if [ -z "$peer" ]; then echo "no other manager to join again through" >&2; exit 1; fi`,
+  ];
+}
 
 /**
  * Run on the first manager: makes the swarm, unless this engine is in one already (a
@@ -152,26 +206,15 @@ const REMOVE_OLD_NODE = [
  * first manager with a new address (leaveIfMoved): alone in the swarm, it makes the swarm
  * anew from its kept state with the new address (`init --force-new-cluster`: services,
  * secrets and configs kept; moby daemon/cluster/swarm.go Init stops the running node first);
- * with other managers, it takes the manager token while it still is one, leaves, joins again
- * through another manager (one of its RemoteManagers), then removes its former node.
- * Prints the node id.
+ * with other managers, it leaves, joins again through another manager, then removes its
+ * former node; when it cannot tell, it stops (aloneOrPeer). Prints the node id.
  */
 export function swarmInitCommand(advertiseAddr: string): string {
   const listen = `--advertise-addr ${advertiseAddr} --listen-addr 0.0.0.0:2377`;
-  const beforeLeave = [
-    `if [ "$(docker info --format '{{.Swarm.Managers}}')" -le 1 ]; then`,
-    `  docker swarm init --force-new-cluster ${listen} >/dev/null`,
-    `  ${PRINT_NODE_ID}`,
-    "  exit 0",
-    "fi",
-    "managerToken=$(docker swarm join-token -q manager)",
-    `peer=$(docker info --format '{{range .Swarm.RemoteManagers}}{{.NodeID}} {{.Addr}}{{"\\n"}}{{end}}' | awk -v self="$old" '$1 != self && $2 != "" { print $2; exit }')`,
-    `if [ -z "$peer" ]; then echo "no other manager to join again through" >&2; exit 1; fi`,
-  ];
   return [
     "set -eu",
     ...SETTLED_STATE,
-    ...leaveIfMoved(advertiseAddr, beforeLeave),
+    ...leaveIfMoved(advertiseAddr, aloneOrPeer(listen, advertiseAddr)),
     `if [ -n "$old" ]; then`,
     `  docker swarm join --token "$managerToken" --advertise-addr ${advertiseAddr} "$peer" >/dev/null`,
     ...REMOVE_OLD_NODE.map((l) => `  ${l}`),
@@ -254,23 +297,53 @@ export function staticLeftoversCommand(stack: string): string {
 }
 
 /**
- * Run on a host that joins: the token comes on stdin (a secret input: never on a command
- * line Pulumi logs, never in user-data). Nothing to do when the engine is in the swarm
- * already (a rebooted or re-attached host rejoins by itself with its kept state), unless
- * that state advertises a former address (a replaced machine, leaveIfMoved): then it
- * leaves, joins again with its own address and, as a manager, removes its former node.
+ * A worker whose own address did not move but whose kept managers do not include the first
+ * manager's address: a single manager replaced made the swarm anew at its new address
+ * (swarmInitCommand), and the worker dials the managers kept in its state.json (swarmkit
+ * node/node.go newPersistentRemotes) at their former address, for ever. A connected worker's
+ * list is the managers its session reports (agent/agent.go handleSessionMessage observes
+ * them and prunes the rest), so it waits a minute for the address to appear (a manager that
+ * just joined again is reported soon), then leaves to join again. Active or still pending
+ * (a rebooted worker that reaches no manager stays pending: moby noderunner.go State).
+ */
+function leaveIfManagersMoved(managerAddr: string): string[] {
+  return [
+    `if [ "$state" = active ] || [ "$state" = pending ]; then`,
+    "  known=''",
+    "  for _ in $(seq 30); do",
+    `    remotes=$(${REMOTE_MANAGERS})`,
+    `    if printf '%s\\n' "$remotes" | awk -v want=${managerAddr}:2377 '$2 == want { found = 1 } END { exit !found }'; then known=yes; break; fi`,
+    "    sleep 2",
+    "  done",
+    `  if [ -z "$known" ]; then`,
+    `    echo "this worker's swarm state knows its managers at $(printf '%s' "$remotes" | awk '{ print $2 }' | paste -sd ' ' -), not the first manager's address ${managerAddr}:2377 (a replaced single manager made the swarm anew there): node $(docker info --format '{{.Swarm.NodeID}}') leaves the swarm to join again" >&2`,
+    "    docker swarm leave --force >/dev/null",
+    "    state=inactive",
+    "  fi",
+    "fi",
+  ];
+}
+
+/**
+ * Run on a host that joins as `role`: the token comes on stdin (a secret input: never on a
+ * command line Pulumi logs, never in user-data). Nothing to do when the engine is in the swarm
+ * already (a rebooted or re-attached host rejoins by itself with its kept state), unless that
+ * state advertises a former address (a replaced machine, leaveIfMoved) or, on a worker, knows
+ * the managers only at former addresses (leaveIfManagersMoved): then it leaves, joins again
+ * with its own address and, as a manager, removes its former node (REMOVE_OLD_NODE).
  * Prints the node id.
  */
-export function swarmJoinCommand(managerAddr: string, advertiseAddr: string): string {
+export function swarmJoinCommand(managerAddr: string, advertiseAddr: string, role: "manager" | "worker"): string {
   return [
     "set -eu",
     ...SETTLED_STATE,
     ...leaveIfMoved(advertiseAddr),
+    ...(role === "worker" ? leaveIfManagersMoved(managerAddr) : []),
     ...UNLESS_ACTIVE,
     "IFS= read -r token || true",
     `case "$token" in SWMTKN-1-*) ;; *) echo "no swarm join token on stdin (the first manager's join-tokens command answered none)" >&2; exit 1 ;; esac`,
     `docker swarm join --token "$token" --advertise-addr ${advertiseAddr} ${managerAddr}:2377 >/dev/null`,
-    ...REMOVE_OLD_NODE,
+    ...(role === "manager" ? REMOVE_OLD_NODE : []),
     PRINT_NODE_ID,
   ].join("\n");
 }

@@ -77,22 +77,26 @@ describe("the engine in swarm mode", () => {
 });
 
 /**
- * Runs a rendered command with bash against a stand-in docker: `docker info` answers the
- * node state from a script of states (one per LocalNodeState query; "down": the engine does
- * not answer), and other `--format` queries from `info` (by the field asked); `remote` is the
- * RemoteManagers listing. Every other docker call succeeds silently, and is recorded.
+ * Runs a rendered command with bash against a stand-in docker (fixtures/swarm-engine-standin.sh):
+ * `docker info` answers the node state from a script of states (one per LocalNodeState query;
+ * "down": the engine does not answer), and other `--format` queries from `info` (by the field
+ * asked; several lines: one per query, then the last again); `remote` is the RemoteManagers
+ * listing; `files` are further answers (node-ls, node-ls-error). Every other docker call
+ * succeeds silently, and is recorded.
  */
-const STANDIN = path.join(__dirname, "fixtures", "swarm-docker-standin.sh");
-function runWithDocker(script: string, states: string[], stdin = "", info: Record<string, string> = {}): { code: number; stdout: string; stderr: string; calls: string[] } {
+const STANDIN = path.join(__dirname, "fixtures", "swarm-engine-standin.sh");
+function runWithDocker(
+  script: string,
+  states: string[],
+  stdin = "",
+  info: Record<string, string> = {},
+  files: Record<string, string> = {},
+): { code: number; stdout: string; stderr: string; calls: string[] } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dockyard-swarm-cmd-"));
   try {
-    fs.writeFileSync(path.join(dir, "states"), states.join("\n") + "\n");
-    for (const [k, v] of Object.entries({ NodeID: "node-new", ...info })) fs.writeFileSync(path.join(dir, `info-${k}`), v + "\n");
-    fs.writeFileSync(
-      path.join(dir, "docker"),
-      fs.readFileSync(STANDIN, "utf8"),
-      { mode: 0o755 },
-    );
+    for (const [k, v] of Object.entries({ NodeID: "node-new", ...info, LocalNodeState: states.join("\n") })) fs.writeFileSync(path.join(dir, `info-${k}`), v + "\n");
+    for (const [k, v] of Object.entries(files)) fs.writeFileSync(path.join(dir, k), v + "\n");
+    fs.writeFileSync(path.join(dir, "docker"), fs.readFileSync(STANDIN, "utf8"), { mode: 0o755 });
     // `sleep` is stubbed too: the pending loop must not take real seconds here.
     fs.writeFileSync(path.join(dir, "sleep"), "#!/bin/sh\nexit 0\n", { mode: 0o755 });
     const r = spawnSync("bash", ["-c", script], { input: stdin, env: { ...process.env, PATH: `${dir}:${process.env.PATH}`, STANDIN_DIR: dir }, encoding: "utf8" });
@@ -114,14 +118,14 @@ describe("init and join, as bash runs them", () => {
     expect(again.calls.filter((c) => c.startsWith("swarm"))).toEqual([]);
   });
   it("join reads the token from stdin, never from its command line, and joins as told", () => {
-    const script = swarmJoinCommand("10.0.0.5", "10.0.1.7");
+    const script = swarmJoinCommand("10.0.0.5", "10.0.1.7", "manager");
     expect(script).not.toMatch(/SWMTKN-1-[0-9a-z]{10}/);
     const r = runWithDocker(script, ["inactive"], `${token}\n`);
     expect(r.code).toBe(0);
     expect(r.calls).toContain(`swarm join --token ${token} --advertise-addr 10.0.1.7 10.0.0.5:2377`);
   });
   it("join waits while a rebooted engine is still pending, then leaves the rejoined one alone", () => {
-    const r = runWithDocker(swarmJoinCommand("10.0.0.5", "10.0.1.7"), ["pending", "pending", "active"], `${token}\n`);
+    const r = runWithDocker(swarmJoinCommand("10.0.0.5", "10.0.1.7", "manager"), ["pending", "pending", "active"], `${token}\n`);
     expect(r.code).toBe(0);
     expect(r.calls.filter((c) => c === "info --format {{.Swarm.LocalNodeState}}")).toHaveLength(3);
     expect(r.calls.filter((c) => c.startsWith("swarm"))).toEqual([]);
@@ -130,15 +134,15 @@ describe("init and join, as bash runs them", () => {
     const r = runWithDocker(swarmInitCommand("10.0.0.5"), ["down", "down", "inactive"]);
     expect(r.code).toBe(0);
     expect(r.calls).toContain("swarm init --advertise-addr 10.0.0.5 --listen-addr 0.0.0.0:2377");
-    const j = runWithDocker(swarmJoinCommand("10.0.0.5", "10.0.1.7"), ["down", "active"], `${token}\n`);
+    const j = runWithDocker(swarmJoinCommand("10.0.0.5", "10.0.1.7", "manager"), ["down", "active"], `${token}\n`);
     expect(j.code).toBe(0);
     expect(j.calls.filter((c) => c.startsWith("swarm"))).toEqual([]);
   });
   it("join stops, saying why, on an engine in error or without a token", () => {
-    const bad = runWithDocker(swarmJoinCommand("10.0.0.5", "10.0.1.7"), ["error"], `${token}\n`);
+    const bad = runWithDocker(swarmJoinCommand("10.0.0.5", "10.0.1.7", "manager"), ["error"], `${token}\n`);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/swarm state is error; expected active or inactive/);
-    const none = runWithDocker(swarmJoinCommand("10.0.0.5", "10.0.1.7"), ["inactive"], "\n");
+    const none = runWithDocker(swarmJoinCommand("10.0.0.5", "10.0.1.7", "manager"), ["inactive"], "\n");
     expect(none.code).toBe(1);
     expect(none.stderr).toMatch(/no swarm join token on stdin/);
     expect(none.calls.filter((c) => c.startsWith("swarm"))).toEqual([]);
@@ -146,7 +150,7 @@ describe("init and join, as bash runs them", () => {
   it("init and join print the node's id last (the host's proxy is pinned by it), fresh or already active", () => {
     expect(runWithDocker(swarmInitCommand("10.0.0.5"), ["inactive"], "", { NodeID: "n1" }).stdout).toBe("n1\n");
     expect(runWithDocker(swarmInitCommand("10.0.0.5"), ["active"], "", { NodeID: "n1", NodeAddr: "10.0.0.5" }).stdout).toBe("n1\n");
-    expect(nodeIdOf(runWithDocker(swarmJoinCommand("10.0.0.5", "10.0.1.7"), ["inactive"], `${token}\n`, { NodeID: "n2" }).stdout)).toBe("node-joined");
+    expect(nodeIdOf(runWithDocker(swarmJoinCommand("10.0.0.5", "10.0.1.7", "manager"), ["inactive"], `${token}\n`, { NodeID: "n2" }).stdout)).toBe("node-joined");
     expect(nodePlacement("warning\nabc123\n")).toEqual(["node.id==abc123"]);
   });
   // Issue 24 item 7: a replaced machine keeps the swarm state (moby daemon/cluster/noderunner.go
@@ -155,27 +159,28 @@ describe("init and join, as bash runs them", () => {
     const moved = { NodeAddr: "10.0.9.9", NodeID: "node-old" };
     const swarmCalls = (calls: string[]) => calls.filter((c) => /^(swarm|node) /.test(c));
     it("a worker leaves and joins again with its own address (it cannot remove its former node)", () => {
-      const r = runWithDocker(swarmJoinCommand("10.0.0.5", "10.0.1.7"), ["active"], `${token}\n`, { ...moved, ControlAvailable: "false" });
+      const r = runWithDocker(swarmJoinCommand("10.0.0.5", "10.0.1.7", "worker"), ["active"], `${token}\n`, { ...moved, ControlAvailable: "false" });
       expect(r.code, r.stderr).toBe(0);
       expect(swarmCalls(r.calls)).toEqual(["swarm leave --force", `swarm join --token ${token} --advertise-addr 10.0.1.7 10.0.0.5:2377`]);
-      expect(r.stderr).toMatch(/advertises 10\.0\.9\.9, a former address of this host \(now 10\.0\.1\.7\)/);
+      expect(r.stderr).toMatch(/advertises 10\.0\.9\.9, a former address of this host \(now 10\.0\.1\.7\)\nnode node-old leaves the swarm to join again/);
       expect(r.stdout).toBe("node-joined\n");
     });
     it("a manager joins again, then demotes and removes its former node (its Raft member: else the second replacement of 3 loses quorum)", () => {
-      const r = runWithDocker(swarmJoinCommand("10.0.0.5", "10.0.1.7"), ["active"], `${token}\n`, { ...moved, ControlAvailable: "true" });
+      const r = runWithDocker(swarmJoinCommand("10.0.0.5", "10.0.1.7", "manager"), ["active"], `${token}\n`, { ...moved, ControlAvailable: "true" });
       expect(r.code, r.stderr).toBe(0);
       expect(swarmCalls(r.calls)).toEqual(["swarm leave --force", `swarm join --token ${token} --advertise-addr 10.0.1.7 10.0.0.5:2377`, "node demote node-old", "node rm --force node-old"]);
     });
     it("a pending manager (its kept Raft peers unreachable at the state's address) is handled the same once settled", () => {
-      const r = runWithDocker(swarmJoinCommand("10.0.0.5", "10.0.1.7"), ["pending", "error"], `${token}\n`, { ...moved, ControlAvailable: "true" });
+      const r = runWithDocker(swarmJoinCommand("10.0.0.5", "10.0.1.7", "manager"), ["pending", "error"], `${token}\n`, { ...moved, ControlAvailable: "true" });
       expect(r.code, r.stderr).toBe(0);
       expect(swarmCalls(r.calls)[0]).toBe("swarm leave --force");
     });
     it("the first manager, with other managers: takes the manager token, leaves, joins through another manager, removes its former node; no new swarm", () => {
       const remote = "node-old 10.0.9.9:2377\nnode-b 10.0.1.7:2377\nnode-c 10.0.2.8:2377";
-      const r = runWithDocker(swarmInitCommand("10.0.0.5"), ["active"], "", { ...moved, Managers: "3", ControlAvailable: "true", remote });
+      const r = runWithDocker(swarmInitCommand("10.0.0.5"), ["active"], "", { ...moved, Managers: "3", ControlAvailable: "true", remote }, { "node-ls": "node-old\nnode-b\nnode-c" });
       expect(r.code, r.stderr).toBe(0);
       expect(swarmCalls(r.calls)).toEqual([
+        "node ls --filter role=manager --format {{.ID}}",
         "swarm join-token -q manager",
         "swarm leave --force",
         "swarm join --token SWMTKN-1-manager-token --advertise-addr 10.0.0.5 10.0.1.7:2377",
@@ -184,14 +189,71 @@ describe("init and join, as bash runs them", () => {
       ]);
       expect(r.stdout).toBe("node-joined\n");
     });
-    it("the first manager alone: makes the swarm anew from its kept state with the new address (init --force-new-cluster)", () => {
-      const r = runWithDocker(swarmInitCommand("10.0.0.5"), ["active"], "", { ...moved, Managers: "1" });
+    it("the first manager alone (the control plane lists it as the only manager): makes the swarm anew from its kept state with the new address (init --force-new-cluster)", () => {
+      const r = runWithDocker(swarmInitCommand("10.0.0.5"), ["active"], "", { ...moved, Managers: "1" }, { "node-ls": "node-old" });
       expect(r.code, r.stderr).toBe(0);
-      expect(swarmCalls(r.calls)).toEqual(["swarm init --force-new-cluster --advertise-addr 10.0.0.5 --listen-addr 0.0.0.0:2377"]);
+      expect(swarmCalls(r.calls)).toEqual(["node ls --filter role=manager --format {{.ID}}", "swarm init --force-new-cluster --advertise-addr 10.0.0.5 --listen-addr 0.0.0.0:2377"]);
+    });
+    // moby daemon/cluster/swarm.go Info: Managers is counted only when the node is an active
+    // manager and ListNodes answers; else it stays 0, the error goes to Swarm.Error and
+    // `docker info` still succeeds. A first manager of 3 back at a new address, with no leader,
+    // reads Managers 0: it must not take that for "alone" and fork the swarm from stale Raft data.
+    // `docker node ls` fails instead (nodes.go GetNodes: lockedManagerAction; swarmkit
+    // api/control.pb.go raftProxyControlServer.ListNodes: LeaderConn, raft.go ErrNoClusterLeader / errLostQuorum).
+    it("the first manager whose control plane does not answer (no leader: Managers 0, an error) stops, saying why; never --force-new-cluster, never leaves", () => {
+      const noLeader = "Error response from daemon: rpc error: code = Unknown desc = The swarm does not have a leader. It's possible that too few managers are online.";
+      const r = runWithDocker(swarmInitCommand("10.0.0.5"), ["active"], "", { ...moved, Managers: "0", ControlAvailable: "true", Error: "raft: no elected cluster leader" }, { "node-ls-error": noLeader });
+      expect(r.code).toBe(1);
+      expect(r.calls.filter((c) => c.includes("--force-new-cluster") || c.startsWith("swarm leave") || c.startsWith("swarm join"))).toEqual([]);
+      expect(r.calls.filter((c) => c.startsWith("node ls")).length).toBeGreaterThan(1);
+      expect(r.stderr).toMatch(/cannot tell whether other managers remain/);
+      expect(r.stderr).toContain("The swarm does not have a leader");
+      expect(r.stderr).not.toMatch(/leaves the swarm/);
+      expect(r.stderr).toMatch(/docker swarm init --force-new-cluster --advertise-addr 10\.0\.0\.5/);
+      expect(r.stdout).toBe("");
+    });
+    it("a manager that is not a reachable manager yet right after its join waits for it, then demotes and removes its former node", () => {
+      const r = runWithDocker(swarmJoinCommand("10.0.0.5", "10.0.1.7", "manager"), ["active"], `${token}\n`, { ...moved, ControlAvailable: "false\nfalse\ntrue" });
+      expect(r.code, r.stderr).toBe(0);
+      expect(swarmCalls(r.calls).slice(-2)).toEqual(["node demote node-old", "node rm --force node-old"]);
+    });
+    it("a manager that never becomes a reachable manager, or cannot remove its former node, fails saying what is left to do; never skips it silently", () => {
+      const never = runWithDocker(swarmJoinCommand("10.0.0.5", "10.0.1.7", "manager"), ["active"], `${token}\n`, { ...moved, ControlAvailable: "false" });
+      expect(never.code).toBe(1);
+      expect(never.calls.filter((c) => c.startsWith("node rm"))).toEqual([]);
+      expect(never.stderr).toMatch(/not a reachable manager/);
+      expect(never.stderr).toContain("docker node demote node-old && docker node rm --force node-old");
+      const refused = runWithDocker(swarmJoinCommand("10.0.0.5", "10.0.1.7", "manager"), ["active"], `${token}\n`, { ...moved, ControlAvailable: "true" }, { "node-rm-error": "Error response from daemon: rpc error: code = FailedPrecondition" });
+      expect(refused.code).toBe(1);
+      expect(refused.calls.filter((c) => c.startsWith("node rm")).length).toBeGreaterThan(1);
+      expect(refused.stderr).toContain("docker node demote node-old && docker node rm --force node-old");
+      // The first manager's rejoin removes its former node the same way.
+      const first = runWithDocker(swarmInitCommand("10.0.0.5"), ["active"], "", { ...moved, ControlAvailable: "false", remote: "node-b 10.0.1.7:2377" }, { "node-ls": "node-old\nnode-b\nnode-c" });
+      expect(first.code).toBe(1);
+      expect(first.stderr).toMatch(/not a reachable manager/);
+    });
+    // swarmkit node/node.go newPersistentRemotes: a node dials the managers kept in state.json;
+    // agent/agent.go handleSessionMessage replaces them with the managers a connected session
+    // reports. A single manager replaced re-inits at its new address (above): its workers keep
+    // dialling the old one and never reconnect, while their own address did not move.
+    it("a worker whose kept managers do not include the first manager's address leaves and joins again; one that has it is left alone", () => {
+      const stale = runWithDocker(swarmJoinCommand("10.0.0.5", "10.0.1.7", "worker"), ["active"], `${token}\n`, { NodeAddr: "10.0.1.7", NodeID: "node-w", remote: "node-m 10.0.9.9:2377" });
+      expect(stale.code, stale.stderr).toBe(0);
+      expect(swarmCalls(stale.calls)).toEqual(["swarm leave --force", `swarm join --token ${token} --advertise-addr 10.0.1.7 10.0.0.5:2377`]);
+      expect(stale.stderr).toMatch(/10\.0\.9\.9:2377, not the first manager's address 10\.0\.0\.5:2377/);
+      expect(stale.stdout).toBe("node-joined\n");
+      // Rebooted, it reaches no manager and stays pending (moby noderunner.go State): the same.
+      const pending = runWithDocker(swarmJoinCommand("10.0.0.5", "10.0.1.7", "worker"), ["pending"], `${token}\n`, { NodeAddr: "10.0.1.7", NodeID: "node-w", remote: "node-m 10.0.9.9:2377" });
+      expect(pending.code, pending.stderr).toBe(0);
+      expect(swarmCalls(pending.calls)).toEqual(swarmCalls(stale.calls));
+      const current = runWithDocker(swarmJoinCommand("10.0.0.5", "10.0.1.7", "worker"), ["active"], `${token}\n`, { NodeAddr: "10.0.1.7", NodeID: "node-w", remote: "node-m 10.0.9.9:2377\nnode-n 10.0.0.5:2377" });
+      expect(current.code, current.stderr).toBe(0);
+      expect(swarmCalls(current.calls)).toEqual([]);
+      expect(current.stdout).toBe("node-w\n");
     });
     it("a host whose kept state advertises its own address is left alone", () => {
-      for (const script of [swarmInitCommand("10.0.1.7"), swarmJoinCommand("10.0.0.5", "10.0.1.7")]) {
-        const r = runWithDocker(script, ["active"], `${token}\n`, { NodeAddr: "10.0.1.7", Managers: "3", ControlAvailable: "true" });
+      for (const script of [swarmInitCommand("10.0.1.7"), swarmJoinCommand("10.0.0.5", "10.0.1.7", "manager"), swarmJoinCommand("10.0.0.5", "10.0.1.7", "worker")]) {
+        const r = runWithDocker(script, ["active"], `${token}\n`, { NodeAddr: "10.0.1.7", Managers: "3", ControlAvailable: "true", remote: "node-m 10.0.0.5:2377" });
         expect(r.code).toBe(0);
         expect(swarmCalls(r.calls)).toEqual([]);
       }
@@ -199,7 +261,7 @@ describe("init and join, as bash runs them", () => {
   });
   it("pass shellcheck", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dockyard-swarm-sc-"));
-    const files = [swarmInitCommand("10.0.0.5"), swarmJoinCommand("10.0.0.5", "10.0.1.7"), JOIN_TOKENS_COMMAND, staticLeftoversCommand("prod")].map((s, i) => {
+    const files = [swarmInitCommand("10.0.0.5"), swarmJoinCommand("10.0.0.5", "10.0.1.7", "manager"), swarmJoinCommand("10.0.0.5", "10.0.1.7", "worker"), JOIN_TOKENS_COMMAND, staticLeftoversCommand("prod")].map((s, i) => {
       const f = path.join(dir, `c${i}.sh`);
       fs.writeFileSync(f, s);
       return f;
