@@ -176,7 +176,7 @@ export class SwarmFleet extends pulumi.ComponentResource {
         return new command.local.Command(
           `${name}-${h.name}-join`,
           hostCommandArgs(h.connection, {
-            create: pulumi.all([first.address, h.address]).apply(([m, own]) => swarmJoinCommand(m, own)),
+            create: pulumi.all([first.address, h.address]).apply(([m, own]) => swarmJoinCommand(m, own, role)),
             stdin: pulumi.secret(tokens.stdout.apply((out) => `${joinToken(out, role)}\n`)),
             triggers: newMachineTriggers(h),
           }),
