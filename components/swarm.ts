@@ -172,7 +172,8 @@ const REMOVE_OLD_NODE = [
  * daemon/cluster/swarm.go Info counts them only when the node is an active manager and
  * ListNodes answers, else leaves 0 (the error in Swarm.Error) and still succeeds: a first
  * manager of 3 back at a new address without a leader would read 0 and fork the swarm from
- * stale Raft data with `init --force-new-cluster`. Alone (it lists only itself): makes the
+ * stale Raft data with `init --force-new-cluster`. `{{.ID}}` is the bare id (docker/cli
+ * cli/command/node/formatter.go: the self marker is `.Self`). Alone (it lists only itself): makes the
  * swarm anew at the new address. Not answering for a minute: stops, saying why and what the
  * operator does. Else: takes the manager token while it still is one, and another manager's
  * address (one of its RemoteManagers) to join again through.

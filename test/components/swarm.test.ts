@@ -395,7 +395,12 @@ describe("the program in swarm mode (prod, mock runtime)", () => {
     const names = r.resources.map((x) => `${x.type} ${x.name}`);
     expect(names).toContain("command:local:Command swarm-prod-app-1-init");
     expect(names).toEqual(expect.arrayContaining(["command:local:Command swarm-prod-app-2-join", "command:local:Command swarm-prod-app-3-join"]));
-    for (const j of r.resources.filter((x) => x.name.endsWith("-join"))) expect(isSecretValue(j.inputs.stdin)).toBe(true);
+    for (const j of r.resources.filter((x) => x.name.endsWith("-join"))) {
+      expect(isSecretValue(j.inputs.stdin)).toBe(true);
+      // Hosts 2 and 3 are managers: their join removes a former node, and has no worker's check.
+      expect(String(j.inputs.create), j.name).toContain(`docker node rm --force "$old"`);
+      expect(String(j.inputs.create), j.name).not.toContain("this worker's swarm state");
+    }
     const services = r.resources.filter((x) => x.type === "docker:index/service:Service").map((x) => x.inputs.name);
     expect(services.sort()).toEqual(["proxy-prod-app-1", "proxy-prod-app-2", "proxy-prod-app-3", "web"]);
     // No container runs outside the swarm, and no pull is anonymous: every host pulls both images.
