@@ -26,8 +26,13 @@ fail() {
 
 while :; do
   # "<state>|<replicas>|<message>" (docker/cli formats the API's Service; a pointer prints its value).
-  info=$(docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}|{{if .Spec.Mode.Replicated}}{{.Spec.Mode.Replicated.Replicas}}{{end}}|{{if .UpdateStatus}}{{.UpdateStatus.Message}}{{end}}' "$service" 2>&1) ||
-    fail "docker service inspect failed: $info"
+  # A failed query (a manager without a leader for a moment, e.g. while managers are replaced)
+  # is asked again until the timeout.
+  if ! info=$(docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}|{{if .Spec.Mode.Replicated}}{{.Spec.Mode.Replicated.Replicas}}{{end}}|{{if .UpdateStatus}}{{.UpdateStatus.Message}}{{end}}' "$service" 2>&1); then
+    ((SECONDS >= deadline)) && fail "docker service inspect failed within ${timeout}s: $info"
+    sleep 2
+    continue
+  fi
   IFS='|' read -r state replicas message <<<"$info"
   case $state in
     rollback_started | rollback_completed | paused | rollback_paused)
@@ -37,19 +42,21 @@ while :; do
   if [[ -z $state || $state == completed ]]; then
     # "<image> <current state>" per task swarm wants running (docker/cli task formatter:
     # --no-trunc keeps the digest; CurrentState is "Running 5 seconds ago").
-    tasks=$(docker service ps --no-trunc --filter desired-state=running --format '{{.Image}} {{.CurrentState}}' "$service" 2>&1) ||
-      fail "docker service ps failed: $tasks"
-    new=0
-    old=0
-    while read -r task_image current _; do
-      [[ $current == Running ]] || continue
-      if [[ $task_image == "$image" ]]; then new=$((new + 1)); else old=$((old + 1)); fi
-    done <<<"$tasks"
-    if ((old == 0 && new >= ${replicas:-0})); then
-      echo "dockyard: service $service: update ${state:-done}, $new running task(s) of $image"
-      exit 0
+    if ! tasks=$(docker service ps --no-trunc --filter desired-state=running --format '{{.Image}} {{.CurrentState}}' "$service" 2>&1); then
+      last="$last, docker service ps failed: $tasks"
+    else
+      new=0
+      old=0
+      while read -r task_image current _; do
+        [[ $current == Running ]] || continue
+        if [[ $task_image == "$image" ]]; then new=$((new + 1)); else old=$((old + 1)); fi
+      done <<<"$tasks"
+      if ((old == 0 && new >= ${replicas:-0})); then
+        echo "dockyard: service $service: update ${state:-done}, $new running task(s) of $image"
+        exit 0
+      fi
+      last="$last, running tasks: $new of $image (want ${replicas:-all}), $old of another image"
     fi
-    last="$last, running tasks: $new of $image (want ${replicas:-all}), $old of another image"
   fi
   ((SECONDS >= deadline)) && fail "not converged within ${timeout}s ($last); the update to $image did not converge"
   sleep 2

@@ -88,6 +88,14 @@ describe("the swarm update gate, as bash runs it", () => {
     expect(r.inspects).toBe(4);
   });
 
+  it("asks again when a query fails (a manager without a leader for a moment), until the timeout", () => {
+    const noLeader = "FAIL Error response from daemon: rpc error: code = Unknown desc = The swarm does not have a leader.";
+    expect(gate(line, [noLeader, noLeader, "completed|3|update completed"], { 1: running(NEW, 3) }).code).toBe(0);
+    const r = gate(`bash -s -- 0 'web' '${NEW}'`, [noLeader], {});
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("docker service inspect failed within 0s: Error response from daemon: rpc error: code = Unknown desc = The swarm does not have a leader.");
+  });
+
   it("fails once its time is up, saying what it saw (tasks that are not running do not count)", () => {
     const r = gate(`bash -s -- 0 'web' '${NEW}'`, ["completed|3|update completed"], { 1: `${running(NEW, 2)}\n${OLD} Running 9 seconds ago\n${NEW} Starting 1 second ago` });
     expect(r.code).toBe(1);
