@@ -12,6 +12,9 @@
 # resourceDockerServiceUpdateRefreshFunc + replicatedConsoleLogUpdater.update) counts running
 # tasks by slot while UpdateStatus is `updating`; once the new task failed and before swarm
 # starts the rollback, the old tasks fill every slot and it reports the update complete.
+# A state left from an earlier update does not pass or fail this one: every update that is no
+# rollback resets UpdateStatus to none (moby/swarmkit manager/controlapi/service.go
+# UpdateService), so "none" means the new spec's tasks decide, by their image.
 set -euo pipefail
 
 timeout=$1
