@@ -76,12 +76,14 @@ describe("SSH dials of one up (issue 24 item 12)", () => {
     expect([total(hosts, "commands"), total(hosts, "providers")]).toEqual([21, 3]);
   });
 
-  it("prod in swarm mode: per host 1 ready check + 1 pull per image + init or join + leftovers, the join tokens once; 16 commands and 1 provider connection", async () => {
-    const hosts = dialsByHost(await contractRender(SWARM_STACK));
+  it("prod in swarm mode: per host 1 ready check + 1 pull per image + init or join + leftovers, the join tokens once, and on the first manager one update gate per swarm service and per host's proxy; 20 commands and 1 provider connection", async () => {
+    const rendered = await contractRender(SWARM_STACK);
+    const hosts = dialsByHost(rendered);
     expect(hosts.size).toBe(3);
     const images = 2; // web and the proxy, pulled on every host
     for (const [dest, h] of hosts) expect(h.commands.filter((c) => c.endsWith("-pull")), dest).toHaveLength(images);
-    expect(total(hosts, "commands")).toBe(hosts.size * (1 + images + 2) + 1);
-    expect([total(hosts, "commands"), total(hosts, "providers")]).toEqual([16, 1]);
+    const services = 1; // web; each host's proxy service has its own gate too (components/swarm-fleet.ts)
+    expect(total(hosts, "commands")).toBe(hosts.size * (1 + images + 2) + 1 + services + hosts.size);
+    expect([total(hosts, "commands"), total(hosts, "providers")]).toEqual([20, 1]);
   });
 });
