@@ -30,7 +30,6 @@
  * - Serving gates per host: swarm replaces tasks itself; a host's turn in a machine rollout
  *   ends with its init or join (SwarmFleetArgs.rollout).
  */
-import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as aws from "@pulumi/aws";
@@ -111,13 +110,16 @@ const PROXY_CONVERGE_SECONDS = 150;
 
 /**
  * What runs a service's update gate again: the service's id (a replaced service), its image
- * and a hash of its task spec as the provider returned it (anything else that rolls its tasks).
+ * and its task spec as the provider returned it (anything else that rolls its tasks).
  * pulumi-command marks triggers replaceOnChanges (provider/pkg/provider/common/inputs.go): a
  * change replaces the gate, whose create runs it; a failed gate keeps its old triggers in
  * state, so the next `up` runs it again (components/rollout.ts, the same for serving gates).
  */
 function updateGateTriggers(service: docker.Service, image: string): pulumi.Input<unknown>[] {
-  return [service.id, image, service.taskSpec.apply((spec) => createHash("sha256").update(JSON.stringify(spec ?? null)).digest("hex"))];
+  // The task spec itself, not a hash of it: `dockyard diff` then compares it like the service's
+  // own input, stack names normalized, and two stacks that are the same environment stay equal
+  // (a hash of the names inside differs from stack to stack).
+  return [service.id, image, service.taskSpec];
 }
 
 let gateScript: string | undefined;
