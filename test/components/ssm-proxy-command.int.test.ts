@@ -8,6 +8,9 @@
  * botocore exceptions.py; codes from data/ec2-instance-connect/2018-04-02/service-2.json),
  * exit 254 as CLI v2 does; `ssm start-session` records its arguments and ends the session.
  *
+ * An integration test (*.int.test.ts): it needs the system's OpenSSH and, for its last case, the
+ * AWS CLI on PATH (root's, on this machine), which `npm run test:unit` as a newcomer does not have.
+ *
  * What this cannot show: AWS itself (the real push and Session Manager); ssh then ends with
  * 255 because the stand-in session carries no SSH server.
  */
